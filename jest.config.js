@@ -1,0 +1,15 @@
+/** Jest runs the TypeScript sources directly (ts-jest, transpile only: `npm run typecheck` is the type gate). */
+module.exports = {
+  testEnvironment: 'node',
+  roots: ['<rootDir>/test'],
+  testMatch: ['**/*.test.ts'],
+  transform: {
+    '^.+\\.[tj]s$': ['ts-jest', { isolatedModules: true, tsconfig: { allowJs: true, module: 'commonjs', esModuleInterop: true } }],
+  },
+  // The MCP SDK depends on ESM-only packages (jose v6, pkce-challenge); let ts-jest turn them into CommonJS.
+  transformIgnorePatterns: ['/node_modules/(?!(jose|pkce-challenge)/)'],
+  // Two cores: integration suites start real servers, so keep parallelism small.
+  maxWorkers: 2,
+  testTimeout: 30000,
+  reporters: ['default', '<rootDir>/test/support/summary-reporter.js'],
+};

@@ -1,0 +1,27 @@
+/** Human approval of one exact call: same tenant, session, tool and arguments hash, used at most once. */
+export type ApprovalStatus = 'pending' | 'approved' | 'denied' | 'used';
+
+export interface Approval {
+  id: string;
+  tenant: string;
+  principal: string;
+  session: string;
+  tool: string;
+  arguments_sha256: string;
+  status: ApprovalStatus;
+  /** Epoch ms. */
+  created_at: number;
+  expires_at: number;
+  decided_by?: string;
+}
+
+export interface ApprovalStore {
+  /** Returns the existing pending/approved approval for this exact call, or creates a pending one. */
+  request(input: Omit<Approval, 'id' | 'status' | 'created_at' | 'decided_by'>, now: number): Promise<Approval>;
+  get(id: string): Promise<Approval | null>;
+  /** pending → approved | denied. Returns null if unknown, expired or already decided. */
+  decide(id: string, decision: 'approved' | 'denied', operator: string, now: number): Promise<Approval | null>;
+  /** approved → used, atomically, for this exact call. Returns the approval if it was consumed. */
+  consume(tenant: string, session: string, tool: string, argumentsSha256: string, now: number): Promise<Approval | null>;
+  close?(): Promise<void>;
+}

@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import type { Approval, ApprovalStore } from './approval-store';
+
+/**
+ * The embedded approval store, for one process. An approval is bound to one exact call (tenant,
+ * session, tool, arguments hash) and moves one way: pending → approved | denied, approved → used, once.
+ * Ids are random so one tenant cannot guess or enumerate another's approvals. Approvals are not durable:
+ * a restart forgets them, which fails closed (the call asks for approval again).
+ */
+
+/** Decided, used and expired approvals stay readable this long after they expire, then are dropped. */
+const RETAIN_AFTER_EXPIRY_MS = 60 * 60_000;
+const PRUNE_INTERVAL_MS = 60_000;
+
+export interface MemoryApprovalStoreOptions {
+  /** Id generator; defaults to crypto.randomUUID. */
+  random?: () => string;
+}
+
+export function createMemoryApprovalStore(options: MemoryApprovalStoreOptions = {}): ApprovalStore & { close(): Promise<void> } {
+  const newId = options.random ?? randomUUID;
+  const byId = new Map<string, Approval>();
+  // The open (pending or approved) approval for each exact call; decided-denied and used ones leave it.
+  const openByCall = new Map<string, string>();
+  let lastPrune = -Infinity;
+
+  function openFor(tenant: string, session: string, tool: string, sha: string, now: number): Approval | null {
+    const key = callKey(tenant, session, tool, sha);
+    const id = openByCall.get(key);
+    const approval = id === undefined ? undefined : byId.get(id);
+    if (!approval || (approval.status !== 'pending' && approval.status !== 'approved')) return null;
+    if (approval.expires_at <= now) {
+      openByCall.delete(key);
+      return null;
+    }
+    return approval;
+  }
+
+  function prune(now: number): void {
+    if (now - lastPrune < PRUNE_INTERVAL_MS) return;
+    lastPrune = now;
+    for (const [id, a] of byId) {
+      if (a.expires_at + RETAIN_AFTER_EXPIRY_MS > now) continue;
+      byId.delete(id);
+      const key = callKey(a.tenant, a.session, a.tool, a.arguments_sha256);
+      if (openByCall.get(key) === id) openByCall.delete(key);
+    }
+  }
+
+  return {
+    async request(input, now) {
+      prune(now);
+      const existing = openFor(input.tenant, input.session, input.tool, input.arguments_sha256, now);
+      if (existing) return { ...existing };
+      const id = newId();
+      if (byId.has(id)) throw new Error('approval id generator returned a duplicate');
+      const approval: Approval = {
+        id,
+        tenant: input.tenant,
+        principal: input.principal,
+        session: input.session,
+        tool: input.tool,
+        arguments_sha256: input.arguments_sha256,
+        status: 'pending',
+        created_at: now,
+        expires_at: input.expires_at,
+      };
+      byId.set(id, approval);
+      openByCall.set(callKey(input.tenant, input.session, input.tool, input.arguments_sha256), id);
+      return { ...approval };
+    },
+
+    async get(id) {
+      const approval = byId.get(id);
+      return approval ? { ...approval } : null;
+    },
+
+    async decide(id, decision, operator, now) {
+      const approval = byId.get(id);
+      if (!approval || approval.status !== 'pending' || approval.expires_at <= now) return null;
+      approval.status = decision;
+      approval.decided_by = operator;
+      if (decision === 'denied') {
+        const key = callKey(approval.tenant, approval.session, approval.tool, approval.arguments_sha256);
+        if (openByCall.get(key) === id) openByCall.delete(key);
+      }
+      return { ...approval };
+    },
+
+    async consume(tenant, session, tool, argumentsSha256, now) {
+      const approval = openFor(tenant, session, tool, argumentsSha256, now);
+      if (!approval || approval.status !== 'approved') return null;
+      // Check and transition happen with no await between them, so two concurrent calls cannot both use it.
+      approval.status = 'used';
+      openByCall.delete(callKey(tenant, session, tool, argumentsSha256));
+      return { ...approval };
+    },
+
+    async close() {
+      byId.clear();
+      openByCall.clear();
+    },
+  };
+}
+
+/** JSON of the tuple: unambiguous whatever characters the parts contain. */
+function callKey(tenant: string, session: string, tool: string, sha: string): string {
+  return JSON.stringify([tenant, session, tool, sha]);
+}

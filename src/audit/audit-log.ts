@@ -1,0 +1,55 @@
+/**
+ * Per-tenant, append-only, hash-chained audit. Each record's `hash` is SHA-256 over its canonical JSON
+ * (without `hash`), which includes `prev_hash`; the first record's prev_hash is GENESIS_HASH.
+ * Records carry references and hashes only: never a token, secret or credential value.
+ */
+export const GENESIS_HASH = '0'.repeat(64);
+
+export interface AuditEvent {
+  type: 'authorize' | 'complete' | 'revoke' | 'restore' | 'approval' | 'token' | 'quarantine';
+  decision?: 'allow' | 'deny';
+  reason?: string;
+  call_id?: string;
+  server?: string;
+  principal?: string;
+  session?: string;
+  jti?: string;
+  tool?: string;
+  /** SHA-256 of the canonical JSON of the effective arguments. */
+  arguments_sha256?: string;
+  /** e.g. "vault:secret/data/tenants/acme/crm" — a reference, never a value. */
+  credential_ref?: string;
+  lease_id?: string;
+  status?: string;
+  records?: number;
+  operator?: string;
+  detail?: string;
+}
+
+export interface AuditRecord extends AuditEvent {
+  tenant: string;
+  /** 1-based, gap-free per tenant. */
+  seq: number;
+  /** ISO-8601. */
+  ts: string;
+  prev_hash: string;
+  hash: string;
+}
+
+export interface AuditVerifyResult {
+  ok: boolean;
+  events: number;
+  head: string;
+  /** The first record that does not verify. */
+  broken?: { seq: number; problem: string };
+}
+
+export interface AuditLog {
+  /** Resolves only once the record is durable (fsync or commit); rejects if it cannot be made so. */
+  append(tenant: string, event: AuditEvent): Promise<AuditRecord>;
+  read(tenant: string, options?: { afterSeq?: number; limit?: number }): Promise<AuditRecord[]>;
+  verify(tenant: string): Promise<AuditVerifyResult>;
+  tenants(): Promise<string[]>;
+  ready?(): Promise<boolean>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,24 @@
+import type { Policy } from '../policy/schema';
+
+/**
+ * The tools a token may use on a server: tenant tools ∩ server tools ∩ token scope, and, for a
+ * principal configured in policy, ∩ that principal's tools. Recomputed from the current policy on every
+ * call, so removing a tool from policy takes effect without waiting for tokens to expire.
+ * Principals from a tenant IdP (token exchange) are not listed in policy; their scope was bounded by
+ * the tenant's `idp.scope` when the token was issued.
+ */
+export function allowedTools(policy: Policy, token: { tenant: string; principal: string; audience: string; scope: readonly string[] }): string[] {
+  // Object.hasOwn: policy maps are plain objects, and "constructor" is a valid tool id.
+  const tenant = Object.hasOwn(policy.tenants, token.tenant) ? policy.tenants[token.tenant] : undefined;
+  const server = Object.hasOwn(policy.servers, token.audience) ? policy.servers[token.audience] : undefined;
+  if (!tenant || !server) return [];
+  const principal = Object.hasOwn(tenant.principals, token.principal) ? tenant.principals[token.principal] : undefined;
+  return token.scope.filter(
+    (tool) => Object.hasOwn(tenant.tools, tool) && server.tools.includes(tool) && (principal === undefined || principal.tools.includes(tool)),
+  );
+}
+
+export function isToolAllowed(policy: Policy, token: { tenant: string; principal: string; audience: string; scope: readonly string[] }, tool: string): boolean {
+  if (!token.scope.includes(tool)) return false;
+  return allowedTools(policy, { ...token, scope: [tool] }).length === 1;
+}

@@ -1,0 +1,211 @@
+import { randomUUID } from 'node:crypto';
+import type { ApprovalStore } from '../approvals/approval-store';
+import type { AuditLog } from '../audit/audit-log';
+import type { Clock } from '../clock';
+import type { CredentialResolver } from '../credentials/credential-resolver';
+import { BrokerError, isBrokerError, type Reason } from '../errors';
+import { argumentsHash } from '../crypto/hash';
+import type { Policy } from '../policy/schema';
+import type { QuotaStore } from '../quotas/quota-store';
+import type { RevocationStore } from '../revocation/revocation-store';
+import type { SessionStore } from '../sessions/session-store';
+import type { VerifiedToken } from '../tokens/claims';
+import { isToolAllowed } from './allowed-tools';
+import { checkResourceScope } from './resource-scope';
+import { applyInject, findTenantOverride } from './tenant-override';
+
+export interface AuthorizeRequest {
+  /** The authenticated MCP server (from its key or client certificate), never from the body. */
+  server: string;
+  token: string;
+  tool: string;
+  arguments: Record<string, unknown>;
+  call_id?: string;
+  /** Tenant identifiers sent at the top level of the body; any that differs is a tenant_override. */
+  claimedTenants: string[];
+}
+
+export interface AllowDecision {
+  decision: 'allow';
+  call_id: string;
+  tenant: string;
+  principal: string;
+  session: string;
+  tool: string;
+  arguments: Record<string, unknown>;
+  credential: { source: string; ref: string; value: string; lease_id?: string; expires_at?: string };
+  expires_at: string;
+}
+
+export interface AuthorizerDeps {
+  policy: () => Policy;
+  verifier: { verify(token: string, audience: string): Promise<VerifiedToken> };
+  revocations: Pick<RevocationStore, 'check'>;
+  quotas: Pick<QuotaStore, 'takeCall' | 'acquireSlot' | 'releaseSlot'>;
+  sessions: Pick<SessionStore, 'touch' | 'isQuarantined' | 'putCall'>;
+  approvals: Pick<ApprovalStore, 'request' | 'consume'>;
+  credentials: Pick<CredentialResolver, 'resolve' | 'revokeLease'>;
+  audit: Pick<AuditLog, 'append'>;
+  clock: Clock;
+  /** How long an approval request stays open. */
+  approvalTtlMs?: number;
+  onDecision?: (decision: 'allow' | 'deny', reason: string, tool: string) => void;
+}
+
+export interface Authorizer {
+  authorize(request: AuthorizeRequest): Promise<AllowDecision>;
+  /** Verifies a token for this server and checks revocation; used by manifest and complete. */
+  verifyLive(server: string, token: string): Promise<VerifiedToken>;
+}
+
+/** Runs a step that touches shared state; any failure there is a typed 503, never an allow. */
+async function step<T>(reason: Reason, message: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (isBrokerError(err)) throw err;
+    throw new BrokerError(reason, message, { cause: err });
+  }
+}
+
+/**
+ * The authorize pipeline. The order is the threat model: who is asking (server, then token), is it
+ * still alive (revocation, quarantine), what may it touch (tool, tenant binding, resource), how much
+ * (quotas), does a human need to say yes (approval), and only then the upstream credential, which is
+ * released to the caller only after the audit record is durable.
+ */
+export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
+  const approvalTtlMs = deps.approvalTtlMs ?? 15 * 60_000;
+
+  async function verifyLive(server: string, token: string): Promise<VerifiedToken> {
+    const verified = await deps.verifier.verify(token, server);
+    const revoked = await step('state_unavailable', 'revocation state is unavailable', () => deps.revocations.check({ tid: verified.tenant, sub: verified.principal, sid: verified.session, jti: verified.jti }));
+    if (revoked) throw new BrokerError(revoked, revocationMessage(revoked));
+    return verified;
+  }
+
+  async function authorize(request: AuthorizeRequest): Promise<AllowDecision> {
+    const policy = deps.policy();
+    const token = await verifyLive(request.server, request.token);
+    const tenant = token.tenant;
+    const callId = request.call_id ?? randomUUID();
+    const audit = (decision: 'allow' | 'deny', extra: Record<string, unknown>) =>
+      deps.audit.append(tenant, {
+        type: 'authorize',
+        decision,
+        call_id: callId,
+        server: request.server,
+        principal: token.principal,
+        session: token.session,
+        jti: token.jti,
+        tool: request.tool,
+        ...extra,
+      });
+
+    let slotHeld = false;
+    try {
+      if (await step('state_unavailable', 'session state is unavailable', () => deps.sessions.isQuarantined(tenant, token.session))) {
+        throw new BrokerError('session_quarantined', 'this session is quarantined; an operator must review it');
+      }
+      if (!isToolAllowed(policy, { tenant, principal: token.principal, audience: request.server, scope: token.scope }, request.tool)) {
+        throw new BrokerError('tool_not_allowed', `tool "${request.tool}" is not allowed for this token on this server`);
+      }
+      const toolPolicy = policy.tenants[tenant]!.tools[request.tool]!;
+
+      const claimed = request.claimedTenants.find((t) => t !== tenant);
+      if (claimed !== undefined) throw new BrokerError('tenant_override', 'the request names a tenant other than the token\'s');
+      const overridePath = findTenantOverride(request.arguments, tenant);
+      if (overridePath !== null) throw new BrokerError('tenant_override', `arguments.${overridePath} names a tenant other than the token's`);
+
+      let effective = applyInject(request.arguments, toolPolicy.inject ?? {});
+      if (toolPolicy.resource) {
+        const scope = checkResourceScope(effective, toolPolicy.resource);
+        if (!scope.ok) throw new BrokerError('resource_out_of_scope', `arguments.${toolPolicy.resource.arg} is outside this tenant's resources: ${scope.why}`);
+        effective = { ...effective, [toolPolicy.resource.arg]: scope.normalized };
+      }
+      const argsSha = argumentsHash(effective);
+
+      const quotas = policy.tenants[tenant]!.quotas;
+      const rate = await step('state_unavailable', 'quota state is unavailable', () => deps.quotas.takeCall(tenant, quotas.calls_per_minute));
+      if (!rate.allowed) throw new BrokerError('quota_exceeded', `tenant call quota of ${quotas.calls_per_minute} per minute is used up`, { retryAfter: rate.retryAfterSeconds });
+      slotHeld = await step('state_unavailable', 'quota state is unavailable', () => deps.quotas.acquireSlot(tenant, callId, quotas.concurrency, Math.max(1000, token.expiresAt - deps.clock.now())));
+      if (!slotHeld) throw new BrokerError('concurrency_exceeded', `tenant already has ${quotas.concurrency} calls in flight`, { retryAfter: 1 });
+
+      if (toolPolicy.approval) {
+        const now = deps.clock.now();
+        const used = await step('state_unavailable', 'approval state is unavailable', () => deps.approvals.consume(tenant, token.session, request.tool, argsSha, now));
+        if (!used) {
+          const pending = await step('state_unavailable', 'approval state is unavailable', () =>
+            deps.approvals.request({ tenant, principal: token.principal, session: token.session, tool: request.tool, arguments_sha256: argsSha, expires_at: now + approvalTtlMs }, now),
+          );
+          throw new BrokerError('approval_required', `tool "${request.tool}" needs an operator's approval for this exact call`, { details: { approval_id: pending.id } });
+        }
+      }
+
+      const spec = policy.tenants[tenant]!.credentials[toolPolicy.credential]!;
+      const credential = await deps.credentials.resolve({ tenant, name: toolPolicy.credential, spec, session: token.session, callId });
+      const leaseIds = credential.lease_id ? [credential.lease_id] : [];
+      try {
+        await step('state_unavailable', 'session state is unavailable', async () => {
+          await deps.sessions.touch(tenant, token.session, token.expiresAt);
+          await deps.sessions.putCall(
+            { call_id: callId, server: request.server, tenant, principal: token.principal, session: token.session, tool: request.tool, lease_ids: leaseIds, max_records: toolPolicy.max_records, started_at: deps.clock.now() },
+            Math.max(1000, token.expiresAt - deps.clock.now()),
+          );
+        });
+        await step('audit_unavailable', 'the audit record could not be written; nothing was allowed', () =>
+          audit('allow', { arguments_sha256: argsSha, credential_ref: `${credential.source}:${credential.ref}`, lease_id: credential.lease_id }),
+        );
+      } catch (err) {
+        // The caller never sees this credential, so give its lease back at once.
+        for (const lease of leaseIds) await deps.credentials.revokeLease(tenant, lease).catch(() => undefined);
+        throw err;
+      }
+
+      return {
+        decision: 'allow',
+        call_id: callId,
+        tenant,
+        principal: token.principal,
+        session: token.session,
+        tool: request.tool,
+        arguments: effective,
+        credential,
+        expires_at: new Date(token.expiresAt).toISOString(),
+      };
+    } catch (err) {
+      if (slotHeld) await deps.quotas.releaseSlot(tenant, callId).catch(() => undefined);
+      const reason = isBrokerError(err) ? err.reason : 'state_unavailable';
+      // A deny is recorded in the tenant's stream when possible, but a failing audit never turns it into an allow.
+      if (reason !== 'audit_unavailable') await audit('deny', { reason }).catch(() => undefined);
+      throw err;
+    }
+  }
+
+  return {
+    async authorize(request) {
+      try {
+        const allowed = await authorize(request);
+        deps.onDecision?.('allow', 'allow', request.tool);
+        return allowed;
+      } catch (err) {
+        deps.onDecision?.('deny', isBrokerError(err) ? err.reason : 'state_unavailable', request.tool);
+        throw err;
+      }
+    },
+    verifyLive,
+  };
+}
+
+function revocationMessage(reason: Reason): string {
+  switch (reason) {
+    case 'tenant_revoked':
+      return 'this tenant has been revoked';
+    case 'principal_revoked':
+      return 'this principal has been revoked';
+    case 'session_revoked':
+      return 'this session has been revoked';
+    default:
+      return 'this token has been revoked';
+  }
+}

@@ -1,0 +1,80 @@
+import { resolve } from 'node:path';
+import { callBroker, readSecret } from './http-client';
+import { clientOptions, DEFAULT_DATA_DIR, parseVerb } from './options';
+import { UsageError } from './usage-error';
+
+const OPERATOR_AUTH = `  --operator-token-file F   operator token (else $BULKHEAD_OPERATOR_TOKEN, else the demo credentials in --data-dir)
+  --url URL                 broker URL (default $BULKHEAD_URL or http://127.0.0.1:8700)`;
+
+export const REVOKE_HELP = `Usage: bulkhead revoke (--tenant T | --session SID | --principal [TENANT/]P | --jti JTI) [--reason TEXT]
+
+Kill switch: once this returns, no replica allows the target again, and its upstream leases are revoked.
+Sessions, principals and tokens stay revoked; a tenant stays revoked until \`bulkhead restore\`.
+${OPERATOR_AUTH}`;
+
+export const RESTORE_HELP = `Usage: bulkhead restore --tenant T
+
+Lifts a tenant revocation (sessions, principals and tokens revoked one by one stay revoked).
+${OPERATOR_AUTH}`;
+
+export const KEYS_HELP = `Usage: bulkhead keys rotate
+
+Moves the signing keys one step now: next becomes current, current becomes previous.
+Tokens already issued keep verifying until they expire.
+${OPERATOR_AUTH}`;
+
+const operatorOptions = { ...clientOptions, 'operator-token-file': { type: 'string' } } as const;
+
+function operatorToken(values: { 'operator-token-file'?: string; 'data-dir'?: string }): string {
+  return readSecret({
+    file: values['operator-token-file'],
+    envName: 'BULKHEAD_OPERATOR_TOKEN',
+    demo: (d) => d.operator.token,
+    dataDir: resolve(values['data-dir'] ?? process.env.BULKHEAD_DATA_DIR ?? DEFAULT_DATA_DIR),
+    what: 'operator token',
+  });
+}
+
+export async function revoke(argv: string[]): Promise<number> {
+  const { values } = parseVerb('revoke', argv, {
+    ...operatorOptions,
+    tenant: { type: 'string' },
+    session: { type: 'string' },
+    principal: { type: 'string' },
+    jti: { type: 'string' },
+    reason: { type: 'string' },
+  });
+  if (values.help) return help(REVOKE_HELP);
+  const targets = (['tenant', 'session', 'principal', 'jti'] as const).filter((k) => values[k] !== undefined);
+  if (targets.length !== 1) throw new UsageError('bulkhead revoke: give exactly one of --tenant, --session, --principal, --jti');
+  const body = { [targets[0]!]: values[targets[0]!], ...(values.reason ? { reason: values.reason } : {}) };
+  print(await callBroker(values.url, '/v1/revoke', { method: 'POST', body, bearer: operatorToken(values) }));
+  return 0;
+}
+
+export async function restore(argv: string[]): Promise<number> {
+  const { values } = parseVerb('restore', argv, { ...operatorOptions, tenant: { type: 'string' } });
+  if (values.help) return help(RESTORE_HELP);
+  if (!values.tenant) throw new UsageError('bulkhead restore: --tenant is required');
+  print(await callBroker(values.url, '/v1/restore', { method: 'POST', body: { tenant: values.tenant }, bearer: operatorToken(values) }));
+  return 0;
+}
+
+export async function keys(argv: string[]): Promise<number> {
+  const [action, ...rest] = argv;
+  if (action === undefined || action === '--help' || action === '-h') return help(KEYS_HELP);
+  if (action !== 'rotate') throw new UsageError(`bulkhead keys: unknown action "${action}" (see bulkhead keys --help)`);
+  const { values } = parseVerb('keys rotate', rest, operatorOptions);
+  if (values.help) return help(KEYS_HELP);
+  print(await callBroker(values.url, '/v1/keys/rotate', { method: 'POST', body: {}, bearer: operatorToken(values) }));
+  return 0;
+}
+
+function help(text: string): number {
+  process.stdout.write(text + '\n');
+  return 0;
+}
+
+function print(value: unknown): void {
+  process.stdout.write(JSON.stringify(value, null, 2) + '\n');
+}

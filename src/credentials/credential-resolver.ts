@@ -1,0 +1,100 @@
+import type { Clock } from '../clock';
+import { BrokerError, isBrokerError } from '../errors';
+import type { CredentialSpec } from '../policy/schema';
+import type { CredentialSource, ResolvedCredential } from './credential-source';
+
+/**
+ * Resolves a tenant's credential at call time through the adapter for its `source`, bounded by a
+ * timeout. Nothing is cached across calls unless the credential sets `cache_ttl`; then the cache key
+ * starts with the tenant, so one tenant's entry can never answer another's lookup. Concurrent misses
+ * for the same key share one upstream request.
+ */
+export interface CredentialResolver {
+  resolve(input: { tenant: string; name: string; spec: CredentialSpec; session: string; callId: string }): Promise<ResolvedCredential>;
+  revokeLease(tenant: string, leaseId: string): Promise<void>;
+  ready(): Promise<Record<string, boolean>>;
+  close(): Promise<void>;
+}
+
+export interface CredentialResolverOptions {
+  sources: CredentialSource[];
+  clock: Clock;
+  timeoutMs: number;
+  /** Called with the private cause of an upstream failure (for the log), never sent to clients. */
+  onUpstreamError?: (source: string, err: unknown) => void;
+}
+
+interface CacheEntry {
+  value: ResolvedCredential;
+  expiresAt: number;
+}
+
+export function createCredentialResolver(options: CredentialResolverOptions): CredentialResolver {
+  const bySource = new Map<string, CredentialSource>();
+  for (const source of options.sources) for (const kind of source.sources) bySource.set(kind, source);
+  const cache = new Map<string, CacheEntry>();
+  const inFlight = new Map<string, Promise<ResolvedCredential>>();
+
+  async function fetchNow(input: Parameters<CredentialResolver['resolve']>[0]): Promise<ResolvedCredential> {
+    const source = bySource.get(input.spec.source);
+    if (!source) throw new BrokerError('upstream_unavailable', `no adapter is configured for source "${input.spec.source}"`);
+    const controller = new AbortController();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => {
+        controller.abort();
+        reject(new BrokerError('upstream_unavailable', `credential source "${input.spec.source}" did not answer in time`));
+      }, options.timeoutMs);
+    });
+    try {
+      const resolved = await Promise.race([source.resolve({ ...input, signal: controller.signal }), timeout]);
+      if (typeof resolved?.value !== 'string' || resolved.value.length === 0) {
+        throw new BrokerError('upstream_unavailable', `credential "${input.name}" resolved to no value`);
+      }
+      return resolved;
+    } catch (err) {
+      options.onUpstreamError?.(input.spec.source, err);
+      if (isBrokerError(err) && err.reason === 'upstream_unavailable') throw err;
+      // Whatever the adapter threw, the client learns only which credential failed, not why.
+      throw new BrokerError('upstream_unavailable', `credential "${input.name}" could not be resolved from ${input.spec.source}`, { cause: err });
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  return {
+    async resolve(input) {
+      const ttl = 'cache_ttl' in input.spec ? input.spec.cache_ttl : undefined;
+      if (!ttl) return fetchNow(input);
+      const key = `${input.tenant}\u0000${input.name}`;
+      const hit = cache.get(key);
+      if (hit && hit.expiresAt > options.clock.now()) return hit.value;
+      const pending = inFlight.get(key);
+      if (pending) return pending;
+      const request = fetchNow(input)
+        .then((value) => {
+          cache.set(key, { value, expiresAt: options.clock.now() + ttl });
+          return value;
+        })
+        .finally(() => inFlight.delete(key));
+      inFlight.set(key, request);
+      return request;
+    },
+
+    async revokeLease(tenant, leaseId) {
+      const revokers = [...new Set(bySource.values())].filter((s) => s.revokeLease);
+      await Promise.all(revokers.map((s) => s.revokeLease!(tenant, leaseId)));
+    },
+
+    async ready() {
+      const out: Record<string, boolean> = {};
+      for (const [kind, source] of bySource) out[kind] = source.ready ? await source.ready().catch(() => false) : true;
+      return out;
+    },
+
+    async close() {
+      cache.clear();
+      await Promise.all([...new Set(bySource.values())].map((s) => s.close?.()));
+    },
+  };
+}

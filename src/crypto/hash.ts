@@ -1,0 +1,41 @@
+import { createHash, timingSafeEqual } from 'node:crypto';
+
+export function sha256Hex(input: string | Buffer): string {
+  return createHash('sha256').update(input).digest('hex');
+}
+
+/**
+ * Compares a presented secret with a stored SHA-256 hex digest in constant time. Hashing first makes
+ * both sides the same length, so neither the length nor the content of the secret leaks by timing.
+ */
+export function secretMatchesHash(presented: string, expectedSha256Hex: string): boolean {
+  const actual = createHash('sha256').update(presented, 'utf8').digest();
+  const expected = Buffer.from(expectedSha256Hex, 'hex');
+  if (expected.length !== actual.length) {
+    // Still spend the comparison so a malformed stored hash is not a timing oracle.
+    timingSafeEqual(actual, actual);
+    return false;
+  }
+  return timingSafeEqual(actual, expected);
+}
+
+/** Canonical JSON (sorted object keys, no whitespace) so equal arguments always hash the same. */
+export function canonicalJson(value: unknown): string {
+  return JSON.stringify(sortKeys(value));
+}
+
+function sortKeys(value: unknown): unknown {
+  if (Array.isArray(value)) return value.map(sortKeys);
+  if (value !== null && typeof value === 'object') {
+    const out: Record<string, unknown> = {};
+    for (const key of Object.keys(value as Record<string, unknown>).sort()) {
+      out[key] = sortKeys((value as Record<string, unknown>)[key]);
+    }
+    return out;
+  }
+  return value;
+}
+
+export function argumentsHash(args: unknown): string {
+  return sha256Hex(canonicalJson(args));
+}

@@ -1,0 +1,99 @@
+/**
+ * One error type for the whole broker. Every failure that reaches a client is a BrokerError with a
+ * stable `reason` from DESIGN.md's list, an HTTP status, and a public message. The private `cause`
+ * (an upstream error, a stack) is logged by request id and never sent.
+ */
+
+export const DENY_REASONS = [
+  'server_unauthenticated',
+  'bad_request',
+  'token_invalid',
+  'token_expired',
+  'audience_mismatch',
+  'token_revoked',
+  'session_revoked',
+  'principal_revoked',
+  'tenant_revoked',
+  'tool_not_allowed',
+  'resource_out_of_scope',
+  'tenant_override',
+  'approval_required',
+  'quota_exceeded',
+  'concurrency_exceeded',
+  'session_quarantined',
+  'upstream_unavailable',
+  'audit_unavailable',
+  'state_unavailable',
+] as const;
+
+export type DenyReason = (typeof DENY_REASONS)[number];
+
+/** Reasons used outside the authorize decision (operator API, token endpoint plumbing). */
+export type OtherReason = 'operator_unauthenticated' | 'not_found' | 'conflict' | 'internal_error';
+
+export type Reason = DenyReason | OtherReason;
+
+const STATUS: Record<Reason, number> = {
+  server_unauthenticated: 401,
+  operator_unauthenticated: 401,
+  bad_request: 400,
+  token_invalid: 403,
+  token_expired: 403,
+  audience_mismatch: 403,
+  token_revoked: 403,
+  session_revoked: 403,
+  principal_revoked: 403,
+  tenant_revoked: 403,
+  tool_not_allowed: 403,
+  resource_out_of_scope: 403,
+  tenant_override: 403,
+  approval_required: 403,
+  session_quarantined: 403,
+  quota_exceeded: 429,
+  concurrency_exceeded: 429,
+  upstream_unavailable: 503,
+  audit_unavailable: 503,
+  state_unavailable: 503,
+  not_found: 404,
+  conflict: 409,
+  internal_error: 500,
+};
+
+export interface BrokerErrorOptions {
+  /** The private detail: logged server-side, never serialised to a client. */
+  cause?: unknown;
+  /** Seconds, for 429 answers. */
+  retryAfter?: number;
+  /** Extra public fields for the deny body (e.g. `approval_id`). Never secrets. */
+  details?: Record<string, string | number>;
+  /** Overrides the reason's usual status where HTTP needs a more precise one (413 for a huge body). */
+  status?: number;
+}
+
+export class BrokerError extends Error {
+  readonly reason: Reason;
+  readonly status: number;
+  readonly retryAfter?: number;
+  readonly details?: Record<string, string | number>;
+
+  constructor(reason: Reason, publicMessage: string, options: BrokerErrorOptions = {}) {
+    super(publicMessage, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'BrokerError';
+    this.reason = reason;
+    this.status = options.status ?? STATUS[reason];
+    this.retryAfter = options.retryAfter;
+    this.details = options.details;
+  }
+}
+
+export function isBrokerError(err: unknown): err is BrokerError {
+  return err instanceof BrokerError;
+}
+
+export function isDenyReason(value: string): value is DenyReason {
+  return (DENY_REASONS as readonly string[]).includes(value);
+}
+
+export function statusOf(reason: Reason): number {
+  return STATUS[reason];
+}

@@ -1,0 +1,81 @@
+import { randomUUID } from 'node:crypto';
+import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import type { Logger } from 'pino';
+import { BrokerError } from '../errors';
+import { authenticate, type Identities } from './authenticate';
+import { bodyParserError, sendDeny, sendError } from './respond';
+import { healthRoutes, type HealthDeps } from './routes/health';
+import { operatorRoutes, type OperatorRouteDeps } from './routes/operator';
+import { serverRoutes, type ServerRouteDeps } from './routes/authorize';
+import { tokenRoutes, type TokenRouteDeps } from './routes/token';
+
+export interface HttpAppDeps {
+  logger: Logger;
+  bodyLimit: string;
+  servers: Identities;
+  operators: Identities;
+  token: Omit<TokenRouteDeps, 'logger'>;
+  server: Omit<ServerRouteDeps, 'logger'>;
+  operator: Omit<OperatorRouteDeps, 'logger'>;
+  health: HealthDeps;
+}
+
+/**
+ * The HTTP surface. Each route group sits behind its own authentication; JSON everywhere, including
+ * for 404s and body-parser failures, and never a stack trace or an HTML page.
+ */
+export function createHttpApp(deps: HttpAppDeps): Express {
+  const app = express();
+  app.disable('x-powered-by');
+  app.set('etag', false);
+  app.set('query parser', 'simple');
+
+  app.use(requestLog(deps.logger));
+  app.use(express.json({ limit: deps.bodyLimit, strict: true, type: ['application/json', 'application/*+json'] }));
+  app.use('/v1/token', express.urlencoded({ extended: false, limit: deps.bodyLimit, parameterLimit: 50 }));
+
+  app.use(healthRoutes(deps.health));
+  app.use(tokenRoutes({ ...deps.token, logger: deps.logger }));
+  const serverOnly = authenticate('server', deps.servers);
+  app.use(['/v1/authorize', '/v1/complete', '/v1/manifest'], serverOnly);
+  app.use(serverRoutes({ ...deps.server, logger: deps.logger }));
+  const operatorOnly = authenticate('operator', deps.operators);
+  app.use(['/v1/revoke', '/v1/restore', '/v1/audit', '/v1/tenants', '/v1/approvals', '/v1/keys'], operatorOnly);
+  app.use(operatorRoutes({ ...deps.operator, logger: deps.logger }));
+
+  app.use((req, res) => sendError(req, res, new BrokerError('not_found', `no route for ${req.method} ${req.path}`), deps.logger));
+  app.use(errorHandler(deps.logger));
+  return app;
+}
+
+function requestLog(logger: Logger): RequestHandler {
+  return (req, res, next) => {
+    const started = process.hrtime.bigint();
+    const id = randomUUID();
+    res.locals.requestId = id;
+    res.setHeader('X-Request-Id', id);
+    res.on('finish', () => {
+      // Allow-list only: method, path without query, status, duration, ids. No headers, no bodies.
+      logger.info(
+        { requestId: id, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6, server: res.locals.server, operator: res.locals.operator },
+        'request',
+      );
+    });
+    next();
+  };
+}
+
+function errorHandler(logger: Logger): ErrorRequestHandler {
+  return (err, req, res, _next) => {
+    const error = bodyParserError(err) ?? err;
+    if (req.path === '/v1/token') {
+      // The token endpoint speaks RFC 6749 errors, even about unreadable bodies.
+      const known = error instanceof BrokerError;
+      if (!known) logger.error({ err, requestId: res.locals.requestId }, 'token endpoint failed');
+      res.status(known ? error.status : 500).json(known ? { error: 'invalid_request', error_description: error.message } : { error: 'server_error', error_description: 'internal error' });
+      return;
+    }
+    if (req.path === '/v1/authorize' || req.path === '/v1/manifest') sendDeny(req, res, error, logger);
+    else sendError(req, res, error, logger);
+  };
+}

@@ -1,0 +1,13 @@
+import type { ZodType, ZodTypeDef } from 'zod';
+import { BrokerError } from '../errors';
+import { describeIssues } from '../policy/load';
+
+/** Validates a request body with one zod schema; the 400 names the first field at fault. */
+export function parseBody<T>(schema: ZodType<T, ZodTypeDef, unknown>, body: unknown): T {
+  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
+    throw new BrokerError('bad_request', 'request body must be a JSON object');
+  }
+  const result = schema.safeParse(body);
+  if (!result.success) throw new BrokerError('bad_request', describeIssues(result.error)[0]!);
+  return result.data;
+}

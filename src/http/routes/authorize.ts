@@ -1,0 +1,96 @@
+import { Router, type Request, type Response } from 'express';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { Authorizer } from '../../authorize/authorizer';
+import type { createCompletion } from '../../authorize/completion';
+import { allowedTools } from '../../authorize/allowed-tools';
+import type { BrokerMetrics } from '../../observability/metrics';
+import type { Policy } from '../../policy/schema';
+import { parseBody } from '../parse-body';
+import { sendDeny, sendError } from '../respond';
+
+const callId = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 characters of letters, digits, ".", "_", ":" or "-"');
+const token = z.string().min(1).max(8192);
+const tenantClaim = z.string().max(256).optional();
+
+const authorizeBody = z
+  .object({
+    token,
+    tool: z.string().min(1).max(128),
+    arguments: z.record(z.unknown()).default({}),
+    call_id: callId.optional(),
+    // Accepted only so that a differing value can be denied as tenant_override rather than as a typo.
+    tenant: tenantClaim,
+    tenant_id: tenantClaim,
+    tenantId: tenantClaim,
+    tid: tenantClaim,
+  })
+  .strict();
+
+const completeBody = z
+  .object({ call_id: callId, status: z.enum(['success', 'error']), records: z.number().int().nonnegative().optional() })
+  .strict();
+
+const manifestBody = z.object({ token }).strict();
+
+export interface ServerRouteDeps {
+  policy: () => Policy;
+  authorizer: Authorizer;
+  complete: ReturnType<typeof createCompletion>;
+  metrics: BrokerMetrics;
+  logger: Logger;
+}
+
+/** The endpoints an authenticated MCP server calls around every tool execution. */
+export function serverRoutes(deps: ServerRouteDeps): Router {
+  const router = Router();
+
+  router.post('/v1/authorize', async (req: Request, res: Response) => {
+    const started = process.hrtime.bigint();
+    const rawCallId = typeof req.body?.call_id === 'string' ? (req.body.call_id as string).slice(0, 128) : undefined;
+    let decision: 'allow' | 'deny' = 'deny';
+    try {
+      const body = parseBody(authorizeBody, req.body);
+      const claimedTenants = [body.tenant, body.tenant_id, body.tenantId, body.tid].filter((t): t is string => t !== undefined);
+      const allowed = await deps.authorizer.authorize({
+        server: res.locals.server as string,
+        token: body.token,
+        tool: body.tool,
+        arguments: body.arguments,
+        call_id: body.call_id,
+        claimedTenants,
+      });
+      decision = 'allow';
+      res.setHeader('Cache-Control', 'no-store');
+      res.status(200).json(allowed);
+    } catch (err) {
+      if ((err as { reason?: string }).reason === 'bad_request') deps.metrics.decisions.inc({ decision: 'deny', reason: 'bad_request' });
+      sendDeny(req, res, err, deps.logger, rawCallId);
+    } finally {
+      deps.metrics.authorizeSeconds.observe({ decision }, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  });
+
+  router.post('/v1/complete', async (req, res) => {
+    try {
+      const body = parseBody(completeBody, req.body);
+      res.json(await deps.complete({ server: res.locals.server as string, ...body }));
+    } catch (err) {
+      sendError(req, res, err, deps.logger);
+    }
+  });
+
+  router.post('/v1/manifest', async (req, res) => {
+    try {
+      const body = parseBody(manifestBody, req.body);
+      const server = res.locals.server as string;
+      const verified = await deps.authorizer.verifyLive(server, body.token);
+      const tools = allowedTools(deps.policy(), { tenant: verified.tenant, principal: verified.principal, audience: server, scope: verified.scope });
+      res.json({ tenant: verified.tenant, principal: verified.principal, tools });
+    } catch (err) {
+      sendDeny(req, res, err, deps.logger);
+    }
+  });
+
+  return router;
+}

@@ -1,0 +1,135 @@
+import { Router } from 'express';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { ApprovalStore } from '../../approvals/approval-store';
+import type { AuditLog } from '../../audit/audit-log';
+import type { Clock } from '../../clock';
+import { BrokerError } from '../../errors';
+import type { BrokerMetrics } from '../../observability/metrics';
+import type { createKillSwitch } from '../../operator/kill-switch';
+import { idSchema, type Policy } from '../../policy/schema';
+import type { QuotaStore } from '../../quotas/quota-store';
+import type { RevocationStore } from '../../revocation/revocation-store';
+import type { SessionStore } from '../../sessions/session-store';
+import { parseBody } from '../parse-body';
+import { sendError } from '../respond';
+
+const targetId = z.string().min(1).max(256);
+const revokeBody = z
+  .object({ tenant: idSchema.optional(), session: targetId.optional(), principal: targetId.optional(), jti: targetId.optional(), reason: z.string().max(500).optional() })
+  .strict();
+const restoreBody = z.object({ tenant: idSchema }).strict();
+const auditQuery = z.object({ tenant: idSchema, after: z.coerce.number().int().nonnegative().optional(), limit: z.coerce.number().int().min(1).max(10_000).optional() }).strict();
+
+export interface OperatorRouteDeps {
+  policy: () => Policy;
+  killSwitch: ReturnType<typeof createKillSwitch>;
+  revocations: Pick<RevocationStore, 'isTenantRevoked'>;
+  sessions: Pick<SessionStore, 'liveSessions'>;
+  quotas: Pick<QuotaStore, 'usage'>;
+  approvals: Pick<ApprovalStore, 'decide'>;
+  audit: Pick<AuditLog, 'read' | 'verify' | 'append'>;
+  rotateKeys: () => Promise<{ kid: string }>;
+  metrics: BrokerMetrics;
+  clock: Clock;
+  logger: Logger;
+}
+
+/** The operator API: kill switch, audit, tenant status, approvals, key rotation. */
+export function operatorRoutes(deps: OperatorRouteDeps): Router {
+  const router = Router();
+  const operator = (res: { locals: Record<string, unknown> }) => res.locals.operator as string;
+  const knownTenant = (tenant: string) => {
+    if (!deps.policy().tenants[tenant]) throw new BrokerError('not_found', `unknown tenant "${tenant}"`);
+    return tenant;
+  };
+
+  router.post('/v1/revoke', async (req, res) => {
+    try {
+      const body = parseBody(revokeBody, req.body);
+      const result = await deps.killSwitch.revoke({ ...body, operator: operator(res) });
+      deps.metrics.revocations.inc({ kind: Object.keys(result.revoked)[0] ?? 'unknown' });
+      deps.logger.info({ operator: operator(res), revoked: result.revoked, leases: result.upstream_leases_revoked }, 'revoked');
+      res.json(result);
+    } catch (err) {
+      sendError(req, res, err, deps.logger);
+    }
+  });
+
+  router.post('/v1/restore', async (req, res) => {
+    try {
+      const body = parseBody(restoreBody, req.body);
+      res.json(await deps.killSwitch.restore(body.tenant, operator(res)));
+    } catch (err) {
+      sendError(req, res, err, deps.logger);
+    }
+  });
+
+  router.get('/v1/audit', async (req, res) => {
+    try {
+      const query = parseBody(auditQuery, { ...req.query });
+      const events = await deps.audit.read(knownTenant(query.tenant), { afterSeq: query.after, limit: query.limit ?? 1000 });
+      res.json({ tenant: query.tenant, events });
+    } catch (err) {
+      sendError(req, res, err, deps.logger);
+    }
+  });
+
+  router.get('/v1/audit/verify', async (req, res) => {
+    try {
+      const query = parseBody(auditQuery, { ...req.query });
+      res.json(await deps.audit.verify(knownTenant(query.tenant)));
+    } catch (err) {
+      sendError(req, res, err, deps.logger);
+    }
+  });
+
+  router.get('/v1/tenants/:id', async (req, res) => {
+    try {
+      const tenant = knownTenant(String(req.params.id));
+      const [revoked, live, usage] = await Promise.all([
+        deps.revocations.isTenantRevoked(tenant),
+        deps.sessions.liveSessions(tenant, deps.clock.now()),
+        deps.quotas.usage(tenant),
+      ]);
+      const limits = deps.policy().tenants[tenant]!.quotas;
+      res.json({ tenant, revoked, live_sessions: live, quota: { ...usage, calls_per_minute: limits.calls_per_minute, concurrency: limits.concurrency } });
+    } catch (err) {
+      sendError(req, res, err, deps.logger);
+    }
+  });
+
+  router.post('/v1/approvals/:id/:decision', async (req, res) => {
+    try {
+      const decision = req.params.decision === 'approve' ? 'approved' : req.params.decision === 'deny' ? 'denied' : null;
+      if (!decision) throw new BrokerError('not_found', 'use /v1/approvals/:id/approve or /v1/approvals/:id/deny');
+      const approval = await deps.approvals.decide(String(req.params.id), decision, operator(res), deps.clock.now());
+      if (!approval) throw new BrokerError('not_found', 'no pending approval with that id (unknown, expired or already decided)');
+      await deps.audit.append(approval.tenant, {
+        type: 'approval',
+        operator: operator(res),
+        status: decision,
+        session: approval.session,
+        principal: approval.principal,
+        tool: approval.tool,
+        arguments_sha256: approval.arguments_sha256,
+        detail: approval.id,
+      });
+      res.json({ id: approval.id, status: approval.status, tenant: approval.tenant, tool: approval.tool });
+    } catch (err) {
+      sendError(req, res, err, deps.logger);
+    }
+  });
+
+  router.post('/v1/keys/rotate', async (req, res) => {
+    try {
+      const result = await deps.rotateKeys();
+      deps.logger.info({ operator: operator(res), kid: result.kid }, 'signing keys rotated');
+      res.json({ rotated: true, current_kid: result.kid });
+    } catch (err) {
+      sendError(req, res, err, deps.logger);
+    }
+  });
+
+  return router;
+}

@@ -1,0 +1,79 @@
+import { Router, type Request } from 'express';
+import type { Logger } from 'pino';
+import { isBrokerError } from '../../errors';
+import type { BrokerMetrics } from '../../observability/metrics';
+import { authorizationServerMetadata } from '../../tokens/metadata';
+import { OAuthError } from '../../tokens/oauth-error';
+import type { TokenService } from '../../tokens/token-service';
+
+export interface TokenRouteDeps {
+  tokens: Pick<TokenService, 'grant'>;
+  jwks: () => unknown;
+  issuer: string;
+  metrics: BrokerMetrics;
+  logger: Logger;
+}
+
+/** The OAuth 2.0 token endpoint (RFC 6749 / 8693) and the documents clients discover it by. */
+export function tokenRoutes(deps: TokenRouteDeps): Router {
+  const router = Router();
+
+  router.post('/v1/token', async (req, res) => {
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('Pragma', 'no-cache');
+    try {
+      const params = req.body && typeof req.body === 'object' && !Array.isArray(req.body) ? (req.body as Record<string, unknown>) : {};
+      const answer = await deps.tokens.grant(params, basicCredentials(req));
+      deps.metrics.tokensIssued.inc({ grant: grantLabel(params.grant_type) });
+      res.json(answer);
+    } catch (err) {
+      const { status, body } = oauthErrorBody(err, String(res.locals.requestId));
+      if (!(err instanceof OAuthError)) deps.logger.warn({ err, requestId: res.locals.requestId }, 'token endpoint failed');
+      deps.metrics.tokenErrors.inc({ error: body.error });
+      if (status === 401 && req.headers.authorization?.startsWith('Basic ')) res.setHeader('WWW-Authenticate', 'Basic realm="bulkhead"');
+      if (status === 503) res.setHeader('Retry-After', '1');
+      res.status(status).json(body);
+    }
+  });
+
+  router.get('/.well-known/jwks.json', (_req, res) => {
+    res.setHeader('Cache-Control', 'public, max-age=60');
+    res.json(deps.jwks());
+  });
+
+  router.get('/.well-known/oauth-authorization-server', (_req, res) => {
+    res.json(authorizationServerMetadata(deps.issuer));
+  });
+
+  return router;
+}
+
+/**
+ * RFC 6749 error bodies. Revocation state or a tenant IdP being unreachable is a 503
+ * `temporarily_unavailable`: the token is refused (fail closed), and the client may retry.
+ */
+function oauthErrorBody(err: unknown, requestId: string): { status: number; body: { error: string; error_description: string } } {
+  if (err instanceof OAuthError) return { status: err.status, body: { error: err.error, error_description: err.error_description } };
+  if (isBrokerError(err) && err.status === 503) return { status: 503, body: { error: 'temporarily_unavailable', error_description: err.message } };
+  return { status: 500, body: { error: 'server_error', error_description: `internal error (request id ${requestId})` } };
+}
+
+/** RFC 6749 §2.3.1: client id and secret are form-urlencoded inside the Basic credentials. */
+function basicCredentials(req: Request): { id: string; secret: string } | undefined {
+  const header = req.headers.authorization;
+  if (!header?.startsWith('Basic ')) return undefined;
+  const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
+  const colon = decoded.indexOf(':');
+  if (colon < 0) throw new OAuthError('invalid_client', 'client authentication failed', 401);
+  try {
+    return { id: decodeURIComponent(decoded.slice(0, colon).replace(/\+/g, ' ')), secret: decodeURIComponent(decoded.slice(colon + 1).replace(/\+/g, ' ')) };
+  } catch {
+    throw new OAuthError('invalid_client', 'client authentication failed', 401);
+  }
+}
+
+function grantLabel(grant: unknown): string {
+  if (grant === 'client_credentials') return 'client_credentials';
+  if (grant === 'urn:ietf:params:oauth:grant-type:token-exchange') return 'token_exchange';
+  return 'other';
+}

@@ -1,0 +1,132 @@
+import type { AuditLog } from '../audit/audit-log';
+import type { Clock } from '../clock';
+import type { CredentialResolver } from '../credentials/credential-resolver';
+import { BrokerError } from '../errors';
+import type { Policy } from '../policy/schema';
+import type { RevocationStore, RevocationTarget } from '../revocation/revocation-store';
+import type { SessionStore } from '../sessions/session-store';
+
+export interface RevokeInput {
+  tenant?: string;
+  session?: string;
+  principal?: string;
+  jti?: string;
+  reason?: string;
+  operator: string;
+}
+
+export interface RevokeResult {
+  revoked: { tenant?: string; session?: string; principal?: string; jti?: string };
+  upstream_leases_revoked: number;
+  effective_at: string;
+}
+
+export interface KillSwitchDeps {
+  policy: () => Policy;
+  revocations: Pick<RevocationStore, 'revoke' | 'restoreTenant'>;
+  sessions: Pick<SessionStore, 'leasesOf'>;
+  credentials: Pick<CredentialResolver, 'revokeLease'>;
+  audit: Pick<AuditLog, 'append'>;
+  clock: Clock;
+}
+
+/**
+ * The operator's kill switch. The revocation is durable (and, scaled out, published) before this
+ * answers, so "answered" means "no replica allows the target again". Upstream leases held by the
+ * target's open calls are revoked after that, best effort, and counted.
+ */
+export function createKillSwitch(deps: KillSwitchDeps) {
+  async function revoke(input: RevokeInput): Promise<RevokeResult> {
+    const target = resolveTarget(deps.policy(), input);
+    const at = deps.clock.now();
+    await deps.revocations.revoke({ target, reason: input.reason, at }).catch((err) => {
+      throw new BrokerError('state_unavailable', 'the revocation could not be stored; nothing was revoked', { cause: err });
+    });
+
+    const filter =
+      target.kind === 'tenant' ? { tenant: target.tenant } : target.kind === 'principal' ? { tenant: target.tenant, principal: target.principal } : target.kind === 'session' ? { session: target.session } : null;
+    let leasesRevoked = 0;
+    if (filter) {
+      const calls = await deps.sessions.leasesOf(filter).catch(() => []);
+      for (const call of calls) {
+        for (const lease of call.lease_ids) {
+          await deps.credentials.revokeLease(call.tenant, lease).then(
+            () => leasesRevoked++,
+            () => undefined,
+          );
+        }
+      }
+    }
+    const tenant = 'tenant' in target ? target.tenant : undefined;
+    if (tenant) {
+      await deps.audit
+        .append(tenant, { type: 'revoke', operator: input.operator, detail: describe(target), reason: input.reason?.slice(0, 200) })
+        .catch(() => undefined);
+    }
+    return { revoked: publicTarget(target), upstream_leases_revoked: leasesRevoked, effective_at: new Date(at).toISOString() };
+  }
+
+  async function restore(tenant: string, operator: string): Promise<{ restored: boolean; tenant: string }> {
+    if (!deps.policy().tenants[tenant]) throw new BrokerError('not_found', `unknown tenant "${tenant}"`);
+    const restored = await deps.revocations.restoreTenant(tenant).catch((err) => {
+      throw new BrokerError('state_unavailable', 'the restore could not be stored', { cause: err });
+    });
+    await deps.audit.append(tenant, { type: 'restore', operator }).catch(() => undefined);
+    return { restored, tenant };
+  }
+
+  return { revoke, restore };
+}
+
+/**
+ * Exactly one of tenant / session / principal / jti. Principals are tenant-scoped: "acme/acme-agent"
+ * always works; a bare "acme-agent" works when exactly one tenant's policy has that principal.
+ */
+export function resolveTarget(policy: Policy, input: RevokeInput): RevocationTarget {
+  const given = (['tenant', 'session', 'principal', 'jti'] as const).filter((k) => input[k] !== undefined);
+  if (given.length !== 1) throw new BrokerError('bad_request', 'give exactly one of tenant, session, principal, jti');
+  if (input.tenant !== undefined) {
+    if (!policy.tenants[input.tenant]) throw new BrokerError('not_found', `unknown tenant "${input.tenant}"`);
+    return { kind: 'tenant', tenant: input.tenant };
+  }
+  if (input.session !== undefined) return { kind: 'session', session: input.session };
+  if (input.jti !== undefined) return { kind: 'jti', jti: input.jti };
+  const principal = input.principal!;
+  const slash = principal.indexOf('/');
+  if (slash > 0) {
+    const tenant = principal.slice(0, slash);
+    if (!policy.tenants[tenant]) throw new BrokerError('not_found', `unknown tenant "${tenant}"`);
+    return { kind: 'principal', tenant, principal: principal.slice(slash + 1) };
+  }
+  const owners = Object.entries(policy.tenants).filter(([, t]) => t.principals[principal] !== undefined);
+  if (owners.length !== 1) {
+    throw new BrokerError(owners.length === 0 ? 'not_found' : 'bad_request', `principal "${principal}" is ${owners.length === 0 ? 'not in policy' : 'in several tenants'}; name it as "tenant/principal"`);
+  }
+  return { kind: 'principal', tenant: owners[0]![0], principal };
+}
+
+function describe(target: RevocationTarget): string {
+  switch (target.kind) {
+    case 'tenant':
+      return `tenant ${target.tenant}`;
+    case 'principal':
+      return `principal ${target.tenant}/${target.principal}`;
+    case 'session':
+      return `session ${target.session}`;
+    case 'jti':
+      return `token ${target.jti}`;
+  }
+}
+
+function publicTarget(target: RevocationTarget): RevokeResult['revoked'] {
+  switch (target.kind) {
+    case 'tenant':
+      return { tenant: target.tenant };
+    case 'principal':
+      return { principal: `${target.tenant}/${target.principal}` };
+    case 'session':
+      return { session: target.session };
+    case 'jti':
+      return { jti: target.jti };
+  }
+}

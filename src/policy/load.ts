@@ -1,0 +1,55 @@
+import { readFileSync } from 'node:fs';
+import { extname } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import type { ZodError } from 'zod';
+import { policySchema, type Policy } from './schema';
+
+/** A policy that failed to load. The message names the file and the first offending path. */
+export class PolicyError extends Error {
+  constructor(message: string, readonly issues: string[] = []) {
+    super(message);
+    this.name = 'PolicyError';
+  }
+}
+
+export function loadPolicyFile(file: string): Policy {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    throw new PolicyError(`${file}: cannot read policy file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
+  }
+  let raw: unknown;
+  try {
+    raw = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+  } catch (err) {
+    throw new PolicyError(`${file}: not valid ${extname(file).toLowerCase() === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);
+  }
+  return parsePolicy(raw, file);
+}
+
+/** Validates a policy object once and freezes it, so nothing downstream can mutate it. */
+export function parsePolicy(raw: unknown, source = 'policy'): Policy {
+  const result = policySchema.safeParse(raw ?? {});
+  if (!result.success) {
+    const issues = describeIssues(result.error);
+    throw new PolicyError(`${source}: ${issues[0]}${issues.length > 1 ? ` (and ${issues.length - 1} more)` : ''}`, issues);
+  }
+  return deepFreeze(result.data);
+}
+
+export function describeIssues(error: ZodError): string[] {
+  return error.issues.map((issue) => {
+    const path = issue.path.join('.') || '(root)';
+    if (issue.code === 'unrecognized_keys') return `${path}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
+    return `${path}: ${issue.message}`;
+  });
+}
+
+function deepFreeze<T>(value: T): T {
+  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
+    Object.freeze(value);
+    for (const child of Object.values(value as Record<string, unknown>)) deepFreeze(child);
+  }
+  return value;
+}

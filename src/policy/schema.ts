@@ -1,0 +1,172 @@
+import { z } from 'zod';
+import { parseDuration } from './duration';
+
+/**
+ * The one schema for the policy file. Every object is strict (unknown keys are errors), secrets appear
+ * only as SHA-256 hex digests, durations become milliseconds, and cross-references (a tool naming a
+ * credential, a principal naming a tool) are checked in `checkReferences` so errors name the path.
+ */
+
+const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+export const idSchema = z.string().regex(ID, 'must be 1-64 characters of letters, digits, ".", "_" or "-", starting with a letter or digit');
+const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase SHA-256 hex digest (64 characters)');
+const duration = z
+  .union([z.string(), z.number()])
+  .transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === undefined || ms <= 0) {
+      ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be a positive duration such as "90s", "15m", "24h"' });
+      return z.NEVER;
+    }
+    return ms;
+  });
+const url = z.string().url();
+const toolList = z.array(idSchema);
+
+const vaultAuth = z
+  .object({
+    approle: z.object({ role_id_file: z.string().min(1), secret_id_file: z.string().min(1), mount: z.string().default('approle') }).strict().optional(),
+    token_file: z.string().min(1).optional(),
+  })
+  .strict();
+
+const upstreams = z
+  .object({
+    vault: z
+      .object({
+        address: url,
+        namespace: z.string().optional(),
+        auth: vaultAuth.optional(),
+        timeout: duration.default('5s'),
+      })
+      .strict()
+      .optional(),
+    aws: z
+      .object({
+        region: z.string().min(1),
+        endpoint: url.optional(),
+        timeout: duration.default('5s'),
+      })
+      .strict()
+      .optional(),
+  })
+  .strict();
+
+const broker = z
+  .object({
+    issuer: url.default('http://127.0.0.1:8700'),
+    token_ttl: duration.default('15m'),
+    max_token_ttl: duration.default('60m'),
+    clock_skew: duration.default('30s'),
+    rotation: z.object({ signing_key: duration.default('24h'), certificate: duration.default('24h') }).strict().default({}),
+    tls: z.object({ mode: z.enum(['off', 'internal-ca', 'vault-pki']).default('off'), vault_pki_mount: z.string().optional(), vault_pki_role: z.string().optional() }).strict().default({}),
+    state: z.object({ redis_url: z.string().min(1).optional(), postgres_url: z.string().min(1).optional() }).strict().default({}),
+    upstreams: upstreams.default({}),
+    body_limit: z.string().regex(/^\d+(b|kb|mb)$/i).default('64kb'),
+  })
+  .strict();
+
+const credential = z.discriminatedUnion('source', [
+  z.object({ source: z.literal('local'), name: idSchema, cache_ttl: duration.optional() }).strict(),
+  z.object({ source: z.literal('vault'), path: z.string().min(1), field: z.string().optional(), cache_ttl: duration.optional() }).strict(),
+  z.object({ source: z.literal('vault-database'), role: z.string().min(1), mount: z.string().default('database') }).strict(),
+  z
+    .object({
+      source: z.literal('aws'),
+      secret_id: z.string().min(1),
+      version_stage: z.string().default('AWSCURRENT'),
+      field: z.string().optional(),
+      role_arn: z.string().optional(),
+      cache_ttl: duration.optional(),
+    })
+    .strict(),
+]);
+
+const tool = z
+  .object({
+    credential: idSchema,
+    resource: z.object({ arg: z.string().min(1), prefix: z.string().min(1) }).strict().optional(),
+    inject: z.record(z.unknown()).optional(),
+    approval: z.boolean().default(false),
+    max_records: z.number().int().positive().optional(),
+  })
+  .strict();
+
+const tenant = z
+  .object({
+    principals: z.record(idSchema, z.object({ secret_sha256: sha256Hex, tools: toolList }).strict()).default({}),
+    idp: z
+      .object({
+        issuer: z.string().min(1),
+        jwks_uri: url,
+        audience: z.string().min(1),
+        principal_claim: z.string().default('sub'),
+        scope: toolList.optional(),
+      })
+      .strict()
+      .optional(),
+    vault: z.object({ approle: z.object({ role_id_file: z.string().min(1), secret_id_file: z.string().min(1) }).strict() }).strict().optional(),
+    tools: z.record(idSchema, tool).default({}),
+    credentials: z.record(idSchema, credential).default({}),
+    quotas: z.object({ calls_per_minute: z.number().int().positive().default(600), concurrency: z.number().int().positive().default(8) }).strict().default({}),
+  })
+  .strict();
+
+const policyObject = z
+  .object({
+    broker: broker.default({}),
+    operators: z.record(idSchema, z.object({ token_sha256: sha256Hex }).strict()).default({}),
+    servers: z.record(idSchema, z.object({ key_sha256: sha256Hex, tools: toolList }).strict()).default({}),
+    tenants: z.record(idSchema, tenant).default({}),
+  })
+  .strict();
+
+export const policySchema = policyObject.superRefine(checkReferences);
+
+export type Policy = z.infer<typeof policySchema>;
+export type TenantPolicy = Policy['tenants'][string];
+export type ToolPolicy = TenantPolicy['tools'][string];
+export type CredentialSpec = TenantPolicy['credentials'][string];
+export type ServerPolicy = Policy['servers'][string];
+export type BrokerSettings = Policy['broker'];
+
+function checkReferences(policy: z.output<typeof policyObject>, ctx: z.RefinementCtx): void {
+  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: z.ZodIssueCode.custom, path, message });
+  const b = policy.broker;
+  if (b.max_token_ttl > 3_600_000) issue(['broker', 'max_token_ttl'], 'must be at most 60m');
+  if (b.token_ttl > b.max_token_ttl) issue(['broker', 'token_ttl'], 'must not exceed max_token_ttl');
+  const issuers = new Map<string, string>();
+  for (const [tenantId, t] of Object.entries(policy.tenants)) {
+    for (const [toolName, tl] of Object.entries(t.tools)) {
+      if (!t.credentials[tl.credential]) issue(['tenants', tenantId, 'tools', toolName, 'credential'], `unknown credential "${tl.credential}"`);
+      if (tl.inject && Object.keys(tl.inject).some(isTenantKey)) {
+        issue(['tenants', tenantId, 'tools', toolName, 'inject'], 'must not inject tenant identifiers; the tenant comes from the token');
+      }
+    }
+    for (const [principalId, p] of Object.entries(t.principals)) {
+      p.tools.forEach((name, i) => {
+        if (!t.tools[name]) issue(['tenants', tenantId, 'principals', principalId, 'tools', i], `unknown tool "${name}"`);
+      });
+    }
+    for (const [credName, c] of Object.entries(t.credentials)) {
+      if ((c.source === 'vault' || c.source === 'vault-database') && !b.upstreams.vault) {
+        issue(['tenants', tenantId, 'credentials', credName, 'source'], 'needs broker.upstreams.vault');
+      }
+      if (c.source === 'aws' && !b.upstreams.aws) issue(['tenants', tenantId, 'credentials', credName, 'source'], 'needs broker.upstreams.aws');
+    }
+    if (t.idp) {
+      const other = issuers.get(t.idp.issuer);
+      if (other) issue(['tenants', tenantId, 'idp', 'issuer'], `issuer already belongs to tenant "${other}"`);
+      issuers.set(t.idp.issuer, tenantId);
+      t.idp.scope?.forEach((name, i) => {
+        if (!t.tools[name]) issue(['tenants', tenantId, 'idp', 'scope', i], `unknown tool "${name}"`);
+      });
+    }
+  }
+}
+
+/** Argument keys that name a tenant; a differing value in arguments is a `tenant_override`. */
+export const TENANT_KEYS = ['tenant', 'tenant_id', 'tenantId', 'tid'] as const;
+export function isTenantKey(key: string): boolean {
+  return (TENANT_KEYS as readonly string[]).includes(key);
+}

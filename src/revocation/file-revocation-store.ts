@@ -1,0 +1,160 @@
+import { join } from 'node:path';
+import { systemClock, type Clock } from '../clock';
+import { BrokerError, type DenyReason } from '../errors';
+import { openJsonlJournal, type JsonlJournal } from '../journal/jsonl-journal';
+import type { RevocationRecord, RevocationStore, RevocationSubject, RevocationTarget } from './revocation-store';
+
+/**
+ * The embedded revocation store: an in-memory index answers `check` (every authorize calls it, so it
+ * does no I/O and allocates nothing), and `revocations.jsonl` under the data dir makes every revocation
+ * durable before `revoke` resolves. A `{restore: tenant}` line lifts a tenant revocation; sessions,
+ * principals and tokens have no way back. The memory variant is the same store without the file.
+ */
+export const REVOCATIONS_FILE = 'revocations.jsonl';
+
+export interface FileRevocationStoreOptions {
+  dataDir: string;
+  clock?: Clock;
+}
+
+type RestoreLine = { restore: string; at: number };
+type Persist = (entry: RevocationRecord | RestoreLine) => Promise<void>;
+
+export async function createFileRevocationStore(options: FileRevocationStoreOptions): Promise<RevocationStore & { close(): Promise<void> }> {
+  const path = join(options.dataDir, REVOCATIONS_FILE);
+  const { entries, journal } = await openJsonlJournal(path);
+  const index = createRevocationIndex();
+  try {
+    entries.forEach((entry, i) => replay(index, entry, `${path}:${i + 1}`));
+  } catch (err) {
+    await journal.close();
+    throw err;
+  }
+  return createStore(index, (entry) => journal.append(entry), options.clock ?? systemClock, journal);
+}
+
+/** For tests and single-shot tools: identical behaviour, nothing survives the process. */
+export function createMemoryRevocationStore(options: { clock?: Clock } = {}): RevocationStore & { close(): Promise<void> } {
+  return createStore(createRevocationIndex(), async () => undefined, options.clock ?? systemClock, null);
+}
+
+function createStore(index: RevocationIndex, persist: Persist, clock: Clock, journal: JsonlJournal | null): RevocationStore & { close(): Promise<void> } {
+  return {
+    async revoke(record) {
+      assertTarget(record.target);
+      const copy: RevocationRecord = { target: { ...record.target }, at: record.at, ...(record.reason === undefined ? {} : { reason: record.reason }) };
+      // Visible before durable: if the write fails the caller gets an error, and denying a little early
+      // (or until restart) is the safe side of that failure.
+      index.revoke(copy.target);
+      await persist(copy);
+    },
+    async restoreTenant(tenant) {
+      const revision = index.tenants.get(tenant);
+      if (revision === undefined) return false;
+      // Durable before visible: a lift that is not on disk must not be in effect, or a restart would
+      // silently re-revoke what an operator saw restored.
+      await persist({ restore: tenant, at: clock.now() });
+      // A revoke that landed while the restore was being written comes after it in the file too, so it wins.
+      if (index.tenants.get(tenant) === revision) index.tenants.delete(tenant);
+      return true;
+    },
+    check: (subject) => index.check(subject),
+    async isTenantRevoked(tenant) {
+      return index.tenants.has(tenant);
+    },
+    async close() {
+      await journal?.close();
+    },
+  };
+}
+
+interface RevocationIndex {
+  /** Revoked tenants, each with the revision of its latest revoke. */
+  tenants: Map<string, number>;
+  revoke(target: RevocationTarget): void;
+  check(subject: RevocationSubject): Promise<DenyReason | null>;
+}
+
+// Settled promises made once, so the hot path hands back an existing object instead of allocating one.
+const NOT_REVOKED = Promise.resolve(null);
+const ANSWER: Record<'tenant_revoked' | 'principal_revoked' | 'session_revoked' | 'token_revoked', Promise<DenyReason>> = {
+  tenant_revoked: Promise.resolve('tenant_revoked'),
+  principal_revoked: Promise.resolve('principal_revoked'),
+  session_revoked: Promise.resolve('session_revoked'),
+  token_revoked: Promise.resolve('token_revoked'),
+};
+
+function createRevocationIndex(): RevocationIndex {
+  const tenants = new Map<string, number>();
+  let revision = 0;
+  // Principal ids are only unique within a tenant, so they are nested under it (no string building per check).
+  const principals = new Map<string, Set<string>>();
+  const sessions = new Set<string>();
+  const jtis = new Set<string>();
+
+  return {
+    tenants,
+    revoke(target) {
+      switch (target.kind) {
+        case 'tenant':
+          tenants.set(target.tenant, ++revision);
+          return;
+        case 'principal': {
+          let set = principals.get(target.tenant);
+          if (!set) principals.set(target.tenant, (set = new Set()));
+          set.add(target.principal);
+          return;
+        }
+        case 'session':
+          sessions.add(target.session);
+          return;
+        case 'jti':
+          jtis.add(target.jti);
+          return;
+      }
+    },
+    // Same precedence as subjectKeys(): tenant, principal, session, then token.
+    check(subject) {
+      if (tenants.has(subject.tid)) return ANSWER.tenant_revoked;
+      if (principals.get(subject.tid)?.has(subject.sub)) return ANSWER.principal_revoked;
+      if (sessions.has(subject.sid)) return ANSWER.session_revoked;
+      if (jtis.has(subject.jti)) return ANSWER.token_revoked;
+      return NOT_REVOKED;
+    },
+  };
+}
+
+function replay(index: RevocationIndex, entry: unknown, where: string): void {
+  const e = entry as Partial<RevocationRecord & RestoreLine> | null;
+  if (e !== null && typeof e === 'object' && typeof e.restore === 'string') {
+    index.tenants.delete(e.restore);
+    return;
+  }
+  if (e === null || typeof e !== 'object' || !isTarget(e.target)) {
+    // Skipping an entry we cannot read could un-revoke someone: refuse to start instead.
+    throw new Error(`${where}: not a revocation or restore entry`);
+  }
+  index.revoke(e.target);
+}
+
+function assertTarget(target: RevocationTarget): void {
+  if (!isTarget(target)) throw new BrokerError('bad_request', 'a revocation needs exactly one complete target');
+}
+
+function isTarget(value: unknown): value is RevocationTarget {
+  if (value === null || typeof value !== 'object') return false;
+  const t = value as Record<string, unknown>;
+  const id = (v: unknown) => typeof v === 'string' && v.length > 0;
+  switch (t.kind) {
+    case 'tenant':
+      return id(t.tenant);
+    case 'principal':
+      return id(t.tenant) && id(t.principal);
+    case 'session':
+      return id(t.session);
+    case 'jti':
+      return id(t.jti);
+    default:
+      return false;
+  }
+}

@@ -1,0 +1,154 @@
+import { join } from 'node:path';
+import type { Clock } from '../clock';
+import { BrokerError } from '../errors';
+import { openJsonlJournal, type JsonlJournal } from '../journal/jsonl-journal';
+import type { CallRecord, SessionStore } from './session-store';
+
+/**
+ * The embedded session store, for one process. Live sessions and in-flight calls live in memory with
+ * expiries (pruned as they are read, and by a sweep at most once a minute so idle tenants cost nothing).
+ * Quarantine is a security decision, so with a `dataDir` it is also written to `quarantine.jsonl` and
+ * fsynced before `quarantine` resolves, and reloaded on start: a restart never releases a session.
+ */
+export const QUARANTINE_FILE = 'quarantine.jsonl';
+const SWEEP_INTERVAL_MS = 60_000;
+
+export interface MemorySessionStoreOptions {
+  clock: Clock;
+  /** Makes quarantines durable; without it they last as long as the process. */
+  dataDir?: string;
+}
+
+type QuarantineLine = { tenant: string; session: string; reason: string; at: number };
+
+export function createMemorySessionStore(options: MemorySessionStoreOptions): SessionStore & { ready(): Promise<void>; close(): Promise<void> } {
+  const { clock } = options;
+  const sessions = new Map<string, Map<string, number>>();
+  const quarantined = new Map<string, Set<string>>();
+  const calls = new Map<string, { call: CallRecord; expiresAt: number }>();
+  let lastSweep = clock.now();
+
+  const markQuarantined = (tenant: string, session: string) => {
+    let set = quarantined.get(tenant);
+    if (!set) quarantined.set(tenant, (set = new Set()));
+    set.add(session);
+  };
+
+  // Loaded once; every method waits for it, so a damaged file fails calls (closed) rather than forgetting quarantines.
+  const loading: Promise<JsonlJournal | null> = options.dataDir === undefined ? Promise.resolve(null) : loadQuarantines(join(options.dataDir, QUARANTINE_FILE), markQuarantined);
+  // Keep an unobserved failure from crashing the process; callers see it when they await `loading`.
+  loading.catch(() => undefined);
+
+  function sweep(now: number): void {
+    if (now - lastSweep < SWEEP_INTERVAL_MS) return;
+    lastSweep = now;
+    for (const [tenant, live] of sessions) {
+      for (const [session, expiresAt] of live) if (expiresAt <= now) live.delete(session);
+      if (live.size === 0) sessions.delete(tenant);
+    }
+    for (const [callId, entry] of calls) if (entry.expiresAt <= now) calls.delete(callId);
+  }
+
+  return {
+    async ready() {
+      await loading;
+    },
+
+    async touch(tenant, session, expiresAt) {
+      await loading;
+      sweep(clock.now());
+      let live = sessions.get(tenant);
+      if (!live) sessions.set(tenant, (live = new Map()));
+      // A refreshed token keeps the session alive; an older token's touch never shortens it.
+      live.set(session, Math.max(expiresAt, live.get(session) ?? -Infinity));
+    },
+
+    async liveSessions(tenant, now) {
+      await loading;
+      const live = sessions.get(tenant);
+      if (!live) return 0;
+      for (const [session, expiresAt] of live) if (expiresAt <= now) live.delete(session);
+      if (live.size === 0) sessions.delete(tenant);
+      return live.size;
+    },
+
+    async quarantine(tenant, session, reason) {
+      const journal = await loading;
+      // In effect at once; durable (when configured) before this resolves.
+      markQuarantined(tenant, session);
+      const line: QuarantineLine = { tenant, session, reason, at: clock.now() };
+      await journal?.append(line);
+    },
+
+    async isQuarantined(tenant, session) {
+      await loading;
+      return quarantined.get(tenant)?.has(session) === true;
+    },
+
+    async putCall(call, ttlMs) {
+      await loading;
+      const now = clock.now();
+      sweep(now);
+      const existing = calls.get(call.call_id);
+      // A live call id belongs to whoever opened it; letting a second put replace it would let one
+      // caller complete (or strip the leases of) another's call.
+      if (existing && existing.expiresAt > now) throw new BrokerError('bad_request', 'call_id is already in use');
+      calls.set(call.call_id, { call: copyCall(call), expiresAt: now + Math.max(1, ttlMs) });
+    },
+
+    async takeCall(callId) {
+      await loading;
+      const entry = calls.get(callId);
+      if (!entry) return null;
+      calls.delete(callId);
+      return entry.expiresAt > clock.now() ? copyCall(entry.call) : null;
+    },
+
+    async leasesOf(filter) {
+      await loading;
+      const now = clock.now();
+      const out: CallRecord[] = [];
+      for (const [callId, { call, expiresAt }] of calls) {
+        if (expiresAt <= now) {
+          calls.delete(callId);
+          continue;
+        }
+        if (call.lease_ids.length === 0) continue;
+        if (filter.tenant !== undefined && call.tenant !== filter.tenant) continue;
+        if (filter.session !== undefined && call.session !== filter.session) continue;
+        if (filter.principal !== undefined && call.principal !== filter.principal) continue;
+        out.push(copyCall(call));
+      }
+      return out;
+    },
+
+    async close() {
+      const journal = await loading.catch(() => null);
+      await journal?.close();
+      sessions.clear();
+      calls.clear();
+    },
+  };
+}
+
+async function loadQuarantines(path: string, mark: (tenant: string, session: string) => void): Promise<JsonlJournal> {
+  const { entries, journal } = await openJsonlJournal(path);
+  try {
+    entries.forEach((entry, i) => {
+      const e = entry as Partial<QuarantineLine> | null;
+      if (e === null || typeof e !== 'object' || typeof e.tenant !== 'string' || typeof e.session !== 'string') {
+        throw new Error(`${path}:${i + 1}: not a quarantine entry`);
+      }
+      mark(e.tenant, e.session);
+    });
+  } catch (err) {
+    await journal.close();
+    throw err;
+  }
+  return journal;
+}
+
+/** Records are copied in and out so no caller can change what the store holds. */
+function copyCall(call: CallRecord): CallRecord {
+  return { ...call, lease_ids: [...call.lease_ids] };
+}

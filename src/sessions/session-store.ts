@@ -1,0 +1,31 @@
+/**
+ * Sessions and in-flight calls. A call record ties a call_id to the server, tenant and session that
+ * opened it, so /v1/complete can only close calls the same server opened, and so leases can be revoked
+ * when the session is killed.
+ */
+export interface CallRecord {
+  call_id: string;
+  server: string;
+  tenant: string;
+  principal: string;
+  session: string;
+  tool: string;
+  lease_ids: string[];
+  max_records?: number;
+  /** Epoch ms. */
+  started_at: number;
+}
+
+export interface SessionStore {
+  /** Notes a live session until its token's expiry (epoch ms). */
+  touch(tenant: string, session: string, expiresAt: number): Promise<void>;
+  liveSessions(tenant: string, now: number): Promise<number>;
+  quarantine(tenant: string, session: string, reason: string): Promise<void>;
+  isQuarantined(tenant: string, session: string): Promise<boolean>;
+  putCall(call: CallRecord, ttlMs: number): Promise<void>;
+  /** Removes and returns the call (so it completes once). */
+  takeCall(callId: string): Promise<CallRecord | null>;
+  /** Upstream leases still held by a tenant's calls, optionally only one session's. */
+  leasesOf(filter: { tenant?: string; session?: string; principal?: string }): Promise<CallRecord[]>;
+  close?(): Promise<void>;
+}

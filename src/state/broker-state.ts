@@ -1,0 +1,24 @@
+import type { ApprovalStore } from '../approvals/approval-store';
+import type { AuditLog } from '../audit/audit-log';
+import type { QuotaStore } from '../quotas/quota-store';
+import type { RevocationStore } from '../revocation/revocation-store';
+import type { SessionStore } from '../sessions/session-store';
+import type { KeyStore } from '../tokens/key-store';
+
+/**
+ * Everything the broker keeps between calls. The embedded default keeps it in one process under
+ * --data-dir; scale-out keeps it in Redis and PostgreSQL. The authorize pipeline sees only these
+ * interfaces, so both deployments run the same code paths.
+ */
+export interface BrokerState {
+  kind: 'embedded' | 'shared';
+  revocations: RevocationStore;
+  quotas: QuotaStore;
+  sessions: SessionStore;
+  approvals: ApprovalStore;
+  audit: AuditLog;
+  keys: KeyStore;
+  /** Readiness of each backing service, for /readyz. */
+  ready(): Promise<Record<string, boolean>>;
+  close(): Promise<void>;
+}

@@ -1,0 +1,47 @@
+/**
+ * What a Bulkhead access token says (DESIGN.md "Tokens"), and what a verified one is turned into.
+ * Times in claims are JWT NumericDate (seconds); times in VerifiedToken are epoch milliseconds.
+ */
+
+export interface TokenClaims {
+  iss: string;
+  /** Principal. */
+  sub: string;
+  /** The one MCP server (server id) this token is for. */
+  aud: string;
+  /** Tenant. */
+  tid: string;
+  /** Session: kept across refreshes, so revoking it ends the whole chain. */
+  sid: string;
+  jti: string;
+  /** Space-separated tool names. */
+  scope: string;
+  iat: number;
+  nbf: number;
+  exp: number;
+}
+
+/**
+ * A token whose signature, issuer, type and lifetime were checked. Verified tokens may be shared from
+ * the verifier's cache, so they are frozen: treat them as read-only.
+ */
+export interface VerifiedToken {
+  readonly tenant: string;
+  readonly principal: string;
+  readonly session: string;
+  readonly jti: string;
+  readonly audience: string;
+  readonly scope: readonly string[];
+  /** Epoch ms. */
+  readonly issuedAt: number;
+  /** Epoch ms. */
+  readonly expiresAt: number;
+}
+
+export function parseScope(scope: string): string[] {
+  return [...new Set(scope.split(' ').filter((token) => token.length > 0))];
+}
+
+export function formatScope(tools: readonly string[]): string {
+  return tools.join(' ');
+}

@@ -1,0 +1,69 @@
+import { randomUUID } from 'node:crypto';
+import { SignJWT } from 'jose';
+import type { Clock } from '../clock';
+import { formatScope, type TokenClaims } from './claims';
+import type { KeyRing } from './key-ring';
+import { SIGNING_ALG } from './signing-key';
+
+/** Signs Bulkhead access tokens with the key ring's current key. Policy decisions happen before this. */
+
+export const TOKEN_TYPE = 'at+jwt';
+
+export interface TokenIssuerDeps {
+  keyRing: Pick<KeyRing, 'signingKey' | 'maxTokenTtlMs'>;
+  clock: Clock;
+  /** The broker's issuer URL (`iss`). */
+  issuer: string;
+  /** UUID source for `sid` and `jti`; injectable for tests. */
+  random?: () => string;
+}
+
+export interface IssueRequest {
+  tenant: string;
+  principal: string;
+  audience: string;
+  scope: readonly string[];
+  /** Kept on refresh; a new session otherwise. */
+  session?: string;
+  ttlMs: number;
+}
+
+export interface IssuedToken {
+  token: string;
+  claims: TokenClaims;
+}
+
+export interface TokenIssuer {
+  issue(request: IssueRequest): Promise<IssuedToken>;
+}
+
+export function createTokenIssuer(deps: TokenIssuerDeps): TokenIssuer {
+  const random = deps.random ?? randomUUID;
+
+  return {
+    async issue(request) {
+      const ttlSeconds = Math.floor(request.ttlMs / 1000);
+      // A token that outlives the key ring's window would stop verifying early; refuse to make one.
+      if (!(ttlSeconds >= 1) || request.ttlMs > deps.keyRing.maxTokenTtlMs) {
+        throw new Error(`token lifetime must be between 1s and ${deps.keyRing.maxTokenTtlMs}ms`);
+      }
+      if (request.scope.length === 0) throw new Error('a token needs at least one tool in scope');
+      const { kid, privateKey } = deps.keyRing.signingKey();
+      const iat = Math.floor(deps.clock.now() / 1000);
+      const claims: TokenClaims = {
+        iss: deps.issuer,
+        sub: request.principal,
+        aud: request.audience,
+        tid: request.tenant,
+        sid: request.session ?? random(),
+        jti: random(),
+        scope: formatScope(request.scope),
+        iat,
+        nbf: iat,
+        exp: iat + ttlSeconds,
+      };
+      const token = await new SignJWT({ ...claims }).setProtectedHeader({ alg: SIGNING_ALG, typ: TOKEN_TYPE, kid }).sign(privateKey);
+      return { token, claims };
+    },
+  };
+}

@@ -1,0 +1,120 @@
+import { decodeJwt, jwtVerify, type JWTPayload } from 'jose';
+import type { Clock } from '../clock';
+import { BrokerError, isBrokerError } from '../errors';
+import type { Policy } from '../policy/schema';
+import type { RevocationSubject } from '../revocation/revocation-store';
+import { intersect, own, tenantTools } from './grant-scope';
+import type { IdpKeyResolver, IdpSettings } from './idp-keys';
+import { OAuthError } from './oauth-error';
+import type { TokenVerifier } from './verifier';
+
+/**
+ * RFC 8693 token exchange: who the subject token speaks for. Two kinds of subject token:
+ * - a still-valid Bulkhead token (refresh): same tenant, principal and session, scope bounded by the old token;
+ * - a tenant IdP JWT: the unverified `iss` is read ONLY to pick which tenant's keys and settings to
+ *   verify with; verification then requires that same issuer, so the tenant comes from the verified
+ *   issuer → tenant mapping and nothing in the token body (a `tid` claim there is ignored).
+ */
+
+export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
+export const TOKEN_TYPE_ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
+
+/** Asymmetric only: an IdP's JWKS is public, so an HMAC "signed" with it would prove nothing. */
+const IDP_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
+const PRINCIPAL = /^[^\u0000-\u001f\u007f]{1,256}$/;
+
+export interface ExchangeSubject {
+  tenant: string;
+  principal: string;
+  /** Set on refresh: the new token keeps it. */
+  session?: string;
+  /** The most the new token may carry before the server's tools and the requested scope narrow it. */
+  ceiling: string[];
+  /** The old token's audience, used when a refresh names none. */
+  defaultAudience?: string;
+  /** Set on refresh: the old token's identity, checked against revocations before anything is issued. */
+  revocationSubject?: RevocationSubject;
+}
+
+export interface SubjectResolverDeps {
+  verifier: Pick<TokenVerifier, 'verify'>;
+  idpKeys: IdpKeyResolver;
+  clock: Clock;
+}
+
+export function createSubjectResolver(deps: SubjectResolverDeps) {
+  async function fromBulkhead(policy: Policy, token: string, claims: JWTPayload): Promise<ExchangeSubject> {
+    let verified;
+    try {
+      // Any audience it was issued for: `aud` is signed, so the unverified value is only a lookup key.
+      verified = await deps.verifier.verify(token, typeof claims.aud === 'string' ? claims.aud : '');
+    } catch (err) {
+      if (isBrokerError(err) && err.reason === 'token_expired') throw new OAuthError('invalid_grant', 'subject_token has expired');
+      throw new OAuthError('invalid_grant', 'subject_token is invalid', 400, { cause: err });
+    }
+    const tenant = own(policy.tenants, verified.tenant);
+    if (!tenant) throw new OAuthError('invalid_grant', 'subject_token tenant no longer exists');
+    // Policy may have shrunk since the old token was issued: bound by what the principal may have now.
+    const principal = own(tenant.principals, verified.principal);
+    const current = principal ? principal.tools : tenant.idp ? (tenant.idp.scope ?? tenantTools(tenant)) : [];
+    return {
+      tenant: verified.tenant,
+      principal: verified.principal,
+      session: verified.session,
+      ceiling: intersect(verified.scope, current, tenantTools(tenant)),
+      defaultAudience: verified.audience,
+      revocationSubject: { tid: verified.tenant, sub: verified.principal, sid: verified.session, jti: verified.jti },
+    };
+  }
+
+  async function fromIdp(policy: Policy, token: string, issuer: string): Promise<ExchangeSubject> {
+    const owners = Object.entries(policy.tenants).filter(([, t]) => t.idp?.issuer === issuer);
+    if (owners.length !== 1) throw new OAuthError('invalid_grant', 'subject_token issuer is not trusted');
+    const [tenantId, tenant] = owners[0]!;
+    const idp = tenant.idp as IdpSettings;
+    let payload: JWTPayload;
+    try {
+      ({ payload } = await jwtVerify(token, deps.idpKeys(tenantId, idp), {
+        issuer: idp.issuer,
+        audience: idp.audience,
+        algorithms: IDP_ALGORITHMS,
+        requiredClaims: ['exp', idp.principal_claim],
+        currentDate: new Date(deps.clock.now()),
+        clockTolerance: policy.broker.clock_skew / 1000,
+      }));
+    } catch (err) {
+      throw idpError(err);
+    }
+    const principal = payload[idp.principal_claim];
+    if (typeof principal !== 'string' || !PRINCIPAL.test(principal)) {
+      throw new OAuthError('invalid_grant', `subject_token claim "${idp.principal_claim}" is not a usable principal id`);
+    }
+    return { tenant: tenantId, principal, ceiling: intersect(idp.scope ?? tenantTools(tenant), tenantTools(tenant)) };
+  }
+
+  return {
+    async resolve(policy: Policy, subjectToken: string): Promise<ExchangeSubject> {
+      let claims: JWTPayload;
+      try {
+        claims = decodeJwt(subjectToken);
+      } catch {
+        throw new OAuthError('invalid_grant', 'subject_token is not a JWT');
+      }
+      if (typeof claims.iss !== 'string') throw new OAuthError('invalid_grant', 'subject_token has no issuer');
+      return claims.iss === policy.broker.issuer ? fromBulkhead(policy, subjectToken, claims) : fromIdp(policy, subjectToken, claims.iss);
+    },
+  };
+}
+
+export type SubjectResolver = ReturnType<typeof createSubjectResolver>;
+
+/** A bad token is the client's problem (invalid_grant); an IdP we cannot reach is ours (fail closed). */
+function idpError(err: unknown): Error {
+  const code = (err as { code?: unknown } | null)?.code;
+  const cause = new Error(typeof code === 'string' ? code : 'identity provider token verification failed');
+  if (code === 'ERR_JWT_EXPIRED') return new OAuthError('invalid_grant', 'subject_token has expired', 400, { cause });
+  const unreachable = code === 'ERR_JWKS_TIMEOUT' || code === 'ERR_JWKS_INVALID' || code === 'ERR_JOSE_GENERIC' || typeof code !== 'string' || !code.startsWith('ERR_J');
+  if (unreachable) return new BrokerError('upstream_unavailable', 'tenant identity provider keys are unavailable', { cause: err });
+  return new OAuthError('invalid_grant', 'subject_token could not be verified', 400, { cause });
+}

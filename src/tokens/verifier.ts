@@ -1,0 +1,149 @@
+import { createHash } from 'node:crypto';
+import { jwtVerify, type JWTHeaderParameters, type JWTPayload, type KeyLike } from 'jose';
+import type { Clock } from '../clock';
+import { BrokerError } from '../errors';
+import { parseScope, type VerifiedToken } from './claims';
+import { TOKEN_TYPE } from './issuer';
+import type { KeyRing } from './key-ring';
+import { SIGNING_ALG } from './signing-key';
+
+/**
+ * Verifies Bulkhead access tokens. Runs on every tool call, so verified tokens are cached by the
+ * SHA-256 of the token (an edited token hashes differently and misses). A cache hit still checks the
+ * lifetime and that the signing key is still trusted, and the audience is compared on every call.
+ * Errors never quote the token or its claims.
+ */
+
+export interface TokenVerifierDeps {
+  keyRing: Pick<KeyRing, 'verificationKey'>;
+  clock: Clock;
+  /** The broker's issuer URL: tokens from anyone else are invalid here. */
+  issuer: string;
+  clockSkewMs: number;
+  /** Most verified tokens kept (least recently used evicted first); 0 disables the cache. */
+  cacheSize?: number;
+}
+
+export interface TokenVerifier {
+  verify(token: string, expectedAudience: string): Promise<VerifiedToken>;
+}
+
+interface CacheEntry {
+  verified: VerifiedToken;
+  kid: string;
+  nbf: number;
+  exp: number;
+}
+
+/** Far above any token we issue; refuses absurd input before hashing or parsing it. */
+const MAX_TOKEN_LENGTH = 8192;
+const REQUIRED_CLAIMS = ['iss', 'sub', 'aud', 'tid', 'sid', 'jti', 'scope', 'iat', 'nbf', 'exp'];
+
+export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
+  const { keyRing, clock, issuer } = deps;
+  const skewSeconds = deps.clockSkewMs / 1000;
+  const cacheSize = deps.cacheSize ?? 10_000;
+  const cache = new Map<string, CacheEntry>();
+
+  function getKey(header: JWTHeaderParameters): KeyLike {
+    const key = typeof header.kid === 'string' ? keyRing.verificationKey(header.kid) : undefined;
+    if (!key) throw new BrokerError('token_invalid', 'token signing key is unknown');
+    return key;
+  }
+
+  /** The same lifetime rule as jose applies (NumericDate seconds, symmetric skew tolerance). */
+  function checkLifetime(nbf: number, exp: number): void {
+    const now = Math.floor(clock.now() / 1000);
+    if (exp <= now - skewSeconds) throw new BrokerError('token_expired', 'token has expired');
+    if (nbf > now + skewSeconds) throw new BrokerError('token_invalid', 'token is not valid yet');
+  }
+
+  function forAudience(verified: VerifiedToken, expectedAudience: string): VerifiedToken {
+    if (verified.audience !== expectedAudience) throw new BrokerError('audience_mismatch', 'token was issued for a different server');
+    return verified;
+  }
+
+  function remember(cacheKey: string, entry: CacheEntry): void {
+    if (cacheSize <= 0) return;
+    cache.set(cacheKey, entry);
+    if (cache.size > cacheSize) cache.delete(cache.keys().next().value as string);
+  }
+
+  return {
+    async verify(token, expectedAudience) {
+      if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) {
+        throw new BrokerError('token_invalid', 'token is malformed');
+      }
+      const cacheKey = createHash('sha256').update(token).digest('base64');
+      const hit = cache.get(cacheKey);
+      if (hit) {
+        cache.delete(cacheKey);
+        checkLifetime(hit.nbf, hit.exp);
+        if (keyRing.verificationKey(hit.kid)) {
+          cache.set(cacheKey, hit); // most recently used goes last
+          return forAudience(hit.verified, expectedAudience);
+        }
+        // The key is no longer trusted: verify from scratch, which refuses it.
+      }
+
+      let payload: JWTPayload;
+      let kid: string;
+      try {
+        const result = await jwtVerify(token, getKey, {
+          algorithms: [SIGNING_ALG],
+          typ: TOKEN_TYPE,
+          issuer,
+          requiredClaims: REQUIRED_CLAIMS,
+          currentDate: new Date(clock.now()),
+          clockTolerance: skewSeconds,
+        });
+        payload = result.payload;
+        kid = result.protectedHeader.kid as string;
+      } catch (err) {
+        throw publicError(err);
+      }
+      const entry = toEntry(payload, kid);
+      remember(cacheKey, entry);
+      return forAudience(entry.verified, expectedAudience);
+    },
+  };
+}
+
+function toEntry(payload: JWTPayload, kid: string): CacheEntry {
+  const { sub, aud, tid, sid, jti, scope, iat, nbf, exp } = payload;
+  const text = (value: unknown): value is string => typeof value === 'string' && value.length > 0;
+  const time = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
+  if (!text(sub) || !text(aud) || !text(tid) || !text(sid) || !text(jti) || typeof scope !== 'string' || !time(iat) || !time(nbf) || !time(exp)) {
+    throw new BrokerError('token_invalid', 'token claims are missing or of the wrong type');
+  }
+  const verified: VerifiedToken = Object.freeze({
+    tenant: tid,
+    principal: sub,
+    session: sid,
+    jti,
+    audience: aud,
+    scope: Object.freeze(parseScope(scope)),
+    issuedAt: iat * 1000,
+    expiresAt: exp * 1000,
+  });
+  return { verified, kid, nbf, exp };
+}
+
+/** jose's errors carry the decoded payload; keep only their code as the private cause. */
+function publicError(err: unknown): BrokerError {
+  if (err instanceof BrokerError) return err;
+  const code = (err as { code?: unknown } | null)?.code;
+  const cause = new Error(typeof code === 'string' ? code : 'token verification failed');
+  switch (code) {
+    case 'ERR_JWT_EXPIRED':
+      return new BrokerError('token_expired', 'token has expired', { cause });
+    case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
+      return new BrokerError('token_invalid', 'token signature is invalid', { cause });
+    case 'ERR_JOSE_ALG_NOT_ALLOWED':
+      return new BrokerError('token_invalid', 'token algorithm is not allowed', { cause });
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      return new BrokerError('token_invalid', 'token claims are not acceptable', { cause });
+    default:
+      return new BrokerError('token_invalid', 'token is malformed', { cause });
+  }
+}

@@ -1,0 +1,129 @@
+import { appendFile, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createFileRevocationStore, createMemoryRevocationStore, REVOCATIONS_FILE } from '../../../src/revocation/file-revocation-store';
+
+const subject = { tid: 'acme', sub: 'acme-agent', sid: 'sess-1', jti: 'jti-1' };
+
+let dataDir: string;
+beforeEach(async () => {
+  dataDir = await mkdtemp(join(tmpdir(), 'bulkhead-revocation-'));
+});
+afterEach(async () => {
+  await rm(dataDir, { recursive: true, force: true });
+});
+
+describe('file revocation store', () => {
+  test('a tenant revocation survives a new instance on the same data dir', async () => {
+    const first = await createFileRevocationStore({ dataDir });
+    await first.revoke({ target: { kind: 'tenant', tenant: 'acme' }, reason: 'incident', at: 1 });
+    await first.close();
+
+    const second = await createFileRevocationStore({ dataDir });
+    expect(await second.check(subject)).toBe('tenant_revoked');
+    expect(await second.isTenantRevoked('acme')).toBe(true);
+    expect(await second.isTenantRevoked('globex')).toBe(false);
+    await second.close();
+  });
+
+  test('the revocation is on disk by the time revoke resolves', async () => {
+    const store = await createFileRevocationStore({ dataDir });
+    await store.revoke({ target: { kind: 'jti', jti: 'jti-1' }, at: 5 });
+    const lines = (await readFile(join(dataDir, REVOCATIONS_FILE), 'utf8')).trim().split('\n');
+    expect(lines.map((l) => JSON.parse(l))).toEqual([{ target: { kind: 'jti', jti: 'jti-1' }, at: 5 }]);
+    await store.close();
+  });
+
+  test('restore lifts a tenant revocation, durably, and only that', async () => {
+    const store = await createFileRevocationStore({ dataDir });
+    await store.revoke({ target: { kind: 'tenant', tenant: 'acme' }, at: 1 });
+    await store.revoke({ target: { kind: 'session', session: 'sess-1' }, at: 2 });
+    expect(await store.restoreTenant('acme')).toBe(true);
+    expect(await store.isTenantRevoked('acme')).toBe(false);
+    expect(await store.check(subject)).toBe('session_revoked');
+    await store.close();
+
+    const reopened = await createFileRevocationStore({ dataDir });
+    expect(await reopened.isTenantRevoked('acme')).toBe(false);
+    expect(await reopened.check(subject)).toBe('session_revoked');
+    await reopened.close();
+  });
+
+  test('restoreTenant cannot lift principal, session or token revocations', async () => {
+    const store = await createFileRevocationStore({ dataDir });
+    await store.revoke({ target: { kind: 'principal', tenant: 'acme', principal: 'acme-agent' }, at: 1 });
+    await store.revoke({ target: { kind: 'jti', jti: 'jti-9' }, at: 1 });
+    expect(await store.restoreTenant('acme')).toBe(false);
+    expect(await store.check(subject)).toBe('principal_revoked');
+    expect(await store.check({ ...subject, sub: 'other', jti: 'jti-9' })).toBe('token_revoked');
+    await store.close();
+  });
+
+  test('a tenant revoked again after a restore stays revoked across restart', async () => {
+    const store = await createFileRevocationStore({ dataDir });
+    await store.revoke({ target: { kind: 'tenant', tenant: 'acme' }, at: 1 });
+    await store.restoreTenant('acme');
+    await store.revoke({ target: { kind: 'tenant', tenant: 'acme' }, at: 3 });
+    await store.close();
+    const reopened = await createFileRevocationStore({ dataDir });
+    expect(await reopened.isTenantRevoked('acme')).toBe(true);
+    await reopened.close();
+  });
+
+  test('a revoke racing a restore wins, in memory and on disk alike', async () => {
+    const store = await createFileRevocationStore({ dataDir });
+    await store.revoke({ target: { kind: 'tenant', tenant: 'acme' }, at: 1 });
+    const restoring = store.restoreTenant('acme');
+    const revoking = store.revoke({ target: { kind: 'tenant', tenant: 'acme' }, at: 2 });
+    await Promise.all([restoring, revoking]);
+    expect(await store.isTenantRevoked('acme')).toBe(true);
+    await store.close();
+    const reopened = await createFileRevocationStore({ dataDir });
+    expect(await reopened.isTenantRevoked('acme')).toBe(true);
+    await reopened.close();
+  });
+
+  test('a principal revocation does not reach the same principal name in another tenant', async () => {
+    const store = await createFileRevocationStore({ dataDir });
+    await store.revoke({ target: { kind: 'principal', tenant: 'acme', principal: 'agent' }, at: 1 });
+    expect(await store.check({ tid: 'acme', sub: 'agent', sid: 's', jti: 'j' })).toBe('principal_revoked');
+    expect(await store.check({ tid: 'globex', sub: 'agent', sid: 's', jti: 'j' })).toBeNull();
+    await store.close();
+  });
+
+  test('reasons take precedence tenant, principal, session, then token', async () => {
+    const store = createMemoryRevocationStore();
+    await store.revoke({ target: { kind: 'jti', jti: 'jti-1' }, at: 1 });
+    expect(await store.check(subject)).toBe('token_revoked');
+    await store.revoke({ target: { kind: 'session', session: 'sess-1' }, at: 1 });
+    expect(await store.check(subject)).toBe('session_revoked');
+    await store.revoke({ target: { kind: 'principal', tenant: 'acme', principal: 'acme-agent' }, at: 1 });
+    expect(await store.check(subject)).toBe('principal_revoked');
+    await store.revoke({ target: { kind: 'tenant', tenant: 'acme' }, at: 1 });
+    expect(await store.check(subject)).toBe('tenant_revoked');
+  });
+
+  test('an incomplete target is refused and revokes nothing', async () => {
+    const store = createMemoryRevocationStore();
+    await expect(store.revoke({ target: { kind: 'session', session: '' }, at: 1 })).rejects.toMatchObject({ reason: 'bad_request' });
+    expect(await store.check({ ...subject, sid: '' })).toBeNull();
+  });
+
+  test('a torn last line from a crash is dropped and later appends stay readable', async () => {
+    const path = join(dataDir, REVOCATIONS_FILE);
+    await writeFile(path, JSON.stringify({ target: { kind: 'session', session: 'sess-1' }, at: 1 }) + '\n{"target":{"kind":"ten');
+    const store = await createFileRevocationStore({ dataDir });
+    expect(await store.check(subject)).toBe('session_revoked');
+    await store.revoke({ target: { kind: 'tenant', tenant: 'globex' }, at: 2 });
+    await store.close();
+    const reopened = await createFileRevocationStore({ dataDir });
+    expect(await reopened.isTenantRevoked('globex')).toBe(true);
+    await reopened.close();
+  });
+
+  test('a damaged line in the middle refuses to load rather than forget a revocation', async () => {
+    const path = join(dataDir, REVOCATIONS_FILE);
+    await appendFile(path, 'not json\n' + JSON.stringify({ target: { kind: 'tenant', tenant: 'acme' }, at: 1 }) + '\n');
+    await expect(createFileRevocationStore({ dataDir })).rejects.toThrow(`${REVOCATIONS_FILE}:1`);
+  });
+});
