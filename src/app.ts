@@ -2,7 +2,6 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
-import { createLocalSecretStore, createLocalSource } from '../adapters/local';
 import { createAuthorizer, type Authorizer } from './authorize/authorizer';
 import { createCompletion } from './authorize/completion';
 import { systemClock, type Clock } from './clock';
@@ -16,7 +15,8 @@ import { createMetrics, type BrokerMetrics } from './observability/metrics';
 import { createKillSwitch } from './operator/kill-switch';
 import type { Policy } from './policy/schema';
 import type { BrokerState } from './state/broker-state';
-import { createEmbeddedState } from './state/embedded-state';
+import { createBrokerState } from './compose/broker-state';
+import { createCredentialSources } from './compose/credential-sources';
 import { createKeyRing, type KeyRing } from './tokens/key-ring';
 import { createTokenIssuer } from './tokens/issuer';
 import { createTokenService, type TokenService } from './tokens/token-service';
@@ -55,7 +55,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const logger = options.logger ?? createLogger();
   const metrics = createMetrics();
   const masterKey = await loadOrCreateMasterKey(dataDir, options.env);
-  const state = options.state ?? (await createEmbeddedState({ dataDir, masterKey, clock }));
+  const state = options.state ?? (await createBrokerState({ policy, dataDir, masterKey, clock, logger }));
 
   const keyRing = createKeyRing({ store: state.keys, clock, maxTokenTtlMs: policy.broker.max_token_ttl, clockSkewMs: policy.broker.clock_skew });
   await keyRing.init();
@@ -63,7 +63,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const verifier = createTokenVerifier({ keyRing, clock, issuer: policy.broker.issuer, clockSkewMs: policy.broker.clock_skew });
   const tokens = createTokenService({ policy, issuer, verifier, revocations: state.revocations, clock });
 
-  const sources = options.sources ?? [createLocalSource(createLocalSecretStore({ dataDir, masterKey }))];
+  const sources = options.sources ?? (await createCredentialSources({ policy, dataDir, masterKey, logger }));
   const credentials = createCredentialResolver({
     sources,
     clock,
