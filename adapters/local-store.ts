@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
+import { chmod, mkdir, open, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open as openSealed, seal } from '../src/crypto/envelope';
 import { idSchema } from '../src/policy/schema';
+import { createCachedFileReader } from './cached-file-reader';
 
 /**
  * The embedded secret store, under `<dataDir>/secrets/` (0700):
@@ -38,6 +39,8 @@ export function createLocalSecretStore(options: LocalSecretStoreOptions): LocalS
   const { masterKey } = options;
   // Read-modify-write of one tenant's files is serialised in this process; other tenants run freely.
   const locks = new Map<string, Promise<unknown>>();
+  // Every call reads both files; a stat per file tells whether the bytes read last time are still current.
+  const files = createCachedFileReader();
 
   function withTenantLock<T>(tenant: string, work: () => Promise<T>): Promise<T> {
     const previous = locks.get(tenant) ?? Promise.resolve();
@@ -59,13 +62,13 @@ export function createLocalSecretStore(options: LocalSecretStoreOptions): LocalS
   }
 
   async function readDataKey(tenant: string): Promise<Buffer | undefined> {
-    const sealed = await readIfExists(keyPath(tenant));
+    const sealed = await files.read(keyPath(tenant));
     if (sealed === undefined) return undefined;
     return openSealed(masterKey, sealed.trim(), `tenant-data-key:${tenant}`);
   }
 
   async function readSecrets(tenant: string): Promise<SecretsFile> {
-    const text = await readIfExists(secretsPath(tenant));
+    const text = await files.read(secretsPath(tenant));
     if (text === undefined) return {};
     const parsed: unknown = JSON.parse(text);
     if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) throw new Error(`${secretsPath(tenant)} is not a JSON object`);
@@ -170,15 +173,6 @@ async function syncDir(dir: string): Promise<void> {
     await handle.sync();
   } finally {
     await handle.close();
-  }
-}
-
-async function readIfExists(path: string): Promise<string | undefined> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-    throw err;
   }
 }
 

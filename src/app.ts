@@ -1,4 +1,5 @@
 import { createServer, type Server } from 'node:http';
+import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
@@ -21,6 +22,10 @@ import { createKeyRing, type KeyRing } from './tokens/key-ring';
 import { createTokenIssuer } from './tokens/issuer';
 import { createTokenService, type TokenService } from './tokens/token-service';
 import { createTokenVerifier } from './tokens/verifier';
+import { createBrokerTls, type BrokerTls } from '../rotation/broker-tls';
+import { createKeyRotation, type KeyRotation } from '../rotation/key-rotation';
+import { createSoleLeaderLock, type LeaderLock } from '../rotation/leader-lock';
+import { bindRotationMetrics } from '../rotation/rotation-metrics';
 
 export interface BrokerOptions {
   policy: Policy;
@@ -32,6 +37,10 @@ export interface BrokerOptions {
   /** Replaces the state built from policy (embedded or shared). */
   state?: BrokerState;
   env?: NodeJS.ProcessEnv;
+  /** Who may rotate signing keys when replicas share state (default: this process alone). */
+  leaderLock?: LeaderLock;
+  /** How long a credential source may take before the call fails closed (default 5 s; tests shorten it). */
+  upstreamTimeoutMs?: number;
 }
 
 export interface Broker {
@@ -39,6 +48,8 @@ export interface Broker {
   policy: Policy;
   state: BrokerState;
   keyRing: KeyRing;
+  /** Signing-key timer, and HTTPS/mTLS (null when broker.tls.mode is off). */
+  rotation: { keys: KeyRotation; tls: BrokerTls | null };
   tokens: TokenService;
   authorizer: Authorizer;
   credentials: CredentialResolver;
@@ -59,15 +70,17 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
 
   const keyRing = createKeyRing({ store: state.keys, clock, maxTokenTtlMs: policy.broker.max_token_ttl, clockSkewMs: policy.broker.clock_skew });
   await keyRing.init();
+  const keyRotation = createKeyRotation({ keyRing, lock: options.leaderLock ?? state.leaderLock ?? createSoleLeaderLock(), clock, periodMs: policy.broker.rotation.signing_key, logger });
+  const tls = await createBrokerTls({ policy, dataDir, masterKey, clock, logger, env: options.env });
   const issuer = createTokenIssuer({ keyRing, clock, issuer: policy.broker.issuer });
   const verifier = createTokenVerifier({ keyRing, clock, issuer: policy.broker.issuer, clockSkewMs: policy.broker.clock_skew });
   const tokens = createTokenService({ policy, issuer, verifier, revocations: state.revocations, clock });
 
-  const sources = options.sources ?? (await createCredentialSources({ policy, dataDir, masterKey, logger }));
+  const sources = options.sources ?? (await createCredentialSources({ policy, dataDir, masterKey, logger, clock }));
   const credentials = createCredentialResolver({
     sources,
     clock,
-    timeoutMs: 5000,
+    timeoutMs: options.upstreamTimeoutMs ?? 5000,
     onUpstreamError: (source, err) => {
       metrics.upstreamErrors.inc({ source });
       logger.warn({ source, err }, 'upstream credential source failed');
@@ -100,8 +113,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const app = createHttpApp({
     logger,
     bodyLimit: policy.broker.body_limit,
-    servers: { digests: () => digestsOf(policy.servers, (s) => s.key_sha256) },
-    operators: { digests: () => digestsOf(policy.operators, (o) => o.token_sha256) },
+    servers: { digests: () => digestsOf(policy.servers, (s) => s.key_sha256), fromCertificate: tls?.fromCertificate },
+    operators: { digests: () => digestsOf(policy.operators, (o) => o.token_sha256), fromCertificate: tls?.fromCertificate },
     token: { tokens, jwks: () => keyRing.jwks(), issuer: policy.broker.issuer, metrics },
     server: { policy: currentPolicy, authorizer, complete, metrics },
     operator: {
@@ -112,10 +125,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       quotas: state.quotas,
       approvals: state.approvals,
       audit: { read: (t, o) => state.audit.read(t, o), verify: (t) => state.audit.verify(t), append: audit.append },
-      rotateKeys: async () => {
-        await keyRing.rotate();
-        return { kid: keyRing.signingKey().kid };
-      },
+      rotateKeys: () => keyRotation.rotateNow(),
       metrics,
       clock,
     },
@@ -125,19 +135,26 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     },
   });
 
+  // Rotation starts before serving: an overdue key ring (the broker was down) steps once here.
+  await keyRotation.start();
+  await tls?.start();
+  bindRotationMetrics(metrics, { clock, keys: () => keyRing.status(), nextKeyRotationAt: () => keyRotation.nextRotationAt(), serverCertificate: () => tls?.serverCertificate.status(), caIssuedAt: () => tls?.caIssuedAt() });
+
   const servers: Server[] = [];
   return {
     app,
     policy,
     state,
     keyRing,
+    rotation: { keys: keyRotation, tls },
     tokens,
     authorizer,
     credentials,
     metrics,
     logger,
     async listen(port = 0, host = '127.0.0.1') {
-      const server = createServer(app);
+      // With TLS on: client certificates are requested but optional (bearer-key clients still connect).
+      const server: Server = tls ? tls.attach(createHttpsServer(tls.serverOptions(), app)) : createServer(app);
       server.keepAliveTimeout = 65_000;
       await new Promise<void>((resolve, reject) => {
         server.once('error', reject);
@@ -145,9 +162,11 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       });
       servers.push(server);
       const address = server.address() as AddressInfo;
-      return { server, url: `http://${host.includes(':') ? `[${host}]` : host}:${address.port}` };
+      return { server, url: `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${address.port}` };
     },
     async close() {
+      await keyRotation.stop();
+      await tls?.stop();
       await Promise.all(
         servers.map(
           (s) =>

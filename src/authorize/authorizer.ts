@@ -42,7 +42,7 @@ export interface AuthorizerDeps {
   verifier: { verify(token: string, audience: string): Promise<VerifiedToken> };
   revocations: Pick<RevocationStore, 'check'>;
   quotas: Pick<QuotaStore, 'takeCall' | 'acquireSlot' | 'releaseSlot'>;
-  sessions: Pick<SessionStore, 'touch' | 'isQuarantined' | 'putCall'>;
+  sessions: Pick<SessionStore, 'touch' | 'isQuarantined' | 'putCall' | 'hasCall'>;
   approvals: Pick<ApprovalStore, 'request' | 'consume'>;
   credentials: Pick<CredentialResolver, 'resolve' | 'revokeLease'>;
   audit: Pick<AuditLog, 'append'>;
@@ -77,16 +77,22 @@ async function step<T>(reason: Reason, message: string, run: () => Promise<T>): 
 export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
   const approvalTtlMs = deps.approvalTtlMs ?? 15 * 60_000;
 
-  async function verifyLive(server: string, token: string): Promise<VerifiedToken> {
-    const verified = await deps.verifier.verify(token, server);
+  async function assertNotRevoked(verified: VerifiedToken): Promise<void> {
     const revoked = await step('state_unavailable', 'revocation state is unavailable', () => deps.revocations.check({ tid: verified.tenant, sub: verified.principal, sid: verified.session, jti: verified.jti }));
     if (revoked) throw new BrokerError(revoked, revocationMessage(revoked));
+  }
+
+  async function verifyLive(server: string, token: string): Promise<VerifiedToken> {
+    const verified = await deps.verifier.verify(token, server);
+    await assertNotRevoked(verified);
     return verified;
   }
 
   async function authorize(request: AuthorizeRequest): Promise<AllowDecision> {
     const policy = deps.policy();
-    const token = await verifyLive(request.server, request.token);
+    // Revocation is checked first thing inside the try below, so that a revoked caller's attempts are
+    // recorded in its tenant's audit stream like every other deny of a verified token.
+    const token = await deps.verifier.verify(request.token, request.server);
     const tenant = token.tenant;
     const callId = request.call_id ?? randomUUID();
     const audit = (decision: 'allow' | 'deny', extra: Record<string, unknown>) =>
@@ -104,6 +110,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
 
     let slotHeld = false;
     try {
+      await assertNotRevoked(token);
       if (await step('state_unavailable', 'session state is unavailable', () => deps.sessions.isQuarantined(tenant, token.session))) {
         throw new BrokerError('session_quarantined', 'this session is quarantined; an operator must review it');
       }
@@ -124,6 +131,12 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
         effective = { ...effective, [toolPolicy.resource.arg]: scope.normalized };
       }
       const argsSha = argumentsHash(effective);
+
+      // A reused call id is the caller's mistake, not load: answer it before it spends quota or takes a
+      // slot. putCall still refuses a duplicate atomically if two such requests race past this check.
+      if (request.call_id !== undefined && (await step('state_unavailable', 'session state is unavailable', () => deps.sessions.hasCall(callId)))) {
+        throw new BrokerError('bad_request', `call_id "${callId}" is already in use`);
+      }
 
       const quotas = policy.tenants[tenant]!.quotas;
       const rate = await step('state_unavailable', 'quota state is unavailable', () => deps.quotas.takeCall(tenant, quotas.calls_per_minute));

@@ -32,7 +32,7 @@ export interface CompletionDeps {
  */
 export function createCompletion(deps: CompletionDeps) {
   return async function complete(request: CompleteRequest): Promise<CompleteResult> {
-    const call = await deps.sessions.takeCall(request.call_id).catch((err) => {
+    const call = await deps.sessions.takeCall(request.call_id, request.server).catch((err) => {
       throw new BrokerError('state_unavailable', 'session state is unavailable', { cause: err });
     });
     // Another server's call id is answered exactly like an unknown one.

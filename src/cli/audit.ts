@@ -3,6 +3,7 @@ import { createFileAuditLog } from '../audit/file-audit-log';
 import { systemClock } from '../clock';
 import { loadConfig } from './load-config';
 import { parseVerb, stateOptions } from './options';
+import { openSharedAuditLog } from './shared-audit';
 import { UsageError } from './usage-error';
 
 export const AUDIT_HELP = `Usage: bulkhead audit verify [--tenant T] [--data-dir DIR] [--config FILE]
@@ -22,12 +23,14 @@ export async function audit(argv: string[]): Promise<number> {
     process.stdout.write(AUDIT_HELP + '\n');
     return 0;
   }
-  const { dataDir } = loadConfig(values);
-  const log = createFileAuditLog({ dir: join(dataDir, 'audit'), clock: systemClock });
+  const { policy, dataDir } = loadConfig(values);
+  // Scaled out (broker.state in the policy), the chains live in PostgreSQL, not under --data-dir.
+  const shared = await openSharedAuditLog(policy);
+  const log = shared?.log ?? createFileAuditLog({ dir: join(dataDir, 'audit'), clock: systemClock });
   try {
     const tenants = values.tenant ? [values.tenant] : await log.tenants();
     if (tenants.length === 0) {
-      process.stdout.write(`no audit streams under ${join(dataDir, 'audit')}\n`);
+      process.stdout.write(`no audit streams in ${shared?.where ?? join(dataDir, 'audit')}\n`);
       return 0;
     }
     let allOk = true;
@@ -40,6 +43,8 @@ export async function audit(argv: string[]): Promise<number> {
           : `${tenant}: BROKEN at record ${result.broken?.seq}: ${result.broken?.problem} (${result.events} events checked)\n`,
       );
     }
+    // Repairs the log made while opening files (a torn line cut, say) are worth an operator's eye.
+    for (const warning of log.warnings()) process.stderr.write(`warning: ${warning}\n`);
     return allOk ? 0 : 1;
   } finally {
     await log.close();

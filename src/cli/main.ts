@@ -1,8 +1,10 @@
 #!/usr/bin/env node
 import { audit } from './audit';
+import { certs } from './certs';
 import { keys, restore, revoke } from './operator';
 import { secret } from './secret';
 import { serve } from './serve';
+import { state } from './state';
 import { token } from './token';
 import { UsageError } from './usage-error';
 
@@ -15,6 +17,8 @@ const VERBS: Record<string, { run: (argv: string[]) => Promise<number>; summary:
   audit: { run: audit, summary: 'audit verify: check the hash chains' },
   keys: { run: keys, summary: 'keys rotate: move the signing keys one step' },
   secret: { run: secret, summary: 'secret set: store a secret in the embedded store' },
+  state: { run: state, summary: 'state init: create the PostgreSQL schema for scale-out' },
+  certs: { run: certs, summary: 'certs issue|renew: mTLS client certificates for MCP servers and operators' },
 };
 
 export const HELP = `Usage: bulkhead <verb> [options]     (bulkhead <verb> --help for each)
@@ -34,7 +38,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const entry = VERBS[verb];
   if (!entry) {
-    process.stderr.write(`bulkhead: unknown verb "${verb}"\n${HELP}\n`);
+    process.stderr.write(`bulkhead: unknown verb "${verb}" (see bulkhead --help)\n`);
     return 2;
   }
   try {

@@ -27,6 +27,8 @@ export async function secret(argv: string[], stdin: NodeJS.ReadableStream = proc
     const value = values[field];
     if (!value) throw new UsageError(`bulkhead secret set: --${field} is required`);
     if (!idSchema.safeParse(value).success) throw new UsageError(`bulkhead secret set: --${field} ${idSchema.safeParse(value).error?.issues[0]?.message}`);
+    // The store also refuses ".." (it would read as a path); say so here, as a usage error, not a failure.
+    if (value.includes('..')) throw new UsageError(`bulkhead secret set: --${field} must not contain ".."`);
   }
   const { dataDir } = loadConfig(values);
   const value = (await readAll(stdin)).replace(/\r?\n$/, '');

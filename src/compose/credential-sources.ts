@@ -1,5 +1,8 @@
 import type { Logger } from 'pino';
+import { createAwsSource } from '../../adapters/aws';
 import { createLocalSecretStore, createLocalSource } from '../../adapters/local';
+import { createVaultSource, type VaultTenantAuth } from '../../adapters/vault';
+import { systemClock, type Clock } from '../clock';
 import type { CredentialSource } from '../credentials/credential-source';
 import type { Policy } from '../policy/schema';
 
@@ -7,7 +10,19 @@ import type { Policy } from '../policy/schema';
  * Builds the credential sources the policy needs: the embedded local store always, Vault and AWS when
  * `broker.upstreams` configures them. This is composition, so it may import adapters; src/ logic may not.
  */
-export async function createCredentialSources(options: { policy: Policy; dataDir: string; masterKey: Buffer; logger: Logger }): Promise<CredentialSource[]> {
+export async function createCredentialSources(options: { policy: Policy; dataDir: string; masterKey: Buffer; logger: Logger; clock?: Clock }): Promise<CredentialSource[]> {
   const sources: CredentialSource[] = [createLocalSource(createLocalSecretStore({ dataDir: options.dataDir, masterKey: options.masterKey }))];
+  const { vault, aws } = options.policy.broker.upstreams;
+  const clock = options.clock ?? systemClock;
+  if (vault) {
+    // Each tenant's own AppRole; its mount defaults to the broker-level AppRole mount, then "approle".
+    const tenants: Record<string, VaultTenantAuth> = {};
+    for (const [id, t] of Object.entries(options.policy.tenants)) {
+      const a = t.vault?.approle;
+      if (a) tenants[id] = { roleIdFile: a.role_id_file, secretIdFile: a.secret_id_file, mount: a.mount ?? vault.auth?.approle?.mount ?? 'approle' };
+    }
+    sources.push(createVaultSource({ address: vault.address, namespace: vault.namespace, timeoutMs: vault.timeout, tenants, clock, logger: options.logger.child({ upstream: 'vault' }) }));
+  }
+  if (aws) sources.push(createAwsSource({ region: aws.region, endpoint: aws.endpoint, timeoutMs: aws.timeout, clock }));
   return sources;
 }

@@ -3,6 +3,7 @@ import express, { type ErrorRequestHandler, type Express, type RequestHandler } 
 import type { Logger } from 'pino';
 import { BrokerError } from '../errors';
 import { authenticate, type Identities } from './authenticate';
+import { requireJsonBody } from './content-type';
 import { bodyParserError, sendDeny, sendError } from './respond';
 import { healthRoutes, type HealthDeps } from './routes/health';
 import { operatorRoutes, type OperatorRouteDeps } from './routes/operator';
@@ -31,6 +32,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.set('query parser', 'simple');
 
   app.use(requestLog(deps.logger));
+  app.use(requireJsonBody());
   app.use(express.json({ limit: deps.bodyLimit, strict: true, type: ['application/json', 'application/*+json'] }));
   app.use('/v1/token', express.urlencoded({ extended: false, limit: deps.bodyLimit, parameterLimit: 50 }));
 
@@ -43,7 +45,12 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.use(['/v1/revoke', '/v1/restore', '/v1/audit', '/v1/tenants', '/v1/approvals', '/v1/keys'], operatorOnly);
   app.use(operatorRoutes({ ...deps.operator, logger: deps.logger }));
 
-  app.use((req, res) => sendError(req, res, new BrokerError('not_found', `no route for ${req.method} ${req.path}`), deps.logger));
+  app.use((req, res, next) => {
+    const notFound = new BrokerError('not_found', `no route for ${req.method} ${req.path}`);
+    // The token endpoint answers in RFC 6749 shape even to a wrong method; the error handler knows how.
+    if (req.path === '/v1/token') next(notFound);
+    else sendError(req, res, notFound, deps.logger);
+  });
   app.use(errorHandler(deps.logger));
   return app;
 }
@@ -75,7 +82,13 @@ function errorHandler(logger: Logger): ErrorRequestHandler {
       res.status(known ? error.status : 500).json(known ? { error: 'invalid_request', error_description: error.message } : { error: 'server_error', error_description: 'internal error' });
       return;
     }
-    if (req.path === '/v1/authorize' || req.path === '/v1/manifest') sendDeny(req, res, error, logger);
+    // A deny before the route ran (server authentication) still echoes the caller's call_id.
+    if (req.path === '/v1/authorize' || req.path === '/v1/manifest') sendDeny(req, res, error, logger, echoedCallId(req.body));
     else sendError(req, res, error, logger);
   };
+}
+
+function echoedCallId(body: unknown): string | undefined {
+  const id = (body as { call_id?: unknown } | undefined)?.call_id;
+  return typeof id === 'string' ? id.slice(0, 128) : undefined;
 }

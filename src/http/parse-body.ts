@@ -4,7 +4,9 @@ import { describeIssues } from '../policy/load';
 
 /** Validates a request body with one zod schema; the 400 names the first field at fault. */
 export function parseBody<T>(schema: ZodType<T, ZodTypeDef, unknown>, body: unknown): T {
-  if (body === undefined || body === null || typeof body !== 'object' || Array.isArray(body)) {
+  // No body at all reads as `{}`, so the answer names the first missing field instead.
+  if (body === undefined) body = {};
+  if (body === null || typeof body !== 'object' || Array.isArray(body)) {
     throw new BrokerError('bad_request', 'request body must be a JSON object');
   }
   const result = schema.safeParse(body);

@@ -1,7 +1,7 @@
 import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
 import type { CredentialResolver } from '../credentials/credential-resolver';
-import { BrokerError } from '../errors';
+import { BrokerError, isBrokerError } from '../errors';
 import type { Policy } from '../policy/schema';
 import type { RevocationStore, RevocationTarget } from '../revocation/revocation-store';
 import type { SessionStore } from '../sessions/session-store';
@@ -40,6 +40,8 @@ export function createKillSwitch(deps: KillSwitchDeps) {
     const target = resolveTarget(deps.policy(), input);
     const at = deps.clock.now();
     await deps.revocations.revoke({ target, reason: input.reason, at }).catch((err) => {
+      // A store that says more precisely what happened (stored but not yet pushed to every replica) is passed on.
+      if (isBrokerError(err)) throw err;
       throw new BrokerError('state_unavailable', 'the revocation could not be stored; nothing was revoked', { cause: err });
     });
 
@@ -67,7 +69,7 @@ export function createKillSwitch(deps: KillSwitchDeps) {
   }
 
   async function restore(tenant: string, operator: string): Promise<{ restored: boolean; tenant: string }> {
-    if (!deps.policy().tenants[tenant]) throw new BrokerError('not_found', `unknown tenant "${tenant}"`);
+    if (!Object.hasOwn(deps.policy().tenants, tenant)) throw new BrokerError('not_found', `unknown tenant "${tenant}"`);
     const restored = await deps.revocations.restoreTenant(tenant).catch((err) => {
       throw new BrokerError('state_unavailable', 'the restore could not be stored', { cause: err });
     });
@@ -86,7 +88,8 @@ export function resolveTarget(policy: Policy, input: RevokeInput): RevocationTar
   const given = (['tenant', 'session', 'principal', 'jti'] as const).filter((k) => input[k] !== undefined);
   if (given.length !== 1) throw new BrokerError('bad_request', 'give exactly one of tenant, session, principal, jti');
   if (input.tenant !== undefined) {
-    if (!policy.tenants[input.tenant]) throw new BrokerError('not_found', `unknown tenant "${input.tenant}"`);
+    // Own keys only: "constructor" is a valid id and must not find Object.prototype's.
+    if (!Object.hasOwn(policy.tenants, input.tenant)) throw new BrokerError('not_found', `unknown tenant "${input.tenant}"`);
     return { kind: 'tenant', tenant: input.tenant };
   }
   if (input.session !== undefined) return { kind: 'session', session: input.session };
@@ -95,10 +98,10 @@ export function resolveTarget(policy: Policy, input: RevokeInput): RevocationTar
   const slash = principal.indexOf('/');
   if (slash > 0) {
     const tenant = principal.slice(0, slash);
-    if (!policy.tenants[tenant]) throw new BrokerError('not_found', `unknown tenant "${tenant}"`);
+    if (!Object.hasOwn(policy.tenants, tenant)) throw new BrokerError('not_found', `unknown tenant "${tenant}"`);
     return { kind: 'principal', tenant, principal: principal.slice(slash + 1) };
   }
-  const owners = Object.entries(policy.tenants).filter(([, t]) => t.principals[principal] !== undefined);
+  const owners = Object.entries(policy.tenants).filter(([, t]) => Object.hasOwn(t.principals, principal));
   if (owners.length !== 1) {
     throw new BrokerError(owners.length === 0 ? 'not_found' : 'bad_request', `principal "${principal}" is ${owners.length === 0 ? 'not in policy' : 'in several tenants'}; name it as "tenant/principal"`);
   }

@@ -60,9 +60,17 @@ const broker = z
     clock_skew: duration.default('30s'),
     rotation: z.object({ signing_key: duration.default('24h'), certificate: duration.default('24h') }).strict().default({}),
     tls: z.object({ mode: z.enum(['off', 'internal-ca', 'vault-pki']).default('off'), vault_pki_mount: z.string().optional(), vault_pki_role: z.string().optional() }).strict().default({}),
-    state: z.object({ redis_url: z.string().min(1).optional(), postgres_url: z.string().min(1).optional() }).strict().default({}),
+    state: z
+      .object({
+        redis_url: z.string().url().optional(),
+        postgres_url: z.string().url().optional(),
+        // Namespace for Bulkhead's Redis keys and channels, so several deployments can share one Redis.
+        redis_prefix: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1-64 letters, digits, ".", "_" or "-"').default('bulkhead'),
+      })
+      .strict()
+      .default({}),
     upstreams: upstreams.default({}),
-    body_limit: z.string().regex(/^\d+(b|kb|mb)$/i).default('64kb'),
+    body_limit: z.string().regex(/^\d+(b|kb|mb)$/i, 'must be a size such as "64kb" or "1mb"').default('64kb'),
   })
   .strict();
 
@@ -105,7 +113,8 @@ const tenant = z
       })
       .strict()
       .optional(),
-    vault: z.object({ approle: z.object({ role_id_file: z.string().min(1), secret_id_file: z.string().min(1) }).strict() }).strict().optional(),
+    // One AppRole per tenant: the only Vault identity the broker uses for this tenant's credentials.
+    vault: z.object({ approle: z.object({ role_id_file: z.string().min(1), secret_id_file: z.string().min(1), mount: z.string().min(1).optional() }).strict() }).strict().optional(),
     tools: z.record(idSchema, tool).default({}),
     credentials: z.record(idSchema, credential).default({}),
     quotas: z.object({ calls_per_minute: z.number().int().positive().default(600), concurrency: z.number().int().positive().default(8) }).strict().default({}),
@@ -135,22 +144,29 @@ function checkReferences(policy: z.output<typeof policyObject>, ctx: z.Refinemen
   const b = policy.broker;
   if (b.max_token_ttl > 3_600_000) issue(['broker', 'max_token_ttl'], 'must be at most 60m');
   if (b.token_ttl > b.max_token_ttl) issue(['broker', 'token_ttl'], 'must not exceed max_token_ttl');
+  // Scale-out needs both: revocations and audit live in PostgreSQL, their push and the counters in Redis.
+  if (b.state.redis_url && !b.state.postgres_url) issue(['broker', 'state', 'postgres_url'], 'is required with redis_url (scale-out needs both)');
+  if (b.state.postgres_url && !b.state.redis_url) issue(['broker', 'state', 'redis_url'], 'is required with postgres_url (scale-out needs both)');
   const issuers = new Map<string, string>();
   for (const [tenantId, t] of Object.entries(policy.tenants)) {
     for (const [toolName, tl] of Object.entries(t.tools)) {
-      if (!t.credentials[tl.credential]) issue(['tenants', tenantId, 'tools', toolName, 'credential'], `unknown credential "${tl.credential}"`);
+      // Object.hasOwn: these maps are plain objects, and "constructor" or "toString" are valid ids.
+      if (!Object.hasOwn(t.credentials, tl.credential)) issue(['tenants', tenantId, 'tools', toolName, 'credential'], `unknown credential "${tl.credential}"`);
       if (tl.inject && Object.keys(tl.inject).some(isTenantKey)) {
         issue(['tenants', tenantId, 'tools', toolName, 'inject'], 'must not inject tenant identifiers; the tenant comes from the token');
       }
     }
     for (const [principalId, p] of Object.entries(t.principals)) {
       p.tools.forEach((name, i) => {
-        if (!t.tools[name]) issue(['tenants', tenantId, 'principals', principalId, 'tools', i], `unknown tool "${name}"`);
+        if (!Object.hasOwn(t.tools, name)) issue(['tenants', tenantId, 'principals', principalId, 'tools', i], `unknown tool "${name}"`);
       });
     }
     for (const [credName, c] of Object.entries(t.credentials)) {
       if ((c.source === 'vault' || c.source === 'vault-database') && !b.upstreams.vault) {
         issue(['tenants', tenantId, 'credentials', credName, 'source'], 'needs broker.upstreams.vault');
+      }
+      if ((c.source === 'vault' || c.source === 'vault-database') && !t.vault) {
+        issue(['tenants', tenantId, 'vault', 'approle'], `needed by credential "${credName}": each tenant reads Vault with its own AppRole, so Vault itself refuses other tenants' paths`);
       }
       if (c.source === 'aws' && !b.upstreams.aws) issue(['tenants', tenantId, 'credentials', credName, 'source'], 'needs broker.upstreams.aws');
     }
@@ -159,7 +175,7 @@ function checkReferences(policy: z.output<typeof policyObject>, ctx: z.Refinemen
       if (other) issue(['tenants', tenantId, 'idp', 'issuer'], `issuer already belongs to tenant "${other}"`);
       issuers.set(t.idp.issuer, tenantId);
       t.idp.scope?.forEach((name, i) => {
-        if (!t.tools[name]) issue(['tenants', tenantId, 'idp', 'scope', i], `unknown tool "${name}"`);
+        if (!Object.hasOwn(t.tools, name)) issue(['tenants', tenantId, 'idp', 'scope', i], `unknown tool "${name}"`);
       });
     }
   }

@@ -79,11 +79,16 @@ export function createMemoryQuotaStore(options: { clock: Clock }): QuotaStore & 
       sweep(now);
       let held = slots.get(tenant);
       if (!held) slots.set(tenant, (held = new Map()));
-      pruneExpired(held, now);
       // A call id already in flight is not taken twice: its one slot belongs to the call that opened it,
       // and a second acquire (a replayed id) must not be able to release that call's slot on its way out.
-      if (held.has(callId)) return false;
-      if (held.size >= limit) return false;
+      const existing = held.get(callId);
+      if (existing !== undefined && existing > now) return false;
+      // Expired slots only matter when they could be what fills the limit, so they are pruned only then:
+      // pruning on every call made each authorize O(calls in flight).
+      if (held.size >= limit) {
+        pruneExpired(held, now);
+        if (held.size >= limit) return false;
+      }
       held.set(callId, now + Math.max(1, ttlMs));
       return true;
     },

@@ -96,10 +96,16 @@ export function createMemorySessionStore(options: MemorySessionStoreOptions): Se
       calls.set(call.call_id, { call: copyCall(call), expiresAt: now + Math.max(1, ttlMs) });
     },
 
-    async takeCall(callId) {
+    async hasCall(callId) {
       await loading;
       const entry = calls.get(callId);
-      if (!entry) return null;
+      return entry !== undefined && entry.expiresAt > clock.now();
+    },
+
+    async takeCall(callId, server) {
+      await loading;
+      const entry = calls.get(callId);
+      if (!entry || (server !== undefined && entry.call.server !== server)) return null;
       calls.delete(callId);
       return entry.expiresAt > clock.now() ? copyCall(entry.call) : null;
     },

@@ -22,9 +22,15 @@ export interface SessionStore {
   liveSessions(tenant: string, now: number): Promise<number>;
   quarantine(tenant: string, session: string, reason: string): Promise<void>;
   isQuarantined(tenant: string, session: string): Promise<boolean>;
+  /** Throws if the call id is already in flight (a live call id belongs to whoever opened it). */
   putCall(call: CallRecord, ttlMs: number): Promise<void>;
-  /** Removes and returns the call (so it completes once). */
-  takeCall(callId: string): Promise<CallRecord | null>;
+  /** Whether a live call holds this id; lets authorize refuse a reused id before it spends quota. */
+  hasCall(callId: string): Promise<boolean>;
+  /**
+   * Removes and returns the call (so it completes once). With `server`, only a call that server opened:
+   * another server's attempt must leave the call (its slot, its leases) in place, not erase it.
+   */
+  takeCall(callId: string, server?: string): Promise<CallRecord | null>;
   /** Upstream leases still held by a tenant's calls, optionally only one session's. */
   leasesOf(filter: { tenant?: string; session?: string; principal?: string }): Promise<CallRecord[]>;
   close?(): Promise<void>;

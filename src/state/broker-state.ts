@@ -1,3 +1,4 @@
+import type { LeaderLock } from '../../rotation/leader-lock';
 import type { ApprovalStore } from '../approvals/approval-store';
 import type { AuditLog } from '../audit/audit-log';
 import type { QuotaStore } from '../quotas/quota-store';
@@ -18,6 +19,8 @@ export interface BrokerState {
   approvals: ApprovalStore;
   audit: AuditLog;
   keys: KeyStore;
+  /** Who rotates the signing keys: one replica at a time when shared; the embedded broker always holds it. */
+  leaderLock?: LeaderLock;
   /** Readiness of each backing service, for /readyz. */
   ready(): Promise<Record<string, boolean>>;
   close(): Promise<void>;

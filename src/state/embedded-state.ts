@@ -1,4 +1,5 @@
 import { join } from 'node:path';
+import { createSoleLeaderLock } from '../../rotation/leader-lock';
 import { createMemoryApprovalStore } from '../approvals/memory-approval-store';
 import { createFileAuditLog } from '../audit/file-audit-log';
 import type { Clock } from '../clock';
@@ -27,6 +28,7 @@ export async function createEmbeddedState(options: { dataDir: string; masterKey:
     approvals: createMemoryApprovalStore({}),
     audit,
     keys: createFileKeyStore(dataDir, masterKey),
+    leaderLock: createSoleLeaderLock(),
     ready: async () => ({ audit: (await audit.ready?.()) ?? true }),
     close: async () => {
       await audit.close();

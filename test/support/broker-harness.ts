@@ -34,12 +34,25 @@ export interface Harness {
   secrets(): string[];
   /** Every response body the helpers below received, to search for leaks. */
   bodies: string[];
+  /** The same bodies with the request that produced them, so a leak scan can tell an allow from a deny. */
+  exchanges: Exchange[];
+  /** Every access token a /v1/token answer handed out through these helpers (to search for leaks). */
+  issuedTokens: string[];
+  /** Resolves once every log line written so far is in `logFile`. */
+  flushLogs(): Promise<void>;
   token(principal: string, audience: string, extra?: Record<string, string>): Promise<string>;
   post(path: string, body: unknown, bearer?: string): Promise<{ status: number; body: any; headers: Headers }>;
   get(path: string, bearer?: string): Promise<{ status: number; body: any; headers: Headers }>;
   authorize(serverId: string, body: unknown): Promise<{ status: number; body: any; headers: Headers }>;
   restart(): Promise<void>;
   close(): Promise<void>;
+}
+
+export interface Exchange {
+  method: string;
+  path: string;
+  status: number;
+  text: string;
 }
 
 const random = () => randomBytes(24).toString('base64url');
@@ -77,7 +90,7 @@ export function isolationPolicy(hashes: { servers: Record<string, string>; opera
 export async function startHarness(options: { overrides?: (p: any) => void; brokerOptions?: Partial<BrokerOptions> } = {}): Promise<Harness> {
   const dataDir = await mkdtemp(join(tmpdir(), 'bulkhead-test-'));
   const logFile = join(dataDir, 'broker.log');
-  const serverKeys = { 'crm-mcp': random(), 'mail-mcp': random() };
+  const serverKeys: Record<string, string> = { 'crm-mcp': random(), 'mail-mcp': random() };
   const operatorToken = random();
   const clientSecrets: Record<string, string> = {};
   for (const t of TENANTS) for (const p of ['agent', 'reader']) clientSecrets[`${t}-${p}`] = random();
@@ -98,6 +111,8 @@ export async function startHarness(options: { overrides?: (p: any) => void; brok
   let broker = await createBroker({ policy, dataDir, logger: createLogger({ destination: logStream, level: 'debug' }), ...options.brokerOptions });
   let url = (await broker.listen()).url;
   const bodies: string[] = [];
+  const exchanges: Exchange[] = [];
+  const issuedTokens: string[] = [];
 
   async function request(method: string, path: string, body: unknown, bearer?: string, form = false) {
     const headers: Record<string, string> = {};
@@ -110,12 +125,15 @@ export async function startHarness(options: { overrides?: (p: any) => void; brok
     const response = await fetch(url + path, { method, headers, body: payload });
     const text = await response.text();
     bodies.push(text);
+    exchanges.push({ method, path, status: response.status, text });
     let parsed: unknown = text;
     try {
       parsed = JSON.parse(text);
     } catch {
       // Left as text: the test will see it is not JSON.
     }
+    const issued = (parsed as { access_token?: unknown } | null)?.access_token;
+    if (path === '/v1/token' && typeof issued === 'string') issuedTokens.push(issued);
     return { status: response.status, body: parsed as any, headers: response.headers };
   }
 
@@ -134,6 +152,9 @@ export async function startHarness(options: { overrides?: (p: any) => void; brok
     clientSecrets,
     upstream,
     bodies,
+    exchanges,
+    issuedTokens,
+    flushLogs: () => new Promise<void>((resolve, reject) => logStream.write('', (err) => (err ? reject(err) : resolve()))),
     secrets: () => [...Object.values(clientSecrets), ...Object.values(serverKeys), operatorToken, ...Object.values(upstream)],
     async token(principal, audience, extra = {}) {
       const res = await request('POST', '/v1/token', { grant_type: 'client_credentials', client_id: principal, client_secret: clientSecrets[principal]!, audience, ...extra }, undefined, true);

@@ -17,7 +17,9 @@ const authorizeBody = z
   .object({
     token,
     tool: z.string().min(1).max(128),
-    arguments: z.record(z.unknown()).default({}),
+    // Checked in place, not rebuilt: z.record copies into a fresh object and silently drops an own
+    // "__proto__" key, so a tenant id hidden under it would be neither checked nor refused.
+    arguments: z.custom<Record<string, unknown>>((v) => v !== null && typeof v === 'object' && !Array.isArray(v), 'expected an object').default({}),
     call_id: callId.optional(),
     // Accepted only so that a differing value can be denied as tenant_override rather than as a typo.
     tenant: tenantClaim,

@@ -19,6 +19,8 @@ const revokeBody = z
   .object({ tenant: idSchema.optional(), session: targetId.optional(), principal: targetId.optional(), jti: targetId.optional(), reason: z.string().max(500).optional() })
   .strict();
 const restoreBody = z.object({ tenant: idSchema }).strict();
+// Nothing to send yet; strict, so a field a client expects to matter (a reason, a tenant) is refused, not ignored.
+const decideBody = z.object({}).strict();
 const auditQuery = z.object({ tenant: idSchema, after: z.coerce.number().int().nonnegative().optional(), limit: z.coerce.number().int().min(1).max(10_000).optional() }).strict();
 
 export interface OperatorRouteDeps {
@@ -40,7 +42,8 @@ export function operatorRoutes(deps: OperatorRouteDeps): Router {
   const router = Router();
   const operator = (res: { locals: Record<string, unknown> }) => res.locals.operator as string;
   const knownTenant = (tenant: string) => {
-    if (!deps.policy().tenants[tenant]) throw new BrokerError('not_found', `unknown tenant "${tenant}"`);
+    // Own keys only: "constructor" is a valid id and must not find Object.prototype's.
+    if (!Object.hasOwn(deps.policy().tenants, tenant)) throw new BrokerError('not_found', `unknown tenant "${tenant}"`);
     return tenant;
   };
 
@@ -101,6 +104,7 @@ export function operatorRoutes(deps: OperatorRouteDeps): Router {
 
   router.post('/v1/approvals/:id/:decision', async (req, res) => {
     try {
+      parseBody(decideBody, req.body);
       const decision = req.params.decision === 'approve' ? 'approved' : req.params.decision === 'deny' ? 'denied' : null;
       if (!decision) throw new BrokerError('not_found', 'use /v1/approvals/:id/approve or /v1/approvals/:id/deny');
       const approval = await deps.approvals.decide(String(req.params.id), decision, operator(res), deps.clock.now());

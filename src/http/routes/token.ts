@@ -22,7 +22,8 @@ export function tokenRoutes(deps: TokenRouteDeps): Router {
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('Pragma', 'no-cache');
     try {
-      const params = req.body && typeof req.body === 'object' && !Array.isArray(req.body) ? (req.body as Record<string, unknown>) : {};
+      if (Array.isArray(req.body)) throw new OAuthError('invalid_request', 'request body must be a form or a JSON object');
+      const params = req.body && typeof req.body === 'object' ? (req.body as Record<string, unknown>) : {};
       const answer = await deps.tokens.grant(params, basicCredentials(req));
       deps.metrics.tokensIssued.inc({ grant: grantLabel(params.grant_type) });
       res.json(answer);

@@ -1,0 +1,82 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FixtureOptions } from './fixtures';
+import { interleave } from './interleave';
+import { describeMachine } from './machine';
+import type { ScenarioResult } from './results';
+import { log, pairedRatio, runIfMain, settingsFromEnv } from './scenario';
+import { authorizeStep, floorStep, mb, probeAuthorize, startBroker, startFloor, tenantStatus } from './steps';
+
+/**
+ * Scenarios 1 and 2: the HTTP floor (bare express 5 and bare node:http JSON endpoints, same request and
+ * answer sizes) against POST /v1/authorize with a cached token, a local credential, durable audit
+ * (group commit, fdatasync) and quotas on, interleaved round by round.
+ *
+ * Quotas are on but set high enough never to deny (the deny count is reported and must be 0). The
+ * scenario does not call /v1/complete, so each allowed call keeps its concurrency slot until its
+ * token expires; the limit is set above the number of calls a run makes, and the slots still held at
+ * the end are reported.
+ */
+export const AUTHORIZE_FIXTURE: FixtureOptions = {
+  tenants: 3,
+  toolsPerTenant: 3,
+  activeTenants: 1,
+  credential: { source: 'local' },
+  quotas: { calls_per_minute: 1_000_000, concurrency: 1_000_000 },
+};
+
+export async function run(): Promise<ScenarioResult> {
+  const settings = settingsFromEnv();
+  const machine = describeMachine();
+  const logDir = await mkdtemp(join(tmpdir(), 'bulkhead-bench-logs-'));
+  log(`authorize vs floor: ${settings.rounds} rounds × ${settings.durationSec}s, ${settings.connections} connections`);
+  const broker = await startBroker({ fixture: AUTHORIZE_FIXTURE }, settings, logDir, 'authorize');
+  try {
+    const probe = await probeAuthorize(broker);
+    const express = await startFloor({ kind: 'express', responseBytes: probe.responseBytes });
+    const http = await startFloor({ kind: 'http', responseBytes: probe.responseBytes });
+    try {
+      const s = await interleave(
+        [floorStep('floor: express 5', express, broker, settings), floorStep('floor: node:http', http, broker, settings), authorizeStep('authorize', broker, settings)],
+        { ...settings, log },
+      );
+      const floorExpress = s['floor: express 5']!;
+      const floorHttp = s['floor: node:http']!;
+      const authorize = s['authorize']!;
+      const status = (await tenantStatus(broker, broker.info.tokens[0]!.tenant)) as { quota?: { in_flight?: number } };
+      const rss = await broker.rssBytes();
+      const rpsVsExpress = pairedRatio(authorize, floorExpress, (r) => r.rps);
+      const denies = authorize.non2xx + authorize.errors;
+      return {
+        scenario: 'authorize',
+        title: 'Authorize (cached token, local credential, durable audit, quotas on) vs the HTTP floor',
+        machine,
+        settings: { ...settings, requestBytes: probe.requestBytes, responseBytes: probe.responseBytes, fixture: AUTHORIZE_FIXTURE },
+        rows: [
+          { metric: 'floor: express 5 JSON endpoint', value: floorExpress.rps, unit: 'req/s' },
+          { metric: 'floor: express 5 p50 / p99', value: `${floorExpress.p50Ms} / ${floorExpress.p99Ms}`, unit: 'ms' },
+          { metric: 'floor: node:http JSON endpoint', value: floorHttp.rps, unit: 'req/s' },
+          { metric: 'floor: node:http p50 / p99', value: `${floorHttp.p50Ms} / ${floorHttp.p99Ms}`, unit: 'ms' },
+          { metric: 'authorize', value: authorize.rps, unit: 'req/s' },
+          { metric: 'authorize p50 / p99', value: `${authorize.p50Ms} / ${authorize.p99Ms}`, unit: 'ms' },
+          { metric: 'authorize rps / express floor rps', value: rpsVsExpress, target: '≥ 0.8', met: rpsVsExpress >= 0.8 },
+          { metric: 'authorize rps / node:http floor rps', value: pairedRatio(authorize, floorHttp, (r) => r.rps) },
+          { metric: 'authorize p50 / express floor p50', value: pairedRatio(authorize, floorExpress, (r) => r.p50Ms) },
+          { metric: 'authorize denies and errors (must be 0)', value: denies, target: '0', met: denies === 0 },
+          { metric: 'concurrency slots still held after the runs (no /v1/complete)', value: status.quota?.in_flight ?? 'n/a' },
+          { metric: 'broker RSS after the runs', value: mb(rss), unit: 'MB' },
+        ],
+        runs: { floorExpress: floorExpress.runs, floorHttp: floorHttp.runs, authorize: authorize.runs },
+      };
+    } finally {
+      await express.stop();
+      await http.stop();
+    }
+  } finally {
+    await broker.stop();
+    await rm(logDir, { recursive: true, force: true });
+  }
+}
+
+runIfMain(module, run);

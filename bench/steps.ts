@@ -1,0 +1,79 @@
+import { join } from 'node:path';
+import { authorizeBody } from './fixtures';
+import type { Step } from './interleave';
+import { runLoad } from './load';
+import { brokerExecArgv, type Settings } from './scenario';
+import { startTarget, type Target } from './target-process';
+import type { BrokerTargetConfig, BrokerTargetInfo } from './targets/broker';
+import type { FloorConfig } from './targets/floor';
+
+/**
+ * The servers scenarios compare, and one load step for each. Every step uses the same autocannon
+ * settings (connections, duration), so a ratio between two steps is a ratio between two servers.
+ */
+
+export type BrokerTarget = Target<BrokerTargetInfo>;
+export type FloorTarget = Target<{ url: string; path: string }>;
+
+export async function startBroker(config: BrokerTargetConfig, settings: Settings, logDir: string, name: string): Promise<BrokerTarget> {
+  return startTarget<BrokerTargetInfo>('broker', config, {
+    execArgv: brokerExecArgv(settings),
+    stdoutFile: join(logDir, `${name}.log`),
+    readyTimeoutMs: 300_000,
+  });
+}
+
+export function startFloor(config: FloorConfig): Promise<FloorTarget> {
+  return startTarget('floor', config);
+}
+
+/** Authorize requests for the broker's tokens (no call_id: the broker makes one per call). */
+export function authorizeRequests(broker: BrokerTarget): { headers: Record<string, string>; bodies: string[] } {
+  return {
+    headers: { 'content-type': 'application/json', authorization: `Bearer ${broker.info.serverKey}` },
+    bodies: broker.info.tokens.map((t) => authorizeBody(t.token, t.tenant)),
+  };
+}
+
+/** One authorize call, to check the setup answers allow and to size the floor's answer like it. */
+export async function probeAuthorize(broker: BrokerTarget): Promise<{ responseBytes: number; requestBytes: number }> {
+  const { headers, bodies } = authorizeRequests(broker);
+  const response = await fetch(`${broker.info.url}/v1/authorize`, { method: 'POST', headers, body: bodies[0] });
+  const text = await response.text();
+  if (response.status !== 200) throw new Error(`probe authorize answered ${response.status}: ${text.slice(0, 300)}`);
+  return { responseBytes: Buffer.byteLength(text), requestBytes: Buffer.byteLength(bodies[0]!) };
+}
+
+export function authorizeStep(label: string, broker: BrokerTarget, settings: Settings): Step {
+  const { headers, bodies } = authorizeRequests(broker);
+  return {
+    label,
+    run: (durationSec) => runLoad({ url: broker.info.url, path: '/v1/authorize', method: 'POST', headers, bodies, connections: settings.connections, durationSec }),
+  };
+}
+
+/** The floor gets the same request body the broker gets (first token), so both parse the same bytes. */
+export function floorStep(label: string, floor: FloorTarget, broker: BrokerTarget, settings: Settings): Step {
+  const { bodies } = authorizeRequests(broker);
+  return {
+    label,
+    run: (durationSec) =>
+      runLoad({
+        url: floor.info.url,
+        path: floor.info.path,
+        method: 'POST',
+        headers: { 'content-type': 'application/json', authorization: `Bearer ${broker.info.serverKey}` },
+        bodies: [bodies[0]!],
+        connections: settings.connections,
+        durationSec,
+      }),
+  };
+}
+
+/** What the operator API says about a tenant after the runs: quota use and calls still holding a slot. */
+export async function tenantStatus(broker: BrokerTarget, tenant: string): Promise<unknown> {
+  const response = await fetch(`${broker.info.url}/v1/tenants/${tenant}`, { headers: { authorization: `Bearer ${broker.info.operatorToken}` } });
+  return response.ok ? response.json() : { status: response.status };
+}
+
+export const mb = (bytes: number) => Math.round((bytes / 2 ** 20) * 10) / 10;

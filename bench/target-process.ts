@@ -1,0 +1,112 @@
+import { fork, type ChildProcess } from 'node:child_process';
+import { closeSync, openSync } from 'node:fs';
+import { join } from 'node:path';
+
+/**
+ * The server under test runs in its own process and the load generator in this one, so on a 2-core
+ * machine each gets a core instead of starving the other, and the floor servers and the broker are
+ * measured the same way. A target is a module under dist/bench/targets/ that calls `serveTarget`.
+ *
+ * Protocol over the IPC channel: the child sends `{type:'ready', info}` once listening; the parent
+ * may ask `{type:'rss'}` (answered `{type:'rss', rss}`) and ends it with `{type:'stop'}`, on which the
+ * child closes and exits normally, so `--cpu-prof` gets to write its profile.
+ */
+
+export interface Target<Info> {
+  info: Info;
+  pid: number;
+  rssBytes(): Promise<number>;
+  stop(): Promise<void>;
+}
+
+export interface StartOptions {
+  /** Extra node flags for the child, e.g. ['--cpu-prof', '--cpu-prof-dir=…']. */
+  execArgv?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** How long the child may take to become ready (a 10,000-tenant policy takes a while). */
+  readyTimeoutMs?: number;
+  /** Where the child's stdout goes (the broker logs there, as `bulkhead serve > file` would); default: discarded. */
+  stdoutFile?: string;
+}
+
+type Message = { type: 'ready'; info: unknown } | { type: 'rss'; rss: number } | { type: 'error'; message: string };
+
+export async function startTarget<Info>(name: string, config: unknown, options: StartOptions = {}): Promise<Target<Info>> {
+  const stdout = options.stdoutFile === undefined ? 'ignore' : openSync(options.stdoutFile, 'a');
+  const child = fork(join(__dirname, 'targets', `${name}.js`), [JSON.stringify(config)], {
+    execArgv: options.execArgv ?? [],
+    env: { ...process.env, ...options.env },
+    stdio: ['ignore', stdout, 'inherit', 'ipc'],
+  });
+  if (typeof stdout === 'number') closeSync(stdout); // the child has its own copy
+  const info = await new Promise<Info>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      reject(new Error(`bench target ${name} was not ready in time`));
+    }, options.readyTimeoutMs ?? 120_000);
+    child.once('exit', (code) => {
+      clearTimeout(timer);
+      reject(new Error(`bench target ${name} exited with ${code} before it was ready`));
+    });
+    child.on('message', (message: Message) => {
+      if (message.type === 'ready') {
+        clearTimeout(timer);
+        resolve(message.info as Info);
+      } else if (message.type === 'error') {
+        clearTimeout(timer);
+        reject(new Error(`bench target ${name} failed: ${message.message}`));
+      }
+    });
+  });
+  child.removeAllListeners('exit');
+  return { info, pid: child.pid!, rssBytes: () => askRss(child), stop: () => stopChild(child) };
+}
+
+function askRss(child: ChildProcess): Promise<number> {
+  return new Promise((resolve) => {
+    const onMessage = (message: Message) => {
+      if (message.type !== 'rss') return;
+      child.off('message', onMessage);
+      resolve(message.rss);
+    };
+    child.on('message', onMessage);
+    child.send({ type: 'rss' });
+  });
+}
+
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => {
+    const timer = setTimeout(() => child.kill('SIGKILL'), 30_000);
+    child.once('exit', () => {
+      clearTimeout(timer);
+      resolve();
+    });
+    child.send({ type: 'stop' });
+  });
+}
+
+/** The child side: report `info` once ready, answer RSS queries, and run `close` before exiting on stop. */
+export function serveTarget(start: (config: any) => Promise<{ info: unknown; close(): Promise<void> }>): void {
+  const config: unknown = JSON.parse(process.argv[2] ?? '{}');
+  start(config).then(
+    ({ info, close }) => {
+      let closing: Promise<void> | undefined;
+      const shutdown = () => {
+        closing ??= close()
+          .catch(() => undefined)
+          .finally(() => process.exit(0));
+      };
+      process.on('message', (message: { type: string }) => {
+        if (message.type === 'rss') process.send!({ type: 'rss', rss: process.memoryUsage().rss });
+        if (message.type === 'stop') shutdown();
+      });
+      // An orphaned target (the parent crashed) must not keep a port and a core busy.
+      process.on('disconnect', shutdown);
+      process.send!({ type: 'ready', info });
+    },
+    (err: unknown) => {
+      process.send!({ type: 'error', message: err instanceof Error ? err.message : String(err) }, () => process.exit(1));
+    },
+  );
+}

@@ -1,0 +1,67 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import express from 'express';
+// In your own project: import { createBulkheadMcp } from 'bulkhead/mcp';
+import { createBulkheadMcp, type ApprovalWait, type BulkheadMcp, type GuardLogger } from '../../src/mcp';
+import type { CrmStore } from './crm-store';
+import { registerCrmTools } from './tools';
+
+/**
+ * A multi-tenant CRM MCP server protected by Bulkhead. Everything Bulkhead-specific is the three
+ * marked lines; the rest is an ordinary Express app and ordinary MCP tools (tools.ts).
+ */
+
+export interface CrmServerOptions {
+  brokerUrl: string;
+  serverId: string;
+  serverKey: string;
+  store: CrmStore;
+  host?: string;
+  /** 0 picks a free port. */
+  port?: number;
+  /** Bulkhead's issuer, when it is not discoverable from brokerUrl. */
+  issuer?: string;
+  approval?: ApprovalWait;
+  logger?: GuardLogger;
+  brokerTimeoutMs?: number;
+}
+
+export interface CrmServer {
+  url: string;
+  server: Server;
+  bulkhead: BulkheadMcp;
+  close(): Promise<void>;
+}
+
+export async function startCrmServer(options: CrmServerOptions): Promise<CrmServer> {
+  const host = options.host ?? '127.0.0.1';
+  const app = express();
+  app.disable('x-powered-by');
+  const server = createServer(app);
+  // Listen first: the MCP URL (with its port) is the RFC 9728 resource identifier.
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(options.port ?? 8800, host, () => resolve());
+  });
+  const { port } = server.address() as AddressInfo;
+  const url = `http://${host}:${port}/mcp`;
+
+  // --- Bulkhead: the whole integration ---
+  const bulkhead = createBulkheadMcp({ brokerUrl: options.brokerUrl, serverId: options.serverId, serverKey: options.serverKey, resourceUrl: url, issuer: options.issuer, approval: options.approval, logger: options.logger, timeoutMs: options.brokerTimeoutMs, resourceName: 'Example CRM' });
+  app.use(bulkhead.router({ info: { name: 'crm-mcp-example', version: '1.0.0' }, setup: (mcp) => void registerCrmTools(mcp, options.store) }));
+  // --- end ---
+
+  return {
+    url,
+    server,
+    bulkhead,
+    async close() {
+      await bulkhead.close();
+      await new Promise<void>((resolve) => {
+        server.close(() => resolve());
+        server.closeAllConnections();
+      });
+      await options.store.close();
+    },
+  };
+}

@@ -1,0 +1,156 @@
+import type { DenyReason, OtherReason } from '../errors';
+
+/**
+ * The MCP server's side of the broker contract (DESIGN.md "Authorizing a tool call"): /v1/authorize,
+ * /v1/complete and /v1/manifest, authenticated with the server key. Every call is bounded by a timeout,
+ * and every failure to get an answer (refused connection, timeout, a body that is not the contract's)
+ * becomes a deny with `broker_unavailable`: the wrapper fails closed and never guesses.
+ *
+ * Nothing here logs, and no error built here quotes the token, the server key or a credential.
+ */
+
+/**
+ * The broker's reasons (a deny, or an error such as `server_unauthenticated` on /v1/complete), plus the
+ * wrapper's own: `broker_unavailable`, the broker could not be asked at all.
+ */
+export type McpDenyReason = DenyReason | OtherReason | 'broker_unavailable';
+
+export interface ResolvedCredential {
+  source: string;
+  ref: string;
+  value: string;
+  lease_id?: string;
+  expires_at?: string;
+}
+
+export interface Allow {
+  decision: 'allow';
+  call_id: string;
+  tenant: string;
+  principal: string;
+  session: string;
+  tool: string;
+  arguments: Record<string, unknown>;
+  credential: ResolvedCredential;
+  expires_at: string;
+}
+
+export interface Deny {
+  decision: 'deny';
+  reason: McpDenyReason;
+  message: string;
+  approval_id?: string;
+  /** Seconds, from `Retry-After` on quota denies. */
+  retry_after?: number;
+}
+
+export interface Manifest {
+  tenant: string;
+  principal: string;
+  tools: string[];
+}
+
+export interface CompleteAnswer {
+  quarantined: boolean;
+}
+
+export interface BrokerClientOptions {
+  /** Where this MCP server reaches Bulkhead, e.g. http://127.0.0.1:8700. */
+  brokerUrl: string | URL;
+  /** This MCP server's key (policy `servers.<id>.key_sha256` is its SHA-256). */
+  serverKey: string;
+  /** Per request; default 5000 ms. */
+  timeoutMs?: number;
+  fetch?: typeof fetch;
+}
+
+export interface BrokerClient {
+  authorize(request: { token: string; tool: string; arguments: Record<string, unknown>; call_id?: string }): Promise<Allow | Deny>;
+  /** Deny (not throw) when the call could not be closed: the caller decides what failing closed means. */
+  complete(request: { call_id: string; status: 'success' | 'error'; records?: number }): Promise<CompleteAnswer | Deny>;
+  manifest(token: string): Promise<Manifest | Deny>;
+}
+
+const unavailable = (what: string): Deny => ({
+  decision: 'deny',
+  reason: 'broker_unavailable',
+  message: `Bulkhead could not be reached to ${what}; refused (fail closed)`,
+});
+
+export function createBrokerClient(options: BrokerClientOptions): BrokerClient {
+  const base = new URL(options.brokerUrl);
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const doFetch = options.fetch ?? fetch;
+  const authorization = `Bearer ${options.serverKey}`;
+
+  /** One POST; `null` when no contract answer came back (network, timeout, non-JSON body). */
+  async function post(path: string, body: unknown): Promise<{ status: number; json: Record<string, unknown>; retryAfter: string | null } | null> {
+    try {
+      const response = await doFetch(new URL(path, base), {
+        method: 'POST',
+        headers: { authorization, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+        signal: AbortSignal.timeout(timeoutMs),
+      });
+      const json = (await response.json()) as unknown;
+      if (!json || typeof json !== 'object' || Array.isArray(json)) return null;
+      return { status: response.status, json: json as Record<string, unknown>, retryAfter: response.headers.get('retry-after') };
+    } catch {
+      // The cause (ECONNREFUSED, TimeoutError, SyntaxError) says nothing a client needs and may echo a URL.
+      return null;
+    }
+  }
+
+  /** A deny body per DESIGN.md, or null if the answer is not one. */
+  function denyOf(answer: { status: number; json: Record<string, unknown>; retryAfter: string | null }): Deny | null {
+    const { json } = answer;
+    const reason = typeof json.reason === 'string' ? json.reason : typeof json.error === 'string' ? json.error : null;
+    if (answer.status < 400 || reason === null) return null;
+    const deny: Deny = { decision: 'deny', reason: reason as McpDenyReason, message: typeof json.message === 'string' ? json.message : reason };
+    if (typeof json.approval_id === 'string') deny.approval_id = json.approval_id;
+    const retry = Number(answer.retryAfter);
+    if (answer.retryAfter !== null && Number.isFinite(retry)) deny.retry_after = retry;
+    return deny;
+  }
+
+  return {
+    async authorize(request) {
+      const answer = await post('/v1/authorize', request);
+      if (!answer) return unavailable('authorize this call');
+      const deny = denyOf(answer);
+      if (deny) return deny;
+      const json = answer.json;
+      if (answer.status === 200 && json.decision === 'allow' && isCredential(json.credential) && isRecord(json.arguments) && typeof json.call_id === 'string') {
+        return json as unknown as Allow;
+      }
+      return unavailable('authorize this call');
+    },
+
+    async complete(request) {
+      const answer = await post('/v1/complete', request);
+      if (!answer) return unavailable('close this call');
+      if (answer.status === 200 && answer.json.completed === true) return { quarantined: answer.json.quarantined === true };
+      return denyOf(answer) ?? unavailable('close this call');
+    },
+
+    async manifest(token) {
+      const answer = await post('/v1/manifest', { token });
+      if (!answer) return unavailable('list the tools this token may use');
+      const deny = denyOf(answer);
+      if (deny) return deny;
+      const { tenant, principal, tools } = answer.json;
+      if (answer.status === 200 && typeof tenant === 'string' && typeof principal === 'string' && Array.isArray(tools) && tools.every((t) => typeof t === 'string')) {
+        return { tenant, principal, tools: tools as string[] };
+      }
+      return unavailable('list the tools this token may use');
+    },
+  };
+}
+
+function isRecord(value: unknown): value is Record<string, unknown> {
+  return typeof value === 'object' && value !== null && !Array.isArray(value);
+}
+
+function isCredential(value: unknown): value is ResolvedCredential {
+  return isRecord(value) && typeof value.value === 'string' && typeof value.source === 'string' && typeof value.ref === 'string';
+}

@@ -1,0 +1,120 @@
+import { Router, type RequestHandler } from 'express';
+import { requireBearerAuth } from '@modelcontextprotocol/sdk/server/auth/middleware/bearerAuth.js';
+import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
+import type { Server, ServerOptions } from '@modelcontextprotocol/sdk/server/index.js';
+import type { Implementation } from '@modelcontextprotocol/sdk/types.js';
+import type { Clock } from '../clock';
+import { createLogger } from '../observability/logger';
+import { createBrokerClient, type BrokerClient } from './broker-client';
+import { protect } from './protect';
+import { resourceMetadataRouter, resourceMetadataUrl } from './resource-metadata';
+import { createSessionRouter, type SessionRouter } from './session-router';
+import { createBulkheadTokenVerifier, type BulkheadTokenVerifier } from './token-verifier';
+import { createToolGuard, type ApprovalWait, type GuardLogger, type ToolGuard } from './tool-guard';
+
+/**
+ * Everything an MCP server author needs, wired once:
+ *
+ *   const bulkhead = createBulkheadMcp({ brokerUrl, serverId: 'crm-mcp', serverKey, resourceUrl: 'https://crm.example.com/mcp' });
+ *   const app = express();
+ *   app.use(bulkhead.router({ info: { name: 'crm', version: '1.0.0' }, setup: (server) => registerTools(server) }));
+ *   app.listen(3000);
+ *
+ * and in a tool handler, `const { credential, arguments: args } = bulkheadCall(extra)`.
+ * Authors who run their own transport use `bulkhead.protect(new McpServer(...))` before registering
+ * tools, plus `bulkhead.bearerAuth()` and `bulkhead.metadataRouter()` on their HTTP app.
+ */
+
+export interface BulkheadMcpOptions {
+  /** Where this MCP server reaches Bulkhead. */
+  brokerUrl: string | URL;
+  /** This server's id in the policy (`servers.<id>`): the audience its tokens must carry. */
+  serverId: string;
+  /** This server's key for /v1/authorize, /v1/complete and /v1/manifest. */
+  serverKey: string;
+  /** The public URL of the MCP endpoint (RFC 9728 `resource`); its path is where the router serves MCP. */
+  resourceUrl: string | URL;
+  /** Bulkhead's `iss`; discovered from the broker when absent. */
+  issuer?: string;
+  /** Per broker request; default 5000 ms. */
+  timeoutMs?: number;
+  approval?: ApprovalWait;
+  /** Defaults to JSON logs on stderr (stdout may be an MCP stdio channel). */
+  logger?: GuardLogger;
+  resourceName?: string;
+  clock?: Clock;
+}
+
+export interface ProtectedServerSetup {
+  info: Implementation;
+  serverOptions?: ServerOptions;
+  /** Registers the tools on a fresh, already protected server; called once per MCP session. */
+  setup: (server: McpServer) => void | Promise<void>;
+  sessionIdleMs?: number;
+  maxSessions?: number;
+}
+
+export interface BulkheadMcp {
+  broker: BrokerClient;
+  verifier: BulkheadTokenVerifier;
+  guard: ToolGuard;
+  /** Guards tools/list and tools/call of a server; call it before registering tools. */
+  protect<S extends McpServer | Server>(server: S): S;
+  /** A new McpServer, protected, with the tools `setup` registers. */
+  createProtectedServer(setup: Pick<ProtectedServerSetup, 'info' | 'serverOptions' | 'setup'>): Promise<McpServer>;
+  /** The SDK's requireBearerAuth with the Bulkhead verifier and the RFC 9728 pointer. */
+  bearerAuth(): RequestHandler;
+  /** Serves the RFC 9728 protected resource metadata. */
+  metadataRouter(): Router;
+  /** Metadata + bearer auth + Streamable HTTP sessions bound to their token's identity, at resourceUrl's path. */
+  router(setup: ProtectedServerSetup): Router;
+  close(): Promise<void>;
+}
+
+export function createBulkheadMcp(options: BulkheadMcpOptions): BulkheadMcp {
+  const resourceUrl = new URL(options.resourceUrl);
+  const logger = options.logger ?? createLogger({ destination: process.stderr });
+  const broker = createBrokerClient({ brokerUrl: options.brokerUrl, serverKey: options.serverKey, timeoutMs: options.timeoutMs });
+  const verifier = createBulkheadTokenVerifier({ brokerUrl: options.brokerUrl, serverId: options.serverId, issuer: options.issuer, timeoutMs: options.timeoutMs, clock: options.clock });
+  const guard = createToolGuard({ broker, approval: options.approval, logger, clock: options.clock });
+  const metadataUrl = resourceMetadataUrl(resourceUrl);
+  const sessionRouters: SessionRouter[] = [];
+
+  async function createProtectedServer(setup: Pick<ProtectedServerSetup, 'info' | 'serverOptions' | 'setup'>): Promise<McpServer> {
+    const server = protect(new McpServer(setup.info, setup.serverOptions), guard);
+    await setup.setup(server);
+    return server;
+  }
+
+  const metadataRouter = () => resourceMetadataRouter({ resourceUrl, issuer: () => verifier.issuer(), resourceName: options.resourceName });
+
+  return {
+    broker,
+    verifier,
+    guard,
+    protect: (server) => protect(server, guard),
+    createProtectedServer,
+    bearerAuth: () => requireBearerAuth({ verifier, resourceMetadataUrl: metadataUrl }),
+    metadataRouter,
+    router(setup) {
+      const sessions = createSessionRouter({
+        path: resourceUrl.pathname,
+        verifier,
+        resourceMetadataUrl: metadataUrl,
+        createServer: () => createProtectedServer(setup),
+        sessionIdleMs: setup.sessionIdleMs,
+        maxSessions: setup.maxSessions,
+        logger,
+        clock: options.clock,
+      });
+      sessionRouters.push(sessions);
+      const router = Router();
+      router.use(metadataRouter());
+      router.use(sessions.router);
+      return router;
+    },
+    async close() {
+      await Promise.all(sessionRouters.map((s) => s.close()));
+    },
+  };
+}

@@ -1,0 +1,135 @@
+import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
+import { InvalidTokenError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
+import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
+import { systemClock, type Clock } from '../clock';
+
+/**
+ * An `OAuthTokenVerifier` for the SDK's `requireBearerAuth`: checks a Bulkhead access token locally
+ * (signature against the broker's JWKS, issuer, `typ: at+jwt`, lifetime) and — which the SDK does not —
+ * that its audience is this MCP server. Revocation is not checked here: that needs the broker, and it
+ * is checked on every tool call by /v1/authorize and on every tools/list by /v1/manifest.
+ *
+ * Keys come from jose's remote JWKS: cached, refetched when a token names an unknown `kid` (at most once
+ * per cooldown, so a flood of made-up kids cannot flood the broker), every fetch bounded by a timeout,
+ * concurrent refetches sharing one request. Errors never quote the token or its claims.
+ */
+
+export interface BulkheadTokenVerifierOptions {
+  /** Where this MCP server reaches Bulkhead; the JWKS is fetched from here. */
+  brokerUrl: string | URL;
+  /** This MCP server's id in the policy: the only audience accepted. */
+  serverId: string;
+  /** The broker's `iss`; when absent it is read once from the broker's RFC 8414 metadata. */
+  issuer?: string;
+  /** Per fetch (JWKS, metadata); default 5000 ms. */
+  timeoutMs?: number;
+  /** Least time between two JWKS refetches for unknown kids; default 30 s. */
+  jwksCooldownMs?: number;
+  clockToleranceSeconds?: number;
+  clock?: Clock;
+  fetch?: typeof fetch;
+}
+
+/** What `AuthInfo.extra` carries for a verified Bulkhead token. */
+export interface BulkheadIdentity {
+  tenant: string;
+  principal: string;
+  session: string;
+  jti: string;
+}
+
+const MAX_TOKEN_LENGTH = 8192;
+const REQUIRED_CLAIMS = ['iss', 'sub', 'aud', 'tid', 'sid', 'jti', 'scope', 'exp'];
+
+export interface BulkheadTokenVerifier extends OAuthTokenVerifier {
+  /** The broker's issuer identifier (configured, or discovered once from its metadata). */
+  issuer(): Promise<string>;
+}
+
+export function createBulkheadTokenVerifier(options: BulkheadTokenVerifierOptions): BulkheadTokenVerifier {
+  const base = new URL(options.brokerUrl);
+  const timeoutMs = options.timeoutMs ?? 5000;
+  const clock = options.clock ?? systemClock;
+  const doFetch = options.fetch ?? fetch;
+  const keys = createRemoteJWKSet(new URL('/.well-known/jwks.json', base), {
+    timeoutDuration: timeoutMs,
+    cooldownDuration: options.jwksCooldownMs ?? 30_000,
+  });
+  let issuer: Promise<string> | null = options.issuer !== undefined ? Promise.resolve(options.issuer) : null;
+
+  /** Discovered once; concurrent first calls share the request, and a failure is retried next time. */
+  function brokerIssuer(): Promise<string> {
+    issuer ??= (async () => {
+      const response = await doFetch(new URL('/.well-known/oauth-authorization-server', base), { signal: AbortSignal.timeout(timeoutMs) });
+      const body = (await response.json()) as { issuer?: unknown };
+      if (!response.ok || typeof body.issuer !== 'string') throw new Error('no issuer in the broker metadata');
+      return body.issuer;
+    })().catch((err: unknown) => {
+      issuer = null;
+      throw err;
+    });
+    return issuer;
+  }
+
+  return {
+    issuer: brokerIssuer,
+    async verifyAccessToken(token: string): Promise<AuthInfo> {
+      if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw new InvalidTokenError('token is malformed');
+      let expectedIssuer: string;
+      try {
+        expectedIssuer = await brokerIssuer();
+      } catch {
+        throw new ServerError('the authorization server could not be reached to verify tokens');
+      }
+      let payload: JWTPayload;
+      try {
+        ({ payload } = await jwtVerify(token, keys, {
+          algorithms: ['EdDSA'],
+          typ: 'at+jwt',
+          issuer: expectedIssuer,
+          audience: options.serverId,
+          requiredClaims: REQUIRED_CLAIMS,
+          currentDate: new Date(clock.now()),
+          clockTolerance: options.clockToleranceSeconds ?? 30,
+        }));
+      } catch (err) {
+        throw publicError(err);
+      }
+      const { sub, tid, sid, jti, scope, exp } = payload;
+      if (typeof sub !== 'string' || typeof tid !== 'string' || typeof sid !== 'string' || typeof jti !== 'string' || typeof scope !== 'string' || typeof exp !== 'number') {
+        throw new InvalidTokenError('token claims are missing or of the wrong type');
+      }
+      const identity: BulkheadIdentity = { tenant: tid, principal: sub, session: sid, jti };
+      return { token, clientId: sub, scopes: scope.split(' ').filter(Boolean), expiresAt: exp, extra: { bulkhead: identity } };
+    },
+  };
+}
+
+/** The identity a Bulkhead verifier put on a request's AuthInfo, or null if it is not one. */
+export function identityOf(auth: AuthInfo | undefined): BulkheadIdentity | null {
+  const identity = auth?.extra?.bulkhead as Partial<BulkheadIdentity> | undefined;
+  if (!identity || typeof identity.tenant !== 'string' || typeof identity.principal !== 'string' || typeof identity.session !== 'string') return null;
+  return identity as BulkheadIdentity;
+}
+
+/** jose errors carry the decoded payload; only a fixed message leaves here. */
+function publicError(err: unknown): Error {
+  const e = err as { code?: unknown; claim?: unknown } | null;
+  switch (e?.code) {
+    case 'ERR_JWT_EXPIRED':
+      return new InvalidTokenError('token has expired');
+    case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
+      if (e.claim === 'aud') return new InvalidTokenError('token was issued for a different server');
+      if (e.claim === 'iss') return new InvalidTokenError('token was not issued by this server\'s authorization server');
+      return new InvalidTokenError('token claims are not acceptable');
+    case 'ERR_JWKS_NO_MATCHING_KEY':
+      return new InvalidTokenError('token signing key is unknown');
+    case 'ERR_JWKS_TIMEOUT':
+    case 'ERR_JWKS_INVALID':
+      return new ServerError('the authorization server\'s keys could not be fetched');
+    default:
+      // jose's own errors are about the token; anything else (a refused connection) is about the broker.
+      return typeof e?.code === 'string' && e.code.startsWith('ERR_J') ? new InvalidTokenError('token is invalid') : new ServerError('the authorization server\'s keys could not be fetched');
+  }
+}

@@ -1,0 +1,99 @@
+import type { Pool } from 'pg';
+import { inTransaction } from './pool';
+
+/**
+ * The PostgreSQL schema for scale-out, created by `bulkhead state init` (idempotent). Brokers only check
+ * that it is there: a replica never changes the schema on its own, so a rolling upgrade cannot race
+ * several replicas into migrating at once.
+ *
+ * - bulkhead_revocations: one row per revoked target, its current state and a version that grows by one
+ *   on every change; replicas merge rows by version, so the order in which they hear of changes
+ *   (pub/sub, resync, reconciliation) does not matter.
+ * - bulkhead_audit_heads / bulkhead_audit: per-tenant hash chains. The head row is locked by every
+ *   writer, which makes seq gap-free and ordered across replicas; it is also the acknowledged head that
+ *   `verify` compares with, so records cut from the end are noticed. A trigger refuses UPDATE and DELETE
+ *   on records (a superuser can still drop it; the hash chain is what proves integrity).
+ * - bulkhead_signing_keys: the one sealed key ring, with a version for compare-and-swap writes.
+ * - bulkhead_leases: leader locks (rotation) as leases on the server's clock.
+ * - bulkhead_quarantines: durable copy of quarantined sessions (Redis holds the hot copy).
+ */
+export const SCHEMA_VERSION = 1;
+
+const DDL = `
+CREATE TABLE IF NOT EXISTS bulkhead_schema (
+  id integer PRIMARY KEY CHECK (id = 1),
+  version integer NOT NULL,
+  created_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS bulkhead_revocations (
+  key text PRIMARY KEY,
+  target jsonb NOT NULL,
+  reason text,
+  revoked_at bigint NOT NULL,
+  active boolean NOT NULL,
+  version bigint NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bulkhead_audit_heads (
+  tenant text PRIMARY KEY,
+  seq bigint NOT NULL,
+  hash text NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bulkhead_audit (
+  tenant text NOT NULL,
+  seq bigint NOT NULL,
+  hash text NOT NULL,
+  record text NOT NULL,
+  PRIMARY KEY (tenant, seq)
+);
+CREATE OR REPLACE FUNCTION bulkhead_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+  RAISE EXCEPTION 'bulkhead_audit is append-only';
+END $$;
+DROP TRIGGER IF EXISTS bulkhead_audit_append_only ON bulkhead_audit;
+CREATE TRIGGER bulkhead_audit_append_only BEFORE UPDATE OR DELETE ON bulkhead_audit
+  FOR EACH ROW EXECUTE FUNCTION bulkhead_audit_append_only();
+CREATE TABLE IF NOT EXISTS bulkhead_signing_keys (
+  id integer PRIMARY KEY CHECK (id = 1),
+  version bigint NOT NULL,
+  ring jsonb NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
+CREATE TABLE IF NOT EXISTS bulkhead_leases (
+  name text PRIMARY KEY,
+  holder text NOT NULL,
+  expires_at timestamptz NOT NULL
+);
+CREATE TABLE IF NOT EXISTS bulkhead_quarantines (
+  tenant text NOT NULL,
+  session text NOT NULL,
+  reason text NOT NULL,
+  at bigint NOT NULL,
+  PRIMARY KEY (tenant, session)
+);
+`;
+
+/** Creates (or completes) the schema. Safe to run concurrently and repeatedly. */
+export async function initSchema(pool: Pool): Promise<{ version: number; created: boolean }> {
+  return inTransaction(pool, async (client) => {
+    // CREATE ... IF NOT EXISTS is not safe against itself running concurrently; serialise the inits.
+    await client.query("SELECT pg_advisory_xact_lock(hashtext('bulkhead:schema'))");
+    const existing = await client.query("SELECT to_regclass('bulkhead_schema') AS t");
+    const had = existing.rows[0]?.t !== null && (await client.query('SELECT version FROM bulkhead_schema WHERE id = 1')).rowCount === 1;
+    await client.query(DDL);
+    await client.query('INSERT INTO bulkhead_schema (id, version) VALUES (1, $1) ON CONFLICT (id) DO UPDATE SET version = GREATEST(bulkhead_schema.version, EXCLUDED.version)', [SCHEMA_VERSION]);
+    return { version: SCHEMA_VERSION, created: !had };
+  });
+}
+
+/** Refuses to run on a database without the schema, or with a newer one than this build knows. */
+export async function assertSchema(pool: Pool): Promise<void> {
+  let version: number | undefined;
+  try {
+    const result = await pool.query<{ version: number }>('SELECT version FROM bulkhead_schema WHERE id = 1');
+    version = result.rows[0]?.version;
+  } catch (err) {
+    if ((err as { code?: string }).code !== '42P01') throw err;
+  }
+  if (version === undefined) throw new Error('the PostgreSQL database has no Bulkhead schema: run `bulkhead state init --config FILE` first');
+  if (version > SCHEMA_VERSION) throw new Error(`the PostgreSQL schema is version ${version}, newer than this build knows (${SCHEMA_VERSION}): upgrade Bulkhead`);
+}

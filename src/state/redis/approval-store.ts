@@ -1,0 +1,109 @@
+import { randomUUID } from 'node:crypto';
+import type Redis from 'ioredis';
+import type { Approval, ApprovalStatus, ApprovalStore } from '../../approvals/approval-store';
+import { sha256Hex } from '../../crypto/hash';
+import type { Keyspace } from './keyspace';
+import { luaScript } from './lua-script';
+
+/**
+ * Approvals shared by every replica: a call can ask on one replica, the operator approve on a second,
+ * and the retried call consume it on a third. Same rules as the embedded store (memory-approval-store.ts):
+ * bound to one exact call, pending → approved | denied, approved → used exactly once, random ids.
+ *
+ * Each approval is a hash; an "open" key per exact call (hash of tenant, session, tool, arguments hash)
+ * points at its pending or approved approval. Every transition is one Lua script, so two replicas can
+ * never both consume one approval. Approvals stay readable an hour after they expire, then Redis drops them.
+ */
+const RETAIN_AFTER_EXPIRY_MS = 60 * 60_000;
+
+const REQUEST = luaScript(`
+local id = redis.call('GET', KEYS[1])
+if id then
+  local key = ARGV[1] .. id
+  local s = redis.call('HMGET', key, 'status', 'expires_at')
+  if (s[1] == 'pending' or s[1] == 'approved') and tonumber(s[2]) > tonumber(ARGV[2]) then
+    return redis.call('HGETALL', key)
+  end
+end
+if redis.call('EXISTS', KEYS[2]) == 1 then return redis.error_reply('approval id generator returned a duplicate') end
+redis.call('HSET', KEYS[2], 'id', ARGV[3], 'tenant', ARGV[4], 'principal', ARGV[5], 'session', ARGV[6], 'tool', ARGV[7],
+  'arguments_sha256', ARGV[8], 'status', 'pending', 'created_at', ARGV[2], 'expires_at', ARGV[9], 'open_key', KEYS[1])
+redis.call('PEXPIREAT', KEYS[2], tonumber(ARGV[9]) + tonumber(ARGV[10]))
+redis.call('SET', KEYS[1], ARGV[3], 'PXAT', ARGV[9])
+return redis.call('HGETALL', KEYS[2])
+`);
+
+const DECIDE = luaScript(`
+local s = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'open_key', 'id')
+if s[1] ~= 'pending' or tonumber(s[2]) <= tonumber(ARGV[3]) then return false end
+redis.call('HSET', KEYS[1], 'status', ARGV[1], 'decided_by', ARGV[2])
+if ARGV[1] == 'denied' and redis.call('GET', s[3]) == s[4] then redis.call('DEL', s[3]) end
+return redis.call('HGETALL', KEYS[1])
+`);
+
+const CONSUME = luaScript(`
+local id = redis.call('GET', KEYS[1])
+if not id then return false end
+local key = ARGV[1] .. id
+local s = redis.call('HMGET', key, 'status', 'expires_at')
+if s[1] ~= 'approved' or tonumber(s[2]) <= tonumber(ARGV[2]) then return false end
+redis.call('HSET', key, 'status', 'used')
+redis.call('DEL', KEYS[1])
+return redis.call('HGETALL', key)
+`);
+
+export function createRedisApprovalStore(options: { redis: Redis; keyspace: Keyspace; random?: () => string }): ApprovalStore {
+  const { redis, keyspace: ks } = options;
+  const newId = options.random ?? randomUUID;
+  const openKey = (tenant: string, session: string, tool: string, sha: string) => ks.approvalOpen(sha256Hex(JSON.stringify([tenant, session, tool, sha])));
+
+  return {
+    async request(input, now) {
+      const id = newId();
+      const reply = await REQUEST(
+        redis,
+        [openKey(input.tenant, input.session, input.tool, input.arguments_sha256), ks.approval(id)],
+        [ks.approvalPrefix, Math.trunc(now), id, input.tenant, input.principal, input.session, input.tool, input.arguments_sha256, Math.trunc(input.expires_at), RETAIN_AFTER_EXPIRY_MS],
+      );
+      return toApproval(reply)!;
+    },
+
+    async get(id) {
+      return toApproval(await redis.hgetall(ks.approval(id)));
+    },
+
+    async decide(id, decision, operator, now) {
+      return toApproval(await DECIDE(redis, [ks.approval(id)], [decision, operator, Math.trunc(now)]));
+    },
+
+    async consume(tenant, session, tool, argumentsSha256, now) {
+      return toApproval(await CONSUME(redis, [openKey(tenant, session, tool, argumentsSha256)], [ks.approvalPrefix, Math.trunc(now)]));
+    },
+  };
+}
+
+/** From HGETALL (an object) or a script's flat [field, value, …] list. */
+function toApproval(reply: unknown): Approval | null {
+  let fields: Record<string, string>;
+  if (Array.isArray(reply)) {
+    fields = {};
+    for (let i = 0; i + 1 < reply.length; i += 2) fields[String(reply[i])] = String(reply[i + 1]);
+  } else if (reply !== null && typeof reply === 'object') {
+    fields = reply as Record<string, string>;
+  } else {
+    return null;
+  }
+  if (!fields.id) return null;
+  return {
+    id: fields.id,
+    tenant: fields.tenant!,
+    principal: fields.principal!,
+    session: fields.session!,
+    tool: fields.tool!,
+    arguments_sha256: fields.arguments_sha256!,
+    status: fields.status as ApprovalStatus,
+    created_at: Number(fields.created_at),
+    expires_at: Number(fields.expires_at),
+    ...(fields.decided_by ? { decided_by: fields.decided_by } : {}),
+  };
+}

@@ -1,0 +1,45 @@
+/**
+ * Every Redis key and channel Bulkhead uses, under one prefix (`broker.state.redis_prefix`), so several
+ * deployments (or test runs) can share one Redis without seeing each other's state. Tenant ids cannot
+ * contain ":" (see idSchema), so a tenant's keys cannot collide with another's.
+ */
+export interface Keyspace {
+  prefix: string;
+  /** Pub/sub: revocation changes, and replicas' acknowledgements of them. */
+  revocationChannel: string;
+  revocationAckChannel: string;
+  /** Sorted set of this tenant's recent allowed calls (score: time), for calls per minute. */
+  rate(tenant: string): string;
+  /** Sorted set of this tenant's concurrency slots (member: call id, score: expiry). */
+  slots(tenant: string): string;
+  /** Sorted set of live sessions (score: expiry). */
+  sessions(tenant: string): string;
+  quarantined(tenant: string): string;
+  /** Present once the quarantine sets were loaded from PostgreSQL (gone after a Redis restart). */
+  quarantineLoaded: string;
+  call(callId: string): string;
+  /** Set of call ids that hold upstream leases (for the kill switch). */
+  leasedCalls: string;
+  approval(id: string): string;
+  approvalPrefix: string;
+  approvalOpen(callKeyHash: string): string;
+}
+
+export function createKeyspace(prefix: string): Keyspace {
+  const p = prefix;
+  return {
+    prefix: p,
+    revocationChannel: `${p}:revocations`,
+    revocationAckChannel: `${p}:revocations:ack`,
+    rate: (tenant) => `${p}:rate:${tenant}`,
+    slots: (tenant) => `${p}:slots:${tenant}`,
+    sessions: (tenant) => `${p}:sessions:${tenant}`,
+    quarantined: (tenant) => `${p}:quarantined:${tenant}`,
+    quarantineLoaded: `${p}:quarantined-loaded`,
+    call: (callId) => `${p}:call:${callId}`,
+    leasedCalls: `${p}:leased-calls`,
+    approval: (id) => `${p}:approval:${id}`,
+    approvalPrefix: `${p}:approval:`,
+    approvalOpen: (hash) => `${p}:approval-open:${hash}`,
+  };
+}

@@ -1,0 +1,237 @@
+import { randomUUID } from 'node:crypto';
+import { performance } from 'node:perf_hooks';
+import type Redis from 'ioredis';
+import type { Logger } from 'pino';
+import type { RevocationChange } from '../revocation-mirror';
+import type { Keyspace } from './keyspace';
+
+/**
+ * Pushes revocation changes to every replica over Redis pub/sub, and tells its own replica whether its
+ * mirror can be trusted right now (`live()`).
+ *
+ * Why "once /v1/revoke has answered, no replica allows the target again" holds:
+ * 1. The change is committed in PostgreSQL before it is published.
+ * 2. `publish` waits until every replica that Redis delivered it to has applied it and acknowledged, or
+ *    until `ackTimeoutMs` has passed.
+ * 3. A replica is live only while (a) it is subscribed, (b) it has re-read the whole table from
+ *    PostgreSQL since subscribing — so nothing committed before the subscription is missed — and (c) a
+ *    heartbeat PING sent on the subscriber connection less than `staleAfterMs` ago has been answered.
+ *    Redis answers on one connection in order, so a PONG for a PING sent after a publish arrives after
+ *    that publish's message, which the replica applied first.
+ * A replica that did not acknowledge within ackTimeoutMs (> staleAfterMs) therefore either applied the
+ * change or has no heartbeat newer than the publish — and is failing closed — by the time revoke answers.
+ * The liveness clock is monotonic (performance.now), not the broker's injectable clock: it measures how
+ * long this process has gone without hearing from Redis, which must not jump with wall-clock time.
+ */
+export interface RevocationFeedOptions {
+  /** For publishing changes and acknowledgements. */
+  redis: Redis;
+  /** A dedicated connection: a subscribed connection cannot run other commands. */
+  subscriber: Redis;
+  keyspace: Keyspace;
+  /** Applies a change to the local mirror (synchronously: it must be in effect before the ack). */
+  apply(change: RevocationChange): void;
+  /** Re-reads the whole table into the mirror; the feed is not live until it has succeeded after subscribing. */
+  resync(): Promise<void>;
+  logger: Pick<Logger, 'info' | 'warn'>;
+  heartbeatMs?: number;
+  staleAfterMs?: number;
+  ackTimeoutMs?: number;
+}
+
+export interface PublishResult {
+  /** Replicas subscribed when it was published (this one included). */
+  receivers: number;
+  acknowledged: number;
+}
+
+export interface RevocationFeed {
+  /** Subscribes and resyncs; resolves once live, rejects if that takes longer than `timeoutMs`. */
+  start(timeoutMs: number): Promise<void>;
+  publish(change: RevocationChange): Promise<PublishResult>;
+  live(): boolean;
+  close(): Promise<void>;
+}
+
+interface Message extends RevocationChange {
+  id: string;
+}
+
+export function createRevocationFeed(options: RevocationFeedOptions): RevocationFeed {
+  const { redis, subscriber, keyspace, logger } = options;
+  const heartbeatMs = options.heartbeatMs ?? 500;
+  const staleAfterMs = options.staleAfterMs ?? 2000;
+  const ackTimeoutMs = options.ackTimeoutMs ?? Math.max(staleAfterMs + 500, 2500);
+  if (ackTimeoutMs <= staleAfterMs) throw new Error('ackTimeoutMs must be longer than staleAfterMs, or an unacknowledged replica could still look live');
+
+  const now = () => performance.now();
+  let subscribed = false;
+  let synced = false;
+  /** Bumped on every (dis)connection, so a resync that started on an older connection cannot mark this one live. */
+  let generation = 0;
+  /** Send time of the newest heartbeat (or subscription) Redis has answered. */
+  let lastHeard = -Infinity;
+  let resyncing: Promise<void> | undefined;
+  let heartbeat: NodeJS.Timeout | undefined;
+  let closed = false;
+  let wasLive = false;
+  const pendingAcks = new Map<string, { expected: number; received: number; done: () => void }>();
+
+  const live = () => subscribed && synced && now() - lastHeard <= staleAfterMs;
+
+  function noteLiveness(): void {
+    const isLive = live();
+    if (isLive !== wasLive) {
+      wasLive = isLive;
+      if (isLive) logger.info('revocation feed live: mirror resynced from PostgreSQL');
+      else logger.warn('revocation feed lost: failing closed until it is resubscribed and resynced');
+    }
+  }
+
+  function lost(): void {
+    generation++;
+    subscribed = false;
+    synced = false;
+    noteLiveness();
+  }
+
+  async function subscribeAndResync(): Promise<void> {
+    const gen = ++generation;
+    const sentAt = now();
+    await subscriber.subscribe(keyspace.revocationChannel, keyspace.revocationAckChannel);
+    if (gen !== generation) return;
+    subscribed = true;
+    lastHeard = sentAt;
+    await resyncOnce(gen);
+  }
+
+  function resyncOnce(gen: number): Promise<void> {
+    resyncing ??= (async () => {
+      try {
+        await options.resync();
+        if (gen === generation && subscribed) synced = true;
+      } finally {
+        resyncing = undefined;
+        noteLiveness();
+      }
+    })();
+    return resyncing;
+  }
+
+  function onMessage(channel: string, text: string): void {
+    if (channel === keyspace.revocationAckChannel) {
+      const pending = pendingAcks.get(text);
+      if (pending && ++pending.received >= pending.expected) pending.done();
+      return;
+    }
+    if (channel !== keyspace.revocationChannel) return;
+    let message: Message;
+    try {
+      message = parseMessage(text);
+    } catch {
+      // A change we cannot read could be a revocation: stop trusting the mirror and re-read the table.
+      logger.warn('unreadable revocation message; resyncing from PostgreSQL');
+      synced = false;
+      resyncOnce(generation).catch(() => undefined);
+      return;
+    }
+    options.apply(message);
+    redis.publish(keyspace.revocationAckChannel, message.id).catch(() => undefined);
+  }
+
+  async function beat(): Promise<void> {
+    if (closed || subscriber.status !== 'ready') return;
+    if (!subscribed) {
+      await subscribeAndResync();
+      return;
+    }
+    if (!synced) {
+      await resyncOnce(generation);
+      return;
+    }
+    const sentAt = now();
+    const gen = generation;
+    try {
+      await subscriber.ping();
+      if (gen === generation) lastHeard = sentAt;
+    } catch {
+      // No answer within the command timeout: the connection is probably dead without having closed.
+      // Reconnect now rather than wait for TCP to notice; `lost` runs from the close event.
+      if (!closed) subscriber.disconnect(true);
+    }
+    noteLiveness();
+  }
+
+  subscriber.on('message', onMessage);
+  subscriber.on('close', lost);
+  subscriber.on('ready', () => {
+    subscribeAndResync().catch((err) => logger.warn({ err }, 'revocation feed could not resubscribe; retrying'));
+  });
+
+  return {
+    async start(timeoutMs) {
+      heartbeat = setInterval(() => {
+        beat().catch((err) => logger.warn({ err }, 'revocation feed heartbeat failed'));
+      }, heartbeatMs);
+      heartbeat.unref();
+      const deadline = now() + timeoutMs;
+      if (subscriber.status === 'ready' && !subscribed) await subscribeAndResync().catch(() => undefined);
+      while (!live()) {
+        if (now() > deadline) throw new Error(`revocations could not be synchronised within ${timeoutMs} ms (Redis subscription or PostgreSQL read failing)`);
+        await new Promise((resolve) => setTimeout(resolve, Math.min(heartbeatMs, 50)));
+      }
+    },
+
+    async publish(change) {
+      const id = randomUUID();
+      const message: Message = { id, key: change.key, active: change.active, version: change.version };
+      let done!: () => void;
+      const allAcked = new Promise<void>((resolve) => (done = resolve));
+      const pending = { expected: Number.POSITIVE_INFINITY, received: 0, done };
+      // Registered before publishing: an acknowledgement can arrive before PUBLISH's own reply.
+      pendingAcks.set(id, pending);
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        const receivers = await redis.publish(keyspace.revocationChannel, JSON.stringify(message));
+        pending.expected = receivers;
+        if (pending.received >= receivers) done();
+        await Promise.race([allAcked, new Promise<void>((resolve) => (timer = setTimeout(resolve, ackTimeoutMs)))]);
+        return { receivers, acknowledged: Math.min(pending.received, receivers) };
+      } finally {
+        clearTimeout(timer);
+        pendingAcks.delete(id);
+      }
+    },
+
+    live() {
+      const isLive = live();
+      if (isLive !== wasLive) noteLiveness();
+      return isLive;
+    },
+
+    async close() {
+      closed = true;
+      clearInterval(heartbeat);
+      subscriber.off('message', onMessage);
+      subscriber.off('close', lost);
+      for (const pending of pendingAcks.values()) pending.done();
+      await resyncing?.catch(() => undefined);
+    },
+  };
+}
+
+function parseMessage(text: string): Message {
+  const value = JSON.parse(text) as Partial<Message> | null;
+  if (
+    value === null ||
+    typeof value !== 'object' ||
+    typeof value.id !== 'string' ||
+    typeof value.key !== 'string' ||
+    typeof value.active !== 'boolean' ||
+    typeof value.version !== 'number' ||
+    !Number.isFinite(value.version)
+  ) {
+    throw new Error('not a revocation change');
+  }
+  return { id: value.id, key: value.key, active: value.active, version: value.version };
+}

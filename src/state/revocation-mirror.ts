@@ -1,0 +1,53 @@
+import type { DenyReason } from '../errors';
+import type { RevocationSubject } from '../revocation/revocation-store';
+
+/**
+ * One replica's in-memory copy of the shared revocation table, which every authorize checks without any
+ * I/O. Changes arrive three ways — applied locally by the replica that made them, pushed over Redis
+ * pub/sub, and re-read from PostgreSQL on (re)subscribe and periodically — possibly more than once and
+ * out of order. Each carries its row's version, and the mirror keeps the highest version per key, so
+ * whatever the order, every replica converges on what PostgreSQL holds.
+ */
+export interface RevocationChange {
+  /** `revocationKey(target)`: tenant:…, principal:tenant/…, session:…, jti:… */
+  key: string;
+  active: boolean;
+  version: number;
+}
+
+export interface RevocationMirror {
+  /** Applies a change unless the mirror already holds that version or a newer one; true if applied. */
+  apply(change: RevocationChange): boolean;
+  /** Same precedence as subjectKeys(): tenant, principal, session, then token. */
+  check(subject: RevocationSubject): DenyReason | null;
+  isTenantRevoked(tenant: string): boolean;
+  /** Number of keys currently revoked. */
+  size(): number;
+}
+
+export function createRevocationMirror(): RevocationMirror {
+  const entries = new Map<string, { active: boolean; version: number }>();
+  const active = (key: string) => entries.get(key)?.active === true;
+
+  return {
+    apply(change) {
+      const known = entries.get(change.key);
+      if (known && known.version >= change.version) return false;
+      entries.set(change.key, { active: change.active, version: change.version });
+      return true;
+    },
+    check(subject) {
+      if (active(`tenant:${subject.tid}`)) return 'tenant_revoked';
+      if (active(`principal:${subject.tid}/${subject.sub}`)) return 'principal_revoked';
+      if (active(`session:${subject.sid}`)) return 'session_revoked';
+      if (active(`jti:${subject.jti}`)) return 'token_revoked';
+      return null;
+    },
+    isTenantRevoked: (tenant) => active(`tenant:${tenant}`),
+    size() {
+      let n = 0;
+      for (const entry of entries.values()) if (entry.active) n++;
+      return n;
+    },
+  };
+}

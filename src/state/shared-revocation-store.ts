@@ -1,0 +1,117 @@
+import type { Logger } from 'pino';
+import { BrokerError } from '../errors';
+import type { RevocationStore, RevocationTarget } from '../revocation/revocation-store';
+import type { RevocationTable } from './postgres/revocation-table';
+import type { RevocationFeed, RevocationFeedOptions } from './redis/revocation-feed';
+import { createRevocationMirror, type RevocationChange, type RevocationMirror } from './revocation-mirror';
+
+/**
+ * Revocation for many replicas: durable in PostgreSQL, pushed through Redis, checked in memory.
+ *
+ * - `revoke`: commit the row (durable) → apply to this replica's mirror → publish and wait for the other
+ *   replicas to acknowledge (see revocation-feed.ts for why that makes "answered" mean "enforced
+ *   everywhere") → resolve.
+ * - `check` (every authorize): an in-memory lookup, but only while the feed is live; when the mirror may
+ *   be stale (subscription down, not yet resynced, heartbeat overdue) it throws, and the pipeline answers
+ *   503 state_unavailable. A replica that cannot know never allows.
+ * - Every `reconcileMs` the whole table is re-read and merged, a backstop for anything pub/sub dropped.
+ */
+export interface SharedRevocationStoreOptions {
+  table: RevocationTable;
+  createFeed: (hooks: Pick<RevocationFeedOptions, 'apply' | 'resync'>) => RevocationFeed;
+  logger: Pick<Logger, 'info' | 'warn'>;
+  reconcileMs?: number;
+}
+
+export interface SharedRevocationStore extends RevocationStore {
+  /** Subscribes and loads the table; rejects if that does not happen within timeoutMs. */
+  start(timeoutMs: number): Promise<void>;
+  live(): boolean;
+  close(): Promise<void>;
+}
+
+const STALE = 'revocation state may be stale (shared state unreachable); failing closed';
+
+export function createSharedRevocationStore(options: SharedRevocationStoreOptions): SharedRevocationStore {
+  const { table, logger } = options;
+  const mirror: RevocationMirror = createRevocationMirror();
+  const merge = (changes: RevocationChange[]) => changes.forEach((c) => mirror.apply(c));
+  const feed = options.createFeed({ apply: (change) => mirror.apply(change), resync: async () => merge(await table.readAll()) });
+  let reconciler: NodeJS.Timeout | undefined;
+
+  function assertLive(): void {
+    if (!feed.live()) throw new BrokerError('state_unavailable', STALE);
+  }
+
+  async function propagate(change: RevocationChange, what: string): Promise<void> {
+    let result;
+    try {
+      result = await feed.publish(change);
+    } catch (err) {
+      // Durable already: replicas pick it up when they next resync or reconcile. Until the operator sees
+      // success, they must assume some replica has not heard of it yet, so this is an error.
+      throw new BrokerError('state_unavailable', `the ${what} is stored but could not be pushed to every replica; retry to confirm`, { cause: err });
+    }
+    if (result.acknowledged < result.receivers) {
+      logger.warn({ receivers: result.receivers, acknowledged: result.acknowledged }, `${what} not acknowledged by every replica in time; the others are failing closed until they resync`);
+    }
+  }
+
+  return {
+    async start(timeoutMs) {
+      await feed.start(timeoutMs);
+      const every = options.reconcileMs ?? 30_000;
+      reconciler = setInterval(() => {
+        table.readAll().then(merge, (err) => logger.warn({ err }, 'revocation reconciliation failed; will retry'));
+      }, every);
+      reconciler.unref();
+    },
+
+    async revoke(record) {
+      assertTarget(record.target);
+      const change = await table.revoke(record);
+      mirror.apply(change);
+      await propagate(change, 'revocation');
+    },
+
+    async restoreTenant(tenant) {
+      const change = await table.restoreTenant(tenant);
+      if (!change) return false;
+      mirror.apply(change);
+      await propagate(change, 'restore');
+      return true;
+    },
+
+    async check(subject) {
+      assertLive();
+      return mirror.check(subject);
+    },
+
+    async isTenantRevoked(tenant) {
+      assertLive();
+      return mirror.isTenantRevoked(tenant);
+    },
+
+    live: () => feed.live(),
+
+    async close() {
+      clearInterval(reconciler);
+      await feed.close();
+    },
+  };
+}
+
+function assertTarget(target: RevocationTarget): void {
+  const id = (v: unknown) => typeof v === 'string' && v.length > 0;
+  const ok =
+    target !== null &&
+    typeof target === 'object' &&
+    (target.kind === 'tenant'
+      ? id(target.tenant)
+      : target.kind === 'principal'
+        ? id(target.tenant) && id(target.principal)
+        : target.kind === 'session'
+          ? id(target.session)
+          : target.kind === 'jti' && id(target.jti));
+  if (!ok) throw new BrokerError('bad_request', 'a revocation needs exactly one complete target');
+}

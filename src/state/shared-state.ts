@@ -1,0 +1,156 @@
+import type Redis from 'ioredis';
+import type { Pool } from 'pg';
+import type { Logger } from 'pino';
+import type { Clock } from '../clock';
+import { createKeyRing } from '../tokens/key-ring';
+import { createSealedKeyStore } from '../tokens/key-store';
+import type { BrokerState } from './broker-state';
+import { createPostgresAuditLog } from './postgres/audit-log';
+import { createPostgresKeyStorage } from './postgres/key-storage';
+import { createPostgresLeaderLock, type PostgresLeaderLock } from './postgres/leader-lock';
+import { createPgPool, inTransaction } from './postgres/pool';
+import { createQuarantineTable } from './postgres/quarantine-table';
+import { createRevocationTable } from './postgres/revocation-table';
+import { assertSchema } from './postgres/schema';
+import { createRedisApprovalStore } from './redis/approval-store';
+import { connectRedis, createRedisClient } from './redis/client';
+import { createKeyspace } from './redis/keyspace';
+import { createRedisQuotaStore } from './redis/quota-store';
+import { createRevocationFeed } from './redis/revocation-feed';
+import { createRedisSessionStore } from './redis/session-store';
+import { describeUrl } from './safe-url';
+import { createSharedRevocationStore } from './shared-revocation-store';
+
+/**
+ * Scale-out state: many replicas behind a load balancer behave as one broker. The authorize pipeline
+ * sees the same interfaces as the embedded default; only where the state lives changes.
+ *
+ *   PostgreSQL  revocations (durable), audit chains, sealed signing keys, rotation lease, quarantines
+ *   Redis       revocation push (pub/sub), quotas and concurrency, sessions and calls, approvals,
+ *               the hot copy of quarantines
+ *
+ * Everything fails closed: every Redis command and PostgreSQL query is bounded by `timeoutMs`, and an
+ * error anywhere becomes a 503 deny (state_unavailable, or audit_unavailable for the audit write); the
+ * connections reconnect on their own, so the broker recovers without a restart.
+ */
+export interface SharedStateOptions {
+  redisUrl: string;
+  postgresUrl: string;
+  /** Namespace for every Redis key and channel (`broker.state.redis_prefix`). */
+  redisPrefix: string;
+  masterKey: Buffer;
+  clock: Clock;
+  logger: Logger;
+  /** Bound on each Redis command and PostgreSQL query, and on connecting (default 2 s). */
+  timeoutMs?: number;
+  /** How long start-up may wait for Redis, PostgreSQL and the first revocation sync (default 15 s). */
+  startTimeoutMs?: number;
+  revocations?: { heartbeatMs?: number; staleAfterMs?: number; ackTimeoutMs?: number; reconcileMs?: number };
+  auditGroupCommitMs?: number;
+}
+
+export interface SharedState extends BrokerState {
+  kind: 'shared';
+  leaderLock: PostgresLeaderLock;
+}
+
+/** The rotation lease's name in bulkhead_leases. */
+export const SIGNING_KEY_LOCK = 'signing-key-rotation';
+
+export async function createSharedState(options: SharedStateOptions): Promise<SharedState> {
+  const { clock } = options;
+  const logger = options.logger.child({ component: 'shared-state' });
+  const timeoutMs = options.timeoutMs ?? 2000;
+  const startTimeoutMs = options.startTimeoutMs ?? 15_000;
+  const complain = throttled(logger);
+
+  const pool: Pool = createPgPool({ url: options.postgresUrl, timeoutMs, onIdleError: (err) => complain('postgres', err) });
+  const redis: Redis = createRedisClient({ url: options.redisUrl, timeoutMs, name: `bulkhead:commands:${options.redisPrefix}`, onError: (err) => complain('redis', err) });
+  const subscriber: Redis = createRedisClient({ url: options.redisUrl, timeoutMs, name: `bulkhead:revocations:${options.redisPrefix}`, onError: (err) => complain('redis', err) });
+  const closers: Array<() => Promise<unknown>> = [() => pool.end(), () => quit(redis), () => quit(subscriber)];
+  const closeAll = async () => {
+    for (const close of [...closers].reverse()) await close().catch(() => undefined);
+  };
+
+  try {
+    await assertSchema(pool).catch((err) => {
+      throw new Error(`PostgreSQL at ${describeUrl(options.postgresUrl)}: ${(err as Error).message}`, { cause: err });
+    });
+    await Promise.all([connectRedis(redis, options.redisUrl, startTimeoutMs), connectRedis(subscriber, options.redisUrl, startTimeoutMs)]);
+
+    const keys = createSealedKeyStore(options.masterKey, createPostgresKeyStorage(pool));
+    // Replicas starting together on an empty database must agree on one key ring: the first to take
+    // this lock creates it, the others wait and then load it.
+    await inTransaction(pool, async (client) => {
+      await client.query("SELECT pg_advisory_xact_lock(hashtext('bulkhead:signing-keys'))");
+      await createKeyRing({ store: keys, clock, maxTokenTtlMs: 0, clockSkewMs: 0 }).init();
+    });
+
+    const keyspace = createKeyspace(options.redisPrefix);
+    const revocations = createSharedRevocationStore({
+      table: createRevocationTable(pool),
+      logger,
+      reconcileMs: options.revocations?.reconcileMs,
+      createFeed: (hooks) =>
+        createRevocationFeed({
+          redis,
+          subscriber,
+          keyspace,
+          logger,
+          heartbeatMs: options.revocations?.heartbeatMs,
+          staleAfterMs: options.revocations?.staleAfterMs,
+          ackTimeoutMs: options.revocations?.ackTimeoutMs,
+          ...hooks,
+        }),
+    });
+    closers.push(() => revocations.close());
+    await revocations.start(startTimeoutMs);
+
+    const audit = createPostgresAuditLog({ pool, clock, groupCommitMs: options.auditGroupCommitMs });
+    closers.push(() => audit.close());
+    const leaderLock = createPostgresLeaderLock({ pool, name: SIGNING_KEY_LOCK, onError: (err) => complain('postgres', err) });
+    logger.info({ redis: describeUrl(options.redisUrl), postgres: describeUrl(options.postgresUrl), prefix: options.redisPrefix, holder: leaderLock.holder }, 'shared state ready');
+
+    return {
+      kind: 'shared',
+      revocations,
+      quotas: createRedisQuotaStore({ redis, keyspace }),
+      sessions: createRedisSessionStore({ redis, keyspace, quarantines: createQuarantineTable(pool), clock }),
+      approvals: createRedisApprovalStore({ redis, keyspace }),
+      audit,
+      keys,
+      leaderLock,
+      async ready() {
+        const [postgres, redisUp] = await Promise.all([
+          audit.ready!(),
+          redis.ping().then(
+            () => true,
+            () => false,
+          ),
+        ]);
+        return { postgres, redis: redisUp, revocations: revocations.live() };
+      },
+      close: closeAll,
+    };
+  } catch (err) {
+    await closeAll();
+    throw err;
+  }
+}
+
+async function quit(client: Redis): Promise<void> {
+  // QUIT needs a live connection (there is no offline queue); otherwise just drop it.
+  if (client.status === 'ready') await client.quit().catch(() => undefined);
+  client.disconnect();
+}
+
+/** A backend that is down reports the same error on every reconnect attempt: log it once a minute. */
+function throttled(logger: Logger): (backend: 'redis' | 'postgres', err: unknown) => void {
+  const last = new Map<string, number>();
+  return (backend, err) => {
+    const now = Date.now();
+    if (now - (last.get(backend) ?? -Infinity) < 60_000) return;
+    last.set(backend, now);
+    logger.warn({ backend, err: { message: (err as Error)?.message, code: (err as { code?: string })?.code } }, `${backend} connection error (repeats are logged once a minute)`);
+  };
+}

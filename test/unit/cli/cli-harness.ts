@@ -1,0 +1,189 @@
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { createServer } from 'node:net';
+import { join, resolve } from 'node:path';
+
+/**
+ * Runs the BUILT CLI (`node dist/src/cli/main.js`) the way a user does. `ensureBuilt` compiles first
+ * when any source is newer than dist (npm test builds anyway; this keeps `npx jest test/unit/cli` honest
+ * when run alone). A lock directory keeps two jest workers from compiling into dist at once.
+ */
+export const ROOT = resolve(__dirname, '../../..');
+export const MAIN = join(ROOT, 'dist/src/cli/main.js');
+const SOURCE_DIRS = ['src', 'adapters', 'rotation'];
+const LOCK = join(ROOT, 'dist/.cli-test-build.lock');
+
+function newestSource(dir: string): number {
+  let newest = 0;
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of entries) {
+    const path = join(dir, name);
+    const info = statSync(path);
+    if (info.isDirectory()) newest = Math.max(newest, newestSource(path));
+    else if (name.endsWith('.ts')) newest = Math.max(newest, info.mtimeMs);
+  }
+  return newest;
+}
+
+function isFresh(): boolean {
+  try {
+    const built = statSync(MAIN).mtimeMs;
+    return SOURCE_DIRS.every((dir) => newestSource(join(ROOT, dir)) <= built);
+  } catch {
+    return false;
+  }
+}
+
+function sleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+export function ensureBuilt(): void {
+  if (isFresh()) return;
+  mkdirSync(join(ROOT, 'dist'), { recursive: true });
+  for (;;) {
+    try {
+      mkdirSync(LOCK);
+      break;
+    } catch {
+      // Another worker is compiling; a lock left by a killed run is taken over after two minutes.
+      const age = Date.now() - (statSync(LOCK, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age > 120_000) rmSync(LOCK, { recursive: true, force: true });
+      sleep(200);
+    }
+  }
+  try {
+    if (!isFresh()) {
+      // Type errors in files still being written elsewhere do not stop tsc from emitting; what matters
+      // here is that the CLI's JavaScript is current.
+      const result = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
+      if (result.error) throw result.error;
+    }
+  } finally {
+    rmSync(LOCK, { recursive: true, force: true });
+  }
+  statSync(MAIN);
+}
+
+/** An environment without any BULKHEAD_* a developer may have exported, so runs are deterministic. */
+export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
+  const env: NodeJS.ProcessEnv = {};
+  for (const [key, value] of Object.entries(process.env)) if (!key.startsWith('BULKHEAD_')) env[key] = value;
+  return { ...env, BULKHEAD_LOG_LEVEL: 'warn', ...extra };
+}
+
+export interface CliResult {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+export interface CliOptions {
+  stdin?: string;
+  env?: Record<string, string>;
+  cwd?: string;
+}
+
+// Each run is a fresh node process; a few at a time keeps a two-core machine busy without thrashing it.
+const MAX_PARALLEL = 4;
+let running = 0;
+const waiting: Array<() => void> = [];
+
+export async function runCli(args: string[], options: CliOptions = {}): Promise<CliResult> {
+  if (running >= MAX_PARALLEL) await new Promise<void>((go) => waiting.push(go));
+  running++;
+  try {
+    return await spawnCli(args, options);
+  } finally {
+    running--;
+    waiting.shift()?.();
+  }
+}
+
+/**
+ * Memoised runs: a suite can start every independent command at once in beforeAll, then each test
+ * awaits its own answer. Only for commands whose outcome does not depend on order.
+ */
+export function cliCache(): { run(args: string[], options?: CliOptions): Promise<CliResult> } {
+  const runs = new Map<string, Promise<CliResult>>();
+  return {
+    run(args, options = {}) {
+      const key = JSON.stringify([args, options]);
+      let result = runs.get(key);
+      if (!result) runs.set(key, (result = runCli(args, options)));
+      return result;
+    },
+  };
+}
+
+function spawnCli(args: string[], options: CliOptions): Promise<CliResult> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [MAIN, ...args], { cwd: options.cwd ?? ROOT, env: cleanEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (chunk) => (stdout += chunk));
+    child.stderr.on('data', (chunk) => (stderr += chunk));
+    child.on('error', reject);
+    child.on('close', (code) => resolvePromise({ code, stdout, stderr }));
+    child.stdin.end(options.stdin ?? '');
+  });
+}
+
+export interface RunningServe {
+  url: string;
+  child: ChildProcess;
+  output(): string;
+  /** SIGTERM, then the exit code. */
+  stop(): Promise<number | null>;
+}
+
+/** `bulkhead serve …`, resolved once the process has printed `ready` (or rejected if it exits first). */
+export function startServe(args: string[], ready: RegExp): Promise<RunningServe> {
+  return new Promise((resolvePromise, reject) => {
+    const child = spawn(process.execPath, [MAIN, 'serve', ...args], { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    let output = '';
+    let settled = false;
+    const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
+    const onData = (chunk: Buffer) => {
+      output += chunk.toString('utf8');
+      const match = ready.exec(output);
+      if (match && !settled) {
+        settled = true;
+        resolvePromise({
+          url: match[1] ?? '',
+          child,
+          output: () => output,
+          stop: async () => {
+            if (child.exitCode === null) child.kill('SIGTERM');
+            return exited;
+          },
+        });
+      }
+    };
+    child.stdout!.on('data', onData);
+    child.stderr!.on('data', onData);
+    void exited.then((code) => {
+      if (!settled) {
+        settled = true;
+        reject(new Error(`serve exited with ${code} before it was ready:\n${output}`));
+      }
+    });
+  });
+}
+
+/** A port nobody is listening on right now. */
+export function freePort(): Promise<number> {
+  return new Promise((resolvePromise, reject) => {
+    const server = createServer();
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => {
+      const { port } = server.address() as { port: number };
+      server.close(() => resolvePromise(port));
+    });
+  });
+}
