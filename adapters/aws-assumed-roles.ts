@@ -60,9 +60,9 @@ export function createAssumedRoles(options: AssumedRolesOptions): AssumedRoles {
       const key = `${tenant}\u0000${roleArn}`;
       return async () => {
         const held = cache.get(key);
-        // Refresh with a quarter of the session (at most 5 minutes) still left, so a call never starts
-        // with credentials that expire while it is in flight.
-        const margin = Math.min(300_000, (sessionSeconds * 1000) / 4);
+        // Refresh with a third of the session (at most 5 minutes, the SDK's own margin) still left, so
+        // a call never starts with credentials that expire while it is in flight.
+        const margin = Math.min(300_000, (sessionSeconds * 1000) / 3);
         if (held && held.expiresAt - options.clock.now() > margin) return held;
         let pending = inFlight.get(key);
         if (!pending) {

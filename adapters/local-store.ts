@@ -99,11 +99,15 @@ export function createLocalSecretStore(options: LocalSecretStoreOptions): LocalS
 
     async get(tenant, name) {
       checkId('secret name', name);
+      // Both files are read at once (this runs on every tool call); the key's outcome, error included,
+      // only counts when the secret exists, as if it had been read second.
+      const keyRead = readDataKey(tenant);
+      keyRead.catch(() => undefined);
       const secrets = await readSecrets(tenant);
       if (!Object.prototype.hasOwnProperty.call(secrets, name)) return undefined;
       const sealed = secrets[name];
       if (typeof sealed !== 'string') throw new Error(`secret "${name}" of tenant "${tenant}" is malformed`);
-      const key = await readDataKey(tenant);
+      const key = await keyRead;
       if (!key) throw new Error(`tenant "${tenant}" has no data key (its secrets were shredded)`);
       return openSealed(key, sealed, `local-secret:${tenant}:${name}`).toString('utf8');
     },

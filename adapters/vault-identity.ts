@@ -168,3 +168,34 @@ export function raceAbort<T>(promise: Promise<T>, signal?: AbortSignal): Promise
     );
   });
 }
+
+/**
+ * The broker's shared Vault identity from a token file (written by Vault Agent or an operator, who
+ * also renews it). The file is read on first use and again whenever Vault refuses the token, so a
+ * rotated file is picked up without a restart. Used only for tenants without their own AppRole.
+ */
+export function createTokenFileIdentity(options: { tokenFile: string; clock: Clock; minTokenAgeForRetryMs?: number }): VaultIdentity {
+  const minAge = options.minTokenAgeForRetryMs ?? 2000;
+  let current: { value: string; readAt: number } | undefined;
+  let closed = false;
+  return {
+    async token() {
+      if (closed) throw new UpstreamFailure('the Vault adapter is closed');
+      if (current) return current.value;
+      const value = (await readFile(options.tokenFile, 'utf8')).trim();
+      if (!value) throw new UpstreamFailure(`the Vault token file is empty (${options.tokenFile})`);
+      current = { value, readAt: options.clock.now() };
+      return value;
+    },
+    refused(token) {
+      if (!current || current.value !== token) return true;
+      if (options.clock.now() - current.readAt < minAge) return false;
+      current = undefined;
+      return true;
+    },
+    close() {
+      closed = true;
+      current = undefined;
+    },
+  };
+}

@@ -6,7 +6,7 @@ import { BrokerError, isBrokerError } from '../src/errors';
 import { selectField } from './secret-field';
 import { UpstreamFailure } from './upstream-failure';
 import { vaultFailure, vaultStatus } from './vault-error';
-import { createVaultIdentity, type VaultIdentity } from './vault-identity';
+import { createTokenFileIdentity, createVaultIdentity, type VaultIdentity } from './vault-identity';
 import { encodeVaultPath, isDynamicSecretLease, isSimpleName, leasePrefix } from './vault-path';
 import { createVaultTransport } from './vault-transport';
 
@@ -20,8 +20,12 @@ import { createVaultTransport } from './vault-transport';
  * the verified JWT — so if broker logic or a policy edit ever pointed tenant A's call at tenant B's
  * path, Vault itself would answer 403. (The alternative, one broker token minting a child token with
  * the tenant's policy per call, needs a parent token that can read every tenant's paths, which is
- * exactly the identity we do not want a bug to be able to use.) A tenant without an AppRole cannot use
- * Vault at all: there is no shared fallback identity.
+ * exactly the identity we do not want a bug to be able to use.)
+ *
+ * A deployment may also configure a shared broker identity (`broker.upstreams.vault.auth`: an AppRole
+ * or a token file). Tenants without their own AppRole then read Vault with it, and Vault can no
+ * longer tell them apart; the composition root warns about every such tenant at startup. A tenant
+ * with neither gets nothing from Vault.
  *
  * Nothing is cached here; the credential resolver caches only when a credential sets `cache_ttl`.
  */
@@ -38,6 +42,8 @@ export interface VaultSourceOptions {
   /** Client timeout for each Vault request (login, read, renew, revoke), in milliseconds. */
   timeoutMs: number;
   tenants: Record<string, VaultTenantAuth>;
+  /** The broker's shared identity, for tenants without their own AppRole (see above). */
+  shared?: { approle?: VaultTenantAuth; tokenFile?: string };
   clock: Clock;
   logger?: Pick<Logger, 'info' | 'warn'>;
   /** Injected for tests that point the adapter at a server which never answers. */
@@ -65,6 +71,16 @@ export function createVaultSource(options: VaultSourceOptions): CredentialSource
     const identity = createVaultIdentity({ tenant, client, roleIdFile: auth.roleIdFile, secretIdFile: auth.secretIdFile, mount: auth.mount ?? 'approle', clock: options.clock, logger: options.logger });
     tenants.set(tenant, { client, identity });
   }
+  let shared: TenantVault | undefined;
+  if (options.shared?.approle || options.shared?.tokenFile) {
+    const client = newClient();
+    const a = options.shared.approle;
+    const identity = a
+      ? createVaultIdentity({ tenant: '(shared broker identity)', client, roleIdFile: a.roleIdFile, secretIdFile: a.secretIdFile, mount: a.mount ?? 'approle', clock: options.clock, logger: options.logger })
+      : createTokenFileIdentity({ tokenFile: options.shared.tokenFile!, clock: options.clock });
+    shared = { client, identity };
+  }
+  const identityOf = (tenant: string) => tenants.get(tenant) ?? shared;
   const healthClient = newClient();
 
   /**
@@ -85,8 +101,8 @@ export function createVaultSource(options: VaultSourceOptions): CredentialSource
 
   async function resolve(request: CredentialRequest): Promise<ResolvedCredential> {
     const { spec, signal } = request;
-    const tenant = tenants.get(request.tenant);
-    if (!tenant) throw new UpstreamFailure(`tenant ${request.tenant} has no Vault AppRole (tenants.${request.tenant}.vault.approle)`);
+    const tenant = identityOf(request.tenant);
+    if (!tenant) throw new UpstreamFailure(`tenant ${request.tenant} has no Vault identity (tenants.${request.tenant}.vault.approle)`);
 
     if (spec.source === 'vault') {
       const path = encodeVaultPath(spec.path);
@@ -138,7 +154,7 @@ export function createVaultSource(options: VaultSourceOptions): CredentialSource
   }
 
   async function revoke(tenantId: string, leaseId: string): Promise<void> {
-    const tenant = tenants.get(tenantId);
+    const tenant = identityOf(tenantId);
     if (!tenant || !isDynamicSecretLease(leaseId)) return; // not a lease this adapter could have issued
     // The URL form (sys/leases/revoke/<id>) lets the tenant's Vault policy allow revoking only its own
     // role's leases; the body form would need a grant on every lease in Vault.
@@ -180,6 +196,7 @@ export function createVaultSource(options: VaultSourceOptions): CredentialSource
 
     async close() {
       for (const tenant of tenants.values()) tenant.identity.close();
+      shared?.identity.close();
     },
   };
 }

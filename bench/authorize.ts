@@ -63,6 +63,8 @@ export async function run(): Promise<ScenarioResult> {
           { metric: 'authorize rps / express floor rps', value: rpsVsExpress, target: '≥ 0.8', met: rpsVsExpress >= 0.8 },
           { metric: 'authorize rps / node:http floor rps', value: pairedRatio(authorize, floorHttp, (r) => r.rps) },
           { metric: 'authorize p50 / express floor p50', value: pairedRatio(authorize, floorExpress, (r) => r.p50Ms) },
+          { metric: 'server CPU per request: express floor / node:http floor / authorize', value: `${floorExpress.serverCpuUs} / ${floorHttp.serverCpuUs} / ${authorize.serverCpuUs}`, unit: 'µs' },
+          { metric: 'express floor CPU per request / authorize CPU per request', value: pairedRatio(floorExpress, authorize, (r) => r.serverCpuUs ?? Number.NaN) },
           { metric: 'authorize denies and errors (must be 0)', value: denies, target: '0', met: denies === 0 },
           { metric: 'concurrency slots still held after the runs (no /v1/complete)', value: status.quota?.in_flight ?? 'n/a' },
           { metric: 'broker RSS after the runs', value: mb(rss), unit: 'MB' },

@@ -15,6 +15,8 @@ export interface Summary {
   rps: number;
   p50Ms: number;
   p99Ms: number;
+  /** Server CPU µs per 2xx answer, when measured. */
+  serverCpuUs: number;
   /** Summed over every measured round: a valid run has none. */
   non2xx: number;
   errors: number;
@@ -37,7 +39,8 @@ export async function interleave(steps: Step[], options: InterleaveOptions): Pro
       const result = await step.run(options.durationSec);
       runs.get(step.label)!.push(result);
       const bad = result.non2xx + result.errors > 0 ? `  non-2xx=${result.non2xx} errors=${result.errors} ${JSON.stringify(result.statusCodes)}` : '';
-      log(`  round ${round}/${options.rounds} ${step.label.padEnd(28)} ${String(result.rps).padStart(7)} req/s  p50 ${result.p50Ms.toFixed(3)} ms  p99 ${result.p99Ms.toFixed(3)} ms${bad}`);
+      const cpu = result.serverCpuUs === undefined ? '' : `  server CPU ${result.serverCpuUs} µs/req`;
+      log(`  round ${round}/${options.rounds} ${step.label.padEnd(28)} ${String(result.rps).padStart(7)} req/s  p50 ${result.p50Ms.toFixed(3)} ms  p99 ${result.p99Ms.toFixed(3)} ms${cpu}${bad}`);
     }
   }
   return Object.fromEntries([...runs].map(([label, list]) => [label, summarise(list)]));
@@ -48,6 +51,7 @@ export function summarise(list: LoadResult[]): Summary {
     rps: round(median(list.map((r) => r.rps)), 0),
     p50Ms: round(median(list.map((r) => r.p50Ms)), 3),
     p99Ms: round(median(list.map((r) => r.p99Ms)), 3),
+    serverCpuUs: round(median(list.map((r) => r.serverCpuUs ?? Number.NaN).filter(Number.isFinite)), 1),
     non2xx: list.reduce((n, r) => n + r.non2xx, 0),
     errors: list.reduce((n, r) => n + r.errors, 0),
     runs: list,

@@ -53,6 +53,8 @@ export interface LoadResult {
   statusCodes: Record<string, number>;
   connections: number;
   durationSec: number;
+  /** CPU time the server process spent per 2xx answer (µs), when the step could measure it. */
+  serverCpuUs?: number;
 }
 
 export async function runLoad(options: LoadOptions): Promise<LoadResult> {

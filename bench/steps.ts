@@ -1,7 +1,7 @@
 import { join } from 'node:path';
 import { authorizeBody } from './fixtures';
 import type { Step } from './interleave';
-import { runLoad } from './load';
+import { runLoad, type LoadOptions, type LoadResult } from './load';
 import { brokerExecArgv, type Settings } from './scenario';
 import { startTarget, type Target } from './target-process';
 import type { BrokerTargetConfig, BrokerTargetInfo } from './targets/broker';
@@ -44,11 +44,22 @@ export async function probeAuthorize(broker: BrokerTarget): Promise<{ responseBy
   return { responseBytes: Buffer.byteLength(text), requestBytes: Buffer.byteLength(bodies[0]!) };
 }
 
+/**
+ * A load run that also reads the server's CPU time before and after: CPU per answer is steadier than
+ * requests per second on a busy machine, because time the server spends waiting for a core is not in it.
+ */
+export async function measured(server: Target<unknown>, options: LoadOptions): Promise<LoadResult> {
+  const before = await server.usage();
+  const result = await runLoad(options);
+  const after = await server.usage();
+  return { ...result, serverCpuUs: result.ok > 0 ? Math.round(((after.cpuMicros - before.cpuMicros) / result.ok) * 10) / 10 : Number.NaN };
+}
+
 export function authorizeStep(label: string, broker: BrokerTarget, settings: Settings): Step {
   const { headers, bodies } = authorizeRequests(broker);
   return {
     label,
-    run: (durationSec) => runLoad({ url: broker.info.url, path: '/v1/authorize', method: 'POST', headers, bodies, connections: settings.connections, durationSec }),
+    run: (durationSec) => measured(broker, { url: broker.info.url, path: '/v1/authorize', method: 'POST', headers, bodies, connections: settings.connections, durationSec }),
   };
 }
 
@@ -58,7 +69,7 @@ export function floorStep(label: string, floor: FloorTarget, broker: BrokerTarge
   return {
     label,
     run: (durationSec) =>
-      runLoad({
+      measured(floor, {
         url: floor.info.url,
         path: floor.info.path,
         method: 'POST',

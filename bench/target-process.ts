@@ -8,15 +8,22 @@ import { join } from 'node:path';
  * measured the same way. A target is a module under dist/bench/targets/ that calls `serveTarget`.
  *
  * Protocol over the IPC channel: the child sends `{type:'ready', info}` once listening; the parent
- * may ask `{type:'rss'}` (answered `{type:'rss', rss}`) and ends it with `{type:'stop'}`, on which the
+ * may ask `{type:'usage'}` (answered `{type:'usage', rss, cpu}`) and ends it with `{type:'stop'}`, on which the
  * child closes and exits normally, so `--cpu-prof` gets to write its profile.
  */
 
 export interface Target<Info> {
   info: Info;
   pid: number;
+  /** Resident set size and CPU time used so far (user + system, all threads), in µs. */
+  usage(): Promise<Usage>;
   rssBytes(): Promise<number>;
   stop(): Promise<void>;
+}
+
+export interface Usage {
+  rssBytes: number;
+  cpuMicros: number;
 }
 
 export interface StartOptions {
@@ -29,7 +36,7 @@ export interface StartOptions {
   stdoutFile?: string;
 }
 
-type Message = { type: 'ready'; info: unknown } | { type: 'rss'; rss: number } | { type: 'error'; message: string };
+type Message = { type: 'ready'; info: unknown } | { type: 'usage'; rss: number; cpu: number } | { type: 'error'; message: string };
 
 export async function startTarget<Info>(name: string, config: unknown, options: StartOptions = {}): Promise<Target<Info>> {
   const stdout = options.stdoutFile === undefined ? 'ignore' : openSync(options.stdoutFile, 'a');
@@ -59,18 +66,24 @@ export async function startTarget<Info>(name: string, config: unknown, options: 
     });
   });
   child.removeAllListeners('exit');
-  return { info, pid: child.pid!, rssBytes: () => askRss(child), stop: () => stopChild(child) };
+  return {
+    info,
+    pid: child.pid!,
+    usage: () => askUsage(child),
+    rssBytes: async () => (await askUsage(child)).rssBytes,
+    stop: () => stopChild(child),
+  };
 }
 
-function askRss(child: ChildProcess): Promise<number> {
+function askUsage(child: ChildProcess): Promise<Usage> {
   return new Promise((resolve) => {
     const onMessage = (message: Message) => {
-      if (message.type !== 'rss') return;
+      if (message.type !== 'usage') return;
       child.off('message', onMessage);
-      resolve(message.rss);
+      resolve({ rssBytes: message.rss, cpuMicros: message.cpu });
     };
     child.on('message', onMessage);
-    child.send({ type: 'rss' });
+    child.send({ type: 'usage' });
   });
 }
 
@@ -98,7 +111,10 @@ export function serveTarget(start: (config: any) => Promise<{ info: unknown; clo
           .finally(() => process.exit(0));
       };
       process.on('message', (message: { type: string }) => {
-        if (message.type === 'rss') process.send!({ type: 'rss', rss: process.memoryUsage().rss });
+        if (message.type === 'usage') {
+          const cpu = process.cpuUsage();
+          process.send!({ type: 'usage', rss: process.memoryUsage().rss, cpu: cpu.user + cpu.system });
+        }
         if (message.type === 'stop') shutdown();
       });
       // An orphaned target (the parent crashed) must not keep a port and a core busy.

@@ -102,7 +102,8 @@ export function createInternalCa(options: InternalCaOptions): CertificateAuthori
       await ready();
     },
     caBundle: async () => (await ready()).certPem,
-    caIssuedAt: () => signer?.notBefore ?? 0,
+    // notBefore was backdated at creation; the CA's age counts from when it was made.
+    caIssuedAt: () => (signer ? signer.notBefore + NOT_BEFORE_BACKDATE_MS : 0),
     caExpiresAt: () => signer?.notAfter ?? 0,
     async issue(request): Promise<IssuedCertificate> {
       const ca = await ready();

@@ -70,6 +70,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
 
   const keyRing = createKeyRing({ store: state.keys, clock, maxTokenTtlMs: policy.broker.max_token_ttl, clockSkewMs: policy.broker.clock_skew });
   await keyRing.init();
+  // Scaled out, a rotation on another replica is announced: follow it now, not at the next timer tick.
+  state.onKeysChanged?.(() => void keyRing.reload().catch((err) => logger.warn({ err }, 'signing key ring reload failed; following on the rotation timer')));
   const keyRotation = createKeyRotation({ keyRing, lock: options.leaderLock ?? state.leaderLock ?? createSoleLeaderLock(), clock, periodMs: policy.broker.rotation.signing_key, logger });
   const tls = await createBrokerTls({ policy, dataDir, masterKey, clock, logger, env: options.env });
   const issuer = createTokenIssuer({ keyRing, clock, issuer: policy.broker.issuer });

@@ -1,6 +1,7 @@
 import { access } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
 import { certificateAuthorityFor } from '../../rotation/broker-tls';
+import type { CertificateAuthority } from '../../rotation/certificate-authority';
 import { issueClientCertificate, renewCertificateFiles, writeCertificateFiles, CERT_FILES, type ClientIdentity } from '../../rotation/client-certificates';
 import { CA_FILE, TLS_DIR } from '../../rotation/internal-ca';
 import { identityUri } from '../../rotation/tls-identity';
@@ -86,7 +87,7 @@ function identityOf(values: { server?: string; operator?: string }, policy: Poli
   return identity;
 }
 
-async function authorityOf(policy: Policy, file: string, dataDir: string) {
+async function authorityOf(policy: Policy, file: string, dataDir: string): Promise<CertificateAuthority> {
   const mode = policy.broker.tls.mode;
   if (mode === 'off') throw new UsageError(`${file}: broker.tls.mode is "off"; client certificates need internal-ca or vault-pki`);
   if (mode === 'internal-ca') {
@@ -96,7 +97,7 @@ async function authorityOf(policy: Policy, file: string, dataDir: string) {
       throw new UsageError(`${join(dataDir, TLS_DIR, CA_FILE)}: no internal CA here (start the broker once with this --data-dir, or pass the right one)`);
     });
   }
-  let ca;
+  let ca: CertificateAuthority | null;
   try {
     ca = certificateAuthorityFor({ policy, dataDir, masterKey: mode === 'internal-ca' ? await loadOrCreateMasterKey(dataDir) : Buffer.alloc(0), clock: systemClock });
   } catch (err) {

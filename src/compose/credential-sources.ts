@@ -21,7 +21,22 @@ export async function createCredentialSources(options: { policy: Policy; dataDir
       const a = t.vault?.approle;
       if (a) tenants[id] = { roleIdFile: a.role_id_file, secretIdFile: a.secret_id_file, mount: a.mount ?? vault.auth?.approle?.mount ?? 'approle' };
     }
-    sources.push(createVaultSource({ address: vault.address, namespace: vault.namespace, timeoutMs: vault.timeout, tenants, clock, logger: options.logger.child({ upstream: 'vault' }) }));
+    const auth = vault.auth;
+    const shared = auth?.approle
+      ? { approle: { roleIdFile: auth.approle.role_id_file, secretIdFile: auth.approle.secret_id_file, mount: auth.approle.mount } }
+      : auth?.token_file
+        ? { tokenFile: auth.token_file }
+        : undefined;
+    const onShared = Object.entries(options.policy.tenants)
+      .filter(([id, t]) => !tenants[id] && Object.values(t.credentials).some((c) => c.source === 'vault' || c.source === 'vault-database'))
+      .map(([id]) => id);
+    if (shared && onShared.length) {
+      options.logger.warn(
+        { tenants: onShared.slice(0, 20), count: onShared.length },
+        'vault: these tenants have no AppRole of their own and read Vault with the shared broker identity; Vault cannot keep them apart (set tenants.<t>.vault.approle)',
+      );
+    }
+    sources.push(createVaultSource({ address: vault.address, namespace: vault.namespace, timeoutMs: vault.timeout, tenants, shared, clock, logger: options.logger.child({ upstream: 'vault' }) }));
   }
   if (aws) sources.push(createAwsSource({ region: aws.region, endpoint: aws.endpoint, timeoutMs: aws.timeout, clock }));
   return sources;

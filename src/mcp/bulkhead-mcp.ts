@@ -38,6 +38,8 @@ export interface BulkheadMcpOptions {
   issuer?: string;
   /** Per broker request; default 5000 ms. */
   timeoutMs?: number;
+  /** Least time between two JWKS refetches for tokens with an unknown kid; default 30 s. */
+  jwksCooldownMs?: number;
   approval?: ApprovalWait;
   /** Defaults to JSON logs on stderr (stdout may be an MCP stdio channel). */
   logger?: GuardLogger;
@@ -75,7 +77,7 @@ export function createBulkheadMcp(options: BulkheadMcpOptions): BulkheadMcp {
   const resourceUrl = new URL(options.resourceUrl);
   const logger = options.logger ?? createLogger({ destination: process.stderr });
   const broker = createBrokerClient({ brokerUrl: options.brokerUrl, serverKey: options.serverKey, timeoutMs: options.timeoutMs });
-  const verifier = createBulkheadTokenVerifier({ brokerUrl: options.brokerUrl, serverId: options.serverId, issuer: options.issuer, timeoutMs: options.timeoutMs, clock: options.clock });
+  const verifier = createBulkheadTokenVerifier({ brokerUrl: options.brokerUrl, serverId: options.serverId, issuer: options.issuer, timeoutMs: options.timeoutMs, jwksCooldownMs: options.jwksCooldownMs, clock: options.clock });
   const guard = createToolGuard({ broker, approval: options.approval, logger, clock: options.clock });
   const metadataUrl = resourceMetadataUrl(resourceUrl);
   const sessionRouters: SessionRouter[] = [];

@@ -110,12 +110,14 @@ export function createToolGuard(options: ToolGuardOptions): ToolGuard {
     callTool(original) {
       return async (request, extra) => {
         const tool = request.params.name;
+        // A task outlives the call, but the credential is released when the call ends: refuse, don't half-run.
+        if (request.params.task) throw new McpError(ErrorCode.InvalidRequest, 'Bulkhead: task-augmented tool calls are not supported');
         const token = extra.authInfo?.token;
         if (!token) return denyResult({ reason: 'token_invalid', message: 'no bearer token on this request; the call did not run' });
         const callId = randomUUID();
         const decision = await authorize(token, tool, request.params.arguments ?? {}, callId, extra);
         if (decision.decision === 'deny') {
-          log?.info({ tool, call_id: callId, reason: decision.reason }, 'tool call denied');
+          log?.info({ tool, call_id: callId, tenant: identityOf(extra.authInfo)?.tenant, reason: decision.reason }, 'tool call denied');
           return denyResult(decision);
         }
 

@@ -165,8 +165,9 @@ function checkReferences(policy: z.output<typeof policyObject>, ctx: z.Refinemen
       if ((c.source === 'vault' || c.source === 'vault-database') && !b.upstreams.vault) {
         issue(['tenants', tenantId, 'credentials', credName, 'source'], 'needs broker.upstreams.vault');
       }
-      if ((c.source === 'vault' || c.source === 'vault-database') && !t.vault) {
-        issue(['tenants', tenantId, 'vault', 'approle'], `needed by credential "${credName}": each tenant reads Vault with its own AppRole, so Vault itself refuses other tenants' paths`);
+      const sharedVaultIdentity = b.upstreams.vault?.auth?.approle ?? b.upstreams.vault?.auth?.token_file;
+      if ((c.source === 'vault' || c.source === 'vault-database') && b.upstreams.vault && !t.vault && !sharedVaultIdentity) {
+        issue(['tenants', tenantId, 'vault', 'approle'], `needed by credential "${credName}" (or a shared broker.upstreams.vault.auth; a tenant's own AppRole lets Vault itself refuse other tenants' paths)`);
       }
       if (c.source === 'aws' && !b.upstreams.aws) issue(['tenants', tenantId, 'credentials', credName, 'source'], 'needs broker.upstreams.aws');
     }

@@ -21,6 +21,8 @@ export interface BrokerState {
   keys: KeyStore;
   /** Who rotates the signing keys: one replica at a time when shared; the embedded broker always holds it. */
   leaderLock?: LeaderLock;
+  /** Shared state only: calls `listener` when another replica may have changed the key ring (reload it). */
+  onKeysChanged?(listener: () => void): void;
   /** Readiness of each backing service, for /readyz. */
   ready(): Promise<Record<string, boolean>>;
   close(): Promise<void>;

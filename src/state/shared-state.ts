@@ -14,6 +14,7 @@ import { createRevocationTable } from './postgres/revocation-table';
 import { assertSchema } from './postgres/schema';
 import { createRedisApprovalStore } from './redis/approval-store';
 import { connectRedis, createRedisClient } from './redis/client';
+import { createKeyChangeFeed } from './redis/key-change-feed';
 import { createKeyspace } from './redis/keyspace';
 import { createRedisQuotaStore } from './redis/quota-store';
 import { createRevocationFeed } from './redis/revocation-feed';
@@ -78,7 +79,10 @@ export async function createSharedState(options: SharedStateOptions): Promise<Sh
     });
     await Promise.all([connectRedis(redis, options.redisUrl, startTimeoutMs), connectRedis(subscriber, options.redisUrl, startTimeoutMs)]);
 
-    const keys = createSealedKeyStore(options.masterKey, createPostgresKeyStorage(pool));
+    const keyspace = createKeyspace(options.redisPrefix);
+    const keyChanges = createKeyChangeFeed({ redis, subscriber, channel: keyspace.keysChannel, logger });
+    closers.push(async () => keyChanges.close());
+    const keys = createSealedKeyStore(options.masterKey, createPostgresKeyStorage(pool, { onWritten: () => void keyChanges.announce() }));
     // Replicas starting together on an empty database must agree on one key ring: the first to take
     // this lock creates it, the others wait and then load it.
     await inTransaction(pool, async (client) => {
@@ -86,7 +90,6 @@ export async function createSharedState(options: SharedStateOptions): Promise<Sh
       await createKeyRing({ store: keys, clock, maxTokenTtlMs: 0, clockSkewMs: 0 }).init();
     });
 
-    const keyspace = createKeyspace(options.redisPrefix);
     const revocations = createSharedRevocationStore({
       table: createRevocationTable(pool),
       logger,
@@ -120,6 +123,7 @@ export async function createSharedState(options: SharedStateOptions): Promise<Sh
       audit,
       keys,
       leaderLock,
+      onKeysChanged: (listener) => keyChanges.onChange(listener),
       async ready() {
         const [postgres, redisUp] = await Promise.all([
           audit.ready!(),

@@ -29,7 +29,7 @@ describe('bulkhead/mcp guards around careless tool handlers', () => {
     await new Promise<void>((resolve) => http.listen(0, '127.0.0.1', () => resolve()));
     url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/mcp`;
     const quiet = { info: () => undefined, warn: () => undefined };
-    bulkhead = createBulkheadMcp({ brokerUrl: h.url, serverId: 'crm-mcp', serverKey: h.serverKeys['crm-mcp']!, resourceUrl: url, logger: quiet, approval: { waitMs: 0 } });
+    bulkhead = createBulkheadMcp({ brokerUrl: h.url, serverId: 'crm-mcp', serverKey: h.serverKeys['crm-mcp']!, resourceUrl: url, logger: quiet, approval: { waitMs: 0 }, jwksCooldownMs: 0 });
     app.use(
       bulkhead.router({
         info: { name: 'careless', version: '0.0.1' },
@@ -104,6 +104,12 @@ describe('bulkhead/mcp guards around careless tool handlers', () => {
     const denied = await acme.call('send_email', { to: 'a@acme.example' });
     expect(denyOf(denied)).toMatchObject({ reason: 'approval_required', approval_id: expect.any(String) });
     expect(textOf(denied)).toContain(`approval_id=${denyOf(denied)!.approval_id}`);
+  });
+
+  it("keeps accepting the broker's tokens across signing-key rotations (JWKS refetched on an unknown kid)", async () => {
+    for (let i = 0; i < 3; i++) expect((await h.post('/v1/keys/rotate', {}, h.operatorToken)).status).toBe(200);
+    const acme = await connect('acme-agent');
+    expect((await acme.call('query_crm', { path: 'acme/echo' })).isError).toBeFalsy();
   });
 
   it('refuses to protect a server after a tool was registered (it could not guard that tool)', () => {

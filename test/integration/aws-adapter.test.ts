@@ -60,7 +60,7 @@ describeWithUpstream(['moto'], 'AWS Secrets Manager adapter against moto', () =>
       expect(cred.value).toBe(fixture.secret.api_key);
     }
     // moto records every AssumeRole it answered: one session per tenant, on that tenant's role only.
-    const state = await (await fetch(`${env.AWS_ENDPOINT_URL}/moto-api/data.json`)).json();
+    const state = (await (await fetch(`${env.AWS_ENDPOINT_URL}/moto-api/data.json`)).json()) as { sts: { AssumedRole: unknown[] } };
     const ours = (state.sts.AssumedRole as Array<{ role_arn: string; session_name: string }>).filter((r) => r.role_arn.includes(`-${moto.runId}-`));
     const pairs = new Set(ours.map((r) => `${r.session_name} -> ${r.role_arn.split('/').pop()}`));
     expect([...pairs].sort()).toEqual([`bulkhead-acme -> bulkhead-${moto.runId}-acme`, `bulkhead-globex -> bulkhead-${moto.runId}-globex`]);

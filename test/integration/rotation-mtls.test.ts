@@ -81,7 +81,7 @@ describe('mTLS client certificates (internal CA)', () => {
     const before = b.broker.keyRing.signingKey().kid;
     const refused = await rotateWith(server);
     expect(refused.status).toBe(401);
-    expect(refused.body.reason).toBe('operator_unauthenticated');
+    expect(refused.body.error).toBe('operator_unauthenticated');
     expect(b.broker.keyRing.signingKey().kid).toBe(before);
     expect((await authorizeWith(operator)).status).toBe(401);
     const rotated = await rotateWith(operator);

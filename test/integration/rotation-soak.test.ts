@@ -1,3 +1,6 @@
+import { readFile } from 'node:fs/promises';
+import { loadOrCreateMasterKey } from '../../src/crypto/master-key';
+import { createFileKeyStore } from '../../src/tokens/key-store';
 import { issueClientCertificate } from '../../rotation/client-certificates';
 import { httpsClient, startTlsBroker, type HttpsClient, type TlsAnswer, type TlsBroker } from './rotation-tls-kit';
 
@@ -101,5 +104,21 @@ describe('rotation under load over HTTPS', () => {
     );
     for (const line of lines) expect(Number(line.split(' ')[1])).toBeGreaterThanOrEqual(0);
     expect(text).not.toMatch(/tenant=|acme|globex|initech/);
+  });
+
+  it('never puts a private key (signing key or TLS key) in a log line or an API answer', async () => {
+    const client = httpsClient(b.url, { ca: await b.caPem(), keepAlive: false });
+    const rotated = await client.request('POST', '/v1/keys/rotate', { json: {}, bearer: b.operatorToken });
+    expect(Object.keys(rotated.body).sort()).toEqual(['current_kid', 'rotated']);
+    const answers = JSON.stringify([rotated.body, (await client.request('GET', '/.well-known/jwks.json')).body]);
+    const log = await readFile(b.logFile, 'utf8');
+    expect(log).toContain('signing key rotated'); // the log did record the rotations
+    const ring = await createFileKeyStore(b.dataDir, await loadOrCreateMasterKey(b.dataDir)).load();
+    const tlsKey = String(b.broker.rotation.tls!.serverCertificate.secureContextOptions().key).split('\n')[1]!;
+    for (const secret of [...ring!.keys.map((k) => k.private_jwk.d), tlsKey]) {
+      expect(log).not.toContain(secret);
+      expect(answers).not.toContain(secret);
+    }
+    expect(log).not.toMatch(/PRIVATE KEY/);
   });
 });

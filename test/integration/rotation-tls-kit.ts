@@ -31,7 +31,8 @@ export interface TlsBroker {
   clientSecrets: Record<string, string>;
   /** The CA bundle clients trust the broker with (and client certificates chain to). */
   caPem(): Promise<string>;
-  restart(): Promise<void>;
+  /** Stops the broker, runs `whileDown` (to leave what a crash would), and starts it again on the same data dir. */
+  restart(whileDown?: () => Promise<void>): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -79,9 +80,10 @@ export async function startTlsBroker(options: { overrides?: (p: any) => void; br
     operatorToken,
     clientSecrets,
     caPem: async () => (policy.broker.tls.mode === 'internal-ca' ? readFile(join(dataDir, TLS_DIR, CA_PEM_FILE), 'utf8') : running.broker.rotation.tls!.ca.caBundle()),
-    async restart() {
+    async restart(whileDown) {
       await running.broker.close();
       await new Promise<void>((resolve) => log.end(resolve));
+      await whileDown?.();
       log = createWriteStream(logFile, { flags: 'a' });
       running = await start();
     },

@@ -13,7 +13,7 @@ import { createKeyspace } from '../../src/state/redis/keyspace';
 import { createSharedState, type SharedState, type SharedStateOptions } from '../../src/state/shared-state';
 import { createKeyRing } from '../../src/tokens/key-ring';
 import { describeWithUpstream, upstreamEnv } from '../support/upstreams';
-import { createScratchDatabase, deleteRedisPrefix, scratchPrefix } from './support/scratch-state';
+import { createScratchDatabase, deleteRedisPrefix, scratchPrefix } from '../../bench/scratch-state';
 
 /**
  * The shared-state stores against the real Redis and PostgreSQL, with two or three "replicas" (separate

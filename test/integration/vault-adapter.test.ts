@@ -1,15 +1,17 @@
 import { randomBytes } from 'node:crypto';
-import { readFile, mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { createServer, type Server, type Socket } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
 import { createVaultSource } from '../../adapters/vault';
 import { systemClock } from '../../src/clock';
 import type { CredentialRequest, CredentialSource } from '../../src/credentials/credential-source';
 import { BrokerError } from '../../src/errors';
+import { createLogger } from '../../src/observability/logger';
 import type { CredentialSpec } from '../../src/policy/schema';
 import { describeWithUpstream, upstreamEnv } from '../support/upstreams';
-import { approleToken, bootstrapBao, lookupLease, type BaoFixture } from './support/bao-bootstrap';
+import { approleToken, baoApi, bootstrapBao, lookupLease, type BaoFixture } from './support/bao-bootstrap';
 import { observeLatency } from './support/latency';
 import { tryPostgresLogin } from './support/postgres-login';
 
@@ -83,6 +85,26 @@ describeWithUpstream(['bao', 'postgres'], 'Vault adapter against OpenBao', () =>
     expect(err.reason).toBe('upstream_unavailable');
   });
 
+  test('why per-tenant AppRoles: a shared broker identity (token file) serves tenants without one, and then Vault cannot stop a cross-tenant read', async () => {
+    const root = baoApi(env.VAULT_ADDR, env.VAULT_TOKEN);
+    const policy = `bh-${bao.runId}-shared`;
+    await root('POST', `sys/policies/acl/${policy}`, { policy: 'path "secret/data/tenants/*" { capabilities = ["read"] }' });
+    const created = await root('POST', 'auth/token/create', { policies: [policy], ttl: '10m' });
+    const tokenFile = join(dir, 'shared.token');
+    await writeFile(tokenFile, `${created.body.auth.client_token}\n`, { mode: 0o600 });
+    const withShared = sourceFor({ acme: bao.tenants.acme! }, { shared: { tokenFile } });
+    try {
+      // initech has no AppRole: it reads with the shared token, which can read every tenant's path...
+      const foreign = await withShared.resolve(request('initech', kv(bao.tenants.globex!.kvPath, 'api_key')));
+      expect(foreign.value).toBe(bao.tenants.globex!.kvSecret.api_key);
+      // ...while acme, with its own AppRole, is still refused by Vault on the same path.
+      const refused = await rejectionOf(withShared.resolve(request('acme', kv(bao.tenants.globex!.kvPath, 'api_key'))));
+      expect((refused.cause as { statusCode?: number }).statusCode).toBe(403);
+    } finally {
+      await withShared.close?.();
+    }
+  });
+
   test('a leased database credential logs in to PostgreSQL; once its lease is revoked, the lease is gone and the login is refused', async () => {
     const acme = bao.tenants.acme!;
     const cred = await source.resolve(request('acme', db(acme.dbRole)));
@@ -109,6 +131,25 @@ describeWithUpstream(['bao', 'postgres'], 'Vault adapter against OpenBao', () =>
     expect((await lookupLease(env.VAULT_ADDR, env.VAULT_TOKEN, globexCred.lease_id!)).status).toBe(200);
     await source.revokeLease!('globex', globexCred.lease_id!);
     expect((await lookupLease(env.VAULT_ADDR, env.VAULT_TOKEN, globexCred.lease_id!)).status).toBe(400);
+  });
+
+  test('concurrent first calls for a tenant share one AppRole login', async () => {
+    const lines: string[] = [];
+    const sink = new PassThrough();
+    sink.on('data', (chunk: Buffer) => lines.push(...chunk.toString('utf8').split('\n').filter(Boolean)));
+    const fresh = sourceFor({ acme: bao.tenants.acme! }, { logger: createLogger({ destination: sink, level: 'info' }) });
+    try {
+      const acme = bao.tenants.acme!;
+      const values = await Promise.all(Array.from({ length: 10 }, () => fresh.resolve(request('acme', kv(acme.kvPath, 'api_key')))));
+      expect(new Set(values.map((v) => v.value))).toEqual(new Set([acme.kvSecret.api_key]));
+      await new Promise((r) => setImmediate(r));
+      expect(lines.filter((l) => l.includes('logged in with the tenant AppRole'))).toHaveLength(1);
+      // The log line names the tenant and TTL, never the role_id, secret_id or token.
+      const ids = [await readFile(acme.roleIdFile, 'utf8'), await readFile(acme.secretIdFile, 'utf8')].map((x) => x.trim());
+      for (const line of lines) for (const id of ids) expect(line.includes(id)).toBe(false);
+    } finally {
+      await fresh.close?.();
+    }
   });
 
   test('revokeLease ignores ids that are not Vault dynamic-secret leases (and never builds a path out of "..")', async () => {

@@ -13,7 +13,7 @@ import { parseStoredKeyRing, type SealedKeyStorage } from '../../tokens/key-stor
  *   cannot overwrite another replica's rotation (the key ring reads the stored ring before each step,
  *   so a retry starts from the newest).
  */
-export function createPostgresKeyStorage(pool: Pool): SealedKeyStorage {
+export function createPostgresKeyStorage(pool: Pool, options: { onWritten?: () => void } = {}): SealedKeyStorage {
   /** Version of the ring this storage last read or wrote; 0 = none existed. */
   let seen: number | undefined;
   const SOURCE = 'PostgreSQL bulkhead_signing_keys';
@@ -44,6 +44,7 @@ export function createPostgresKeyStorage(pool: Pool): SealedKeyStorage {
         throw new Error(`${SOURCE}: the key ring was changed by another replica since it was read; reload and retry`);
       }
       seen = Number(row.version);
+      options.onWritten?.();
     },
   };
 }

@@ -8,6 +8,8 @@ export interface Keyspace {
   /** Pub/sub: revocation changes, and replicas' acknowledgements of them. */
   revocationChannel: string;
   revocationAckChannel: string;
+  /** Pub/sub: the shared signing key ring was written. */
+  keysChannel: string;
   /** Sorted set of this tenant's recent allowed calls (score: time), for calls per minute. */
   rate(tenant: string): string;
   /** Sorted set of this tenant's concurrency slots (member: call id, score: expiry). */
@@ -31,6 +33,7 @@ export function createKeyspace(prefix: string): Keyspace {
     prefix: p,
     revocationChannel: `${p}:revocations`,
     revocationAckChannel: `${p}:revocations:ack`,
+    keysChannel: `${p}:keys`,
     rate: (tenant) => `${p}:rate:${tenant}`,
     slots: (tenant) => `${p}:slots:${tenant}`,
     sessions: (tenant) => `${p}:sessions:${tenant}`,

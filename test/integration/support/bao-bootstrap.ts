@@ -143,7 +143,7 @@ export async function approleToken(address: string, fixture: BaoTenantFixture, r
     headers: { 'content-type': 'application/json' },
     body: JSON.stringify({ role_id: (await readFile(fixture.roleIdFile)).trim(), secret_id: (await readFile(fixture.secretIdFile)).trim() }),
   });
-  const body = await res.json();
+  const body = (await res.json()) as { auth: { client_token: string } };
   if (res.status !== 200) throw new Error(`approle login failed: HTTP ${res.status}`);
-  return body.auth.client_token as string;
+  return body.auth.client_token;
 }

@@ -29,8 +29,8 @@ interface Endpoint {
 }
 
 let h: Harness;
-let accessToken: string;
-let jti: string;
+let accessToken = '';
+let jti = '';
 /** Requests that carried a verified token and reached the pipeline: each may leave one deny record. */
 const verifiedDenies: string[] = [];
 
