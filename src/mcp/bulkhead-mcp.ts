@@ -54,6 +54,7 @@ export interface ProtectedServerSetup {
   setup: (server: McpServer) => void | Promise<void>;
   sessionIdleMs?: number;
   maxSessions?: number;
+  maxSessionsPerTenant?: number;
 }
 
 export interface BulkheadMcp {
@@ -106,6 +107,7 @@ export function createBulkheadMcp(options: BulkheadMcpOptions): BulkheadMcp {
         createServer: () => createProtectedServer(setup),
         sessionIdleMs: setup.sessionIdleMs,
         maxSessions: setup.maxSessions,
+        maxSessionsPerTenant: setup.maxSessionsPerTenant,
         logger,
         clock: options.clock,
       });

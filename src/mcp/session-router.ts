@@ -32,6 +32,8 @@ export interface SessionRouterOptions {
   sessionIdleMs?: number;
   /** Most open sessions; new ones beyond it are refused with 503. Default 1000. */
   maxSessions?: number;
+  /** Most open sessions of one tenant, so one tenant cannot use up the server's sessions. Default 100. */
+  maxSessionsPerTenant?: number;
   /** JSON body limit; default 1mb. */
   bodyLimit?: string;
   logger?: GuardLogger;
@@ -58,6 +60,7 @@ export function createSessionRouter(options: SessionRouterOptions): SessionRoute
   const path = options.path ?? '/mcp';
   const idleMs = options.sessionIdleMs ?? 30 * 60_000;
   const maxSessions = options.maxSessions ?? 1000;
+  const maxPerTenant = options.maxSessionsPerTenant ?? 100;
   const clock = options.clock ?? systemClock;
   const sessions = new Map<string, Session>();
   const auth = requireBearerAuth({ verifier: options.verifier, resourceMetadataUrl: options.resourceMetadataUrl });
@@ -89,6 +92,9 @@ export function createSessionRouter(options: SessionRouterOptions): SessionRoute
     const owner = identityOf(req.auth);
     if (!owner) return jsonRpcError(res, 401, -32001, 'Unauthorized: not a Bulkhead token');
     if (sessions.size >= maxSessions) return jsonRpcError(res, 503, -32000, 'Too many open sessions; try again later');
+    let ofTenant = 0;
+    for (const s of sessions.values()) if (s.owner.tenant === owner.tenant) ofTenant++;
+    if (ofTenant >= maxPerTenant) return jsonRpcError(res, 503, -32000, 'Too many open sessions for this tenant; close one or try again later');
     const server = await options.createServer();
     // Fail closed: a server whose tools are not guarded is never connected.
     if (!isProtected(server)) throw new Error('bulkhead: createServer() returned a server that is not protected');

@@ -81,9 +81,8 @@ export function createToolGuard(options: ToolGuardOptions): ToolGuard {
     for (;;) {
       await progress(extra, ++polls, `waiting for operator approval ${approvalId} of ${tool}`);
       const left = deadline - clock.now();
-      if (left <= 0 || extra.signal.aborted) {
-        return { ...decision, message: `${decision.message}; not approved within ${Math.round(waitMs / 1000)}s (approval_id ${approvalId})` };
-      }
+      if (extra.signal.aborted) return { ...decision, message: `${decision.message}; the client cancelled the call while it waited (approval_id ${approvalId})` };
+      if (left <= 0) return { ...decision, message: `${decision.message}; not approved within ${Math.round(waitMs / 1000)}s (approval_id ${approvalId})` };
       await sleep(Math.min(delay, left), extra.signal);
       delay = Math.min(maxPollMs, Math.round(delay * 1.5));
       decision = await broker.authorize({ token, tool, arguments: args, call_id: callId });

@@ -139,8 +139,16 @@ describe('bulkhead/mcp protecting the example CRM server, with the MCP SDK clien
     const sibling = await connect('globex-reader', globex.sessionId);
     await expect(sibling.toolNames()).rejects.toThrow(/404|Session not found/);
 
-    // The owner's session is untouched.
+    // Nor can another identity end it.
+    const kill = await fetch(crm.url, { method: 'DELETE', headers: { authorization: `Bearer ${hijack.token}`, 'mcp-session-id': globex.sessionId! } });
+    expect(kill.status).toBe(404);
+
+    // The owner's session is untouched, and only the owner ends it.
     expect(await globex.toolNames()).toEqual(['export_report', 'query_crm']);
+    const ended = globex.sessionId!;
+    await globex.transport.terminateSession();
+    const after = await connect('globex-agent', ended);
+    await expect(after.toolNames()).rejects.toThrow(/404|Session not found/);
   });
 
   it('fails the next call of a session an operator revoked, in the middle of the conversation', async () => {

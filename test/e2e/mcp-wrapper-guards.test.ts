@@ -118,6 +118,25 @@ describe('bulkhead/mcp guards around careless tool handlers', () => {
     expect(() => protect(server, bulkhead.guard)).toThrow(/before any tool is registered/);
   });
 
+  it("caps one tenant's open sessions without taking sessions away from another tenant", async () => {
+    const capped = createBulkheadMcp({ brokerUrl: h.url, serverId: 'crm-mcp', serverKey: h.serverKeys['crm-mcp']!, resourceUrl: url, logger: { info: () => undefined, warn: () => undefined } });
+    const server = createServer(express().use(capped.router({ info: { name: 'capped', version: '0.0.1' }, maxSessionsPerTenant: 2, setup: (s) => void s.registerTool('query_crm', {}, async () => ({ content: [] })) })));
+    await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
+    const cappedUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp`;
+    const mine: McpConnection[] = [];
+    try {
+      for (let i = 0; i < 2; i++) mine.push(await connectMcp(cappedUrl, await h.token('acme-agent', 'crm-mcp')));
+      await expect(connectMcp(cappedUrl, await h.token('acme-reader', 'crm-mcp'))).rejects.toThrow(/503|Too many open sessions/);
+      mine.push(await connectMcp(cappedUrl, await h.token('globex-agent', 'crm-mcp')));
+      expect(await mine[2]!.toolNames()).toEqual(['query_crm']);
+    } finally {
+      await Promise.all(mine.map((c) => c.close()));
+      await capped.close();
+      server.closeAllConnections();
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+    }
+  });
+
   it('never serves a session whose server was not protected', async () => {
     const unguarded = createBulkheadMcp({ brokerUrl: h.url, serverId: 'crm-mcp', serverKey: h.serverKeys['crm-mcp']!, resourceUrl: url, logger: { info: () => undefined, warn: () => undefined } });
     const sessions = createSessionRouter({ verifier: unguarded.verifier, createServer: () => new McpServer({ name: 'raw', version: '0.0.1' }) });
