@@ -82,7 +82,9 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const credentials = createCredentialResolver({
     sources,
     clock,
-    timeoutMs: options.upstreamTimeoutMs ?? 5000,
+    // The outer bound sits just above the slowest configured upstream's own timeout, so an adapter's
+    // timeout is never cut short by this one.
+    timeoutMs: options.upstreamTimeoutMs ?? Math.max(policy.broker.upstreams.vault?.timeout ?? 0, policy.broker.upstreams.aws?.timeout ?? 0, 4000) + 1000,
     onUpstreamError: (source, err) => {
       metrics.upstreamErrors.inc({ source });
       logger.warn({ source, err }, 'upstream credential source failed');
@@ -110,7 +112,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     onDecision: (decision, reason) => metrics.decisions.inc({ decision, reason }),
   });
   const complete = createCompletion({ sessions: state.sessions, quotas: state.quotas, credentials, audit });
-  const killSwitch = createKillSwitch({ policy: currentPolicy, revocations: state.revocations, sessions: state.sessions, credentials, audit, clock });
+  const killSwitch = createKillSwitch({ policy: currentPolicy, revocations: state.revocations, sessions: state.sessions, quotas: state.quotas, credentials, audit, clock });
 
   const app = createHttpApp({
     logger,

@@ -3,6 +3,7 @@ import type { Clock } from '../clock';
 import type { CredentialResolver } from '../credentials/credential-resolver';
 import { BrokerError, isBrokerError } from '../errors';
 import type { Policy } from '../policy/schema';
+import type { QuotaStore } from '../quotas/quota-store';
 import type { RevocationStore, RevocationTarget } from '../revocation/revocation-store';
 import type { SessionStore } from '../sessions/session-store';
 
@@ -24,7 +25,8 @@ export interface RevokeResult {
 export interface KillSwitchDeps {
   policy: () => Policy;
   revocations: Pick<RevocationStore, 'revoke' | 'restoreTenant'>;
-  sessions: Pick<SessionStore, 'leasesOf'>;
+  sessions: Pick<SessionStore, 'leasesOf' | 'takeCall'>;
+  quotas: Pick<QuotaStore, 'releaseSlot'>;
   credentials: Pick<CredentialResolver, 'revokeLease'>;
   audit: Pick<AuditLog, 'append'>;
   clock: Clock;
@@ -50,7 +52,12 @@ export function createKillSwitch(deps: KillSwitchDeps) {
     let leasesRevoked = 0;
     if (filter) {
       const calls = await deps.sessions.leasesOf(filter).catch(() => []);
-      for (const call of calls) {
+      for (const open of calls) {
+        // Taking the call ends it: a later /v1/complete or a second kill cannot revoke (and count) its
+        // leases again, and whichever of them takes it first is the one that frees the slot.
+        const call = await deps.sessions.takeCall(open.call_id).catch(() => null);
+        if (!call) continue;
+        await deps.quotas.releaseSlot(call.tenant, call.call_id).catch(() => undefined);
         for (const lease of call.lease_ids) {
           await deps.credentials.revokeLease(call.tenant, lease).then(
             () => leasesRevoked++,
