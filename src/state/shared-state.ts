@@ -14,6 +14,7 @@ import { createRevocationTable } from './postgres/revocation-table';
 import { assertSchema } from './postgres/schema';
 import { createRedisApprovalStore } from './redis/approval-store';
 import { connectRedis, createRedisClient } from './redis/client';
+import { createFeedSigner } from './redis/feed-signer';
 import { createKeyChangeFeed } from './redis/key-change-feed';
 import { createKeyspace } from './redis/keyspace';
 import { createRedisQuotaStore } from './redis/quota-store';
@@ -99,6 +100,7 @@ export async function createSharedState(options: SharedStateOptions): Promise<Sh
           redis,
           subscriber,
           keyspace,
+          signer: createFeedSigner(options.masterKey),
           logger,
           heartbeatMs: options.revocations?.heartbeatMs,
           staleAfterMs: options.revocations?.staleAfterMs,

@@ -3,6 +3,7 @@ import { performance } from 'node:perf_hooks';
 import type Redis from 'ioredis';
 import type { Logger } from 'pino';
 import type { RevocationChange } from '../revocation-mirror';
+import type { FeedSigner } from './feed-signer';
 import type { Keyspace } from './keyspace';
 
 /**
@@ -20,6 +21,8 @@ import type { Keyspace } from './keyspace';
  *    that publish's message, which the replica applied first.
  * A replica that did not acknowledge within ackTimeoutMs (> staleAfterMs) therefore either applied the
  * change or has no heartbeat newer than the publish — and is failing closed — by the time revoke answers.
+ * Changes and acknowledgements are HMAC-signed (feed-signer.ts), and acknowledgements are counted once
+ * per replica, so nobody who can merely publish to Redis can lift a revocation or fake the agreement.
  * The liveness clock is monotonic (performance.now), not the broker's injectable clock: it measures how
  * long this process has gone without hearing from Redis, which must not jump with wall-clock time.
  */
@@ -29,6 +32,9 @@ export interface RevocationFeedOptions {
   /** A dedicated connection: a subscribed connection cannot run other commands. */
   subscriber: Redis;
   keyspace: Keyspace;
+  signer: FeedSigner;
+  /** This replica's id in acknowledgements (random per process). */
+  replicaId?: string;
   /** Applies a change to the local mirror (synchronously: it must be in effect before the ack). */
   apply(change: RevocationChange): void;
   /** Re-reads the whole table into the mirror; the feed is not live until it has succeeded after subscribing. */
@@ -57,8 +63,12 @@ interface Message extends RevocationChange {
   id: string;
 }
 
+const changeFields = (m: Message) => ['change', m.id, m.key, String(m.active), String(m.version)];
+const ackFields = (id: string, replica: string) => ['ack', id, replica];
+
 export function createRevocationFeed(options: RevocationFeedOptions): RevocationFeed {
-  const { redis, subscriber, keyspace, logger } = options;
+  const { redis, subscriber, keyspace, logger, signer } = options;
+  const replicaId = options.replicaId ?? randomUUID();
   const heartbeatMs = options.heartbeatMs ?? 500;
   const staleAfterMs = options.staleAfterMs ?? 2000;
   const ackTimeoutMs = options.ackTimeoutMs ?? Math.max(staleAfterMs + 500, 2500);
@@ -75,7 +85,7 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
   let heartbeat: NodeJS.Timeout | undefined;
   let closed = false;
   let wasLive = false;
-  const pendingAcks = new Map<string, { expected: number; received: number; done: () => void }>();
+  const pendingAcks = new Map<string, { expected: number; replicas: Set<string>; done: () => void }>();
 
   const live = () => subscribed && synced && now() - lastHeard <= staleAfterMs;
 
@@ -120,23 +130,29 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
 
   function onMessage(channel: string, text: string): void {
     if (channel === keyspace.revocationAckChannel) {
-      const pending = pendingAcks.get(text);
-      if (pending && ++pending.received >= pending.expected) pending.done();
+      const ack = parseAck(text);
+      const pending = ack && pendingAcks.get(ack.id);
+      if (!ack || !pending || !signer.verify(ackFields(ack.id, ack.replica), ack.mac)) return;
+      pending.replicas.add(ack.replica);
+      if (pending.replicas.size >= pending.expected) pending.done();
       return;
     }
     if (channel !== keyspace.revocationChannel) return;
     let message: Message;
     try {
-      message = parseMessage(text);
+      const parsed = parseMessage(text);
+      if (!signer.verify(changeFields(parsed.message), parsed.mac)) throw new Error('revocation message signature does not verify');
+      message = parsed.message;
     } catch {
       // A change we cannot read could be a revocation: stop trusting the mirror and re-read the table.
-      logger.warn('unreadable revocation message; resyncing from PostgreSQL');
+      logger.warn('unreadable or unsigned revocation message; resyncing from PostgreSQL');
       synced = false;
       resyncOnce(generation).catch(() => undefined);
       return;
     }
     options.apply(message);
-    redis.publish(keyspace.revocationAckChannel, message.id).catch(() => undefined);
+    const ack = JSON.stringify({ id: message.id, replica: replicaId, mac: signer.sign(ackFields(message.id, replicaId)) });
+    redis.publish(keyspace.revocationAckChannel, ack).catch(() => undefined);
   }
 
   async function beat(): Promise<void> {
@@ -187,16 +203,16 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
       const message: Message = { id, key: change.key, active: change.active, version: change.version };
       let done!: () => void;
       const allAcked = new Promise<void>((resolve) => (done = resolve));
-      const pending = { expected: Number.POSITIVE_INFINITY, received: 0, done };
+      const pending = { expected: Number.POSITIVE_INFINITY, replicas: new Set<string>(), done };
       // Registered before publishing: an acknowledgement can arrive before PUBLISH's own reply.
       pendingAcks.set(id, pending);
       let timer: NodeJS.Timeout | undefined;
       try {
-        const receivers = await redis.publish(keyspace.revocationChannel, JSON.stringify(message));
+        const receivers = await redis.publish(keyspace.revocationChannel, JSON.stringify({ ...message, mac: signer.sign(changeFields(message)) }));
         pending.expected = receivers;
-        if (pending.received >= receivers) done();
+        if (pending.replicas.size >= receivers) done();
         await Promise.race([allAcked, new Promise<void>((resolve) => (timer = setTimeout(resolve, ackTimeoutMs)))]);
-        return { receivers, acknowledged: Math.min(pending.received, receivers) };
+        return { receivers, acknowledged: Math.min(pending.replicas.size, receivers) };
       } finally {
         clearTimeout(timer);
         pendingAcks.delete(id);
@@ -220,8 +236,8 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
   };
 }
 
-function parseMessage(text: string): Message {
-  const value = JSON.parse(text) as Partial<Message> | null;
+function parseMessage(text: string): { message: Message; mac: string } {
+  const value = JSON.parse(text) as (Partial<Message> & { mac?: unknown }) | null;
   if (
     value === null ||
     typeof value !== 'object' ||
@@ -229,9 +245,20 @@ function parseMessage(text: string): Message {
     typeof value.key !== 'string' ||
     typeof value.active !== 'boolean' ||
     typeof value.version !== 'number' ||
-    !Number.isFinite(value.version)
+    !Number.isFinite(value.version) ||
+    typeof value.mac !== 'string'
   ) {
     throw new Error('not a revocation change');
   }
-  return { id: value.id, key: value.key, active: value.active, version: value.version };
+  return { message: { id: value.id, key: value.key, active: value.active, version: value.version }, mac: value.mac };
+}
+
+function parseAck(text: string): { id: string; replica: string; mac: string } | null {
+  try {
+    const value = JSON.parse(text) as { id?: unknown; replica?: unknown; mac?: unknown } | null;
+    if (value && typeof value.id === 'string' && typeof value.replica === 'string' && typeof value.mac === 'string') return { id: value.id, replica: value.replica, mac: value.mac };
+  } catch {
+    // Not ours.
+  }
+  return null;
 }
