@@ -16,10 +16,9 @@ export interface FixtureOptions {
   toolsPerTenant: number;
   /** How many tenants (from the first) get a client secret the scenario may use. */
   activeTenants: number;
-  credential: { source: 'local' } | { source: 'vault'; mount: string };
+  /** Local store, or OpenBao KV v2 with one AppRole per active tenant (see openbao-setup.ts). */
+  credential: { source: 'local' } | { source: 'vault'; address: string; tenants: Record<string, { roleIdFile: string; secretIdFile: string; kvPath: string }> };
   quotas: { calls_per_minute: number; concurrency: number };
-  /** broker.upstreams.vault, when the credential is a vault one. */
-  vault?: { address: string; tokenFile: string };
 }
 
 export interface Fixture {
@@ -40,11 +39,6 @@ export function toolNames(count: number): string[] {
   return [BENCH_TOOL, ...Array.from({ length: count - 1 }, (_, i) => `tool${String(i + 1).padStart(3, '0')}`)];
 }
 
-/** The KV v2 path a tenant's credential lives at in OpenBao, under `mount`. */
-export function vaultSecretPath(mount: string, tenant: string): string {
-  return `${mount}/data/bench/${tenant}/crm`;
-}
-
 export function buildFixture(options: FixtureOptions): Fixture {
   const serverKey = random();
   const operatorToken = random();
@@ -63,17 +57,20 @@ export function buildFixture(options: FixtureOptions): Fixture {
     }
     const toolPolicies: Record<string, unknown> = {};
     for (const name of tools) toolPolicies[name] = name === BENCH_TOOL ? { credential: 'crm', resource: { arg: 'path', prefix: `${tenant}/` }, inject: { region: 'eu-west-1' } } : { credential: 'crm' };
+    const credential = options.credential;
+    const bao = credential.source === 'vault' ? credential.tenants[tenant] : undefined;
     tenants[tenant] = {
       principals: { agent: { secret_sha256: digest, tools } },
       tools: toolPolicies,
-      credentials: { crm: options.credential.source === 'local' ? { source: 'local', name: 'crm' } : { source: 'vault', path: vaultSecretPath(options.credential.mount, tenant) } },
+      credentials: { crm: credential.source === 'local' ? { source: 'local', name: 'crm' } : { source: 'vault', path: bao?.kvPath ?? `secret/data/bench/none/${tenant}/crm`, field: 'api_key' } },
+      ...(bao ? { vault: { approle: { role_id_file: bao.roleIdFile, secret_id_file: bao.secretIdFile } } } : {}),
       quotas: options.quotas,
     };
   }
   const raw = {
     broker: {
       issuer: 'http://bulkhead.bench',
-      ...(options.vault ? { upstreams: { vault: { address: options.vault.address, auth: { token_file: options.vault.tokenFile } } } } : {}),
+      ...(options.credential.source === 'vault' ? { upstreams: { vault: { address: options.credential.address } } } : {}),
     },
     operators: { ops: { token_sha256: sha256Hex(operatorToken) } },
     servers: { [BENCH_SERVER]: { key_sha256: sha256Hex(serverKey), tools } },

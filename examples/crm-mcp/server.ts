@@ -7,8 +7,8 @@ import type { CrmStore } from './crm-store';
 import { registerCrmTools } from './tools';
 
 /**
- * A multi-tenant CRM MCP server protected by Bulkhead. Everything Bulkhead-specific is the three
- * marked lines; the rest is an ordinary Express app and ordinary MCP tools (tools.ts).
+ * A multi-tenant CRM MCP server protected by Bulkhead. Everything Bulkhead-specific is the two marked
+ * lines; the rest is an ordinary Express app and ordinary MCP tools (tools.ts).
  */
 
 export interface CrmServerOptions {

@@ -1,24 +1,23 @@
 #!/usr/bin/env node
-import { audit } from './audit';
-import { certs } from './certs';
-import { keys, restore, revoke } from './operator';
-import { secret } from './secret';
-import { serve } from './serve';
-import { state } from './state';
-import { token } from './token';
 import { UsageError } from './usage-error';
 
-/** Exit codes: 0 ok, 1 runtime failure, 2 usage or config error (one line naming the file and field). */
-const VERBS: Record<string, { run: (argv: string[]) => Promise<number>; summary: string }> = {
-  serve: { run: serve, summary: 'run the broker (demo policy without --config)' },
-  token: { run: token, summary: 'get an access token for a principal' },
-  revoke: { run: revoke, summary: 'kill switch: revoke a tenant, session, principal or token' },
-  restore: { run: restore, summary: 'lift a tenant revocation' },
-  audit: { run: audit, summary: 'audit verify: check the hash chains' },
-  keys: { run: keys, summary: 'keys rotate: move the signing keys one step' },
-  secret: { run: secret, summary: 'secret set: store a secret in the embedded store' },
-  state: { run: state, summary: 'state init: create the PostgreSQL schema for scale-out' },
-  certs: { run: certs, summary: 'certs issue|renew: mTLS client certificates for MCP servers and operators' },
+type Verb = (argv: string[]) => Promise<number>;
+
+/**
+ * Exit codes: 0 ok, 1 runtime failure, 2 usage or config error (one line naming the file and field).
+ * Each verb's module is loaded only when it runs: `serve` pulls in the upstream SDKs, which a quick
+ * `bulkhead token` or `bulkhead revoke` should not pay for.
+ */
+const VERBS: Record<string, { load: () => Verb; summary: string }> = {
+  serve: { load: () => (require('./serve') as typeof import('./serve')).serve, summary: 'run the broker (demo policy without --config)' },
+  token: { load: () => (require('./token') as typeof import('./token')).token, summary: 'get an access token for a principal' },
+  revoke: { load: () => (require('./operator') as typeof import('./operator')).revoke, summary: 'kill switch: revoke a tenant, session, principal or token' },
+  restore: { load: () => (require('./operator') as typeof import('./operator')).restore, summary: 'lift a tenant revocation' },
+  audit: { load: () => (require('./audit') as typeof import('./audit')).audit, summary: 'audit verify: check the hash chains' },
+  keys: { load: () => (require('./operator') as typeof import('./operator')).keys, summary: 'keys rotate: move the signing keys one step' },
+  secret: { load: () => (require('./secret') as typeof import('./secret')).secret, summary: 'secret set: store a secret in the embedded store' },
+  state: { load: () => (require('./state') as typeof import('./state')).state, summary: 'state init: create the PostgreSQL schema for scale-out' },
+  certs: { load: () => (require('./certs') as typeof import('./certs')).certs, summary: 'certs issue|renew: mTLS client certificates for MCP servers and operators' },
 };
 
 export const HELP = `Usage: bulkhead <verb> [options]     (bulkhead <verb> --help for each)
@@ -42,7 +41,7 @@ export async function main(argv: string[]): Promise<number> {
     return 2;
   }
   try {
-    return await entry.run(rest);
+    return await entry.load()(rest);
   } catch (err) {
     if (err instanceof UsageError) {
       process.stderr.write(`${err.message}\n`);

@@ -9,7 +9,9 @@ import { createPostgresLeaderLock } from '../../src/state/postgres/leader-lock';
 import { createPgPool } from '../../src/state/postgres/pool';
 import { createRevocationTable } from '../../src/state/postgres/revocation-table';
 import { assertSchema, initSchema } from '../../src/state/postgres/schema';
+import { createFeedSigner } from '../../src/state/redis/feed-signer';
 import { createKeyspace } from '../../src/state/redis/keyspace';
+import { createRevocationMessages } from '../../src/state/redis/revocation-messages';
 import { createSharedState, type SharedState, type SharedStateOptions } from '../../src/state/shared-state';
 import { createKeyRing } from '../../src/tokens/key-ring';
 import { describeWithUpstream, upstreamEnv } from '../support/upstreams';
@@ -137,6 +139,29 @@ describeWithUpstream(['postgres', 'redis'], 'shared state (Redis + PostgreSQL) a
     }
     expect(answers).not.toContain('null');
     expect(answers.at(-1)).toBe('session_revoked');
+  });
+
+  test('a forged "restore" published straight to Redis does not lift a revocation on any replica', async () => {
+    const prefix = newPrefix('forged');
+    const [a, b] = await replicas(2, prefix);
+    await a!.revocations.revoke({ target: { kind: 'tenant', tenant: 'initech' }, at: Date.now() });
+    // Someone who can publish to Redis but does not hold the master key.
+    const forger = createRevocationMessages(createFeedSigner(randomBytes(32)));
+    const unsigned = JSON.stringify({ id: 'x', key: 'tenant:initech', active: false, version: 1_000_000 });
+    const admin = new Redis(env.REDIS_URL);
+    try {
+      await admin.publish(createKeyspace(prefix).revocationChannel, forger.encodeChange({ id: 'x', key: 'tenant:initech', active: false, version: 1_000_000 }));
+      await admin.publish(createKeyspace(prefix).revocationChannel, unsigned);
+    } finally {
+      admin.disconnect();
+    }
+    const answers: string[] = [];
+    for (let i = 0; i < 30; i++) {
+      for (const s of [a!, b!]) answers.push(await s.revocations.check({ tid: 'initech', sub: 'p', sid: 's', jti: 'j' }).then(String, () => 'unavailable'));
+      await sleep(10);
+    }
+    expect(answers).not.toContain('null');
+    expect(answers.slice(-2)).toEqual(['tenant_revoked', 'tenant_revoked']);
   });
 
   test('periodic reconciliation picks up a revocation whose push was lost, without any reconnect', async () => {

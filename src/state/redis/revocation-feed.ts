@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { RevocationChange } from '../revocation-mirror';
 import type { FeedSigner } from './feed-signer';
 import type { Keyspace } from './keyspace';
+import { createRevocationMessages, type ChangeMessage } from './revocation-messages';
 
 /**
  * Pushes revocation changes to every replica over Redis pub/sub, and tells its own replica whether its
@@ -21,7 +22,7 @@ import type { Keyspace } from './keyspace';
  *    that publish's message, which the replica applied first.
  * A replica that did not acknowledge within ackTimeoutMs (> staleAfterMs) therefore either applied the
  * change or has no heartbeat newer than the publish — and is failing closed — by the time revoke answers.
- * Changes and acknowledgements are HMAC-signed (feed-signer.ts), and acknowledgements are counted once
+ * Changes and acknowledgements are HMAC-signed (revocation-messages.ts), and acknowledgements are counted once
  * per replica, so nobody who can merely publish to Redis can lift a revocation or fake the agreement.
  * The liveness clock is monotonic (performance.now), not the broker's injectable clock: it measures how
  * long this process has gone without hearing from Redis, which must not jump with wall-clock time.
@@ -59,15 +60,9 @@ export interface RevocationFeed {
   close(): Promise<void>;
 }
 
-interface Message extends RevocationChange {
-  id: string;
-}
-
-const changeFields = (m: Message) => ['change', m.id, m.key, String(m.active), String(m.version)];
-const ackFields = (id: string, replica: string) => ['ack', id, replica];
-
 export function createRevocationFeed(options: RevocationFeedOptions): RevocationFeed {
-  const { redis, subscriber, keyspace, logger, signer } = options;
+  const { redis, subscriber, keyspace, logger } = options;
+  const messages = createRevocationMessages(options.signer);
   const replicaId = options.replicaId ?? randomUUID();
   const heartbeatMs = options.heartbeatMs ?? 500;
   const staleAfterMs = options.staleAfterMs ?? 2000;
@@ -82,6 +77,7 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
   /** Send time of the newest heartbeat (or subscription) Redis has answered. */
   let lastHeard = -Infinity;
   let resyncing: Promise<void> | undefined;
+  let rerun = false;
   let heartbeat: NodeJS.Timeout | undefined;
   let closed = false;
   let wasLive = false;
@@ -112,14 +108,27 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
     if (gen !== generation) return;
     subscribed = true;
     lastHeard = sentAt;
-    await resyncOnce(gen);
+    await resync();
   }
 
-  function resyncOnce(gen: number): Promise<void> {
-    resyncing ??= (async () => {
+  /**
+   * One resync at a time; a request while one runs makes it run once more, since its snapshot may
+   * predate what prompted the request. Live only if no disconnection happened since the last read began.
+   */
+  function resync(): Promise<void> {
+    if (resyncing) {
+      rerun = true;
+      return resyncing;
+    }
+    resyncing = (async () => {
       try {
-        await options.resync();
-        if (gen === generation && subscribed) synced = true;
+        let startedAt: number;
+        do {
+          rerun = false;
+          startedAt = generation;
+          await options.resync();
+        } while (rerun);
+        if (startedAt === generation && subscribed) synced = true;
       } finally {
         resyncing = undefined;
         noteLiveness();
@@ -130,29 +139,24 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
 
   function onMessage(channel: string, text: string): void {
     if (channel === keyspace.revocationAckChannel) {
-      const ack = parseAck(text);
+      const ack = messages.decodeAck(text);
       const pending = ack && pendingAcks.get(ack.id);
-      if (!ack || !pending || !signer.verify(ackFields(ack.id, ack.replica), ack.mac)) return;
+      if (!ack || !pending) return;
       pending.replicas.add(ack.replica);
       if (pending.replicas.size >= pending.expected) pending.done();
       return;
     }
     if (channel !== keyspace.revocationChannel) return;
-    let message: Message;
-    try {
-      const parsed = parseMessage(text);
-      if (!signer.verify(changeFields(parsed.message), parsed.mac)) throw new Error('revocation message signature does not verify');
-      message = parsed.message;
-    } catch {
+    const message = messages.decodeChange(text);
+    if (!message) {
       // A change we cannot read could be a revocation: stop trusting the mirror and re-read the table.
       logger.warn('unreadable or unsigned revocation message; resyncing from PostgreSQL');
       synced = false;
-      resyncOnce(generation).catch(() => undefined);
+      resync().catch(() => undefined);
       return;
     }
     options.apply(message);
-    const ack = JSON.stringify({ id: message.id, replica: replicaId, mac: signer.sign(ackFields(message.id, replicaId)) });
-    redis.publish(keyspace.revocationAckChannel, ack).catch(() => undefined);
+    redis.publish(keyspace.revocationAckChannel, messages.encodeAck(message.id, replicaId)).catch(() => undefined);
   }
 
   async function beat(): Promise<void> {
@@ -162,7 +166,7 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
       return;
     }
     if (!synced) {
-      await resyncOnce(generation);
+      await resync();
       return;
     }
     const sentAt = now();
@@ -178,11 +182,14 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
     noteLiveness();
   }
 
+  // ioredis does not resubscribe by itself here (autoResubscribe is off): every new connection
+  // subscribes and resyncs before this replica trusts its mirror again.
+  const onReady = () => {
+    if (!closed) subscribeAndResync().catch((err) => logger.warn({ err }, 'revocation feed could not resubscribe; retrying'));
+  };
   subscriber.on('message', onMessage);
   subscriber.on('close', lost);
-  subscriber.on('ready', () => {
-    subscribeAndResync().catch((err) => logger.warn({ err }, 'revocation feed could not resubscribe; retrying'));
-  });
+  subscriber.on('ready', onReady);
 
   return {
     async start(timeoutMs) {
@@ -200,7 +207,7 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
 
     async publish(change) {
       const id = randomUUID();
-      const message: Message = { id, key: change.key, active: change.active, version: change.version };
+      const message: ChangeMessage = { id, key: change.key, active: change.active, version: change.version };
       let done!: () => void;
       const allAcked = new Promise<void>((resolve) => (done = resolve));
       const pending = { expected: Number.POSITIVE_INFINITY, replicas: new Set<string>(), done };
@@ -208,7 +215,7 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
       pendingAcks.set(id, pending);
       let timer: NodeJS.Timeout | undefined;
       try {
-        const receivers = await redis.publish(keyspace.revocationChannel, JSON.stringify({ ...message, mac: signer.sign(changeFields(message)) }));
+        const receivers = await redis.publish(keyspace.revocationChannel, messages.encodeChange(message));
         pending.expected = receivers;
         if (pending.replicas.size >= receivers) done();
         await Promise.race([allAcked, new Promise<void>((resolve) => (timer = setTimeout(resolve, ackTimeoutMs)))]);
@@ -230,35 +237,9 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
       clearInterval(heartbeat);
       subscriber.off('message', onMessage);
       subscriber.off('close', lost);
+      subscriber.off('ready', onReady);
       for (const pending of pendingAcks.values()) pending.done();
       await resyncing?.catch(() => undefined);
     },
   };
-}
-
-function parseMessage(text: string): { message: Message; mac: string } {
-  const value = JSON.parse(text) as (Partial<Message> & { mac?: unknown }) | null;
-  if (
-    value === null ||
-    typeof value !== 'object' ||
-    typeof value.id !== 'string' ||
-    typeof value.key !== 'string' ||
-    typeof value.active !== 'boolean' ||
-    typeof value.version !== 'number' ||
-    !Number.isFinite(value.version) ||
-    typeof value.mac !== 'string'
-  ) {
-    throw new Error('not a revocation change');
-  }
-  return { message: { id: value.id, key: value.key, active: value.active, version: value.version }, mac: value.mac };
-}
-
-function parseAck(text: string): { id: string; replica: string; mac: string } | null {
-  try {
-    const value = JSON.parse(text) as { id?: unknown; replica?: unknown; mac?: unknown } | null;
-    if (value && typeof value.id === 'string' && typeof value.replica === 'string' && typeof value.mac === 'string') return { id: value.id, replica: value.replica, mac: value.mac };
-  } catch {
-    // Not ours.
-  }
-  return null;
 }
