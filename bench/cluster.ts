@@ -82,8 +82,6 @@ export interface Cluster {
   authorize(replica: Replica, body: Record<string, unknown>): Promise<HttpAnswer>;
   complete(replica: Replica, body: Record<string, unknown>): Promise<HttpAnswer>;
   operator(replica: Replica, method: 'GET' | 'POST', path: string, body?: unknown): Promise<HttpAnswer>;
-  /** Starts one more replica on the same policy, state and master key. */
-  addReplica(): Promise<Replica>;
   close(): Promise<void>;
 }
 
@@ -199,11 +197,6 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       authorize: (replica, body) => call(replica, 'POST', '/v1/authorize', body, serverKey),
       complete: (replica, body) => call(replica, 'POST', '/v1/complete', body, serverKey),
       operator: (replica, method, path, body) => call(replica, method, path, body, operatorToken),
-      async addReplica() {
-        const replica = await launch(replicas.length + 1);
-        replicas.push(replica);
-        return replica;
-      },
       close: cleanup,
     };
   } catch (err) {
