@@ -62,7 +62,8 @@ export function buildFixture(options: FixtureOptions): Fixture {
     tenants[tenant] = {
       principals: { agent: { secret_sha256: digest, tools } },
       tools: toolPolicies,
-      credentials: { crm: credential.source === 'local' ? { source: 'local', name: 'crm' } : { source: 'vault', path: bao?.kvPath ?? `secret/data/bench/none/${tenant}/crm`, field: 'api_key' } },
+      // Tenants a vault scenario never calls keep a local credential: policy wants an AppRole for every vault one.
+      credentials: { crm: bao ? { source: 'vault', path: bao.kvPath, field: 'api_key' } : { source: 'local', name: 'crm' } },
       ...(bao ? { vault: { approle: { role_id_file: bao.roleIdFile, secret_id_file: bao.secretIdFile } } } : {}),
       quotas: options.quotas,
     };

@@ -8,7 +8,7 @@ import { join } from 'node:path';
  * probed directly, so services started by docker-compose count too.
  *
  * A suite that needs an upstream uses `describeWithUpstream([...], title, fn)`. When one is down:
- * with BULKHEAD_REQUIRE_UPSTREAMS=1 (CI) the suite FAILS; otherwise it is skipped with a loud warning.
+ * with BULKHEAD_REQUIRE_UPSTREAMS=1 or CI=true the suite FAILS; otherwise it is skipped with a loud warning.
  */
 export type UpstreamName = 'bao' | 'moto' | 'postgres' | 'redis';
 
@@ -91,7 +91,8 @@ export function upstreamUp(name: UpstreamName): boolean {
 }
 
 export function requireUpstreamsFlag(): boolean {
-  return process.env.BULKHEAD_REQUIRE_UPSTREAMS === '1';
+  // CI sets CI=true: there a missing upstream is always a failure, whatever else is set.
+  return process.env.BULKHEAD_REQUIRE_UPSTREAMS === '1' || process.env.CI === 'true';
 }
 
 /** The env, after checking the named upstreams answer; throws (with how to start them) if not. */
