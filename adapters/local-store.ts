@@ -1,8 +1,9 @@
 import { randomBytes } from 'node:crypto';
-import { chmod, mkdir, open, rename, unlink } from 'node:fs/promises';
+import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open as openSealed, seal } from '../src/crypto/envelope';
 import { idSchema } from '../src/policy/schema';
+import { replaceFile, syncDir } from '../src/storage/atomic-file';
 import { createCachedFileReader } from './cached-file-reader';
 
 /**
@@ -80,8 +81,8 @@ export function createLocalSecretStore(options: LocalSecretStoreOptions): LocalS
     if (existing) return existing;
     // A new key cannot open ciphertexts left from before a shred; drop them rather than keep dead entries.
     const key = randomBytes(32);
-    await writeAtomic(secretsPath(tenant), '{}\n', dir);
-    await writeAtomic(keyPath(tenant), seal(masterKey, key, `tenant-data-key:${tenant}`) + '\n', dir);
+    await replaceFile(secretsPath(tenant), '{}\n');
+    await replaceFile(keyPath(tenant), seal(masterKey, key, `tenant-data-key:${tenant}`) + '\n');
     return key;
   }
 
@@ -93,7 +94,7 @@ export function createLocalSecretStore(options: LocalSecretStoreOptions): LocalS
         const key = await dataKeyForWrite(tenant);
         const secrets = await readSecrets(tenant);
         secrets[name] = seal(key, Buffer.from(value, 'utf8'), `local-secret:${tenant}:${name}`);
-        await writeAtomic(secretsPath(tenant), JSON.stringify(secrets, null, 2) + '\n', dir);
+        await replaceFile(secretsPath(tenant), JSON.stringify(secrets, null, 2) + '\n');
       });
     },
 
@@ -118,7 +119,7 @@ export function createLocalSecretStore(options: LocalSecretStoreOptions): LocalS
         const secrets = await readSecrets(tenant);
         if (!Object.prototype.hasOwnProperty.call(secrets, name)) return false;
         delete secrets[name];
-        await writeAtomic(secretsPath(tenant), JSON.stringify(secrets, null, 2) + '\n', dir);
+        await replaceFile(secretsPath(tenant), JSON.stringify(secrets, null, 2) + '\n');
         return true;
       });
     },
@@ -147,37 +148,6 @@ function checkId(what: string, value: string): string {
     throw new Error(`invalid ${what}`);
   }
   return value;
-}
-
-/** Temp file (0600) + fsync + rename + directory fsync: a reader sees the old file or the new one, never half. */
-async function writeAtomic(path: string, data: string, dir: string): Promise<void> {
-  const temp = `${path}.${randomBytes(8).toString('hex')}.tmp`;
-  const handle = await open(temp, 'wx', 0o600);
-  try {
-    await handle.writeFile(data, 'utf8');
-    await handle.sync();
-  } catch (err) {
-    await handle.close().catch(() => undefined);
-    await unlink(temp).catch(() => undefined);
-    throw err;
-  }
-  await handle.close();
-  try {
-    await rename(temp, path);
-  } catch (err) {
-    await unlink(temp).catch(() => undefined);
-    throw err;
-  }
-  await syncDir(dir);
-}
-
-async function syncDir(dir: string): Promise<void> {
-  const handle = await open(dir, 'r');
-  try {
-    await handle.sync();
-  } finally {
-    await handle.close();
-  }
 }
 
 async function unlinkIfExists(path: string): Promise<void> {

@@ -1,7 +1,7 @@
 import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import type { Clock } from '../src/clock';
-import { readOptional, replaceFile } from './atomic-file';
+import { readOptional, replaceFile } from '../src/storage/atomic-file';
 import { lifetimeOf, renewalDue, type CertificateAuthority, type IssuedCertificate } from './certificate-authority';
 import { renewalTime } from './scheduler';
 import { identityFromSan, identityUri, type CertificateRole } from './tls-identity';

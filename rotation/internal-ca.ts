@@ -2,7 +2,7 @@ import { createPrivateKey, X509Certificate } from 'node:crypto';
 import { join } from 'node:path';
 import type { Clock } from '../src/clock';
 import { open, seal } from '../src/crypto/envelope';
-import { createFileOnce, readOptional, replaceFile } from './atomic-file';
+import { createFileOnce, readOptional, replaceFile } from '../src/storage/atomic-file';
 import { NOT_BEFORE_BACKDATE_MS, type CertificateAuthority, type IssuedCertificate } from './certificate-authority';
 import { createCaCertificate, createLeafCertificate, generateKeyPair, privateKeyFromPem, privateKeyToPem, type Signer } from './x509-builder';
 

@@ -1,9 +1,8 @@
-import { randomBytes } from 'node:crypto';
-import { mkdir, open as openFile, readFile, rename, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { calculateJwkThumbprint } from 'jose';
 import { z } from 'zod';
 import { open, seal } from '../crypto/envelope';
+import { readOptional, replaceFile } from '../storage/atomic-file';
 
 /**
  * Where the signing key ring is persisted, encrypted at rest.
@@ -158,13 +157,8 @@ export function createFileKeyStorage(dataDir: string): SealedKeyStorage {
   const path = join(dataDir, KEYS_FILE);
   return {
     async read() {
-      let text: string;
-      try {
-        text = await readFile(path, 'utf8');
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
-        throw err;
-      }
+      const text = await readOptional(path);
+      if (text === null) return null;
       let raw: unknown;
       try {
         raw = JSON.parse(text);
@@ -176,38 +170,8 @@ export function createFileKeyStorage(dataDir: string): SealedKeyStorage {
     },
 
     async write(ring) {
-      await mkdir(dataDir, { recursive: true, mode: 0o700 });
-      // Write a private temp file, flush it, then rename over the old file: readers see the old ring or
-      // the new one, never half of either. The directory fsync makes the rename itself survive a crash.
-      const temp = join(dataDir, `.${KEYS_FILE}.${process.pid}.${randomBytes(6).toString('hex')}.tmp`);
-      try {
-        const handle = await openFile(temp, 'wx', 0o600);
-        try {
-          await handle.writeFile(JSON.stringify(ring, null, 2) + '\n');
-          await handle.sync();
-        } finally {
-          await handle.close();
-        }
-        await rename(temp, path);
-      } catch (err) {
-        await unlink(temp).catch(() => undefined);
-        throw err;
-      }
-      await syncDirectory(dataDir);
+      // Readers see the old ring or the new one, never half of either (temp file, fsync, rename, dir fsync).
+      await replaceFile(path, JSON.stringify(ring, null, 2) + '\n');
     },
   };
-}
-
-async function syncDirectory(dir: string): Promise<void> {
-  let handle;
-  try {
-    handle = await openFile(dir, 'r');
-    await handle.sync();
-  } catch (err) {
-    // Some platforms (Windows) cannot open or fsync a directory; the rename is still atomic there.
-    const code = (err as NodeJS.ErrnoException).code;
-    if (code !== 'EISDIR' && code !== 'EPERM' && code !== 'EINVAL') throw err;
-  } finally {
-    await handle?.close();
-  }
 }

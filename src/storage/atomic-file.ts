@@ -26,7 +26,8 @@ async function writeTemp(path: string, content: string, mode: number): Promise<s
   return temp;
 }
 
-async function syncDir(dir: string): Promise<void> {
+/** fsyncs a directory so a rename or unlink in it survives a crash. */
+export async function syncDir(dir: string): Promise<void> {
   const handle = await open(dir, 'r').catch(() => undefined);
   // Some platforms cannot fsync a directory; the rename or link is still atomic there.
   await handle?.sync().catch(() => undefined);
