@@ -1,3 +1,4 @@
+import type { AllowDecision } from '../authorize/authorizer';
 import type { DenyReason, OtherReason } from '../errors';
 
 /**
@@ -15,25 +16,9 @@ import type { DenyReason, OtherReason } from '../errors';
  */
 export type McpDenyReason = DenyReason | OtherReason | 'broker_unavailable';
 
-export interface ResolvedCredential {
-  source: string;
-  ref: string;
-  value: string;
-  lease_id?: string;
-  expires_at?: string;
-}
-
-export interface Allow {
-  decision: 'allow';
-  call_id: string;
-  tenant: string;
-  principal: string;
-  session: string;
-  tool: string;
-  arguments: Record<string, unknown>;
-  credential: ResolvedCredential;
-  expires_at: string;
-}
+/** The allow answer is the broker's own type: one definition of the wire contract for both sides. */
+export type Allow = AllowDecision;
+export type ResolvedCredential = AllowDecision['credential'];
 
 export interface Deny {
   decision: 'deny';
