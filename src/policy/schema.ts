@@ -125,7 +125,7 @@ const policyObject = z
   .object({
     broker: broker.default({}),
     operators: z.record(idSchema, z.object({ token_sha256: sha256Hex }).strict()).default({}),
-    servers: z.record(idSchema, z.object({ key_sha256: sha256Hex, tools: toolList }).strict()).default({}),
+    servers: z.record(idSchema, z.object({ key_sha256: sha256Hex, tools: toolList, resource: url.optional() }).strict()).default({}),
     tenants: z.record(idSchema, tenant).default({}),
   })
   .strict();

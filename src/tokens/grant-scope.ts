@@ -12,9 +12,14 @@ export function own<T>(record: Readonly<Record<string, T>>, key: string): T | un
   return Object.hasOwn(record, key) ? record[key] : undefined;
 }
 
-/** The target server from `audience` or RFC 8707 `resource` (or a fallback, for refresh). */
+/**
+ * The target server from `audience` or RFC 8707 `resource` (or a fallback, for refresh). A `resource`
+ * may be the server id or the MCP server's own URL (`servers.<id>.resource`, what an MCP client learns
+ * from the server's RFC 9728 metadata); either way the token's `aud` is the server id.
+ */
 export function resolveAudience(policy: Policy, fields: { audience?: string; resource?: string }, fallback?: string): { id: string; server: ServerPolicy } {
-  const { audience, resource } = fields;
+  const { audience } = fields;
+  const resource = fields.resource === undefined ? undefined : serverIdOfResource(policy, fields.resource);
   if (audience !== undefined && resource !== undefined && audience !== resource) {
     throw new OAuthError('invalid_target', 'audience and resource name different servers');
   }
@@ -23,6 +28,17 @@ export function resolveAudience(policy: Policy, fields: { audience?: string; res
   const server = own(policy.servers, id);
   if (!server) throw new OAuthError('invalid_target', 'audience is not a known server');
   return { id, server };
+}
+
+function serverIdOfResource(policy: Policy, resource: string): string {
+  const byUrl = Object.entries(policy.servers).find(([, server]) => server.resource !== undefined && sameResource(server.resource, resource));
+  return byUrl ? byUrl[0] : resource;
+}
+
+/** RFC 8707 resources compare as URLs without a trailing slash or fragment. */
+function sameResource(a: string, b: string): boolean {
+  const canonical = (value: string) => value.replace(/#.*$/, '').replace(/\/+$/, '');
+  return canonical(a) === canonical(b);
 }
 
 /** Tools in every list, in the order of the first. */

@@ -33,7 +33,7 @@ export function testPolicy(idp: { acme?: object; beta?: object } = {}): Policy {
   return parsePolicy({
     broker: { issuer: ISSUER, token_ttl: '15m', max_token_ttl: '60m', clock_skew: '30s' },
     servers: {
-      'crm-mcp': { key_sha256: sha256Hex('crm-key'), tools: ['query_crm', 'export_report', 'send_email'] },
+      'crm-mcp': { key_sha256: sha256Hex('crm-key'), tools: ['query_crm', 'export_report', 'send_email'], resource: 'https://crm.example.com/mcp' },
       'billing-mcp': { key_sha256: sha256Hex('billing-key'), tools: ['charge', 'query_crm'] },
     },
     tenants: {

@@ -105,6 +105,13 @@ describe('token endpoint: client_credentials', () => {
     expect((await kit.verifier.verify(viaResource.access_token, 'billing-mcp')).scope).toEqual(['query_crm', 'charge']);
   });
 
+  it('maps an RFC 8707 resource given as the MCP server\'s URL to that server, and no further', async () => {
+    const viaUrl = await service.grant(credentials({ audience: undefined, resource: 'https://crm.example.com/mcp/' }));
+    expect((await kit.verifier.verify(viaUrl.access_token, 'crm-mcp')).audience).toBe('crm-mcp');
+    expect(await oauthFailure(service.grant(credentials({ audience: 'billing-mcp', resource: 'https://crm.example.com/mcp' })))).toMatchObject({ error: 'invalid_target' });
+    expect(await oauthFailure(service.grant(credentials({ audience: undefined, resource: 'https://crm.example.com/other' })))).toMatchObject({ error: 'invalid_target' });
+  });
+
   it('lets expires_in shorten the lifetime but never lengthen it', async () => {
     expect((await service.grant(credentials({ expires_in: '60' }))).expires_in).toBe(60);
     expect((await service.grant(credentials({ expires_in: 7200 }))).expires_in).toBe(15 * 60);
