@@ -1,4 +1,3 @@
-import { randomUUID } from 'node:crypto';
 import type { ApprovalStore } from '../approvals/approval-store';
 import type { AuditLog } from '../audit/audit-log';
 import type { Clock } from '../clock';
@@ -20,7 +19,10 @@ export interface AuthorizeRequest {
   token: string;
   tool: string;
   arguments: Record<string, unknown>;
-  call_id?: string;
+  /** The caller's call id, or one the HTTP layer made up so that a deny can name it too. */
+  call_id: string;
+  /** True when the MCP server chose call_id: only then can it collide with a call in flight. */
+  callIdFromCaller: boolean;
   /** Tenant identifiers sent at the top level of the body; any that differs is a tenant_override. */
   claimedTenants: string[];
 }
@@ -94,7 +96,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     // recorded in its tenant's audit stream like every other deny of a verified token.
     const token = await deps.verifier.verify(request.token, request.server);
     const tenant = token.tenant;
-    const callId = request.call_id ?? randomUUID();
+    const callId = request.call_id;
     const audit = (decision: 'allow' | 'deny', extra: Record<string, unknown>) =>
       deps.audit.append(tenant, {
         type: 'authorize',
@@ -134,7 +136,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
 
       // A reused call id is the caller's mistake, not load: answer it before it spends quota or takes a
       // slot. putCall still refuses a duplicate atomically if two such requests race past this check.
-      if (request.call_id !== undefined && (await step('state_unavailable', 'session state is unavailable', () => deps.sessions.hasCall(callId)))) {
+      if (request.callIdFromCaller && (await step('state_unavailable', 'session state is unavailable', () => deps.sessions.hasCall(callId)))) {
         throw new BrokerError('bad_request', `call_id "${callId}" is already in use`);
       }
 

@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
@@ -49,17 +50,20 @@ export function serverRoutes(deps: ServerRouteDeps): Router {
 
   router.post('/v1/authorize', async (req: Request, res: Response) => {
     const started = process.hrtime.bigint();
-    const rawCallId = typeof req.body?.call_id === 'string' ? (req.body.call_id as string).slice(0, 128) : undefined;
+    // A deny names the call it refused: the caller's id as sent (even if malformed), else one made here.
+    let callId = typeof req.body?.call_id === 'string' ? (req.body.call_id as string).slice(0, 128) : randomUUID();
     let decision: 'allow' | 'deny' = 'deny';
     try {
       const body = parseBody(authorizeBody, req.body);
+      callId = body.call_id ?? callId;
       const claimedTenants = [body.tenant, body.tenant_id, body.tenantId, body.tid].filter((t): t is string => t !== undefined);
       const allowed = await deps.authorizer.authorize({
         server: res.locals.server as string,
         token: body.token,
         tool: body.tool,
         arguments: body.arguments,
-        call_id: body.call_id,
+        call_id: callId,
+        callIdFromCaller: body.call_id !== undefined,
         claimedTenants,
       });
       decision = 'allow';
@@ -67,7 +71,7 @@ export function serverRoutes(deps: ServerRouteDeps): Router {
       res.status(200).json(allowed);
     } catch (err) {
       if ((err as { reason?: string }).reason === 'bad_request') deps.metrics.decisions.inc({ decision: 'deny', reason: 'bad_request' });
-      sendDeny(req, res, err, deps.logger, rawCallId);
+      sendDeny(req, res, err, deps.logger, callId);
     } finally {
       deps.metrics.authorizeSeconds.observe({ decision }, Number(process.hrtime.bigint() - started) / 1e9);
     }

@@ -201,6 +201,17 @@ describe('POST /v1/authorize', () => {
     expect(denied.json.call_id).toBe('contract-echo-2');
   });
 
+  it('names a broker-made call_id on a deny, and it is the one in the tenant\'s audit record', async () => {
+    const token = await h.token('acme-reader', 'crm-mcp');
+    const denied = await authorize({ token, tool: 'export_report', arguments: {} });
+    expectDeny(denied, 403, 'tool_not_allowed');
+    expect(denied.json.call_id).toMatch(/^[0-9a-f-]{36}$/);
+    const events = await operator('GET', '/v1/audit?tenant=acme&limit=10000');
+    expect(events.json.events.filter((e: { call_id?: string }) => e.call_id === denied.json.call_id)).toEqual([
+      expect.objectContaining({ decision: 'deny', reason: 'tool_not_allowed' }),
+    ]);
+  });
+
   it('answers server authentication failures with 401 server_unauthenticated, echoing the call_id', async () => {
     const token = await h.token('acme-agent', 'crm-mcp');
     const body = { token, tool: 'query_crm', arguments: { path: 'acme/a' }, call_id: 'contract-401' };
