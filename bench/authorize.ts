@@ -31,7 +31,7 @@ export async function run(): Promise<ScenarioResult> {
   const machine = describeMachine();
   const logDir = await mkdtemp(join(tmpdir(), 'bulkhead-bench-logs-'));
   log(`authorize vs floor: ${settings.rounds} rounds × ${settings.durationSec}s, ${settings.connections} connections`);
-  const broker = await startBroker({ fixture: AUTHORIZE_FIXTURE }, settings, logDir, 'authorize');
+  const broker = await startBroker(AUTHORIZE_FIXTURE, settings, logDir, 'authorize');
   try {
     const probe = await probeAuthorize(broker);
     const express = await startFloor({ kind: 'express', responseBytes: probe.responseBytes });

@@ -28,8 +28,8 @@ export async function run(): Promise<ScenarioResult> {
   const dir = await mkdtemp(join(tmpdir(), 'bulkhead-bench-bao-'));
   log(`openbao: ${settings.rounds} rounds × ${settings.durationSec}s at ${settings.connections} and at 1 connection(s)`);
   const setup = await setUpOpenBao({ ...bao, tenants: ['t00000'], dir });
-  const local = await startBroker({ fixture: AUTHORIZE_FIXTURE }, settings, dir, 'broker-local');
-  const vault = await startBroker({ fixture: { ...AUTHORIZE_FIXTURE, credential: { source: 'vault', address: setup.address, tenants: setup.tenants } } }, settings, dir, 'broker-vault');
+  const local = await startBroker(AUTHORIZE_FIXTURE, settings, dir, 'broker-local');
+  const vault = await startBroker({ ...AUTHORIZE_FIXTURE, credential: { source: 'vault', address: setup.address, tenants: setup.tenants } }, settings, dir, 'broker-vault');
   try {
     await probeAuthorize(local);
     await probeAuthorize(vault);

@@ -12,7 +12,7 @@ interface ProfileNode {
   callFrame: { functionName: string; url: string; lineNumber: number };
   children?: number[];
 }
-interface Profile {
+export interface Profile {
   nodes: ProfileNode[];
   samples: number[];
   timeDeltas: number[];
@@ -41,7 +41,9 @@ function where(url: string): string {
   if (path.startsWith('node:')) return path;
   const nm = path.lastIndexOf('/node_modules/');
   if (nm >= 0) return path.slice(nm + '/node_modules/'.length);
-  return relative(ROOT, path).replace(/^dist\//, '');
+  // Compiled code runs from dist/: name it by its source path (src/…, adapters/…).
+  const dist = path.lastIndexOf('/dist/');
+  return dist >= 0 ? path.slice(dist + '/dist/'.length) : relative(ROOT, path);
 }
 
 function packageOf(url: string): string {

@@ -35,8 +35,14 @@ export function writeResult(result: ScenarioResult, dir = RESULTS_DIR): string {
   const stamp = result.machine.date.slice(0, 16).replace(':', '');
   const file = join(dir, `${result.scenario}-${stamp}Z.json`);
   writeFileSync(file, JSON.stringify(result, null, 2) + '\n');
-  writeFileSync(join(dir, 'latest.md'), renderLatest(latestResults(dir)));
+  refreshLatest(dir);
   return file;
+}
+
+/** Rebuilds latest.md from the newest result of each scenario, linking the other reports in `dir`. */
+export function refreshLatest(dir = RESULTS_DIR): void {
+  const others = readdirSync(dir).filter((n) => n.endsWith('.md') && n !== 'latest.md').sort();
+  writeFileSync(join(dir, 'latest.md'), renderLatest(latestResults(dir), others));
 }
 
 /** The newest result of each scenario in `dir`, in a stable order. */
@@ -59,7 +65,7 @@ export function latestResults(dir = RESULTS_DIR): ScenarioResult[] {
   return [...newest.values()].sort((a, b) => rank(a.scenario) - rank(b.scenario) || a.scenario.localeCompare(b.scenario));
 }
 
-export function renderLatest(results: ScenarioResult[]): string {
+export function renderLatest(results: ScenarioResult[], otherReports: string[] = []): string {
   const lines = [
     '# Bulkhead benchmarks: latest results',
     '',
@@ -87,6 +93,7 @@ export function renderLatest(results: ScenarioResult[]): string {
   }
   const notes = results.flatMap((r) => (r.notes ?? []).map((n) => `- **${r.scenario}**: ${n}`));
   if (notes.length > 0) lines.push('', '## Notes', '', ...notes);
+  if (otherReports.length > 0) lines.push('', '## Other benchmark reports', '', ...otherReports.map((n) => `- [${n}](${n})`));
   return lines.join('\n') + '\n';
 }
 

@@ -1,5 +1,6 @@
+import { writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { authorizeBody } from './fixtures';
+import { authorizeBody, buildFixture, type FixtureOptions } from './fixtures';
 import type { Step } from './interleave';
 import { runLoad, type LoadOptions, type LoadResult } from './load';
 import { brokerExecArgv, type Settings } from './scenario';
@@ -15,10 +16,25 @@ import type { FloorConfig } from './targets/floor';
 export type BrokerTarget = Target<BrokerTargetInfo>;
 export type FloorTarget = Target<{ url: string; path: string }>;
 
-export async function startBroker(config: BrokerTargetConfig, settings: Settings, logDir: string, name: string): Promise<BrokerTarget> {
+/**
+ * Writes the fixture's policy file into `dir` (so the broker starts from a file, as `bulkhead serve
+ * --config` does, without the fixture builder's garbage in its heap) and starts a broker on it; its
+ * logs go to `dir/<name>.log`.
+ */
+export async function startBroker(
+  fixture: FixtureOptions,
+  settings: Settings,
+  dir: string,
+  name: string,
+  options: { sessions?: number; execArgv?: string[] } = {},
+): Promise<BrokerTarget> {
+  const { raw, ...rest } = buildFixture(fixture);
+  const policyFile = join(dir, `${name}-policy.json`);
+  await writeFile(policyFile, JSON.stringify(raw), { mode: 0o600 });
+  const config: BrokerTargetConfig = { policyFile, fixture: { ...rest, options: fixture }, ...(options.sessions === undefined ? {} : { sessions: options.sessions }) };
   return startTarget<BrokerTargetInfo>('broker', config, {
-    execArgv: brokerExecArgv(settings),
-    stdoutFile: join(logDir, `${name}.log`),
+    execArgv: [...brokerExecArgv(settings), ...(options.execArgv ?? [])],
+    stdoutFile: join(dir, `${name}.log`),
     readyTimeoutMs: 300_000,
   });
 }

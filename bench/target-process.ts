@@ -15,14 +15,20 @@ import { join } from 'node:path';
 export interface Target<Info> {
   info: Info;
   pid: number;
-  /** Resident set size and CPU time used so far (user + system, all threads), in µs. */
-  usage(): Promise<Usage>;
+  /**
+   * Resident set size, heap and CPU time used so far (user + system, all threads, µs). With
+   * `collect`, a full garbage collection runs first (the child must have been started with
+   * --expose-gc), so heapUsed is what is really live.
+   */
+  usage(collect?: boolean): Promise<Usage>;
   rssBytes(): Promise<number>;
   stop(): Promise<void>;
 }
 
 export interface Usage {
   rssBytes: number;
+  /** Live JavaScript heap; RSS minus this is mostly heap the process grew and has not handed back yet. */
+  heapUsedBytes: number;
   cpuMicros: number;
 }
 
@@ -36,7 +42,7 @@ export interface StartOptions {
   stdoutFile?: string;
 }
 
-type Message = { type: 'ready'; info: unknown } | { type: 'usage'; rss: number; cpu: number } | { type: 'error'; message: string };
+type Message = { type: 'ready'; info: unknown } | { type: 'usage'; rss: number; heap: number; cpu: number } | { type: 'error'; message: string };
 
 export async function startTarget<Info>(name: string, config: unknown, options: StartOptions = {}): Promise<Target<Info>> {
   const stdout = options.stdoutFile === undefined ? 'ignore' : openSync(options.stdoutFile, 'a');
@@ -69,21 +75,21 @@ export async function startTarget<Info>(name: string, config: unknown, options: 
   return {
     info,
     pid: child.pid!,
-    usage: () => askUsage(child),
+    usage: (collect = false) => askUsage(child, collect),
     rssBytes: async () => (await askUsage(child)).rssBytes,
     stop: () => stopChild(child),
   };
 }
 
-function askUsage(child: ChildProcess): Promise<Usage> {
+function askUsage(child: ChildProcess, collect = false): Promise<Usage> {
   return new Promise((resolve) => {
     const onMessage = (message: Message) => {
       if (message.type !== 'usage') return;
       child.off('message', onMessage);
-      resolve({ rssBytes: message.rss, cpuMicros: message.cpu });
+      resolve({ rssBytes: message.rss, heapUsedBytes: message.heap, cpuMicros: message.cpu });
     };
     child.on('message', onMessage);
-    child.send({ type: 'usage' });
+    child.send({ type: 'usage', collect });
   });
 }
 
@@ -110,10 +116,12 @@ export function serveTarget(start: (config: any) => Promise<{ info: unknown; clo
           .catch(() => undefined)
           .finally(() => process.exit(0));
       };
-      process.on('message', (message: { type: string }) => {
+      process.on('message', (message: { type: string; collect?: boolean }) => {
         if (message.type === 'usage') {
+          if (message.collect) global.gc?.();
           const cpu = process.cpuUsage();
-          process.send!({ type: 'usage', rss: process.memoryUsage().rss, cpu: cpu.user + cpu.system });
+          const memory = process.memoryUsage();
+          process.send!({ type: 'usage', rss: memory.rss, heap: memory.heapUsed, cpu: cpu.user + cpu.system });
         }
         if (message.type === 'stop') shutdown();
       });

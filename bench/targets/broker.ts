@@ -1,12 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createLocalSecretStore } from '../../adapters/local';
 import { createBroker } from '../../src/app';
 import { loadOrCreateMasterKey } from '../../src/crypto/master-key';
 import { loadPolicyFile } from '../../src/policy/load';
-import { BENCH_SERVER, buildFixture, tenantId, type FixtureOptions } from '../fixtures';
+import { BENCH_SERVER, tenantId, type Fixture, type FixtureOptions } from '../fixtures';
 import { serveTarget } from '../target-process';
 
 /**
@@ -15,7 +15,9 @@ import { serveTarget } from '../target-process';
  * and one access token per active tenant, issued through the token service.
  */
 export interface BrokerTargetConfig {
-  fixture: FixtureOptions;
+  /** Written by the parent (writeBrokerPolicy), so the broker starts from a file as `bulkhead serve` does. */
+  policyFile: string;
+  fixture: Omit<Fixture, 'raw'> & { options: FixtureOptions };
   /** Live sessions to create before measuring, spread over all tenants. */
   sessions?: number;
 }
@@ -36,16 +38,13 @@ export interface BrokerTargetInfo {
 serveTarget(async (config: BrokerTargetConfig) => {
   const started = process.hrtime.bigint();
   const dataDir = await mkdtemp(join(tmpdir(), 'bulkhead-bench-'));
-  const fixture = buildFixture(config.fixture);
-  const policyFile = join(dataDir, 'policy.json');
-  await writeFile(policyFile, JSON.stringify(fixture.raw));
-  delete (fixture as { raw?: unknown }).raw; // only the file is the policy from here on
+  const { fixture, policyFile } = config;
 
   const loadStart = process.hrtime.bigint();
   const policy = loadPolicyFile(policyFile);
   const policyLoadMs = Number(process.hrtime.bigint() - loadStart) / 1e6;
 
-  if (config.fixture.credential.source === 'local') {
+  if (fixture.options.credential.source === 'local') {
     const store = createLocalSecretStore({ dataDir, masterKey: await loadOrCreateMasterKey(dataDir) });
     for (const client of fixture.clients) await store.set(client.tenant, 'crm', `${client.tenant}-crm-${randomBytes(16).toString('base64url')}`);
   }
@@ -61,9 +60,8 @@ serveTarget(async (config: BrokerTargetConfig) => {
 
   const sessions = config.sessions ?? 0;
   const expiresAt = Date.now() + 60 * 60_000;
-  for (let i = 0; i < sessions; i++) await broker.state.sessions.touch(tenantId(i % config.fixture.tenants), `bench-session-${i}`, expiresAt);
+  for (let i = 0; i < sessions; i++) await broker.state.sessions.touch(tenantId(i % fixture.options.tenants), `bench-session-${i}`, expiresAt);
 
-  global.gc?.();
   const info: BrokerTargetInfo = {
     url,
     serverKey: fixture.serverKey,

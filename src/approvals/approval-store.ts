@@ -15,6 +15,9 @@ export interface Approval {
   decided_by?: string;
 }
 
+/** The most approvals `listPending` returns: an operator's view, not an export. */
+export const MAX_LISTED_APPROVALS = 1000;
+
 export interface ApprovalStore {
   /** Returns the existing pending/approved approval for this exact call, or creates a pending one. */
   request(input: Omit<Approval, 'id' | 'status' | 'created_at' | 'decided_by'>, now: number): Promise<Approval>;
@@ -23,5 +26,7 @@ export interface ApprovalStore {
   decide(id: string, decision: 'approved' | 'denied', operator: string, now: number): Promise<Approval | null>;
   /** approved → used, atomically, for this exact call. Returns the approval if it was consumed. */
   consume(tenant: string, session: string, tool: string, argumentsSha256: string, now: number): Promise<Approval | null>;
+  /** This tenant's pending, unexpired approvals, oldest first, at most MAX_LISTED_APPROVALS. */
+  listPending(tenant: string, now: number): Promise<Approval[]>;
   close?(): Promise<void>;
 }

@@ -1,5 +1,5 @@
 import { randomUUID } from 'node:crypto';
-import type { Approval, ApprovalStore } from './approval-store';
+import { MAX_LISTED_APPROVALS, type Approval, type ApprovalStore } from './approval-store';
 
 /**
  * The embedded approval store, for one process. An approval is bound to one exact call (tenant,
@@ -94,6 +94,16 @@ export function createMemoryApprovalStore(options: MemoryApprovalStoreOptions = 
       approval.status = 'used';
       openByCall.delete(callKey(tenant, session, tool, argumentsSha256));
       return { ...approval };
+    },
+
+    async listPending(tenant, now) {
+      prune(now);
+      const pending: Approval[] = [];
+      for (const a of byId.values()) {
+        if (a.tenant === tenant && a.status === 'pending' && a.expires_at > now) pending.push({ ...a });
+      }
+      // Map order is creation order already, unless a caller's clock went backwards; sort is stable.
+      return pending.sort((x, y) => x.created_at - y.created_at).slice(0, MAX_LISTED_APPROVALS);
     },
 
     async close() {

@@ -15,7 +15,8 @@ const VERBS: Record<string, { load: () => Verb; summary: string }> = {
   restore: { load: () => (require('./operator') as typeof import('./operator')).restore, summary: 'lift a tenant revocation' },
   audit: { load: () => (require('./audit') as typeof import('./audit')).audit, summary: 'audit verify: check the hash chains' },
   keys: { load: () => (require('./operator') as typeof import('./operator')).keys, summary: 'keys rotate: move the signing keys one step' },
-  secret: { load: () => (require('./secret') as typeof import('./secret')).secret, summary: 'secret set: store a secret in the embedded store' },
+  approvals: { load: () => (require('./approvals') as typeof import('./approvals')).approvals, summary: 'approvals list|approve|deny: calls waiting for a human' },
+  secret: { load: () => (require('./secret') as typeof import('./secret')).secret, summary: 'secret set|list|delete|shred: the embedded secret store' },
   state: { load: () => (require('./state') as typeof import('./state')).state, summary: 'state init: create the PostgreSQL schema for scale-out' },
   certs: { load: () => (require('./certs') as typeof import('./certs')).certs, summary: 'certs issue|renew: mTLS client certificates for MCP servers and operators' },
 };
@@ -23,7 +24,7 @@ const VERBS: Record<string, { load: () => Verb; summary: string }> = {
 export const HELP = `Usage: bulkhead <verb> [options]     (bulkhead <verb> --help for each)
 
 ${Object.entries(VERBS)
-  .map(([name, v]) => `  ${name.padEnd(9)}${v.summary}`)
+  .map(([name, v]) => `  ${name.padEnd(11)}${v.summary}`)
   .join('\n')}
 
 Verbs that read policy or state take --config FILE and --data-dir DIR.

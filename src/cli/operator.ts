@@ -3,7 +3,8 @@ import { callBroker, readSecret } from './http-client';
 import { clientOptions, DEFAULT_DATA_DIR, parseVerb } from './options';
 import { UsageError } from './usage-error';
 
-const OPERATOR_AUTH = `  --operator-token-file F   operator token (else $BULKHEAD_OPERATOR_TOKEN, else the demo credentials in --data-dir)
+/** How every operator verb authenticates and finds the broker, for their --help. */
+export const OPERATOR_AUTH = `  --operator-token-file F   operator token (else $BULKHEAD_OPERATOR_TOKEN, else the demo credentials in --data-dir)
   --url URL                 broker URL (default $BULKHEAD_URL or http://127.0.0.1:8700)`;
 
 export const REVOKE_HELP = `Usage: bulkhead revoke (--tenant T | --session SID | --principal [TENANT/]P | --jti JTI) [--reason TEXT]
@@ -23,9 +24,9 @@ Moves the signing keys one step now: next becomes current, current becomes previ
 Tokens already issued keep verifying until they expire.
 ${OPERATOR_AUTH}`;
 
-const operatorOptions = { ...clientOptions, 'operator-token-file': { type: 'string' } } as const;
+export const operatorOptions = { ...clientOptions, 'operator-token-file': { type: 'string' } } as const;
 
-function operatorToken(values: { 'operator-token-file'?: string; 'data-dir'?: string }): string {
+export function operatorToken(values: { 'operator-token-file'?: string; 'data-dir'?: string }): string {
   return readSecret({
     file: values['operator-token-file'],
     envName: 'BULKHEAD_OPERATOR_TOKEN',
@@ -70,11 +71,11 @@ export async function keys(argv: string[]): Promise<number> {
   return 0;
 }
 
-function help(text: string): number {
+export function help(text: string): number {
   process.stdout.write(text + '\n');
   return 0;
 }
 
-function print(value: unknown): void {
+export function print(value: unknown): void {
   process.stdout.write(JSON.stringify(value, null, 2) + '\n');
 }

@@ -1,41 +1,114 @@
-import { createLocalSecretStore } from '../../adapters/local';
-import { loadOrCreateMasterKey } from '../crypto/master-key';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { createLocalSecretStore, type LocalSecretStore } from '../../adapters/local';
+import { loadOrCreateMasterKey, MASTER_KEY_FILE } from '../crypto/master-key';
 import { idSchema } from '../policy/schema';
 import { loadConfig } from './load-config';
 import { parseVerb, stateOptions } from './options';
 import { UsageError } from './usage-error';
 
 export const SECRET_HELP = `Usage: bulkhead secret set --tenant T --name N [--data-dir DIR] < value
+       bulkhead secret list --tenant T [--data-dir DIR]
+       bulkhead secret delete --tenant T --name N [--data-dir DIR]
+       bulkhead secret shred --tenant T --yes [--data-dir DIR]
 
-Stores a secret in the embedded local store, encrypted under tenant T's data key (AES-256-GCM).
-The value is read from standard input (one trailing newline is dropped), never from the command line,
-so it stays out of shell history and process listings. Policy refers to it as { source: local, name: N }.`;
+The embedded local store: each tenant's secrets are encrypted (AES-256-GCM) under that tenant's own data
+key, which is sealed with the master key. Policy refers to a secret as { source: local, name: N }.
+  set     stores a secret. The value is read from standard input (one trailing newline is dropped), never
+          from the command line, so it stays out of shell history and process listings.
+  list    the tenant's secret names, one per line; never the values
+  delete  removes one secret (exit code 1 if there was none)
+  shred   deletes the tenant's data key: every secret of that tenant becomes unreadable for good, in
+          every copy and backup of its file. Without --yes it only says what it would do (exit code 2).
+A running broker sees each change on its next call (after cache_ttl, for a credential that sets one):
+after a delete or shred, the calls that need those secrets are answered 503 upstream_unavailable.`;
+
+type Ids = { tenant?: string; name?: string };
 
 export async function secret(argv: string[], stdin: NodeJS.ReadableStream = process.stdin): Promise<number> {
   const [action, ...rest] = argv;
-  if (action === undefined || action === '--help' || action === '-h') {
-    process.stdout.write(SECRET_HELP + '\n');
-    return 0;
-  }
-  if (action !== 'set') throw new UsageError(`bulkhead secret: unknown action "${action}" (see bulkhead secret --help)`);
-  const { values } = parseVerb('secret set', rest, { ...stateOptions, tenant: { type: 'string' }, name: { type: 'string' } });
-  if (values.help) {
-    process.stdout.write(SECRET_HELP + '\n');
-    return 0;
-  }
-  for (const field of ['tenant', 'name'] as const) {
-    const value = values[field];
-    if (!value) throw new UsageError(`bulkhead secret set: --${field} is required`);
-    if (!idSchema.safeParse(value).success) throw new UsageError(`bulkhead secret set: --${field} ${idSchema.safeParse(value).error?.issues[0]?.message}`);
-    // The store also refuses ".." (it would read as a path); say so here, as a usage error, not a failure.
-    if (value.includes('..')) throw new UsageError(`bulkhead secret set: --${field} must not contain ".."`);
-  }
+  if (action === undefined || action === '--help' || action === '-h') return showHelp();
+  if (action === 'set') return set(rest, stdin);
+  if (action === 'list') return list(rest);
+  if (action === 'delete') return remove(rest);
+  if (action === 'shred') return shred(rest);
+  throw new UsageError(`bulkhead secret: unknown action "${action}" (see bulkhead secret --help)`);
+}
+
+async function set(argv: string[], stdin: NodeJS.ReadableStream): Promise<number> {
+  const { values } = parseVerb('secret set', argv, { ...stateOptions, tenant: { type: 'string' }, name: { type: 'string' } });
+  if (values.help) return showHelp();
+  const { tenant, name } = checkIds('set', values, ['tenant', 'name']);
   const { dataDir } = loadConfig(values);
   const value = (await readAll(stdin)).replace(/\r?\n$/, '');
   if (!value) throw new UsageError('bulkhead secret set: no value on standard input');
   const store = createLocalSecretStore({ dataDir, masterKey: await loadOrCreateMasterKey(dataDir) });
-  await store.set(values.tenant!, values.name!, value);
-  process.stdout.write(`stored secret "${values.name}" for tenant "${values.tenant}" in ${dataDir}\n`);
+  await store.set(tenant!, name!, value);
+  process.stdout.write(`stored secret "${name}" for tenant "${tenant}" in ${dataDir}\n`);
+  return 0;
+}
+
+async function list(argv: string[]): Promise<number> {
+  const { values } = parseVerb('secret list', argv, { ...stateOptions, tenant: { type: 'string' } });
+  if (values.help) return showHelp();
+  const { tenant } = checkIds('list', values, ['tenant']);
+  const { store, dataDir } = await openExisting(values);
+  const names = await store.list(tenant!);
+  if (names.length === 0) process.stderr.write(`tenant "${tenant}" has no secrets in ${dataDir}\n`);
+  for (const name of names) process.stdout.write(`${name}\n`);
+  return 0;
+}
+
+async function remove(argv: string[]): Promise<number> {
+  const { values } = parseVerb('secret delete', argv, { ...stateOptions, tenant: { type: 'string' }, name: { type: 'string' } });
+  if (values.help) return showHelp();
+  const { tenant, name } = checkIds('delete', values, ['tenant', 'name']);
+  const { store, dataDir } = await openExisting(values);
+  if (!(await store.delete(tenant!, name!))) throw new Error(`tenant "${tenant}" has no secret "${name}" in ${dataDir}`);
+  process.stdout.write(`deleted secret "${name}" of tenant "${tenant}" from ${dataDir}\n`);
+  return 0;
+}
+
+async function shred(argv: string[]): Promise<number> {
+  const { values } = parseVerb('secret shred', argv, { ...stateOptions, tenant: { type: 'string' }, yes: { type: 'boolean' } });
+  if (values.help) return showHelp();
+  const { tenant } = checkIds('shred', values, ['tenant']);
+  const { store, dataDir } = await openExisting(values);
+  const names = await store.list(tenant!);
+  const what = `tenant "${tenant}"'s data key in ${dataDir}: its ${names.length} secret(s)${names.length ? ` (${names.join(', ')})` : ''}`;
+  if (!values.yes) throw new UsageError(`bulkhead secret shred: this would delete ${what} could never be read again. Add --yes to do it.`);
+  await store.shredTenant(tenant!);
+  process.stdout.write(`deleted ${what} can no longer be read\n`);
+  return 0;
+}
+
+/** --tenant and --name are policy ids; a bad one is a usage error here rather than a failure in the store. */
+function checkIds(action: string, values: Ids, fields: Array<keyof Ids>): Ids {
+  for (const field of fields) {
+    const value = values[field];
+    if (!value) throw new UsageError(`bulkhead secret ${action}: --${field} is required`);
+    const parsed = idSchema.safeParse(value);
+    if (!parsed.success) throw new UsageError(`bulkhead secret ${action}: --${field} ${parsed.error.issues[0]?.message}`);
+    // The store also refuses ".." (it would read as a path); say so here, as a usage error, not a failure.
+    if (value.includes('..')) throw new UsageError(`bulkhead secret ${action}: --${field} must not contain ".."`);
+  }
+  return values;
+}
+
+/**
+ * The store in an existing data dir. Only `set` may create a master key: listing or deleting in a
+ * mistyped --data-dir should say so, not quietly start a new, empty store there.
+ */
+async function openExisting(values: { config?: string; 'data-dir'?: string }): Promise<{ store: LocalSecretStore; dataDir: string }> {
+  const { dataDir } = loadConfig(values);
+  if (!process.env.BULKHEAD_MASTER_KEY && !existsSync(join(dataDir, MASTER_KEY_FILE))) {
+    throw new UsageError(`${dataDir}: no embedded store here (no ${MASTER_KEY_FILE}); check --data-dir`);
+  }
+  return { store: createLocalSecretStore({ dataDir, masterKey: await loadOrCreateMasterKey(dataDir) }), dataDir };
+}
+
+function showHelp(): number {
+  process.stdout.write(SECRET_HELP + '\n');
   return 0;
 }
 

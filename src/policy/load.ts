@@ -3,6 +3,7 @@ import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { ZodError } from 'zod';
 import { policySchema, type Policy } from './schema';
+import { shareIdenticalLeaves } from './share-identical';
 
 /** A policy that failed to load. The message names the file and the first offending path. */
 export class PolicyError extends Error {
@@ -35,7 +36,7 @@ export function parsePolicy(raw: unknown, source = 'policy'): Policy {
     const issues = describeIssues(result.error);
     throw new PolicyError(`${source}: ${issues[0]}${issues.length > 1 ? ` (and ${issues.length - 1} more)` : ''}`, issues);
   }
-  return deepFreeze(result.data);
+  return deepFreeze(shareIdenticalLeaves(result.data));
 }
 
 export function describeIssues(error: ZodError): string[] {

@@ -13,6 +13,7 @@ import { createFeedSigner } from '../../src/state/redis/feed-signer';
 import { createKeyspace } from '../../src/state/redis/keyspace';
 import { createRevocationMessages } from '../../src/state/redis/revocation-messages';
 import { createSharedState, type SharedState, type SharedStateOptions } from '../../src/state/shared-state';
+import { MAX_LISTED_APPROVALS } from '../../src/approvals/approval-store';
 import { createKeyRing } from '../../src/tokens/key-ring';
 import { describeWithUpstream, upstreamEnv } from '../support/upstreams';
 import { createScratchDatabase, deleteRedisPrefix, scratchPrefix } from '../../bench/scratch-state';
@@ -256,6 +257,58 @@ describeWithUpstream(['postgres', 'redis'], 'shared state (Redis + PostgreSQL) a
     expect(await a!.approvals.get(asked.id)).toMatchObject({ status: 'used' });
     // Another session's identical call does not match it.
     expect(await a!.approvals.consume('acme', 's2', 'send_email', input.arguments_sha256, now)).toBeNull();
+  });
+
+  test("any replica lists a tenant's pending approvals, oldest first, never another tenant's", async () => {
+    const prefix = newPrefix('approvals-list');
+    const [a, b] = await replicas(2, prefix);
+    const now = Date.now();
+    const ask = (tenant: string, session: string, at: number, ttl = 60_000) =>
+      a!.approvals.request({ tenant, principal: `${tenant}-agent`, session, tool: 'send_email', arguments_sha256: 'e'.repeat(64), expires_at: at + ttl }, at);
+    const late = await ask('acme', 'late', now + 2);
+    const early = await ask('acme', 'early', now + 1);
+    await ask('globex', 'g1', now);
+    const approved = await ask('acme', 'approved', now);
+    const denied = await ask('acme', 'denied', now);
+    const short = await ask('acme', 'short', now, 10);
+    await b!.approvals.decide(approved.id, 'approved', 'ops', now);
+    await b!.approvals.decide(denied.id, 'denied', 'ops', now);
+
+    const listed = await b!.approvals.listPending('acme', now + 20);
+    expect(listed.map((x) => x.id)).toEqual([early.id, late.id]);
+    expect(listed[0]).toMatchObject({ tenant: 'acme', principal: 'acme-agent', session: 'early', status: 'pending', created_at: now + 1, expires_at: now + 60_001 });
+    expect((await a!.approvals.listPending('globex', now + 20)).map((x) => x.session)).toEqual(['g1']);
+    expect(await a!.approvals.listPending('initech', now + 20)).toEqual([]);
+
+    // The index holds only what can still be decided: decided and expired entries are gone from it,
+    // and it expires with its longest-lived entry.
+    const ks = createKeyspace(prefix);
+    const admin = new Redis(env.REDIS_URL);
+    try {
+      expect((await admin.zrange(ks.approvalsPending('acme'), 0, -1)).sort()).toEqual([early.id, late.id].sort());
+      expect(await admin.zscore(ks.approvalsPending('acme'), short.id)).toBeNull();
+      expect(await admin.pttl(ks.approvalsPending('acme'))).toBeGreaterThan(0);
+      // An entry whose approval Redis dropped is skipped and removed.
+      await admin.del(ks.approval(early.id));
+      expect((await b!.approvals.listPending('acme', now + 20)).map((x) => x.id)).toEqual([late.id]);
+      expect(await admin.zrange(ks.approvalsPending('acme'), 0, -1)).toEqual([late.id]);
+    } finally {
+      admin.disconnect();
+    }
+  });
+
+  test('the pending-approval list stops at MAX_LISTED_APPROVALS, keeping the oldest', async () => {
+    const [a] = await replicas(1, newPrefix('approvals-bound'));
+    const now = Date.now();
+    const total = MAX_LISTED_APPROVALS + 3;
+    await Promise.all(
+      Array.from({ length: total }, (_, i) =>
+        a!.approvals.request({ tenant: 'acme', principal: 'acme-agent', session: `s-${i}`, tool: 'send_email', arguments_sha256: 'd'.repeat(64), expires_at: now + 60_000 }, now + i),
+      ),
+    );
+    const listed = await a!.approvals.listPending('acme', now + total);
+    expect(listed).toHaveLength(MAX_LISTED_APPROVALS);
+    expect(listed.map((x) => x.session)).toEqual(Array.from({ length: MAX_LISTED_APPROVALS }, (_, i) => `s-${i}`));
   });
 
   test('concurrent audit writers on several replicas build one gap-free chain per tenant that verifies', async () => {

@@ -107,6 +107,37 @@ describe('approval', () => {
     approvalId = answer.body.approval_id;
   });
 
+  it("lists acme's pending approval to operators (ids, hashes and times only) and never to globex", async () => {
+    const listed = await h.get('/v1/approvals?tenant=acme', h.operatorToken);
+    expect(listed.status).toBe(200);
+    expect(listed.body.tenant).toBe('acme');
+    const mine = listed.body.approvals.find((a: { id: string }) => a.id === approvalId);
+    expect(Object.keys(mine).sort()).toEqual(['arguments_sha256', 'created_at', 'expires_at', 'id', 'principal', 'session', 'tool']);
+    expect(mine).toMatchObject({ principal: 'acme-agent', session: claimsOf(token).sid, tool: 'send_email', arguments_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(new Date(mine.created_at).toISOString()).toBe(mine.created_at);
+    expect(Date.parse(mine.expires_at)).toBeGreaterThan(Date.parse(mine.created_at));
+    expect(listed.body.approvals.every((a: { principal: string }) => a.principal.startsWith('acme-'))).toBe(true);
+    expect(JSON.stringify(listed.body)).not.toContain(email.to);
+
+    // globex has a pending approval of its own; neither list ever shows the other's.
+    const globexPending = await send(await h.token('globex-agent', 'crm-mcp'));
+    expectDeny(h, globexPending, 403, 'approval_required');
+    const globex = await h.get('/v1/approvals?tenant=globex', h.operatorToken);
+    expect(globex.body.approvals.map((a: { id: string }) => a.id)).toEqual([globexPending.body.approval_id]);
+    expect(JSON.stringify(globex.body)).not.toContain(approvalId);
+    const acmeAgain = await h.get('/v1/approvals?tenant=acme', h.operatorToken);
+    expect(JSON.stringify(acmeAgain.body)).not.toContain(globexPending.body.approval_id);
+  });
+
+  it('lists approvals only to operators, and only for a tenant that exists', async () => {
+    const asServer = await h.get('/v1/approvals?tenant=acme', h.serverKeys['crm-mcp']);
+    expect([asServer.status, asServer.body.error]).toEqual([401, 'operator_unauthenticated']);
+    expect(asServer.body).not.toHaveProperty('approvals');
+    expect((await h.get('/v1/approvals?tenant=umbrella', h.operatorToken)).status).toBe(404);
+    expect((await h.get('/v1/approvals', h.operatorToken)).status).toBe(400);
+    expect((await h.get('/v1/approvals?tenant=acme&tenant=globex', h.operatorToken)).status).toBe(400);
+  });
+
   it('refuses to let an MCP server approve its own call', async () => {
     const answer = await decide(approvalId, 'approve', h.serverKeys['crm-mcp']);
     expect([answer.status, answer.body.error]).toEqual([401, 'operator_unauthenticated']);

@@ -21,6 +21,7 @@ const revokeBody = z
 const restoreBody = z.object({ tenant: idSchema }).strict();
 // Nothing to send yet; strict, so a field a client expects to matter (a reason, a tenant) is refused, not ignored.
 const decideBody = z.object({}).strict();
+const approvalsQuery = z.object({ tenant: idSchema }).strict();
 const auditQuery = z.object({ tenant: idSchema, after: z.coerce.number().int().nonnegative().optional(), limit: z.coerce.number().int().min(1).max(10_000).optional() }).strict();
 
 export interface OperatorRouteDeps {
@@ -29,7 +30,7 @@ export interface OperatorRouteDeps {
   revocations: Pick<RevocationStore, 'isTenantRevoked'>;
   sessions: Pick<SessionStore, 'liveSessions'>;
   quotas: Pick<QuotaStore, 'usage'>;
-  approvals: Pick<ApprovalStore, 'decide'>;
+  approvals: Pick<ApprovalStore, 'decide' | 'listPending'>;
   audit: Pick<AuditLog, 'read' | 'verify' | 'append'>;
   rotateKeys: () => Promise<{ kid: string }>;
   metrics: BrokerMetrics;
@@ -97,6 +98,26 @@ export function operatorRoutes(deps: OperatorRouteDeps): Router {
       ]);
       const limits = deps.policy().tenants[tenant]!.quotas;
       res.json({ tenant, revoked, live_sessions: live, quota: { ...usage, calls_per_minute: limits.calls_per_minute, concurrency: limits.concurrency } });
+    } catch (err) {
+      sendError(req, res, err, deps.logger);
+    }
+  });
+
+  // What an operator needs to decide, and no more: the store holds only a hash of the arguments anyway.
+  router.get('/v1/approvals', async (req, res) => {
+    try {
+      const { tenant } = parseBody(approvalsQuery, { ...req.query });
+      const pending = await deps.approvals.listPending(knownTenant(tenant), deps.clock.now());
+      const approvals = pending.map((a) => ({
+        id: a.id,
+        principal: a.principal,
+        session: a.session,
+        tool: a.tool,
+        arguments_sha256: a.arguments_sha256,
+        created_at: new Date(a.created_at).toISOString(),
+        expires_at: new Date(a.expires_at).toISOString(),
+      }));
+      res.json({ tenant, approvals });
     } catch (err) {
       sendError(req, res, err, deps.logger);
     }

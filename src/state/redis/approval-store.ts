@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type Redis from 'ioredis';
-import type { Approval, ApprovalStatus, ApprovalStore } from '../../approvals/approval-store';
+import { MAX_LISTED_APPROVALS, type Approval, type ApprovalStatus, type ApprovalStore } from '../../approvals/approval-store';
 import { sha256Hex } from '../../crypto/hash';
 import type { Keyspace } from './keyspace';
 import { luaScript } from './lua-script';
@@ -13,6 +13,10 @@ import { luaScript } from './lua-script';
  * Each approval is a hash; an "open" key per exact call (hash of tenant, session, tool, arguments hash)
  * points at its pending or approved approval. Every transition is one Lua script, so two replicas can
  * never both consume one approval. Approvals stay readable an hour after they expire, then Redis drops them.
+ *
+ * Operators list a tenant's pending approvals from a per-tenant sorted set of ids (score: created_at).
+ * REQUEST adds to it and DECIDE removes from it in the same scripts that change the status, so the index
+ * never lags the approvals; LIST_PENDING drops the entries that expired (or whose hash Redis dropped).
  */
 const RETAIN_AFTER_EXPIRY_MS = 60 * 60_000;
 
@@ -27,16 +31,21 @@ if id then
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return redis.error_reply('approval id generator returned a duplicate') end
 redis.call('HSET', KEYS[2], 'id', ARGV[3], 'tenant', ARGV[4], 'principal', ARGV[5], 'session', ARGV[6], 'tool', ARGV[7],
-  'arguments_sha256', ARGV[8], 'status', 'pending', 'created_at', ARGV[2], 'expires_at', ARGV[9], 'open_key', KEYS[1])
+  'arguments_sha256', ARGV[8], 'status', 'pending', 'created_at', ARGV[2], 'expires_at', ARGV[9], 'open_key', KEYS[1], 'pending_key', KEYS[3])
 redis.call('PEXPIREAT', KEYS[2], tonumber(ARGV[9]) + tonumber(ARGV[10]))
 redis.call('SET', KEYS[1], ARGV[3], 'PXAT', ARGV[9])
+redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
+-- The index lives as long as its longest-lived entry. Relative TTLs, not PEXPIRE ... GT, which needs Redis 7.
+local live = math.max(1, tonumber(ARGV[9]) - tonumber(ARGV[2]))
+if redis.call('PTTL', KEYS[3]) < live then redis.call('PEXPIRE', KEYS[3], live) end
 return redis.call('HGETALL', KEYS[2])
 `);
 
 const DECIDE = luaScript(`
-local s = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'open_key', 'id')
+local s = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'open_key', 'id', 'pending_key')
 if s[1] ~= 'pending' or tonumber(s[2]) <= tonumber(ARGV[3]) then return false end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'decided_by', ARGV[2])
+if s[5] then redis.call('ZREM', s[5], s[4]) end
 if ARGV[1] == 'denied' and redis.call('GET', s[3]) == s[4] then redis.call('DEL', s[3]) end
 return redis.call('HGETALL', KEYS[1])
 `);
@@ -52,6 +61,33 @@ redis.call('DEL', KEYS[1])
 return redis.call('HGETALL', key)
 `);
 
+// Walks the index oldest first, in pages, dropping entries that are no longer pending and unexpired (each
+// is dropped once, so the walk stays short); the tenant check guards against an index entry ever naming
+// another tenant's approval.
+const LIST_PENDING = luaScript(`
+local now = tonumber(ARGV[2])
+local limit = tonumber(ARGV[3])
+local out = {}
+local start = 0
+while #out < limit do
+  local ids = redis.call('ZRANGE', KEYS[1], start, start + 99)
+  if #ids == 0 then break end
+  local stale = {}
+  for _, id in ipairs(ids) do
+    local key = ARGV[1] .. id
+    local s = redis.call('HMGET', key, 'status', 'expires_at', 'tenant')
+    if s[1] == 'pending' and s[3] == ARGV[4] and tonumber(s[2]) > now then
+      if #out < limit then out[#out + 1] = redis.call('HGETALL', key) end
+    else
+      stale[#stale + 1] = id
+    end
+  end
+  if #stale > 0 then redis.call('ZREM', KEYS[1], unpack(stale)) end
+  start = start + #ids - #stale
+end
+return out
+`);
+
 export function createRedisApprovalStore(options: { redis: Redis; keyspace: Keyspace; random?: () => string }): ApprovalStore {
   const { redis, keyspace: ks } = options;
   const newId = options.random ?? randomUUID;
@@ -62,7 +98,7 @@ export function createRedisApprovalStore(options: { redis: Redis; keyspace: Keys
       const id = newId();
       const reply = await REQUEST(
         redis,
-        [openKey(input.tenant, input.session, input.tool, input.arguments_sha256), ks.approval(id)],
+        [openKey(input.tenant, input.session, input.tool, input.arguments_sha256), ks.approval(id), ks.approvalsPending(input.tenant)],
         [ks.approvalPrefix, Math.trunc(now), id, input.tenant, input.principal, input.session, input.tool, input.arguments_sha256, Math.trunc(input.expires_at), RETAIN_AFTER_EXPIRY_MS],
       );
       return toApproval(reply)!;
@@ -78,6 +114,11 @@ export function createRedisApprovalStore(options: { redis: Redis; keyspace: Keys
 
     async consume(tenant, session, tool, argumentsSha256, now) {
       return toApproval(await CONSUME(redis, [openKey(tenant, session, tool, argumentsSha256)], [ks.approvalPrefix, Math.trunc(now)]));
+    },
+
+    async listPending(tenant, now) {
+      const replies = (await LIST_PENDING(redis, [ks.approvalsPending(tenant)], [ks.approvalPrefix, Math.trunc(now), MAX_LISTED_APPROVALS, tenant])) as unknown[];
+      return replies.map(toApproval).filter((a): a is Approval => a !== null);
     },
   };
 }

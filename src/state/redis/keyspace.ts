@@ -25,6 +25,8 @@ export interface Keyspace {
   approval(id: string): string;
   approvalPrefix: string;
   approvalOpen(callKeyHash: string): string;
+  /** Sorted set of this tenant's pending approval ids (score: created_at), for operators to list. */
+  approvalsPending(tenant: string): string;
 }
 
 export function createKeyspace(prefix: string): Keyspace {
@@ -44,5 +46,6 @@ export function createKeyspace(prefix: string): Keyspace {
     approval: (id) => `${p}:approval:${id}`,
     approvalPrefix: `${p}:approval:`,
     approvalOpen: (hash) => `${p}:approval-open:${hash}`,
+    approvalsPending: (tenant) => `${p}:approvals-pending:${tenant}`,
   };
 }

@@ -121,6 +121,19 @@ export function cliCache(): { run(args: string[], options?: CliOptions): Promise
   };
 }
 
+/** runCli that keeps every stdout and stderr, so a suite can finally search all of them for secrets. */
+export function recordingCli(): { run(args: string[], options?: CliOptions): Promise<CliResult>; output(): string } {
+  const outputs: string[] = [];
+  return {
+    async run(args, options) {
+      const result = await runCli(args, options);
+      outputs.push(result.stdout, result.stderr);
+      return result;
+    },
+    output: () => outputs.join('\n'),
+  };
+}
+
 function spawnCli(args: string[], options: CliOptions): Promise<CliResult> {
   return new Promise((resolvePromise, reject) => {
     const child = spawn(process.execPath, [MAIN, ...args], { cwd: options.cwd ?? ROOT, env: cleanEnv(options.env), stdio: ['pipe', 'pipe', 'pipe'] });

@@ -1,3 +1,4 @@
+import { MAX_LISTED_APPROVALS } from '../../../src/approvals/approval-store';
 import { createMemoryApprovalStore } from '../../../src/approvals/memory-approval-store';
 
 const call = { tenant: 'acme', principal: 'acme-agent', session: 'sess-1', tool: 'send_email', arguments_sha256: 'a'.repeat(64), expires_at: 10_000 };
@@ -67,6 +68,38 @@ describe('memory approval store', () => {
     expect(a.id).toBe('id-1');
     a.status = 'approved';
     expect((await approvals.get('id-1'))?.status).toBe('pending');
+  });
+
+  test("lists only this tenant's pending, unexpired approvals, oldest first", async () => {
+    let n = 0;
+    const approvals = createMemoryApprovalStore({ random: () => `id-${++n}` });
+    await approvals.request({ ...call, session: 'sess-late' }, 5);
+    await approvals.request({ ...call, session: 'sess-early' }, 1);
+    await approvals.request({ ...call, tenant: 'globex' }, 2);
+    const decided = await approvals.request({ ...call, session: 'sess-denied' }, 3);
+    await approvals.decide(decided.id, 'denied', 'ops', 4);
+    const approved = await approvals.request({ ...call, session: 'sess-approved' }, 3);
+    await approvals.decide(approved.id, 'approved', 'ops', 4);
+    await approvals.request({ ...call, session: 'sess-short', expires_at: 6 }, 3);
+
+    const acme = await approvals.listPending('acme', 6);
+    expect(acme.map((a) => a.session)).toEqual(['sess-early', 'sess-late']);
+    expect(acme.every((a) => a.tenant === 'acme' && a.status === 'pending')).toBe(true);
+    expect((await approvals.listPending('globex', 6)).map((a) => a.tenant)).toEqual(['globex']);
+    expect(await approvals.listPending('initech', 6)).toEqual([]);
+    // Expiry counts: at expires_at an approval can no longer be decided, so it is not listed.
+    expect(await approvals.listPending('acme', call.expires_at)).toEqual([]);
+  });
+
+  test('lists at most MAX_LISTED_APPROVALS, the oldest, and returns copies', async () => {
+    const approvals = createMemoryApprovalStore();
+    for (let i = 0; i < MAX_LISTED_APPROVALS + 5; i++) await approvals.request({ ...call, session: `s-${i}` }, i);
+    const listed = await approvals.listPending('acme', 0);
+    expect(listed).toHaveLength(MAX_LISTED_APPROVALS);
+    expect(listed[0]!.session).toBe('s-0');
+    expect(listed.at(-1)!.session).toBe(`s-${MAX_LISTED_APPROVALS - 1}`);
+    listed[0]!.status = 'approved';
+    expect((await approvals.get(listed[0]!.id))?.status).toBe('pending');
   });
 
   test('default ids are random UUIDs', async () => {

@@ -1,0 +1,79 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import type { FixtureOptions } from './fixtures';
+import { interleave } from './interleave';
+import { describeMachine } from './machine';
+import type { ScenarioResult } from './results';
+import { log, pairedRatio, runIfMain, settingsFromEnv } from './scenario';
+import { authorizeStep, mb, probeAuthorize, startBroker, type BrokerTarget } from './steps';
+
+/**
+ * Scenario 5: does the broker's cost depend on how big the deployment is? The same authorize load
+ * (tokens of 10 tenants, round robin) against a broker with 10 tenants and against one with 10,000
+ * tenants and 100,000 live sessions, every tenant with 100 tools. Reported: the authorize p50 ratio
+ * (large / small), the time to load (read, parse, validate, freeze) each policy file, and RSS.
+ */
+const TOOLS = 100;
+const kb = (bytes: number) => Math.round(bytes / 1024).toLocaleString('en-US');
+const ACTIVE = 10;
+
+function fixture(tenants: number): FixtureOptions {
+  // 10 tenants share the load, so each stays far below its per-minute quota for a whole run.
+  return { tenants, toolsPerTenant: TOOLS, activeTenants: ACTIVE, credential: { source: 'local' }, quotas: { calls_per_minute: 200_000, concurrency: 1_000_000 } };
+}
+
+export async function run(): Promise<ScenarioResult> {
+  const settings = settingsFromEnv();
+  const machine = describeMachine();
+  const logDir = await mkdtemp(join(tmpdir(), 'bulkhead-bench-logs-'));
+  const large = { tenants: Number(process.env.BENCH_SCALE_TENANTS ?? 10_000), sessions: Number(process.env.BENCH_SCALE_SESSIONS ?? 100_000) };
+  log(`scale: 10 vs ${large.tenants} tenants × ${TOOLS} tools, ${large.sessions} live sessions; ${settings.rounds} rounds × ${settings.durationSec}s`);
+  let small: BrokerTarget | undefined;
+  let big: BrokerTarget | undefined;
+  try {
+    // --expose-gc only lets the scenario ask for a full collection at the very end, to tell live data
+    // from heap the process has grown; nothing calls it while the load runs.
+    small = await startBroker(fixture(10), settings, logDir, 'scale-small', { execArgv: ['--expose-gc'] });
+    big = await startBroker(fixture(large.tenants), settings, logDir, 'scale-large', { sessions: large.sessions, execArgv: ['--expose-gc'] });
+    await probeAuthorize(small);
+    await probeAuthorize(big);
+    const smallLabel = `10 tenants`;
+    const bigLabel = `${large.tenants.toLocaleString('en-US')} tenants, ${large.sessions.toLocaleString('en-US')} sessions`;
+    const s = await interleave([authorizeStep(smallLabel, small, settings), authorizeStep(bigLabel, big, settings)], { ...settings, log });
+    const a = s[smallLabel]!;
+    const b = s[bigLabel]!;
+    const [rssSmall, rssBig] = [(await small.usage()).rssBytes, (await big.usage()).rssBytes];
+    const [liveSmall, liveBig] = [await small.usage(true), await big.usage(true)];
+    const p50Ratio = pairedRatio(b, a, (r) => r.p50Ms);
+    const bad = a.non2xx + a.errors + b.non2xx + b.errors;
+    return {
+      scenario: 'scale',
+      title: `Authorize at 10 vs ${large.tenants} tenants (${TOOLS} tools each) and ${large.sessions} live sessions`,
+      machine,
+      settings: { ...settings, tools: TOOLS, activeTenants: ACTIVE, largeTenants: large.tenants, liveSessions: large.sessions },
+      rows: [
+        { metric: 'authorize p50 / p99, 10 tenants', value: `${a.p50Ms} / ${a.p99Ms}`, unit: 'ms' },
+        { metric: `authorize p50 / p99, ${bigLabel}`, value: `${b.p50Ms} / ${b.p99Ms}`, unit: 'ms' },
+        { metric: 'authorize rps, small / large', value: `${a.rps} / ${b.rps}`, unit: 'req/s' },
+        { metric: 'authorize p50 ratio, large / small', value: p50Ratio, target: '≤ 1.1', met: p50Ratio <= 1.1 },
+        { metric: 'policy file size, small / large', value: `${kb(small.info.policyBytes)} / ${kb(big.info.policyBytes)}`, unit: 'kB' },
+        { metric: 'policy load (read, parse, validate, freeze), small', value: Math.round(small.info.policyLoadMs), unit: 'ms' },
+        { metric: 'policy load (read, parse, validate, freeze), large', value: Math.round(big.info.policyLoadMs), unit: 'ms' },
+        { metric: 'RSS once started (policy loaded, sessions created), small / large', value: `${mb(small.info.rssAfterStartBytes)} / ${mb(big.info.rssAfterStartBytes)}`, unit: 'MB' },
+        { metric: 'RSS after the runs, small', value: mb(rssSmall), unit: 'MB' },
+        { metric: 'RSS after the runs, large', value: mb(rssBig), unit: 'MB', target: '≤ 256', met: rssBig <= 256 * 2 ** 20 },
+        { metric: 'live JS heap after a full GC, small / large', value: `${mb(liveSmall.heapUsedBytes)} / ${mb(liveBig.heapUsedBytes)}`, unit: 'MB' },
+        { metric: 'RSS right after that full GC, small / large', value: `${mb(liveSmall.rssBytes)} / ${mb(liveBig.rssBytes)}`, unit: 'MB' },
+        { metric: 'denies and errors (must be 0)', value: bad, target: '0', met: bad === 0 },
+      ],
+      runs: { small: a.runs, large: b.runs, startMs: { small: small.info.startMs, large: big.info.startMs }, rssAfterStart: { small: small.info.rssAfterStartBytes, large: big.info.rssAfterStartBytes } },
+    };
+  } finally {
+    await small?.stop();
+    await big?.stop();
+    await rm(logDir, { recursive: true, force: true });
+  }
+}
+
+runIfMain(module, run);
