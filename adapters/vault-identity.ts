@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type NodeVault from 'node-vault';
 import type { Logger } from 'pino';
 import type { Clock } from '../src/clock';
-import { vaultFailure } from './vault-error';
+import { vaultFailure, vaultStatus } from './vault-error';
 import { UpstreamFailure } from './upstream-failure';
 
 /**
@@ -21,10 +21,10 @@ export interface VaultIdentity {
   token(signal?: AbortSignal): Promise<string>;
   /**
    * Vault answered 403 to a request made with `token`. Returns true when a retry with a fresh login is
-   * worth one attempt (the token was old enough to have been lost: Vault restarted, token revoked);
-   * false for a token just obtained, whose 403 is Vault's policy speaking.
+   * worth one attempt, because Vault no longer knows the token (it restarted, or the token was revoked
+   * or expired); false when the token is alive, so the 403 was Vault's policy speaking.
    */
-  refused(token: string): boolean;
+  refused(token: string, signal?: AbortSignal): Promise<boolean>;
   close(): void;
 }
 
@@ -38,8 +38,6 @@ export interface VaultIdentityOptions {
   mount: string;
   clock: Clock;
   logger?: Pick<Logger, 'info' | 'warn'>;
-  /** A 403 on a token younger than this is a real denial, not a lost token (default 2s). */
-  minTokenAgeForRetryMs?: number;
 }
 
 interface HeldToken {
@@ -52,7 +50,6 @@ interface HeldToken {
 
 export function createVaultIdentity(options: VaultIdentityOptions): VaultIdentity {
   const { client, clock, tenant } = options;
-  const minAge = options.minTokenAgeForRetryMs ?? 2000;
   let current: HeldToken | undefined;
   let pending: Promise<HeldToken> | undefined;
   let timer: NodeJS.Timeout | undefined;
@@ -133,11 +130,13 @@ export function createVaultIdentity(options: VaultIdentityOptions): VaultIdentit
       return held.value;
     },
 
-    refused(token) {
+    async refused(token, signal) {
       if (!current || current.value !== token) return true; // already replaced since: retry with the new one
-      if (clock.now() - current.obtainedAt < minAge) return false;
-      current = undefined;
-      clearTimeout(timer);
+      if (!(await tokenIsLost(client, token, signal))) return false;
+      if (current?.value === token) {
+        current = undefined;
+        clearTimeout(timer);
+      }
       return true;
     },
 
@@ -147,6 +146,20 @@ export function createVaultIdentity(options: VaultIdentityOptions): VaultIdentit
       current = undefined;
     },
   };
+}
+
+/**
+ * Whether Vault has forgotten a token it just refused. lookup-self is allowed to every live token (the
+ * `default` policy), so a 403 there means the token itself is gone; an answer means it is alive and the
+ * earlier 403 was a real denial, which must not be retried under a fresh login.
+ */
+async function tokenIsLost(client: NodeVault.client, token: string, signal?: AbortSignal): Promise<boolean> {
+  try {
+    await raceAbort(client.tokenLookupSelf({ requestOptions: { headers: { 'X-Vault-Token': token } } }), signal);
+    return false;
+  } catch (err) {
+    return vaultStatus(err) === 403;
+  }
 }
 
 /** Resolves with `promise` unless `signal` aborts first (the shared work goes on for other callers). */
@@ -174,9 +187,8 @@ export function raceAbort<T>(promise: Promise<T>, signal?: AbortSignal): Promise
  * also renews it). The file is read on first use and again whenever Vault refuses the token, so a
  * rotated file is picked up without a restart. Used only for tenants without their own AppRole.
  */
-export function createTokenFileIdentity(options: { tokenFile: string; clock: Clock; minTokenAgeForRetryMs?: number }): VaultIdentity {
-  const minAge = options.minTokenAgeForRetryMs ?? 2000;
-  let current: { value: string; readAt: number } | undefined;
+export function createTokenFileIdentity(options: { tokenFile: string; client: NodeVault.client }): VaultIdentity {
+  let current: { value: string } | undefined;
   let closed = false;
   return {
     async token() {
@@ -184,13 +196,13 @@ export function createTokenFileIdentity(options: { tokenFile: string; clock: Clo
       if (current) return current.value;
       const value = (await readFile(options.tokenFile, 'utf8')).trim();
       if (!value) throw new UpstreamFailure(`the Vault token file is empty (${options.tokenFile})`);
-      current = { value, readAt: options.clock.now() };
+      current = { value };
       return value;
     },
-    refused(token) {
+    async refused(token, signal) {
       if (!current || current.value !== token) return true;
-      if (options.clock.now() - current.readAt < minAge) return false;
-      current = undefined;
+      if (!(await tokenIsLost(options.client, token, signal))) return false;
+      if (current?.value === token) current = undefined;
       return true;
     },
     close() {

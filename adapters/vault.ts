@@ -77,15 +77,15 @@ export function createVaultSource(options: VaultSourceOptions): CredentialSource
     const a = options.shared.approle;
     const identity = a
       ? createVaultIdentity({ tenant: '(shared broker identity)', client, roleIdFile: a.roleIdFile, secretIdFile: a.secretIdFile, mount: a.mount ?? 'approle', clock: options.clock, logger: options.logger })
-      : createTokenFileIdentity({ tokenFile: options.shared.tokenFile!, clock: options.clock });
+      : createTokenFileIdentity({ tokenFile: options.shared.tokenFile!, client });
     shared = { client, identity };
   }
   const identityOf = (tenant: string) => tenants.get(tenant) ?? shared;
   const healthClient = newClient();
 
   /**
-   * Calls Vault as the tenant. A 403 on a token that may have been lost (OpenBao restarted, token
-   * revoked) gets one retry after a fresh login; a 403 on a fresh token is Vault's policy answering.
+   * Calls Vault as the tenant. A 403 on a token Vault no longer knows (OpenBao restarted, token
+   * revoked) gets one retry after a fresh login; a 403 on a live token is Vault's policy answering.
    */
   async function asTenant<T>(tenant: TenantVault, signal: AbortSignal | undefined, call: (headers: Record<string, string>) => Promise<T>): Promise<T> {
     for (let attempt = 0; ; attempt++) {
@@ -93,7 +93,7 @@ export function createVaultSource(options: VaultSourceOptions): CredentialSource
       try {
         return await call({ 'X-Vault-Token': token });
       } catch (err) {
-        if (attempt === 0 && vaultStatus(err) === 403 && tenant.identity.refused(token)) continue;
+        if (attempt === 0 && vaultStatus(err) === 403 && (await tenant.identity.refused(token, signal))) continue;
         throw err;
       }
     }

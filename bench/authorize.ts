@@ -2,9 +2,9 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { FixtureOptions } from './fixtures';
-import { interleave } from './interleave';
+import { interleave, type Summary } from './interleave';
 import { describeMachine } from './machine';
-import type { ScenarioResult } from './results';
+import type { Row, ScenarioResult } from './results';
 import { log, pairedRatio, runIfMain, settingsFromEnv } from './scenario';
 import { authorizeStep, floorStep, mb, probeAuthorize, startBroker, startFloor, tenantStatus } from './steps';
 
@@ -17,6 +17,9 @@ import { authorizeStep, floorStep, mb, probeAuthorize, startBroker, startFloor, 
  * scenario does not call /v1/complete, so each allowed call keeps its concurrency slot until its
  * token expires; the limit is set above the number of calls a run makes, and the slots still held at
  * the end are reported.
+ *
+ * BENCH_BASELINE_DIST=/path/to/other/dist adds a fourth side: the same broker target run from another
+ * build (e.g. the tree before an optimisation), so before and after are measured in the same rounds.
  */
 export const AUTHORIZE_FIXTURE: FixtureOptions = {
   tenants: 3,
@@ -32,13 +35,21 @@ export async function run(): Promise<ScenarioResult> {
   const logDir = await mkdtemp(join(tmpdir(), 'bulkhead-bench-logs-'));
   log(`authorize vs floor: ${settings.rounds} rounds × ${settings.durationSec}s, ${settings.connections} connections`);
   const broker = await startBroker(AUTHORIZE_FIXTURE, settings, logDir, 'authorize');
+  const baselineDist = process.env.BENCH_BASELINE_DIST;
+  const baseline = baselineDist ? await startBroker(AUTHORIZE_FIXTURE, settings, logDir, 'baseline', { benchDir: join(baselineDist, 'bench') }) : undefined;
   try {
     const probe = await probeAuthorize(broker);
+    if (baseline) await probeAuthorize(baseline);
     const express = await startFloor({ kind: 'express', responseBytes: probe.responseBytes });
     const http = await startFloor({ kind: 'http', responseBytes: probe.responseBytes });
     try {
       const s = await interleave(
-        [floorStep('floor: express 5', express, broker, settings), floorStep('floor: node:http', http, broker, settings), authorizeStep('authorize', broker, settings)],
+        [
+          floorStep('floor: express 5', express, broker, settings),
+          floorStep('floor: node:http', http, broker, settings),
+          authorizeStep('authorize', broker, settings),
+          ...(baseline ? [authorizeStep('authorize (baseline build)', baseline, settings)] : []),
+        ],
         { ...settings, log },
       );
       const floorExpress = s['floor: express 5']!;
@@ -68,8 +79,9 @@ export async function run(): Promise<ScenarioResult> {
           { metric: 'authorize denies and errors (must be 0)', value: denies, target: '0', met: denies === 0 },
           { metric: 'concurrency slots still held after the runs (no /v1/complete)', value: status.quota?.in_flight ?? 'n/a' },
           { metric: 'broker RSS after the runs', value: mb(rss), unit: 'MB' },
+          ...baselineRows(s['authorize (baseline build)'], authorize, floorExpress, baselineDist),
         ],
-        runs: { floorExpress: floorExpress.runs, floorHttp: floorHttp.runs, authorize: authorize.runs },
+        runs: { floorExpress: floorExpress.runs, floorHttp: floorHttp.runs, authorize: authorize.runs, ...(baseline ? { baseline: s['authorize (baseline build)']!.runs } : {}) },
       };
     } finally {
       await express.stop();
@@ -77,8 +89,21 @@ export async function run(): Promise<ScenarioResult> {
     }
   } finally {
     await broker.stop();
+    await baseline?.stop();
     await rm(logDir, { recursive: true, force: true });
   }
+}
+
+function baselineRows(baseline: Summary | undefined, authorize: Summary, floor: Summary, dist?: string): Row[] {
+  if (!baseline) return [];
+  return [
+    { metric: `baseline build (${dist}): authorize`, value: baseline.rps, unit: 'req/s' },
+    { metric: 'baseline build: authorize p50 / p99', value: `${baseline.p50Ms} / ${baseline.p99Ms}`, unit: 'ms' },
+    { metric: 'baseline build: authorize rps / express floor rps', value: pairedRatio(baseline, floor, (r) => r.rps) },
+    { metric: 'baseline build: server CPU per authorize', value: baseline.serverCpuUs, unit: 'µs' },
+    { metric: 'this build / baseline build: authorize rps', value: pairedRatio(authorize, baseline, (r) => r.rps) },
+    { metric: 'this build / baseline build: authorize p50', value: pairedRatio(authorize, baseline, (r) => r.p50Ms) },
+  ];
 }
 
 runIfMain(module, run);

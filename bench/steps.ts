@@ -26,7 +26,7 @@ export async function startBroker(
   settings: Settings,
   dir: string,
   name: string,
-  options: { sessions?: number; execArgv?: string[] } = {},
+  options: { sessions?: number; execArgv?: string[]; benchDir?: string } = {},
 ): Promise<BrokerTarget> {
   const { raw, ...rest } = buildFixture(fixture);
   const policyFile = join(dir, `${name}-policy.json`);
@@ -36,6 +36,7 @@ export async function startBroker(
     execArgv: [...brokerExecArgv(settings), ...(options.execArgv ?? [])],
     stdoutFile: join(dir, `${name}.log`),
     readyTimeoutMs: 300_000,
+    ...(options.benchDir ? { benchDir: options.benchDir } : {}),
   });
 }
 

@@ -40,13 +40,15 @@ export interface StartOptions {
   readyTimeoutMs?: number;
   /** Where the child's stdout goes (the broker logs there, as `bulkhead serve > file` would); default: discarded. */
   stdoutFile?: string;
+  /** Another build's dist/bench directory, to run its target instead of this one (before/after comparisons). */
+  benchDir?: string;
 }
 
 type Message = { type: 'ready'; info: unknown } | { type: 'usage'; rss: number; heap: number; cpu: number } | { type: 'error'; message: string };
 
 export async function startTarget<Info>(name: string, config: unknown, options: StartOptions = {}): Promise<Target<Info>> {
   const stdout = options.stdoutFile === undefined ? 'ignore' : openSync(options.stdoutFile, 'a');
-  const child = fork(join(__dirname, 'targets', `${name}.js`), [JSON.stringify(config)], {
+  const child = fork(join(options.benchDir ?? __dirname, 'targets', `${name}.js`), [JSON.stringify(config)], {
     execArgv: options.execArgv ?? [],
     env: { ...process.env, ...options.env },
     stdio: ['ignore', stdout, 'inherit', 'ipc'],

@@ -29,7 +29,7 @@ test('latest.md keeps the newest result of every scenario, so running one scenar
     expect(md).toContain('| authorize | ratio | 0.85 | ≥ 0.8 | yes |');
     expect(md).toContain('| tokens | ratio | 0.7 | ≥ 0.8 | **no** |');
     expect(md).toContain('[mcp-wrapper.md](mcp-wrapper.md)');
-    expect(md).not.toContain('0.5 |');
+    expect(md).not.toContain('| authorize | ratio | 0.5 |');
   } finally {
     await rm(dir, { recursive: true, force: true });
   }
