@@ -27,7 +27,6 @@ type Autocannon = (
   options: { url: string; connections: number; duration: number; pipelining?: number; requests?: AutocannonRequest[]; method?: string; headers?: Record<string, string>; body?: string },
   done: (err: Error | null, result: AutocannonResult) => void,
 ) => AutocannonInstance;
-// eslint-disable-next-line @typescript-eslint/no-require-imports
 const autocannon: Autocannon = require('autocannon');
 
 export interface LoadOptions {

@@ -13,6 +13,10 @@ import { authorizeStep, mb, probeAuthorize, startBroker, type BrokerTarget } fro
  * (tokens of 10 tenants, round robin) against a broker with 10 tenants and against one with 10,000
  * tenants and 100,000 live sessions, every tenant with 100 tools. Reported: the authorize p50 ratio
  * (large / small), the time to load (read, parse, validate, freeze) each policy file, and RSS.
+ *
+ * A third side runs the large deployment with V8's old space capped (--max-old-space-size, default
+ * 256 MB, BENCH_SCALE_HEAP_MB): without a cap V8 lets the heap grow to several times the live data
+ * before collecting, so RSS mostly measures that headroom, not what the broker keeps.
  */
 const TOOLS = 100;
 const kb = (bytes: number) => Math.round(bytes / 1024).toLocaleString('en-US');
@@ -29,29 +33,36 @@ export async function run(): Promise<ScenarioResult> {
   const logDir = await mkdtemp(join(tmpdir(), 'bulkhead-bench-logs-'));
   const large = { tenants: Number(process.env.BENCH_SCALE_TENANTS ?? 10_000), sessions: Number(process.env.BENCH_SCALE_SESSIONS ?? 100_000) };
   log(`scale: 10 vs ${large.tenants} tenants × ${TOOLS} tools, ${large.sessions} live sessions; ${settings.rounds} rounds × ${settings.durationSec}s`);
+  const heapMb = Number(process.env.BENCH_SCALE_HEAP_MB ?? 256);
   let small: BrokerTarget | undefined;
   let big: BrokerTarget | undefined;
+  let capped: BrokerTarget | undefined;
   try {
     // --expose-gc only lets the scenario ask for a full collection at the very end, to tell live data
     // from heap the process has grown; nothing calls it while the load runs.
     small = await startBroker(fixture(10), settings, logDir, 'scale-small', { execArgv: ['--expose-gc'] });
     big = await startBroker(fixture(large.tenants), settings, logDir, 'scale-large', { sessions: large.sessions, execArgv: ['--expose-gc'] });
+    capped = await startBroker(fixture(large.tenants), settings, logDir, 'scale-capped', { sessions: large.sessions, execArgv: ['--expose-gc', `--max-old-space-size=${heapMb}`] });
     await probeAuthorize(small);
     await probeAuthorize(big);
+    await probeAuthorize(capped);
     const smallLabel = `10 tenants`;
     const bigLabel = `${large.tenants.toLocaleString('en-US')} tenants, ${large.sessions.toLocaleString('en-US')} sessions`;
-    const s = await interleave([authorizeStep(smallLabel, small, settings), authorizeStep(bigLabel, big, settings)], { ...settings, log });
+    const cappedLabel = `the same, old space capped at ${heapMb} MB`;
+    const s = await interleave([authorizeStep(smallLabel, small, settings), authorizeStep(bigLabel, big, settings), authorizeStep(cappedLabel, capped, settings)], { ...settings, log });
     const a = s[smallLabel]!;
     const b = s[bigLabel]!;
-    const [rssSmall, rssBig] = [(await small.usage()).rssBytes, (await big.usage()).rssBytes];
+    const c = s[cappedLabel]!;
+    const [rssSmall, rssBig, rssCapped] = [(await small.usage()).rssBytes, (await big.usage()).rssBytes, (await capped.usage()).rssBytes];
     const [liveSmall, liveBig] = [await small.usage(true), await big.usage(true)];
     const p50Ratio = pairedRatio(b, a, (r) => r.p50Ms);
-    const bad = a.non2xx + a.errors + b.non2xx + b.errors;
+    const p50RatioCapped = pairedRatio(c, a, (r) => r.p50Ms);
+    const bad = a.non2xx + a.errors + b.non2xx + b.errors + c.non2xx + c.errors;
     return {
       scenario: 'scale',
       title: `Authorize at 10 vs ${large.tenants} tenants (${TOOLS} tools each) and ${large.sessions} live sessions`,
       machine,
-      settings: { ...settings, tools: TOOLS, activeTenants: ACTIVE, largeTenants: large.tenants, liveSessions: large.sessions },
+      settings: { ...settings, tools: TOOLS, activeTenants: ACTIVE, largeTenants: large.tenants, liveSessions: large.sessions, cappedOldSpaceMb: heapMb },
       rows: [
         { metric: 'authorize p50 / p99, 10 tenants', value: `${a.p50Ms} / ${a.p99Ms}`, unit: 'ms' },
         { metric: `authorize p50 / p99, ${bigLabel}`, value: `${b.p50Ms} / ${b.p99Ms}`, unit: 'ms' },
@@ -64,14 +75,18 @@ export async function run(): Promise<ScenarioResult> {
         { metric: 'RSS after the runs, small', value: mb(rssSmall), unit: 'MB' },
         { metric: 'RSS after the runs, large', value: mb(rssBig), unit: 'MB', target: '≤ 256', met: rssBig <= 256 * 2 ** 20 },
         { metric: 'live JS heap after a full GC, small / large', value: `${mb(liveSmall.heapUsedBytes)} / ${mb(liveBig.heapUsedBytes)}`, unit: 'MB' },
-        { metric: 'RSS right after that full GC, small / large', value: `${mb(liveSmall.rssBytes)} / ${mb(liveBig.rssBytes)}`, unit: 'MB' },
+        { metric: `large, --max-old-space-size=${heapMb}: RSS once started`, value: mb(capped.info.rssAfterStartBytes), unit: 'MB' },
+        { metric: `large, --max-old-space-size=${heapMb}: RSS after the runs`, value: mb(rssCapped), unit: 'MB', target: '≤ 256', met: rssCapped <= 256 * 2 ** 20 },
+        { metric: `large, --max-old-space-size=${heapMb}: authorize p50 ratio to small`, value: p50RatioCapped, target: '≤ 1.1', met: p50RatioCapped <= 1.1 },
+        { metric: `large, --max-old-space-size=${heapMb}: authorize rps`, value: c.rps, unit: 'req/s' },
         { metric: 'denies and errors (must be 0)', value: bad, target: '0', met: bad === 0 },
       ],
-      runs: { small: a.runs, large: b.runs, startMs: { small: small.info.startMs, large: big.info.startMs }, rssAfterStart: { small: small.info.rssAfterStartBytes, large: big.info.rssAfterStartBytes } },
+      runs: { small: a.runs, large: b.runs, capped: c.runs, startMs: { small: small.info.startMs, large: big.info.startMs }, rssAfterStart: { small: small.info.rssAfterStartBytes, large: big.info.rssAfterStartBytes } },
     };
   } finally {
     await small?.stop();
     await big?.stop();
+    await capped?.stop();
     await rm(logDir, { recursive: true, force: true });
   }
 }

@@ -7,7 +7,8 @@ import { join } from 'node:path';
  * machine each gets a core instead of starving the other, and the floor servers and the broker are
  * measured the same way. A target is a module under dist/bench/targets/ that calls `serveTarget`.
  *
- * Protocol over the IPC channel: the child sends `{type:'ready', info}` once listening; the parent
+ * Protocol over the IPC channel: the parent sends `{type:'config', config}`, the child answers
+ * `{type:'ready', info}` once listening (or `{type:'error', message}`); the parent
  * may ask `{type:'usage'}` (answered `{type:'usage', rss, cpu}`) and ends it with `{type:'stop'}`, on which the
  * child closes and exits normally, so `--cpu-prof` gets to write its profile.
  */
@@ -48,12 +49,14 @@ type Message = { type: 'ready'; info: unknown } | { type: 'usage'; rss: number; 
 
 export async function startTarget<Info>(name: string, config: unknown, options: StartOptions = {}): Promise<Target<Info>> {
   const stdout = options.stdoutFile === undefined ? 'ignore' : openSync(options.stdoutFile, 'a');
-  const child = fork(join(options.benchDir ?? __dirname, 'targets', `${name}.js`), [JSON.stringify(config)], {
+  const child = fork(join(options.benchDir ?? __dirname, 'targets', `${name}.js`), [], {
     execArgv: options.execArgv ?? [],
     env: { ...process.env, ...options.env },
     stdio: ['ignore', stdout, 'inherit', 'ipc'],
   });
   if (typeof stdout === 'number') closeSync(stdout); // the child has its own copy
+  // Over IPC, not argv: the config holds the bench's (throwaway) secrets, which argv would show in `ps`.
+  child.send({ type: 'config', config });
   const info = await new Promise<Info>((resolve, reject) => {
     const timer = setTimeout(() => {
       child.kill('SIGKILL');
@@ -109,7 +112,12 @@ function stopChild(child: ChildProcess): Promise<void> {
 
 /** The child side: report `info` once ready, answer RSS queries, and run `close` before exiting on stop. */
 export function serveTarget(start: (config: any) => Promise<{ info: unknown; close(): Promise<void> }>): void {
-  const config: unknown = JSON.parse(process.argv[2] ?? '{}');
+  process.once('message', (first: { type: string; config?: unknown }) => {
+    if (first.type === 'config') run(start, first.config);
+  });
+}
+
+function run(start: (config: any) => Promise<{ info: unknown; close(): Promise<void> }>, config: unknown): void {
   start(config).then(
     ({ info, close }) => {
       let closing: Promise<void> | undefined;

@@ -15,7 +15,7 @@ import { serveTarget } from '../target-process';
  * and one access token per active tenant, issued through the token service.
  */
 export interface BrokerTargetConfig {
-  /** Written by the parent (writeBrokerPolicy), so the broker starts from a file as `bulkhead serve` does. */
+  /** Written by the parent (steps.ts startBroker), so the broker starts from a file as `bulkhead serve` does. */
   policyFile: string;
   fixture: Omit<Fixture, 'raw'> & { options: FixtureOptions };
   /** Live sessions to create before measuring, spread over all tenants. */
