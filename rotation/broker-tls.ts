@@ -7,7 +7,6 @@ import type { Clock } from '../src/clock';
 import type { Policy } from '../src/policy/schema';
 import type { CertificateAuthority } from './certificate-authority';
 import { createServerCertificate, type ServerCertificate, type ServerNames } from './certificates';
-import { createInternalCa } from './internal-ca';
 import type { Timer } from './scheduler';
 import { certificateIdentity, type CertificateRole } from './tls-identity';
 import { createVaultPki } from './vault-pki';
@@ -50,7 +49,8 @@ export function certificateAuthorityFor(options: BrokerTlsOptions): CertificateA
   const { policy, env = process.env } = options;
   const tls = policy.broker.tls;
   if (tls.mode === 'off') return null;
-  if (tls.mode === 'internal-ca') return createInternalCa({ dataDir: options.dataDir, masterKey: options.masterKey, clock: options.clock });
+  // Required here, not imported: the X.509 library loads only when a TLS mode needs it (cold start).
+  if (tls.mode === 'internal-ca') return (require('./internal-ca') as typeof import('./internal-ca')).createInternalCa({ dataDir: options.dataDir, masterKey: options.masterKey, clock: options.clock });
   const vault = policy.broker.upstreams.vault;
   if (!vault) throw new Error('broker.tls.mode: vault-pki needs broker.upstreams.vault (address and a token)');
   const tokenFile = vault.auth?.token_file;
@@ -88,7 +88,7 @@ export async function createBrokerTls(options: BrokerTlsOptions & { currentPolic
     logger: options.logger,
   });
   await serverCertificate.init();
-  const internal = ca as Partial<ReturnType<typeof createInternalCa>>;
+  const internal = ca as Partial<ReturnType<typeof import('./internal-ca').createInternalCa>>;
   return {
     ca,
     serverCertificate,

@@ -1,7 +1,6 @@
 import type { Logger } from 'pino';
-import { createAwsSource } from '../../adapters/aws';
 import { createLocalSecretStore, createLocalSource } from '../../adapters/local';
-import { createVaultSource, type VaultTenantAuth } from '../../adapters/vault';
+import type { VaultTenantAuth } from '../../adapters/vault';
 import { systemClock, type Clock } from '../clock';
 import type { CredentialSource } from '../credentials/credential-source';
 import type { Policy } from '../policy/schema';
@@ -9,6 +8,7 @@ import type { Policy } from '../policy/schema';
 /**
  * Builds the credential sources the policy needs: the embedded local store always, Vault and AWS when
  * `broker.upstreams` configures them. This is composition, so it may import adapters; src/ logic may not.
+ * The Vault and AWS adapters are required only when configured: their SDKs are most of a cold start.
  */
 export async function createCredentialSources(options: { policy: Policy; dataDir: string; masterKey: Buffer; logger: Logger; clock?: Clock }): Promise<CredentialSource[]> {
   const sources: CredentialSource[] = [createLocalSource(createLocalSecretStore({ dataDir: options.dataDir, masterKey: options.masterKey }))];
@@ -36,8 +36,12 @@ export async function createCredentialSources(options: { policy: Policy; dataDir
         'vault: these tenants have no AppRole of their own and read Vault with the shared broker identity; Vault cannot keep them apart (set tenants.<t>.vault.approle)',
       );
     }
+    const { createVaultSource } = require('../../adapters/vault') as typeof import('../../adapters/vault');
     sources.push(createVaultSource({ address: vault.address, namespace: vault.namespace, timeoutMs: vault.timeout, tenants, shared, clock, logger: options.logger.child({ upstream: 'vault' }) }));
   }
-  if (aws) sources.push(createAwsSource({ region: aws.region, endpoint: aws.endpoint, timeoutMs: aws.timeout, clock }));
+  if (aws) {
+    const { createAwsSource } = require('../../adapters/aws') as typeof import('../../adapters/aws');
+    sources.push(createAwsSource({ region: aws.region, endpoint: aws.endpoint, timeoutMs: aws.timeout, clock }));
+  }
   return sources;
 }
