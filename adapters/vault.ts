@@ -46,8 +46,6 @@ export interface VaultSourceOptions {
   shared?: { approle?: VaultTenantAuth; tokenFile?: string };
   clock: Clock;
   logger?: Pick<Logger, 'info' | 'warn'>;
-  /** Injected for tests that point the adapter at a server which never answers. */
-  fetch?: typeof fetch;
 }
 
 interface TenantVault {
@@ -56,7 +54,7 @@ interface TenantVault {
 }
 
 export function createVaultSource(options: VaultSourceOptions): CredentialSource {
-  const transport = createVaultTransport({ timeoutMs: options.timeoutMs, fetch: options.fetch });
+  const transport = createVaultTransport({ timeoutMs: options.timeoutMs });
   const newClient = () => {
     const client = NodeVault({ endpoint: options.address, namespace: options.namespace, 'request-promise': transport });
     // node-vault falls back to VAULT_TOKEN / VAULT_NAMESPACE from the environment; a broker must never
@@ -197,6 +195,7 @@ export function createVaultSource(options: VaultSourceOptions): CredentialSource
     async close() {
       for (const tenant of tenants.values()) tenant.identity.close();
       shared?.identity.close();
+      transport.close();
     },
   };
 }
