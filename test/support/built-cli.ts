@@ -1,36 +1,81 @@
-import { execFile } from 'node:child_process';
-import { existsSync } from 'node:fs';
-import { readdir, stat } from 'node:fs/promises';
+import { execFile, spawnSync } from 'node:child_process';
+import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { promisify } from 'node:util';
 
 /**
  * The real CLI, as users run it: `node dist/src/cli/main.js <verb>`. `npm test` builds first; when jest
- * runs alone and dist/ is older than the sources, this builds once (type errors elsewhere in the tree
- * do not stop tsc from emitting, so a half-finished file of someone else's does not block the CLI).
+ * runs alone and dist/ is older than the sources, `ensureBuilt` compiles once. A lock directory keeps two
+ * jest workers from compiling into dist at once.
  */
 const run = promisify(execFile);
 export const ROOT = resolve(__dirname, '../..');
 export const CLI = join(ROOT, 'dist/src/cli/main.js');
+export const MAIN = CLI;
 
-async function newestSource(dir: string): Promise<number> {
+const SOURCE_DIRS = ['src', 'adapters', 'rotation'];
+const LOCK = join(ROOT, 'dist/.cli-test-build.lock');
+
+function newestSource(dir: string): number {
   let newest = 0;
-  for (const entry of await readdir(dir, { withFileTypes: true }).catch(() => [])) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) newest = Math.max(newest, await newestSource(path));
-    else if (entry.name.endsWith('.ts')) newest = Math.max(newest, (await stat(path)).mtimeMs);
+  let entries: string[];
+  try {
+    entries = readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of entries) {
+    const path = join(dir, name);
+    const info = statSync(path);
+    if (info.isDirectory()) newest = Math.max(newest, newestSource(path));
+    else if (name.endsWith('.ts')) newest = Math.max(newest, info.mtimeMs);
   }
   return newest;
 }
 
-/** Builds dist/ if it is missing or older than src/, adapters/ or rotation/. Give the caller's hook a long timeout. */
-export async function ensureBuiltCli(): Promise<string> {
-  const built = existsSync(CLI) ? (await stat(CLI)).mtimeMs : 0;
-  const sources = Math.max(await newestSource(join(ROOT, 'src')), await newestSource(join(ROOT, 'adapters')), await newestSource(join(ROOT, 'rotation')));
-  if (built < sources) {
-    await run(process.execPath, [join(ROOT, 'node_modules/typescript/bin/tsc'), '-p', join(ROOT, 'tsconfig.json')], { cwd: ROOT }).catch(() => undefined);
+function isFresh(): boolean {
+  try {
+    const built = statSync(MAIN).mtimeMs;
+    return SOURCE_DIRS.every((dir) => newestSource(join(ROOT, dir)) <= built);
+  } catch {
+    return false;
   }
-  if (!existsSync(CLI)) throw new Error(`${CLI} is missing and the build did not produce it; run npm run build`);
+}
+
+function sleep(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
+export function ensureBuilt(): void {
+  if (isFresh()) return;
+  mkdirSync(join(ROOT, 'dist'), { recursive: true });
+  for (;;) {
+    try {
+      mkdirSync(LOCK);
+      break;
+    } catch {
+      // Another worker is compiling; a lock left by a killed run is taken over after two minutes.
+      const age = Date.now() - (statSync(LOCK, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
+      if (age > 120_000) rmSync(LOCK, { recursive: true, force: true });
+      sleep(200);
+    }
+  }
+  try {
+    if (!isFresh()) {
+      // Type errors in files still being written elsewhere do not stop tsc from emitting; what matters
+      // here is that the CLI's JavaScript is current.
+      const result = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
+      if (result.error) throw result.error;
+    }
+  } finally {
+    rmSync(LOCK, { recursive: true, force: true });
+  }
+  statSync(MAIN);
+}
+
+/** The async form for hooks that already await other setup. */
+export async function ensureBuiltCli(): Promise<string> {
+  ensureBuilt();
   return CLI;
 }
 

@@ -1,74 +1,12 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
-import { mkdirSync, readdirSync, rmSync, statSync } from 'node:fs';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { createServer } from 'node:net';
-import { join, resolve } from 'node:path';
 
 /**
- * Runs the BUILT CLI (`node dist/src/cli/main.js`) the way a user does. `ensureBuilt` compiles first
- * when any source is newer than dist (npm test builds anyway; this keeps `npx jest test/unit/cli` honest
- * when run alone). A lock directory keeps two jest workers from compiling into dist at once.
+ * Runs the BUILT CLI (`node dist/src/cli/main.js`) the way a user does; `ensureBuilt` (test/support/
+ * built-cli.ts) compiles first when any source is newer than dist.
  */
-export const ROOT = resolve(__dirname, '../../..');
-export const MAIN = join(ROOT, 'dist/src/cli/main.js');
-const SOURCE_DIRS = ['src', 'adapters', 'rotation'];
-const LOCK = join(ROOT, 'dist/.cli-test-build.lock');
-
-function newestSource(dir: string): number {
-  let newest = 0;
-  let entries: string[];
-  try {
-    entries = readdirSync(dir);
-  } catch {
-    return 0;
-  }
-  for (const name of entries) {
-    const path = join(dir, name);
-    const info = statSync(path);
-    if (info.isDirectory()) newest = Math.max(newest, newestSource(path));
-    else if (name.endsWith('.ts')) newest = Math.max(newest, info.mtimeMs);
-  }
-  return newest;
-}
-
-function isFresh(): boolean {
-  try {
-    const built = statSync(MAIN).mtimeMs;
-    return SOURCE_DIRS.every((dir) => newestSource(join(ROOT, dir)) <= built);
-  } catch {
-    return false;
-  }
-}
-
-function sleep(ms: number): void {
-  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
-}
-
-export function ensureBuilt(): void {
-  if (isFresh()) return;
-  mkdirSync(join(ROOT, 'dist'), { recursive: true });
-  for (;;) {
-    try {
-      mkdirSync(LOCK);
-      break;
-    } catch {
-      // Another worker is compiling; a lock left by a killed run is taken over after two minutes.
-      const age = Date.now() - (statSync(LOCK, { throwIfNoEntry: false })?.mtimeMs ?? Date.now());
-      if (age > 120_000) rmSync(LOCK, { recursive: true, force: true });
-      sleep(200);
-    }
-  }
-  try {
-    if (!isFresh()) {
-      // Type errors in files still being written elsewhere do not stop tsc from emitting; what matters
-      // here is that the CLI's JavaScript is current.
-      const result = spawnSync('npx', ['tsc', '-p', 'tsconfig.json'], { cwd: ROOT, encoding: 'utf8' });
-      if (result.error) throw result.error;
-    }
-  } finally {
-    rmSync(LOCK, { recursive: true, force: true });
-  }
-  statSync(MAIN);
-}
+export { ensureBuilt, MAIN, ROOT } from '../../support/built-cli';
+import { MAIN, ROOT } from '../../support/built-cli';
 
 /** An environment without any BULKHEAD_* a developer may have exported, so runs are deterministic. */
 export function cleanEnv(extra: Record<string, string> = {}): NodeJS.ProcessEnv {
