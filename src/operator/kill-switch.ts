@@ -25,7 +25,7 @@ export interface RevokeResult {
 export interface KillSwitchDeps {
   policy: () => Policy;
   revocations: Pick<RevocationStore, 'revoke' | 'restoreTenant'>;
-  sessions: Pick<SessionStore, 'leasesOf' | 'takeCall'>;
+  sessions: Pick<SessionStore, 'leasesOf' | 'takeCall' | 'tenantOfSession'>;
   quotas: Pick<QuotaStore, 'releaseSlot'>;
   credentials: Pick<CredentialResolver, 'revokeLease'>;
   audit: Pick<AuditLog, 'append'>;
@@ -66,7 +66,9 @@ export function createKillSwitch(deps: KillSwitchDeps) {
         }
       }
     }
-    const tenant = 'tenant' in target ? target.tenant : undefined;
+    // A session's tenant is not in the request; the session store knows it while the session is live.
+    const tenant =
+      'tenant' in target ? target.tenant : target.kind === 'session' ? await deps.sessions.tenantOfSession(target.session, Object.keys(deps.policy().tenants)).catch(() => null) : null;
     if (tenant) {
       await deps.audit
         .append(tenant, { type: 'revoke', operator: input.operator, detail: describe(target), reason: input.reason?.slice(0, 200) })

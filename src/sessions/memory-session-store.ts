@@ -72,6 +72,11 @@ export function createMemorySessionStore(options: MemorySessionStoreOptions): Se
       return live.size;
     },
 
+    async tenantOfSession(session, tenants) {
+      await loading;
+      return tenants.find((tenant) => sessions.get(tenant)?.has(session)) ?? null;
+    },
+
     async quarantine(tenant, session, reason) {
       const journal = await loading;
       // In effect at once; durable (when configured) before this resolves.

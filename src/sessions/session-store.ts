@@ -20,6 +20,8 @@ export interface SessionStore {
   /** Notes a live session until its token's expiry (epoch ms). */
   touch(tenant: string, session: string, expiresAt: number): Promise<void>;
   liveSessions(tenant: string, now: number): Promise<number>;
+  /** Which of these tenants a live session belongs to, if any (so the kill switch can audit it there). */
+  tenantOfSession(session: string, tenants: readonly string[]): Promise<string | null>;
   quarantine(tenant: string, session: string, reason: string): Promise<void>;
   isQuarantined(tenant: string, session: string): Promise<boolean>;
   /** Throws if the call id is already in flight (a live call id belongs to whoever opened it). */

@@ -231,6 +231,10 @@ describeWithUpstream(['postgres', 'redis'], 'shared state (Redis + PostgreSQL) a
     await a!.sessions.touch('acme', 's1', Date.now() + 60_000);
     await b!.sessions.touch('acme', 's2', Date.now() + 60_000);
     expect(await a!.sessions.liveSessions('acme', Date.now())).toBe(2);
+    // Any replica can tell the kill switch whose session it is (to audit it in that tenant's stream).
+    expect(await b!.sessions.tenantOfSession('s1', ['globex', 'acme'])).toBe('acme');
+    expect(await b!.sessions.tenantOfSession('s1', ['globex'])).toBeNull();
+    expect(await a!.sessions.tenantOfSession('nope', ['globex', 'acme'])).toBeNull();
 
     await a!.sessions.quarantine('acme', 's9', 'max_records_exceeded');
     expect(await b!.sessions.isQuarantined('acme', 's9')).toBe(true);

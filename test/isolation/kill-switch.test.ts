@@ -68,6 +68,11 @@ describe('session, token and principal revocation', () => {
     const answer = await revoke({ session: claimsOf(first).sid });
     expect(answer.status).toBe(200);
     expect(answer.body).toMatchObject({ revoked: { session: claimsOf(first).sid }, upstream_leases_revoked: expect.any(Number), effective_at: expect.any(String) });
+    // The revocation is in the session's own tenant's audit stream, and in no other.
+    const revokeRecords = async (tenant: string) => (await auditEvents(h, tenant)).filter((e: { type?: string; detail?: string }) => e.type === 'revoke' && e.detail === `session ${claimsOf(first).sid}`);
+    expect(await revokeRecords('globex')).toEqual([expect.objectContaining({ operator: 'ops', reason: 'isolation test' })]);
+    expect(await revokeRecords('acme')).toEqual([]);
+    expect(await revokeRecords('initech')).toEqual([]);
 
     await expectRevokedFirst(first, 'session_revoked');
     await expectRevokedFirst(refreshed, 'session_revoked');

@@ -77,6 +77,16 @@ export function createRedisSessionStore(options: { redis: Redis; keyspace: Keysp
       return Number(result?.[1]?.[1] ?? 0);
     },
 
+    async tenantOfSession(session, tenants) {
+      if (tenants.length === 0) return null;
+      // One round trip: a ZSCORE per tenant, pipelined (only the kill switch asks, never the hot path).
+      const pipeline = redis.pipeline();
+      for (const tenant of tenants) pipeline.zscore(ks.sessions(tenant), session);
+      const answers = (await pipeline.exec()) ?? [];
+      const index = answers.findIndex(([err, score]) => !err && score !== null);
+      return index >= 0 ? tenants[index]! : null;
+    },
+
     async quarantine(tenant, session, reason) {
       await redis.sadd(ks.quarantined(tenant), session);
       await quarantines.add({ tenant, session, reason, at: clock.now() });

@@ -37,6 +37,15 @@ describe('memory session store', () => {
     expect(await sessions.liveSessions('acme', 20_000)).toBe(0);
   });
 
+  test("names a session's tenant among the ones asked about, and only a tenant that has it", async () => {
+    const sessions = createMemorySessionStore({ clock: manualClock(0) });
+    await sessions.touch('acme', 's1', 10_000);
+    await sessions.touch('globex', 's2', 10_000);
+    expect(await sessions.tenantOfSession('s1', ['globex', 'acme'])).toBe('acme');
+    expect(await sessions.tenantOfSession('s1', ['globex'])).toBeNull();
+    expect(await sessions.tenantOfSession('unknown', ['acme', 'globex'])).toBeNull();
+  });
+
   test('a later touch with an older token never shortens a session', async () => {
     const sessions = createMemorySessionStore({ clock: manualClock(0) });
     await sessions.touch('acme', 's1', 20_000);
