@@ -1,14 +1,13 @@
 import { randomBytes } from 'node:crypto';
 import { importJWK, SignJWT } from 'jose';
 import { manualClock } from '../../../src/clock';
-import { isBrokerError } from '../../../src/errors';
 import { createTokenIssuer } from '../../../src/tokens/issuer';
 import { createKeyRing } from '../../../src/tokens/key-ring';
 import { createFileKeyStore, type KeyStore } from '../../../src/tokens/key-store';
 import { createTokenVerifier } from '../../../src/tokens/verifier';
 import { createKeyRotation } from '../../../rotation/key-rotation';
 import { createSoleLeaderLock, type LeaderLock } from '../../../rotation/leader-lock';
-import { ISSUER, MAX_TTL, SKEW, tempDir } from '../tokens/fixtures';
+import { ISSUER, MAX_TTL, reasonOf, SKEW, tempDir } from '../tokens/fixtures';
 import { manualTimer } from './manual-timer';
 
 const HOUR = 3_600_000;
@@ -26,16 +25,6 @@ async function replica(dir: string, masterKey: Buffer, clock: ReturnType<typeof 
   const verifier = createTokenVerifier({ keyRing, clock, issuer: ISSUER, clockSkewMs: SKEW, cacheSize: 0 });
   const kidOf = (state: string) => keyRing.status().find((k) => k.state === state)?.kid;
   return { keyRing, rotation, issuer, verifier, timer, kidOf };
-}
-
-async function outcome(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'verified';
-  } catch (err) {
-    if (isBrokerError(err)) return err.reason;
-    throw err;
-  }
 }
 
 describe('signing key rotation timer', () => {
@@ -75,11 +64,11 @@ describe('signing key rotation timer', () => {
       await r.timer.advanceTo(T0 + i * PERIOD);
       expect(r.keyRing.signingKey().kid).not.toBe(JSON.parse(Buffer.from(token.split('.')[0]!, 'base64url').toString()).kid);
       // Signed by the key that just stopped signing: valid for its whole life, refused only once expired.
-      expect(await outcome(r.verifier.verify(token, 'crm-mcp'))).toBe('verified');
+      expect(await reasonOf(r.verifier.verify(token, 'crm-mcp'))).toBe('verified');
       await r.timer.advanceTo(claims.exp * 1000 - 1000);
-      expect(await outcome(r.verifier.verify(token, 'crm-mcp'))).toBe('verified');
+      expect(await reasonOf(r.verifier.verify(token, 'crm-mcp'))).toBe('verified');
       await r.timer.advanceTo(claims.exp * 1000 + SKEW + 1000);
-      expect(await outcome(r.verifier.verify(token, 'crm-mcp'))).toBe('token_expired');
+      expect(await reasonOf(r.verifier.verify(token, 'crm-mcp'))).toBe('token_expired');
     }
     expect(r.keyRing.status().filter((k) => k.state === 'retired')).toHaveLength(1);
     await r.rotation.stop();
@@ -112,10 +101,10 @@ describe('signing key rotation timer', () => {
         .sign(await importJWK({ ...privateJwk }, 'EdDSA'));
     };
     clock.set(retiredAt + MAX_TTL + SKEW);
-    expect(await outcome(r.verifier.verify(await forge(), 'crm-mcp'))).toBe('verified');
+    expect(await reasonOf(r.verifier.verify(await forge(), 'crm-mcp'))).toBe('verified');
     clock.set(retiredAt + MAX_TTL + SKEW + 1);
     expect(r.keyRing.verificationKey(first)).toBeUndefined();
-    expect(await outcome(r.verifier.verify(await forge(), 'crm-mcp'))).toBe('token_invalid');
+    expect(await reasonOf(r.verifier.verify(await forge(), 'crm-mcp'))).toBe('token_invalid');
     await r.rotation.stop();
   });
 
@@ -133,7 +122,7 @@ describe('signing key rotation timer', () => {
     await follower.timer.advanceTo(T0 + PERIOD + 2 * HOUR); // its next follow check
     expect(follower.keyRing.signingKey().kid).toBe(leader.kidOf('current'));
     const token = (await leader.issuer.issue(ISSUE)).token;
-    expect(await outcome(follower.verifier.verify(token, 'crm-mcp'))).toBe('verified');
+    expect(await reasonOf(follower.verifier.verify(token, 'crm-mcp'))).toBe('verified');
     await leader.rotation.stop();
     await follower.rotation.stop();
   });
@@ -176,7 +165,7 @@ describe('signing key rotation timer', () => {
     expect(restarted.rotation.nextRotationAt()).toBe(T0 + 6 * PERIOD);
     // The token is long expired by now; the key that signed it is still `previous`, so it is trusted.
     expect(restarted.keyRing.verificationKey(restarted.kidOf('previous')!)).toBeDefined();
-    expect(await outcome(restarted.verifier.verify(token, 'crm-mcp'))).toBe('token_expired');
+    expect(await reasonOf(restarted.verifier.verify(token, 'crm-mcp'))).toBe('token_expired');
     await restarted.rotation.stop();
   });
 

@@ -1,3 +1,4 @@
+import { isBrokerError } from '../../../src/errors';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -87,4 +88,15 @@ export function revocationStub(): Pick<RevocationStore, 'check'> & { revoke(targ
       return null;
     },
   };
+}
+
+/** "verified", or the deny reason a verification failed with (anything else is rethrown). */
+export async function reasonOf(promise: Promise<unknown>): Promise<string> {
+  try {
+    await promise;
+    return 'verified';
+  } catch (err) {
+    if (isBrokerError(err)) return err.reason;
+    throw err;
+  }
 }

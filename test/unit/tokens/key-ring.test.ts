@@ -3,23 +3,12 @@ import { readFile, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { manualClock } from '../../../src/clock';
-import { isBrokerError } from '../../../src/errors';
 import { createKeyRing } from '../../../src/tokens/key-ring';
 import { createFileKeyStore, KEYS_FILE, type KeyStore } from '../../../src/tokens/key-store';
 import { createTokenVerifier } from '../../../src/tokens/verifier';
-import { ISSUER, MAX_TTL, MINUTE, SKEW, tempDir, tokenKit } from './fixtures';
+import { ISSUER, MAX_TTL, MINUTE, reasonOf, SKEW, tempDir, tokenKit } from './fixtures';
 
 const ISSUE = { tenant: 'acme', principal: 'acme-agent', audience: 'crm-mcp', scope: ['query_crm'] };
-
-async function reasonOf(promise: Promise<unknown>): Promise<string> {
-  try {
-    await promise;
-    return 'verified';
-  } catch (err) {
-    if (isBrokerError(err)) return err.reason;
-    throw err;
-  }
-}
 
 describe('signing key ring', () => {
   let dir: string;
