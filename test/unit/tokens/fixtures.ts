@@ -1,10 +1,10 @@
-import { isBrokerError } from '../../../src/errors';
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { manualClock } from '../../../src/clock';
 import { sha256Hex } from '../../../src/crypto/hash';
+import { isBrokerError } from '../../../src/errors';
 import { parsePolicy } from '../../../src/policy/load';
 import type { Policy } from '../../../src/policy/schema';
 import { revocationKey, subjectKeys, type RevocationStore, type RevocationTarget } from '../../../src/revocation/revocation-store';
