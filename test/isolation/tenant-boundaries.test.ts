@@ -34,6 +34,26 @@ afterAll(async () => {
 
 const authorizeAs = (key: string, body: unknown) => h.post('/v1/authorize', body, key);
 
+/**
+ * For a describe block of attacks with acme's token: the token, and afterwards the proof that every
+ * call id the tests recorded was denied with `reason`, recorded in acme's own stream only, and allowed
+ * nowhere.
+ */
+function deniedInAcmeOnly(reason: string): { acme: string; ids: string[] } {
+  const block = { acme: '', ids: [] as string[] };
+  let before: Record<string, any[]>;
+  beforeAll(async () => {
+    block.acme = await h.token('acme-agent', 'crm-mcp');
+    before = await allAudit(h);
+  });
+  afterAll(async () => {
+    await expectNoAllowAnywhere(h, block.ids, before, 'acme');
+    const denies = (await auditEvents(h, 'acme')).filter((e) => block.ids.includes(e.call_id));
+    expect(denies.map((e) => e.reason)).toEqual(block.ids.map(() => reason));
+  });
+  return block;
+}
+
 describe('tokens, tools and servers', () => {
   it("denies tenant acme's token on globex's tool, while globex's own token reaches it with globex's credential", async () => {
     const acme = await h.token('acme-agent', 'crm-mcp');
@@ -195,21 +215,7 @@ describe('tokens, tools and servers', () => {
 });
 
 describe("acme's token against globex's resource prefix", () => {
-  let acme: string;
-  let before: Record<string, any[]>;
-  const ids: string[] = [];
-
-  beforeAll(async () => {
-    acme = await h.token('acme-agent', 'crm-mcp');
-    before = await allAudit(h);
-  });
-
-  afterAll(async () => {
-    // None of the attempts below was allowed anywhere, and only acme's own stream recorded them.
-    await expectNoAllowAnywhere(h, ids, before, 'acme');
-    const denies = (await auditEvents(h, 'acme')).filter((e) => ids.includes(e.call_id));
-    expect(denies.map((e) => e.reason)).toEqual(ids.map(() => 'resource_out_of_scope'));
-  });
+  const block = deniedInAcmeOnly('resource_out_of_scope');
 
   it.each([
     ['another tenant prefix', 'globex/x'],
@@ -236,8 +242,8 @@ describe("acme's token against globex's resource prefix", () => {
     ['nothing but the prefix climbed away', 'acme/..'],
   ])('denies %s: %j (resource_out_of_scope)', async (_name, path) => {
     const id = callId('prefix');
-    ids.push(id);
-    const answer = await h.authorize('crm-mcp', { token: acme, tool: 'query_crm', arguments: { path }, call_id: id });
+    block.ids.push(id);
+    const answer = await h.authorize('crm-mcp', { token: block.acme, tool: 'query_crm', arguments: { path }, call_id: id });
     expectDeny(h, answer, 403, 'resource_out_of_scope');
   });
 
@@ -248,13 +254,13 @@ describe("acme's token against globex's resource prefix", () => {
     ['an object', { path: { toString: 'acme/x' } }],
   ])('denies a resource argument that is %s (resource_out_of_scope)', async (_name, args) => {
     const id = callId('prefix-type');
-    ids.push(id);
-    expectDeny(h, await h.authorize('crm-mcp', { token: acme, tool: 'query_crm', arguments: args, call_id: id }), 403, 'resource_out_of_scope');
+    block.ids.push(id);
+    expectDeny(h, await h.authorize('crm-mcp', { token: block.acme, tool: 'query_crm', arguments: args, call_id: id }), 403, 'resource_out_of_scope');
   });
 
   it('hands the tool the normalised path it checked, with injected fields forced', async () => {
     const answer = await h.authorize('crm-mcp', {
-      token: acme,
+      token: block.acme,
       tool: 'query_crm',
       arguments: { path: 'acme/./reports/%2e%2e/q1//data\\2024', region: 'us-east-1', limit: 5 },
     });
@@ -264,20 +270,7 @@ describe("acme's token against globex's resource prefix", () => {
 });
 
 describe('tenant named in the arguments or the body', () => {
-  let acme: string;
-  let before: Record<string, any[]>;
-  const ids: string[] = [];
-
-  beforeAll(async () => {
-    acme = await h.token('acme-agent', 'crm-mcp');
-    before = await allAudit(h);
-  });
-
-  afterAll(async () => {
-    await expectNoAllowAnywhere(h, ids, before, 'acme');
-    const denies = (await auditEvents(h, 'acme')).filter((e) => ids.includes(e.call_id));
-    expect(denies.map((e) => e.reason)).toEqual(ids.map(() => 'tenant_override'));
-  });
+  const block = deniedInAcmeOnly('tenant_override');
 
   const path = 'acme/reports';
   it.each([
@@ -304,8 +297,8 @@ describe('tenant named in the arguments or the body', () => {
     ['a second, differing key after a matching one', { tenant_id: 'acme', tid: 'globex' }],
   ])('denies arguments with %s naming another tenant (tenant_override)', async (_name, extra) => {
     const id = callId('override-args');
-    ids.push(id);
-    const answer = await h.authorize('crm-mcp', { token: acme, tool: 'query_crm', arguments: { path, ...extra }, call_id: id });
+    block.ids.push(id);
+    const answer = await h.authorize('crm-mcp', { token: block.acme, tool: 'query_crm', arguments: { path, ...extra }, call_id: id });
     expectDeny(h, answer, 403, 'tenant_override');
   });
 
@@ -316,13 +309,13 @@ describe('tenant named in the arguments or the body', () => {
     ['an escaped key', '{"tenant\\u005fid":"globex"}'],
   ])('denies raw JSON arguments with %s naming another tenant (tenant_override)', async (_name, rawArgs) => {
     const id = callId('override-raw');
-    ids.push(id);
-    const raw = `{"token":${JSON.stringify(acme)},"tool":"query_crm","call_id":"${id}","arguments":${rawArgs.slice(0, -1)},"path":"${path}"}}`;
+    block.ids.push(id);
+    const raw = `{"token":${JSON.stringify(block.acme)},"tool":"query_crm","call_id":"${id}","arguments":${rawArgs.slice(0, -1)},"path":"${path}"}}`;
     expectDeny(h, await h.post('/v1/authorize', raw, h.serverKeys['crm-mcp']), 403, 'tenant_override');
   });
 
   it('hands the tool only the value the broker checked when a duplicated key first names another tenant', async () => {
-    const raw = `{"token":${JSON.stringify(acme)},"tool":"query_crm","arguments":{"tenant_id":"globex","tenant_id":"acme","path":"${path}"}}`;
+    const raw = `{"token":${JSON.stringify(block.acme)},"tool":"query_crm","arguments":{"tenant_id":"globex","tenant_id":"acme","path":"${path}"}}`;
     const answer = await h.post('/v1/authorize', raw, h.serverKeys['crm-mcp']);
     expectAllow(h, answer, 'acme');
     expect(answer.body.arguments).toEqual({ tenant_id: 'acme', path, region: 'eu-west-1' });
@@ -330,27 +323,27 @@ describe('tenant named in the arguments or the body', () => {
 
   it('denies a top-level tenant key the body schema does not know, such as TENANT_ID (bad_request, never an allow)', async () => {
     for (const key of ['TENANT_ID', 'Tenant', 'tenant-id']) {
-      const answer = await h.authorize('crm-mcp', { token: acme, tool: 'query_crm', arguments: { path }, [key]: 'globex' });
+      const answer = await h.authorize('crm-mcp', { token: block.acme, tool: 'query_crm', arguments: { path }, [key]: 'globex' });
       expectDeny(h, answer, 400, 'bad_request');
     }
   });
 
   it.each([['tenant'], ['tenant_id'], ['tenantId'], ['tid']])('denies %s at the top level of the body naming another tenant (tenant_override)', async (key) => {
     const id = callId('override-body');
-    ids.push(id);
-    const answer = await h.authorize('crm-mcp', { token: acme, tool: 'query_crm', arguments: { path }, call_id: id, [key]: 'globex' });
+    block.ids.push(id);
+    const answer = await h.authorize('crm-mcp', { token: block.acme, tool: 'query_crm', arguments: { path }, call_id: id, [key]: 'globex' });
     expectDeny(h, answer, 403, 'tenant_override');
   });
 
   it('denies a top-level tenant in capitals even when it is the token\'s own, case-folded (tenant_override)', async () => {
     const id = callId('override-body-case');
-    ids.push(id);
-    expectDeny(h, await h.authorize('crm-mcp', { token: acme, tool: 'query_crm', arguments: { path }, call_id: id, tenant: 'ACME' }), 403, 'tenant_override');
+    block.ids.push(id);
+    expectDeny(h, await h.authorize('crm-mcp', { token: block.acme, tool: 'query_crm', arguments: { path }, call_id: id, tenant: 'ACME' }), 403, 'tenant_override');
   });
 
   it("allows the token's own tenant named exactly, at the top level and anywhere in the arguments", async () => {
     const answer = await h.authorize('crm-mcp', {
-      token: acme,
+      token: block.acme,
       tool: 'query_crm',
       tenant: 'acme',
       tid: 'acme',
