@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { createServer, type Server, type Socket } from 'node:net';
+import { blackHoleServer } from '../support/black-hole';
 import { CreateSecretCommand, PutSecretValueCommand, UpdateSecretVersionStageCommand } from '@aws-sdk/client-secrets-manager';
 import { createAwsSource } from '../../adapters/aws';
 import { systemClock } from '../../src/clock';
@@ -104,28 +104,17 @@ describeWithUpstream(['moto'], 'AWS Secrets Manager adapter against moto', () =>
   });
 
   describe('an endpoint that is slow or gone', () => {
-    let blackHole: Server;
-    const sockets: Socket[] = [];
-    let hole: string;
-    beforeAll(async () => {
-      blackHole = createServer((s) => sockets.push(s));
-      await new Promise<void>((r) => blackHole.listen(0, '127.0.0.1', () => r()));
-      hole = `http://127.0.0.1:${(blackHole.address() as { port: number }).port}`;
-    });
-    afterAll(async () => {
-      sockets.forEach((s) => s.destroy());
-      await new Promise((r) => blackHole.close(r));
-    });
+    const blackHole = blackHoleServer();
 
     test("an endpoint that never answers gives upstream_unavailable at the SDK's request timeout", async () => {
-      const hung = createAwsSource({ region: env.AWS_REGION, endpoint: hole, timeoutMs: 300, clock: systemClock, credentials });
+      const hung = createAwsSource({ region: env.AWS_REGION, endpoint: blackHole.url, timeoutMs: 300, clock: systemClock, credentials });
       const err = await rejectionOf(hung.resolve(request('acme', { secret_id: moto.tenants.acme!.secretId })));
       expect(err.reason).toBe('upstream_unavailable');
       await hung.close?.();
     });
 
     test("the caller's abort signal ends the request", async () => {
-      const hung = createAwsSource({ region: env.AWS_REGION, endpoint: hole, timeoutMs: 60_000, clock: systemClock, credentials });
+      const hung = createAwsSource({ region: env.AWS_REGION, endpoint: blackHole.url, timeoutMs: 60_000, clock: systemClock, credentials });
       const controller = new AbortController();
       setTimeout(() => controller.abort(), 100);
       const err = await rejectionOf(hung.resolve(request('acme', { secret_id: moto.tenants.acme!.secretId }, controller.signal)));

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server, type Socket } from 'node:net';
+import { blackHoleServer } from '../support/black-hole';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
@@ -175,22 +175,10 @@ describeWithUpstream(['bao', 'postgres'], 'Vault adapter against OpenBao', () =>
   }, 30_000);
 
   describe('an upstream that is slow or gone', () => {
-    let blackHole: Server;
-    const sockets: Socket[] = [];
-    let holeAddress: string;
-    beforeAll(async () => {
-      // Accepts connections and never answers: the shape of a hung Vault behind a load balancer.
-      blackHole = createServer((s) => sockets.push(s));
-      await new Promise<void>((r) => blackHole.listen(0, '127.0.0.1', () => r()));
-      holeAddress = `http://127.0.0.1:${(blackHole.address() as { port: number }).port}`;
-    });
-    afterAll(async () => {
-      sockets.forEach((s) => s.destroy());
-      await new Promise((r) => blackHole.close(r));
-    });
+    const blackHole = blackHoleServer();
 
     test("a Vault that never answers gives upstream_unavailable at the adapter's own client timeout", async () => {
-      const hung = sourceFor({ acme: bao.tenants.acme! }, { address: holeAddress, timeoutMs: 300 });
+      const hung = sourceFor({ acme: bao.tenants.acme! }, { address: blackHole.url, timeoutMs: 300 });
       const err = await rejectionOf(hung.resolve(request('acme', kv(bao.tenants.acme!.kvPath))));
       expect(err.reason).toBe('upstream_unavailable');
       expect((err.cause as { code?: string }).code).toBe('TimeoutError');
@@ -198,7 +186,7 @@ describeWithUpstream(['bao', 'postgres'], 'Vault adapter against OpenBao', () =>
     });
 
     test("the caller's abort signal ends the request at once", async () => {
-      const hung = sourceFor({ acme: bao.tenants.acme! }, { address: holeAddress, timeoutMs: 60_000 });
+      const hung = sourceFor({ acme: bao.tenants.acme! }, { address: blackHole.url, timeoutMs: 60_000 });
       const controller = new AbortController();
       setTimeout(() => controller.abort(new DOMException('call budget spent', 'TimeoutError')), 100);
       const err = await rejectionOf(hung.resolve(request('acme', kv(bao.tenants.acme!.kvPath), controller.signal)));
