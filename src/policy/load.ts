@@ -33,18 +33,40 @@ export function loadPolicyFile(file: string): Policy {
 export function parsePolicy(raw: unknown, source = 'policy'): Policy {
   const result = policySchema.safeParse(raw ?? {});
   if (!result.success) {
-    const issues = describeIssues(result.error);
+    const issues = describeIssues(result.error, raw ?? {});
     throw new PolicyError(`${source}: ${issues[0]}${issues.length > 1 ? ` (and ${issues.length - 1} more)` : ''}`, issues);
   }
   return deepFreeze(shareIdenticalLeaves(result.data));
 }
 
-export function describeIssues(error: ZodError): string[] {
+/**
+ * One line per issue, naming the path. `input` is what was parsed: a field that is absent reads
+ * "Required" whatever schema it failed (zod 4 words that per type), so clients see one wording.
+ */
+export function describeIssues(error: ZodError, input?: unknown): string[] {
   return error.issues.map((issue) => {
     const path = issue.path.join('.') || '(root)';
     if (issue.code === 'unrecognized_keys') return `${path}: unknown key${issue.keys.length > 1 ? 's' : ''} ${issue.keys.map((k) => `"${k}"`).join(', ')}`;
-    return `${path}: ${issue.message}`;
+    // A record key that fails its schema: the key schema's own message says what an id must look like.
+    if (issue.code === 'invalid_key') return `${path}: ${issue.issues[0]?.message ?? issue.message}`;
+    if (issue.code !== 'custom' && input !== undefined && issue.path.length > 0 && valueAt(input, issue.path) === undefined) return `${path}: Required`;
+    return `${path}: ${plainMessage(issue.message)}`;
   });
+}
+
+function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
+  let value = root;
+  for (const key of path) {
+    if (value === null || typeof value !== 'object' || !Object.hasOwn(value, key)) return undefined;
+    value = (value as Record<PropertyKey, unknown>)[key];
+  }
+  return value;
+}
+
+/** zod 4 says "Invalid input: expected number, received string"; clients know the shorter wording. */
+function plainMessage(message: string): string {
+  const typeError = /^Invalid input: expected (\S+), received (\S+)$/.exec(message);
+  return typeError ? `Expected ${typeError[1]}, received ${typeError[2]}` : message;
 }
 
 function deepFreeze<T>(value: T): T {

@@ -15,7 +15,7 @@ const duration = z
   .transform((value, ctx) => {
     const ms = parseDuration(value);
     if (ms === undefined || ms <= 0) {
-      ctx.addIssue({ code: z.ZodIssueCode.custom, message: 'must be a positive duration such as "90s", "15m", "24h"' });
+      ctx.addIssue({ code: 'custom', message: 'must be a positive duration such as "90s", "15m", "24h"' });
       return z.NEVER;
     }
     return ms;
@@ -37,7 +37,7 @@ const upstreams = z
         address: url,
         namespace: z.string().optional(),
         auth: vaultAuth.optional(),
-        timeout: duration.default('5s'),
+        timeout: duration.prefault('5s'),
       })
       .strict()
       .optional(),
@@ -45,7 +45,7 @@ const upstreams = z
       .object({
         region: z.string().min(1),
         endpoint: url.optional(),
-        timeout: duration.default('5s'),
+        timeout: duration.prefault('5s'),
       })
       .strict()
       .optional(),
@@ -55,11 +55,11 @@ const upstreams = z
 const broker = z
   .object({
     issuer: url.default('http://127.0.0.1:8700'),
-    token_ttl: duration.default('15m'),
-    max_token_ttl: duration.default('60m'),
-    clock_skew: duration.default('30s'),
-    rotation: z.object({ signing_key: duration.default('24h'), certificate: duration.default('24h') }).strict().default({}),
-    tls: z.object({ mode: z.enum(['off', 'internal-ca', 'vault-pki']).default('off'), vault_pki_mount: z.string().optional(), vault_pki_role: z.string().optional() }).strict().default({}),
+    token_ttl: duration.prefault('15m'),
+    max_token_ttl: duration.prefault('60m'),
+    clock_skew: duration.prefault('30s'),
+    rotation: z.object({ signing_key: duration.prefault('24h'), certificate: duration.prefault('24h') }).strict().prefault({}),
+    tls: z.object({ mode: z.enum(['off', 'internal-ca', 'vault-pki']).default('off'), vault_pki_mount: z.string().optional(), vault_pki_role: z.string().optional() }).strict().prefault({}),
     state: z
       .object({
         redis_url: z.string().url().optional(),
@@ -68,8 +68,8 @@ const broker = z
         redis_prefix: z.string().regex(/^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/, 'must be 1-64 letters, digits, ".", "_" or "-"').default('bulkhead'),
       })
       .strict()
-      .default({}),
-    upstreams: upstreams.default({}),
+      .prefault({}),
+    upstreams: upstreams.prefault({}),
     body_limit: z.string().regex(/^\d+(b|kb|mb)$/i, 'must be a size such as "64kb" or "1mb"').default('64kb'),
   })
   .strict();
@@ -94,7 +94,7 @@ const tool = z
   .object({
     credential: idSchema,
     resource: z.object({ arg: z.string().min(1), prefix: z.string().min(1) }).strict().optional(),
-    inject: z.record(z.unknown()).optional(),
+    inject: z.record(z.string(), z.unknown()).optional(),
     approval: z.boolean().default(false),
     max_records: z.number().int().positive().optional(),
   })
@@ -102,7 +102,7 @@ const tool = z
 
 const tenant = z
   .object({
-    principals: z.record(idSchema, z.object({ secret_sha256: sha256Hex, tools: toolList }).strict()).default({}),
+    principals: z.record(idSchema, z.object({ secret_sha256: sha256Hex, tools: toolList }).strict()).prefault({}),
     idp: z
       .object({
         issuer: z.string().min(1),
@@ -115,18 +115,18 @@ const tenant = z
       .optional(),
     // One AppRole per tenant: the only Vault identity the broker uses for this tenant's credentials.
     vault: z.object({ approle: z.object({ role_id_file: z.string().min(1), secret_id_file: z.string().min(1), mount: z.string().min(1).optional() }).strict() }).strict().optional(),
-    tools: z.record(idSchema, tool).default({}),
-    credentials: z.record(idSchema, credential).default({}),
-    quotas: z.object({ calls_per_minute: z.number().int().positive().default(600), concurrency: z.number().int().positive().default(8) }).strict().default({}),
+    tools: z.record(idSchema, tool).prefault({}),
+    credentials: z.record(idSchema, credential).prefault({}),
+    quotas: z.object({ calls_per_minute: z.number().int().positive().default(600), concurrency: z.number().int().positive().default(8) }).strict().prefault({}),
   })
   .strict();
 
 const policyObject = z
   .object({
-    broker: broker.default({}),
-    operators: z.record(idSchema, z.object({ token_sha256: sha256Hex }).strict()).default({}),
-    servers: z.record(idSchema, z.object({ key_sha256: sha256Hex, tools: toolList, resource: url.optional() }).strict()).default({}),
-    tenants: z.record(idSchema, tenant).default({}),
+    broker: broker.prefault({}),
+    operators: z.record(idSchema, z.object({ token_sha256: sha256Hex }).strict()).prefault({}),
+    servers: z.record(idSchema, z.object({ key_sha256: sha256Hex, tools: toolList, resource: url.optional() }).strict()).prefault({}),
+    tenants: z.record(idSchema, tenant).prefault({}),
   })
   .strict();
 
@@ -140,7 +140,7 @@ export type ServerPolicy = Policy['servers'][string];
 export type BrokerSettings = Policy['broker'];
 
 function checkReferences(policy: z.output<typeof policyObject>, ctx: z.RefinementCtx): void {
-  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: z.ZodIssueCode.custom, path, message });
+  const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
   const b = policy.broker;
   if (b.max_token_ttl > 3_600_000) issue(['broker', 'max_token_ttl'], 'must be at most 60m');
   if (b.token_ttl > b.max_token_ttl) issue(['broker', 'token_ttl'], 'must not exceed max_token_ttl');

@@ -59,8 +59,8 @@ const tokenExchangeParams = z.object({
   subject_token: text(16_384),
   subject_token_type: z.enum([TOKEN_TYPE_JWT, TOKEN_TYPE_ACCESS_TOKEN]),
   requested_token_type: z.enum([TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT]).optional(),
-  actor_token: z.undefined(),
-  actor_token_type: z.undefined(),
+  actor_token: z.undefined().optional(),
+  actor_token_type: z.undefined().optional(),
 });
 
 const CLIENT_AUTH_FAILED = 'client authentication failed';
@@ -145,6 +145,6 @@ function parse<T extends z.ZodTypeAny>(schema: T, raw: Record<string, unknown>):
   const issue = result.error.issues[0]!;
   const field = String(issue.path[0] ?? 'request');
   if (field === 'actor_token' || field === 'actor_token_type') throw new OAuthError('invalid_request', 'delegation (actor_token) is not supported');
-  const missing = issue.code === 'invalid_type' && issue.received === 'undefined';
+  const missing = issue.code === 'invalid_type' && raw[field] === undefined;
   throw new OAuthError('invalid_request', missing ? `${field} is required` : `${field} is invalid`);
 }
