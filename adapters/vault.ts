@@ -53,7 +53,7 @@ interface TenantVault {
   identity: VaultIdentity;
 }
 
-export function createVaultSource(options: VaultSourceOptions): CredentialSource {
+export function createVaultSource(options: VaultSourceOptions): CredentialSource & { setTenants(tenants: Record<string, VaultTenantAuth>): void } {
   const transport = createVaultTransport({ timeoutMs: options.timeoutMs });
   const newClient = () => {
     const client = NodeVault({ endpoint: options.address, namespace: options.namespace, 'request-promise': transport });
@@ -63,12 +63,23 @@ export function createVaultSource(options: VaultSourceOptions): CredentialSource
     (client as { namespace?: string }).namespace = options.namespace ?? '';
     return client;
   };
-  const tenants = new Map<string, TenantVault>();
-  for (const [tenant, auth] of Object.entries(options.tenants)) {
-    const client = newClient();
-    const identity = createVaultIdentity({ tenant, client, roleIdFile: auth.roleIdFile, secretIdFile: auth.secretIdFile, mount: auth.mount ?? 'approle', clock: options.clock, logger: options.logger });
-    tenants.set(tenant, { client, identity });
+  const tenants = new Map<string, TenantVault & { auth: VaultTenantAuth }>();
+  const sameAuth = (a: VaultTenantAuth, b: VaultTenantAuth) => a.roleIdFile === b.roleIdFile && a.secretIdFile === b.secretIdFile && (a.mount ?? 'approle') === (b.mount ?? 'approle');
+  /** Each tenant's own AppRole identity; one whose settings are unchanged keeps its login. */
+  function setTenants(wanted: Record<string, VaultTenantAuth>): void {
+    for (const [tenant, current] of tenants) {
+      if (Object.hasOwn(wanted, tenant) && sameAuth(current.auth, wanted[tenant]!)) continue;
+      current.identity.close();
+      tenants.delete(tenant);
+    }
+    for (const [tenant, auth] of Object.entries(wanted)) {
+      if (tenants.has(tenant)) continue;
+      const client = newClient();
+      const identity = createVaultIdentity({ tenant, client, roleIdFile: auth.roleIdFile, secretIdFile: auth.secretIdFile, mount: auth.mount ?? 'approle', clock: options.clock, logger: options.logger });
+      tenants.set(tenant, { client, identity, auth });
+    }
   }
+  setTenants(options.tenants);
   let shared: TenantVault | undefined;
   if (options.shared?.approle || options.shared?.tokenFile) {
     const client = newClient();
@@ -168,6 +179,7 @@ export function createVaultSource(options: VaultSourceOptions): CredentialSource
 
   return {
     sources: ['vault', 'vault-database'],
+    setTenants,
 
     async resolve(request) {
       try {

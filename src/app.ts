@@ -14,6 +14,8 @@ import { digestsOf } from './http/authenticate';
 import { createLogger } from './observability/logger';
 import { createMetrics, type BrokerMetrics } from './observability/metrics';
 import { createKillSwitch } from './operator/kill-switch';
+import { createLivePolicy, type LivePolicy, type ReloadResult } from './policy/live-policy';
+import { PolicyError } from './policy/load';
 import type { Policy } from './policy/schema';
 import type { BrokerState } from './state/broker-state';
 import { createBrokerState } from './compose/broker-state';
@@ -29,6 +31,11 @@ import { bindRotationMetrics } from '../rotation/rotation-metrics';
 
 export interface BrokerOptions {
   policy: Policy;
+  /**
+   * Reads the policy again for a reload (SIGHUP, POST /v1/policy/reload): `serve --config FILE` reads
+   * FILE. Without it (the demo policy, most tests) a reload is refused.
+   */
+  loadPolicy?: () => Policy | Promise<Policy>;
   dataDir: string;
   clock?: Clock;
   logger?: Logger;
@@ -45,7 +52,14 @@ export interface BrokerOptions {
 
 export interface Broker {
   app: Express;
-  policy: Policy;
+  /** The policy now serving (a reload replaces it). */
+  readonly policy: Policy;
+  livePolicy: LivePolicy;
+  /**
+   * Reloads the policy from where it came from, announces it to the other replicas, and records the
+   * change in every affected tenant's audit stream. Throws PolicyError (the old policy keeps serving).
+   */
+  reloadPolicy(operator?: string): Promise<ReloadResult>;
   state: BrokerState;
   keyRing: KeyRing;
   /** Signing-key timer, and HTTPS/mTLS (null when broker.tls.mode is off). */
@@ -61,6 +75,8 @@ export interface Broker {
 
 /** The composition root: every dependency is built and wired here, once. */
 export async function createBroker(options: BrokerOptions): Promise<Broker> {
+  // The settings under `broker` never change without a restart (a reload that changes them is refused),
+  // so this first policy is read for them; everything per tenant reads the live one.
   const { policy, dataDir } = options;
   const clock = options.clock ?? systemClock;
   const logger = options.logger ?? createLogger();
@@ -73,10 +89,12 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   // Scaled out, a rotation on another replica is announced: follow it now, not at the next timer tick.
   state.onKeysChanged?.(() => void keyRing.reload().catch((err) => logger.warn({ err }, 'signing key ring reload failed; following on the rotation timer')));
   const keyRotation = createKeyRotation({ keyRing, lock: options.leaderLock ?? state.leaderLock ?? createSoleLeaderLock(), clock, periodMs: policy.broker.rotation.signing_key, logger });
-  const tls = await createBrokerTls({ policy, dataDir, masterKey, clock, logger, env: options.env });
+  let live: LivePolicy | undefined;
+  const currentPolicy = () => live?.current() ?? policy;
+  const tls = await createBrokerTls({ policy, currentPolicy, dataDir, masterKey, clock, logger, env: options.env });
   const issuer = createTokenIssuer({ keyRing, clock, issuer: policy.broker.issuer });
   const verifier = createTokenVerifier({ keyRing, clock, issuer: policy.broker.issuer, clockSkewMs: policy.broker.clock_skew });
-  const tokens = createTokenService({ policy, issuer, verifier, revocations: state.revocations, clock });
+  const tokens = createTokenService({ policy: currentPolicy, issuer, verifier, revocations: state.revocations, clock });
 
   const sources = options.sources ?? (await createCredentialSources({ policy, dataDir, masterKey, logger, clock }));
   const credentials = createCredentialResolver({
@@ -91,10 +109,18 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     },
   });
 
-  const currentPolicy = () => policy;
+  live = createLivePolicy({
+    initial: policy,
+    load: options.loadPolicy ?? (() => Promise.reject(new PolicyError('policy not reloaded: this broker was started without a policy file (serve --config FILE)'))),
+    // A new tenant's Vault identity exists before its first call can need it.
+    prepare: (next) => credentials.reconfigure(next),
+  });
+  const livePolicy = live;
+  metrics.policyVersion.set({ version: livePolicy.version() }, 1);
   const audit = {
+    // A record names the policy it was decided under; the authorizer sets the version its call read.
     append: (tenant: string, event: Parameters<BrokerState['audit']['append']>[1]) =>
-      state.audit.append(tenant, event).catch((err) => {
+      state.audit.append(tenant, { policy_version: livePolicy.version(), ...event }).catch((err) => {
         metrics.auditFailures.inc();
         throw err;
       }),
@@ -117,8 +143,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const app = createHttpApp({
     logger,
     bodyLimit: policy.broker.body_limit,
-    servers: { digests: () => digestsOf(policy.servers, (s) => s.key_sha256), fromCertificate: tls?.fromCertificate },
-    operators: { digests: () => digestsOf(policy.operators, (o) => o.token_sha256), fromCertificate: tls?.fromCertificate },
+    servers: { digests: () => digestsOf(currentPolicy().servers, (s) => s.key_sha256), fromCertificate: tls?.fromCertificate },
+    operators: { digests: () => digestsOf(currentPolicy().operators, (o) => o.token_sha256), fromCertificate: tls?.fromCertificate },
     token: { tokens, jwks: () => keyRing.jwks(), issuer: policy.broker.issuer, metrics },
     server: { policy: currentPolicy, authorizer, complete, metrics },
     operator: {
@@ -130,11 +156,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       approvals: state.approvals,
       audit: { read: (t, o) => state.audit.read(t, o), verify: (t) => state.audit.verify(t), append: audit.append },
       rotateKeys: () => keyRotation.rotateNow(),
+      reloadPolicy: (operator) => reloadPolicy(operator),
       metrics,
       clock,
     },
     health: {
       registry: metrics.registry,
+      policyVersion: () => livePolicy.version(),
       readiness: async () => ({ ...(await state.ready()), ...(await credentials.ready()) }),
     },
   });
@@ -144,10 +172,44 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   await tls?.start();
   bindRotationMetrics(metrics, { clock, keys: () => keyRing.status(), nextKeyRotationAt: () => keyRotation.nextRotationAt(), serverCertificate: () => tls?.serverCertificate.status(), caIssuedAt: () => tls?.caIssuedAt() });
 
+  async function reloadPolicy(operator?: string, announce = true): Promise<ReloadResult> {
+    let result: ReloadResult;
+    try {
+      result = await livePolicy.reload();
+    } catch (err) {
+      metrics.policyReloads.inc({ result: 'refused' });
+      logger.warn({ err: err instanceof PolicyError ? { message: err.message, issues: err.issues } : err, operator }, 'policy reload refused; the old policy keeps serving');
+      throw err;
+    }
+    metrics.policyReloads.inc({ result: result.changed ? 'applied' : 'unchanged' });
+    if (!result.changed) return result;
+    metrics.policyVersion.reset();
+    metrics.policyVersion.set({ version: result.version }, 1);
+    logger.info({ version: result.version, previous: result.previous_version, operator, tenants: { added: result.diff.tenants.added.length, removed: result.diff.tenants.removed.length, changed: result.diff.tenants.changed.length } }, 'policy reloaded');
+    const { added, removed, changed } = result.diff.tenants;
+    const detail = `policy ${result.previous_version} -> ${result.version}`;
+    // Evidence in each affected tenant's own stream; a failed write is logged, the reload stands.
+    await Promise.all(
+      [...added, ...removed, ...changed].map((tenant) =>
+        audit.append(tenant, { type: 'policy', operator, detail, policy_version: result.version }).catch((err) => logger.warn({ err, tenant }, 'could not record the policy change in the tenant audit stream')),
+      ),
+    );
+    if (announce) await state.policyChanges?.announce();
+    return result;
+  }
+  // Another replica reloaded: read our own file too (never announced again, so replicas do not echo).
+  state.policyChanges?.onChange(() => {
+    if (options.loadPolicy) reloadPolicy('(announced by another replica)', false).catch(() => undefined);
+  });
+
   const servers: Server[] = [];
   return {
     app,
-    policy,
+    get policy() {
+      return livePolicy.current();
+    },
+    livePolicy,
+    reloadPolicy: (operator) => reloadPolicy(operator),
     state,
     keyRing,
     rotation: { keys: keyRotation, tls },

@@ -29,7 +29,7 @@ export const DENY_REASONS = [
 export type DenyReason = (typeof DENY_REASONS)[number];
 
 /** Reasons used outside the authorize decision (operator API, token endpoint plumbing). */
-export type OtherReason = 'operator_unauthenticated' | 'not_found' | 'conflict' | 'internal_error';
+export type OtherReason = 'operator_unauthenticated' | 'not_found' | 'conflict' | 'policy_invalid' | 'internal_error';
 
 export type Reason = DenyReason | OtherReason;
 
@@ -56,6 +56,7 @@ const STATUS: Record<Reason, number> = {
   state_unavailable: 503,
   not_found: 404,
   conflict: 409,
+  policy_invalid: 422,
   internal_error: 500,
 };
 
@@ -65,7 +66,7 @@ export interface BrokerErrorOptions {
   /** Seconds, for 429 answers. */
   retryAfter?: number;
   /** Extra public fields for the deny body (e.g. `approval_id`). Never secrets. */
-  details?: Record<string, string | number>;
+  details?: Record<string, string | number | readonly string[]>;
   /** Overrides the reason's usual status where HTTP needs a more precise one (413 for a huge body). */
   status?: number;
 }
@@ -74,7 +75,7 @@ export class BrokerError extends Error {
   readonly reason: Reason;
   readonly status: number;
   readonly retryAfter?: number;
-  readonly details?: Record<string, string | number>;
+  readonly details?: Record<string, string | number | readonly string[]>;
 
   constructor(reason: Reason, publicMessage: string, options: BrokerErrorOptions = {}) {
     super(publicMessage, options.cause === undefined ? undefined : { cause: options.cause });

@@ -6,7 +6,7 @@
 export const GENESIS_HASH = '0'.repeat(64);
 
 export interface AuditEvent {
-  type: 'authorize' | 'complete' | 'revoke' | 'restore' | 'approval' | 'token' | 'quarantine';
+  type: 'authorize' | 'complete' | 'revoke' | 'restore' | 'approval' | 'token' | 'quarantine' | 'policy';
   decision?: 'allow' | 'deny';
   reason?: string;
   call_id?: string;
@@ -24,6 +24,8 @@ export interface AuditEvent {
   records?: number;
   operator?: string;
   detail?: string;
+  /** The version (content hash) of the policy the decision was made under. */
+  policy_version?: string;
 }
 
 export interface AuditRecord extends AuditEvent {

@@ -26,6 +26,7 @@ const EVENT_FIELDS = [
   'records',
   'operator',
   'detail',
+  'policy_version',
 ] as const satisfies readonly (keyof AuditEvent)[];
 
 export interface ChainHead {

@@ -5,11 +5,12 @@ import type { CredentialResolver } from '../credentials/credential-resolver';
 import { BrokerError, isBrokerError, type Reason } from '../errors';
 import { argumentsHash } from '../crypto/hash';
 import type { Policy } from '../policy/schema';
+import { policyVersion } from '../policy/version';
 import type { QuotaStore } from '../quotas/quota-store';
 import type { RevocationStore } from '../revocation/revocation-store';
 import type { SessionStore } from '../sessions/session-store';
 import type { VerifiedToken } from '../tokens/claims';
-import { isToolAllowed } from './allowed-tools';
+import { isToolAllowed, principalInPolicy } from './allowed-tools';
 import { checkResourceScope } from './resource-scope';
 import { applyInject, findTenantOverride } from './tenant-override';
 
@@ -107,6 +108,8 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
         session: token.session,
         jti: token.jti,
         tool: request.tool,
+        // The version this call read at its start: a reload meanwhile does not change what it ran under.
+        policy_version: policyVersion(policy),
         ...extra,
       });
 
@@ -116,6 +119,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
       if (await step('state_unavailable', 'session state is unavailable', () => deps.sessions.isQuarantined(tenant, token.session))) {
         throw new BrokerError('session_quarantined', 'this session is quarantined; an operator must review it');
       }
+      if (!principalInPolicy(policy, token)) throw new BrokerError('token_revoked', 'this token\'s tenant or principal is no longer in the policy');
       if (!isToolAllowed(policy, { tenant, principal: token.principal, audience: request.server, scope: token.scope }, request.tool)) {
         throw new BrokerError('tool_not_allowed', `tool "${request.tool}" is not allowed for this token on this server`);
       }

@@ -2,6 +2,7 @@ import { createLocalSecretStore } from '../../adapters/local';
 import { createBroker } from '../app';
 import { loadOrCreateMasterKey } from '../crypto/master-key';
 import { DEMO_FILE, DEMO_SERVER, demoPolicy, loadOrCreateDemoCredentials, type DemoCredentials } from '../policy/demo';
+import { loadPolicyFile } from '../policy/load';
 import { loadConfig } from './load-config';
 import { parseVerb, stateOptions } from './options';
 import { UsageError } from './usage-error';
@@ -15,6 +16,9 @@ Runs the broker. With no --config it starts on a demo policy (tenants acme and g
   --data-dir DIR    state: keys, revocations, audit, local secrets (default ./.bulkhead, or $BULKHEAD_DATA_DIR)
   --host HOST       address to listen on (default 127.0.0.1)
   --port PORT       port to listen on (default 8700; 0 picks a free one)
+
+Signals: SIGINT/SIGTERM stop; SIGHUP reloads --config (validated whole first; a bad file is logged and
+the old policy keeps serving; settings under \`broker\` change only at a restart).
 
 Environment: BULKHEAD_MASTER_KEY (base64, 32 bytes) instead of DATA_DIR/master.key; BULKHEAD_LOG_LEVEL.`;
 
@@ -38,16 +42,21 @@ export async function serve(argv: string[]): Promise<number> {
     await seedDemoSecrets(dataDir, demo);
   }
 
-  const broker = await createBroker({ policy, dataDir });
+  const file = values.config;
+  const broker = await createBroker({ policy, dataDir, loadPolicy: file ? () => loadPolicyFile(file) : undefined });
   const { url } = await broker.listen(port, host);
   broker.logger.info({ url, dataDir, state: broker.state.kind, demo: demo !== null }, 'bulkhead listening');
   if (demo) process.stderr.write(demoBanner(url, dataDir));
 
+  // SIGHUP reloads the policy file; a bad one is logged and the old policy keeps serving.
+  const onHangup = () => void broker.reloadPolicy('(SIGHUP)').catch(() => undefined);
+  process.on('SIGHUP', onHangup);
   await new Promise<void>((resolve) => {
     const stop = () => resolve();
     process.once('SIGINT', stop);
     process.once('SIGTERM', stop);
   });
+  process.off('SIGHUP', onHangup);
   broker.logger.info('shutting down');
   await broker.close();
   return 0;

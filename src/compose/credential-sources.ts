@@ -15,33 +15,50 @@ export async function createCredentialSources(options: { policy: Policy; dataDir
   const { vault, aws } = options.policy.broker.upstreams;
   const clock = options.clock ?? systemClock;
   if (vault) {
-    // Each tenant's own AppRole; its mount defaults to the broker-level AppRole mount, then "approle".
-    const tenants: Record<string, VaultTenantAuth> = {};
-    for (const [id, t] of Object.entries(options.policy.tenants)) {
-      const a = t.vault?.approle;
-      if (a) tenants[id] = { roleIdFile: a.role_id_file, secretIdFile: a.secret_id_file, mount: a.mount ?? vault.auth?.approle?.mount ?? 'approle' };
-    }
     const auth = vault.auth;
     const shared = auth?.approle
       ? { approle: { roleIdFile: auth.approle.role_id_file, secretIdFile: auth.approle.secret_id_file, mount: auth.approle.mount } }
       : auth?.token_file
         ? { tokenFile: auth.token_file }
         : undefined;
-    const onShared = Object.entries(options.policy.tenants)
-      .filter(([id, t]) => !tenants[id] && Object.values(t.credentials).some((c) => c.source === 'vault' || c.source === 'vault-database'))
-      .map(([id]) => id);
-    if (shared && onShared.length) {
-      options.logger.warn(
-        { tenants: onShared.slice(0, 20), count: onShared.length },
-        'vault: these tenants have no AppRole of their own and read Vault with the shared broker identity; Vault cannot keep them apart (set tenants.<t>.vault.approle)',
-      );
-    }
+    const logger = options.logger;
     const { createVaultSource } = require('../../adapters/vault') as typeof import('../../adapters/vault');
-    sources.push(createVaultSource({ address: vault.address, namespace: vault.namespace, timeoutMs: vault.timeout, tenants, shared, clock, logger: options.logger.child({ upstream: 'vault' }) }));
+    const source = createVaultSource({ address: vault.address, namespace: vault.namespace, timeoutMs: vault.timeout, tenants: tenantAppRoles(options.policy), shared, clock, logger: logger.child({ upstream: 'vault' }) });
+    if (shared) warnAboutSharedIdentity(options.policy, logger);
+    sources.push({
+      ...source,
+      reconfigure(policy) {
+        source.setTenants(tenantAppRoles(policy));
+        if (shared) warnAboutSharedIdentity(policy, logger);
+      },
+    });
   }
   if (aws) {
     const { createAwsSource } = require('../../adapters/aws') as typeof import('../../adapters/aws');
     sources.push(createAwsSource({ region: aws.region, endpoint: aws.endpoint, timeoutMs: aws.timeout, clock }));
   }
   return sources;
+}
+
+/** Each tenant's own AppRole; its mount defaults to the broker-level AppRole mount, then "approle". */
+function tenantAppRoles(policy: Policy): Record<string, VaultTenantAuth> {
+  const brokerMount = policy.broker.upstreams.vault?.auth?.approle?.mount;
+  const tenants: Record<string, VaultTenantAuth> = {};
+  for (const [id, t] of Object.entries(policy.tenants)) {
+    const a = t.vault?.approle;
+    if (a) tenants[id] = { roleIdFile: a.role_id_file, secretIdFile: a.secret_id_file, mount: a.mount ?? brokerMount ?? 'approle' };
+  }
+  return tenants;
+}
+
+function warnAboutSharedIdentity(policy: Policy, logger: Logger): void {
+  const onShared = Object.entries(policy.tenants)
+    .filter(([, t]) => !t.vault?.approle && Object.values(t.credentials).some((c) => c.source === 'vault' || c.source === 'vault-database'))
+    .map(([id]) => id);
+  if (onShared.length) {
+    logger.warn(
+      { tenants: onShared.slice(0, 20), count: onShared.length },
+      'vault: these tenants have no AppRole of their own and read Vault with the shared broker identity; Vault cannot keep them apart (set tenants.<t>.vault.approle)',
+    );
+  }
 }

@@ -1,6 +1,7 @@
 import type { Clock } from '../clock';
 import { BrokerError, isBrokerError } from '../errors';
-import type { CredentialSpec } from '../policy/schema';
+import { canonicalJson } from '../crypto/hash';
+import type { CredentialSpec, Policy } from '../policy/schema';
 import type { CredentialSource, ResolvedCredential } from './credential-source';
 
 /**
@@ -13,6 +14,8 @@ export interface CredentialResolver {
   resolve(input: { tenant: string; name: string; spec: CredentialSpec; session: string; callId: string }): Promise<ResolvedCredential>;
   revokeLease(tenant: string, leaseId: string): Promise<void>;
   ready(): Promise<Record<string, boolean>>;
+  /** Hands a reloaded policy to every source that follows policy; a throw refuses the reload. */
+  reconfigure(policy: Policy): void;
   close(): Promise<void>;
 }
 
@@ -66,7 +69,8 @@ export function createCredentialResolver(options: CredentialResolverOptions): Cr
     async resolve(input) {
       const ttl = 'cache_ttl' in input.spec ? input.spec.cache_ttl : undefined;
       if (!ttl) return fetchNow(input);
-      const key = `${input.tenant}\u0000${input.name}`;
+      // The spec is part of the key: after a policy reload moves a credential, the old value is never served.
+      const key = `${input.tenant}\u0000${input.name}\u0000${canonicalJson(input.spec)}`;
       const hit = cache.get(key);
       if (hit && hit.expiresAt > options.clock.now()) return hit.value;
       const pending = inFlight.get(key);
@@ -90,6 +94,10 @@ export function createCredentialResolver(options: CredentialResolverOptions): Cr
       const out: Record<string, boolean> = {};
       for (const [kind, source] of bySource) out[kind] = source.ready ? await source.ready().catch(() => false) : true;
       return out;
+    },
+
+    reconfigure(policy) {
+      for (const source of new Set(bySource.values())) source.reconfigure?.(policy);
     },
 
     async close() {

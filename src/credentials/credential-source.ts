@@ -1,4 +1,4 @@
-import type { CredentialSpec } from '../policy/schema';
+import type { CredentialSpec, Policy } from '../policy/schema';
 
 /**
  * What every upstream credential source implements (adapters/local.ts, adapters/vault.ts, adapters/aws.ts).
@@ -38,5 +38,7 @@ export interface CredentialSource {
   revokeLease?(tenant: string, leaseId: string): Promise<void>;
   /** Readiness probe for /readyz. */
   ready?(): Promise<boolean>;
+  /** Follows a reloaded policy (e.g. a new tenant's Vault identity). Throwing refuses the reload. */
+  reconfigure?(policy: Policy): void;
   close?(): Promise<void>;
 }

@@ -42,7 +42,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.use(['/v1/authorize', '/v1/complete', '/v1/manifest'], serverOnly);
   app.use(serverRoutes({ ...deps.server, logger: deps.logger }));
   const operatorOnly = authenticate('operator', deps.operators);
-  app.use(['/v1/revoke', '/v1/restore', '/v1/audit', '/v1/tenants', '/v1/approvals', '/v1/keys'], operatorOnly);
+  app.use(['/v1/revoke', '/v1/restore', '/v1/audit', '/v1/tenants', '/v1/approvals', '/v1/keys', '/v1/policy'], operatorOnly);
   app.use(operatorRoutes({ ...deps.operator, logger: deps.logger }));
 
   app.use((req, res, next) => {

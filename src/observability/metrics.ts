@@ -16,6 +16,9 @@ export interface BrokerMetrics {
   keyAgeSeconds: Gauge<'state'>;
   nextRotationSeconds: Gauge<'kind'>;
   certificateAgeSeconds: Gauge<'kind'>;
+  /** 1 for the policy version now serving (a content hash, never a tenant name), so replicas' convergence shows. */
+  policyVersion: Gauge<'version'>;
+  policyReloads: Counter<'result'>;
 }
 
 export function createMetrics(): BrokerMetrics {
@@ -40,5 +43,7 @@ export function createMetrics(): BrokerMetrics {
     keyAgeSeconds: new Gauge({ name: 'bulkhead_signing_key_age_seconds', help: 'Age of each signing key by lifecycle state.', labelNames: ['state'], registers }),
     nextRotationSeconds: new Gauge({ name: 'bulkhead_next_rotation_seconds', help: 'Seconds until the next scheduled rotation.', labelNames: ['kind'], registers }),
     certificateAgeSeconds: new Gauge({ name: 'bulkhead_certificate_age_seconds', help: 'Age of the current certificate.', labelNames: ['kind'], registers }),
+    policyVersion: new Gauge({ name: 'bulkhead_policy_info', help: 'The policy version this replica serves (value 1).', labelNames: ['version'], registers }),
+    policyReloads: new Counter({ name: 'bulkhead_policy_reloads_total', help: 'Policy reloads by result (applied, unchanged, refused).', labelNames: ['result'], registers }),
   };
 }

@@ -23,6 +23,8 @@ export interface BrokerState {
   leaderLock?: LeaderLock;
   /** Shared state only: calls `listener` when another replica may have changed the key ring (reload it). */
   onKeysChanged?(listener: () => void): void;
+  /** Shared state only: a policy reload on one replica is announced, and the others reload their file. */
+  policyChanges?: { announce(): Promise<void>; onChange(listener: () => void): void };
   /** Readiness of each backing service, for /readyz. */
   ready(): Promise<Record<string, boolean>>;
   close(): Promise<void>;

@@ -15,7 +15,7 @@ import { assertSchema } from './postgres/schema';
 import { createRedisApprovalStore } from './redis/approval-store';
 import { connectRedis, createRedisClient } from './redis/client';
 import { createFeedSigner } from './redis/feed-signer';
-import { createKeyChangeFeed } from './redis/key-change-feed';
+import { createChangeFeed } from './redis/change-feed';
 import { createKeyspace } from './redis/keyspace';
 import { createRedisQuotaStore } from './redis/quota-store';
 import { createRevocationFeed } from './redis/revocation-feed';
@@ -81,8 +81,10 @@ export async function createSharedState(options: SharedStateOptions): Promise<Sh
     await Promise.all([connectRedis(redis, options.redisUrl, startTimeoutMs), connectRedis(subscriber, options.redisUrl, startTimeoutMs)]);
 
     const keyspace = createKeyspace(options.redisPrefix);
-    const keyChanges = createKeyChangeFeed({ redis, subscriber, channel: keyspace.keysChannel, logger });
+    const keyChanges = createChangeFeed({ redis, subscriber, channel: keyspace.keysChannel, what: 'key ring', logger });
     closers.push(async () => keyChanges.close());
+    const policyChanges = createChangeFeed({ redis, subscriber, channel: keyspace.policyChannel, what: 'policy', logger });
+    closers.push(async () => policyChanges.close());
     const keys = createSealedKeyStore(options.masterKey, createPostgresKeyStorage(pool, { onWritten: () => void keyChanges.announce() }));
     // Replicas starting together on an empty database must agree on one key ring: the first to take
     // this lock creates it, the others wait and then load it.
@@ -126,6 +128,7 @@ export async function createSharedState(options: SharedStateOptions): Promise<Sh
       keys,
       leaderLock,
       onKeysChanged: (listener) => keyChanges.onChange(listener),
+      policyChanges: { announce: () => policyChanges.announce(), onChange: (listener) => policyChanges.onChange(listener) },
       async ready() {
         const [postgres, redisUp] = await Promise.all([
           audit.ready!(),

@@ -7,6 +7,8 @@ import type { Clock } from '../../clock';
 import { BrokerError } from '../../errors';
 import type { BrokerMetrics } from '../../observability/metrics';
 import type { createKillSwitch } from '../../operator/kill-switch';
+import type { ReloadResult } from '../../policy/live-policy';
+import { PolicyError } from '../../policy/load';
 import { idSchema, type Policy } from '../../policy/schema';
 import type { QuotaStore } from '../../quotas/quota-store';
 import type { RevocationStore } from '../../revocation/revocation-store';
@@ -21,6 +23,8 @@ const revokeBody = z
 const restoreBody = z.object({ tenant: idSchema }).strict();
 // Nothing to send yet; strict, so a field a client expects to matter (a reason, a tenant) is refused, not ignored.
 const decideBody = z.object({}).strict();
+// A reload reads the broker's own policy file: a policy is never uploaded over HTTP.
+const reloadBody = z.object({}).strict();
 const approvalsQuery = z.object({ tenant: idSchema }).strict();
 const auditQuery = z.object({ tenant: idSchema, after: z.coerce.number().int().nonnegative().optional(), limit: z.coerce.number().int().min(1).max(10_000).optional() }).strict();
 
@@ -33,6 +37,7 @@ export interface OperatorRouteDeps {
   approvals: Pick<ApprovalStore, 'decide' | 'listPending'>;
   audit: Pick<AuditLog, 'read' | 'verify' | 'append'>;
   rotateKeys: () => Promise<{ kid: string }>;
+  reloadPolicy: (operator: string) => Promise<ReloadResult>;
   metrics: BrokerMetrics;
   clock: Clock;
   logger: Logger;
@@ -143,6 +148,16 @@ export function operatorRoutes(deps: OperatorRouteDeps): Router {
       res.json({ id: approval.id, status: approval.status, tenant: approval.tenant, tool: approval.tool });
     } catch (err) {
       sendError(req, res, err, deps.logger);
+    }
+  });
+
+  router.post('/v1/policy/reload', async (req, res) => {
+    try {
+      parseBody(reloadBody, req.body);
+      res.json(await deps.reloadPolicy(operator(res)));
+    } catch (err) {
+      const refused = err instanceof PolicyError ? new BrokerError('policy_invalid', err.message, { details: { issues: err.issues.length ? err.issues : [err.message] } }) : err;
+      sendError(req, res, refused, deps.logger);
     }
   });
 

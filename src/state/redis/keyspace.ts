@@ -10,6 +10,8 @@ export interface Keyspace {
   revocationAckChannel: string;
   /** Pub/sub: the shared signing key ring was written. */
   keysChannel: string;
+  /** A replica reloaded its policy: the others reload theirs. */
+  policyChannel: string;
   /** Sorted set of this tenant's recent allowed calls (score: time), for calls per minute. */
   rate(tenant: string): string;
   /** Sorted set of this tenant's concurrency slots (member: call id, score: expiry). */
@@ -36,6 +38,7 @@ export function createKeyspace(prefix: string): Keyspace {
     revocationChannel: `${p}:revocations`,
     revocationAckChannel: `${p}:revocations:ack`,
     keysChannel: `${p}:keys`,
+    policyChannel: `${p}:policy`,
     rate: (tenant) => `${p}:rate:${tenant}`,
     slots: (tenant) => `${p}:slots:${tenant}`,
     sessions: (tenant) => `${p}:sessions:${tenant}`,

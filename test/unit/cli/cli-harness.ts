@@ -94,9 +94,9 @@ export interface RunningServe {
 }
 
 /** `bulkhead serve …`, resolved once the process has printed `ready` (or rejected if it exits first). */
-export function startServe(args: string[], ready: RegExp): Promise<RunningServe> {
+export function startServe(args: string[], ready: RegExp, env: Record<string, string> = {}): Promise<RunningServe> {
   return new Promise((resolvePromise, reject) => {
-    const child = spawn(process.execPath, [MAIN, 'serve', ...args], { cwd: ROOT, env: cleanEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [MAIN, 'serve', ...args], { cwd: ROOT, env: cleanEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
     let output = '';
     let settled = false;
     const exited = new Promise<number | null>((done) => child.on('exit', (code) => done(code)));
