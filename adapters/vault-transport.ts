@@ -1,5 +1,4 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import { createKeepAliveTransport } from '../src/net/keep-alive-http';
 
 /**
  * The HTTP transport node-vault calls through (its `request-promise` hook), on node:http with a
@@ -39,9 +38,9 @@ const MAX_BODY_BYTES = 1 << 20;
 
 /** The object node-vault's `request-promise` option wants: `defaults()` returns the request function. */
 export function createVaultTransport(options: VaultTransportOptions): { defaults(): VaultRequestFn; close(): void } {
-  const agents = { http: new HttpAgent({ keepAlive: true }), https: new HttpsAgent({ keepAlive: true }) };
+  const transport = createKeepAliveTransport({ maxBodyBytes: MAX_BODY_BYTES });
 
-  const request: VaultRequestFn = (req) => {
+  const request: VaultRequestFn = async (req) => {
     const url = new URL(req.uri);
     const timeout = AbortSignal.timeout(options.timeoutMs);
     const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
@@ -50,44 +49,18 @@ export function createVaultTransport(options: VaultTransportOptions): { defaults
     if (req.json !== undefined && typeof req.json === 'object') {
       body = JSON.stringify(req.json);
       headers['content-type'] ??= 'application/json';
-      headers['content-length'] = String(Buffer.byteLength(body));
     }
-    const https = url.protocol === 'https:';
-    const send = https ? httpsRequest : httpRequest;
-    return new Promise<NodeVaultResponse>((resolve, reject) => {
-      const outgoing = send(url, { method: req.method, headers, signal, agent: https ? agents.https : agents.http }, (response: IncomingMessage) => {
-        const chunks: Buffer[] = [];
-        let size = 0;
-        response.on('data', (chunk: Buffer) => {
-          size += chunk.length;
-          if (size > MAX_BODY_BYTES) response.destroy(new Error('Vault answer is too large'));
-          else chunks.push(chunk);
-        });
-        response.on('error', (err) => reject(signal.aborted ? signal.reason : err));
-        response.on('end', () => {
-          let parsed: unknown;
-          const text = Buffer.concat(chunks).toString('utf8');
-          if (text.length > 0) {
-            try {
-              parsed = JSON.parse(text);
-            } catch {
-              parsed = undefined; // A proxy's HTML error page: the status code says enough.
-            }
-          }
-          resolve({ statusCode: response.statusCode ?? 0, body: parsed, request: { path: url.pathname } });
-        });
-      });
-      // An abort surfaces as the signal's own reason (TimeoutError or the caller's), as fetch does.
-      outgoing.on('error', (err) => reject(signal.aborted ? signal.reason : err));
-      outgoing.end(body);
-    });
+    const response = await transport.request({ method: req.method, url, headers, body, signal });
+    let parsed: unknown;
+    if (response.text.length > 0) {
+      try {
+        parsed = JSON.parse(response.text);
+      } catch {
+        parsed = undefined; // A proxy's HTML error page: the status code says enough.
+      }
+    }
+    return { statusCode: response.status, body: parsed, request: { path: url.pathname } };
   };
 
-  return {
-    defaults: () => request,
-    close() {
-      agents.http.destroy();
-      agents.https.destroy();
-    },
-  };
+  return { defaults: () => request, close: () => transport.close() };
 }

@@ -79,7 +79,7 @@ export function createBulkheadMcp(options: BulkheadMcpOptions): BulkheadMcp {
   const logger = options.logger ?? createLogger({ destination: process.stderr });
   const broker = createBrokerClient({ brokerUrl: options.brokerUrl, serverKey: options.serverKey, timeoutMs: options.timeoutMs });
   const verifier = createBulkheadTokenVerifier({ brokerUrl: options.brokerUrl, serverId: options.serverId, issuer: options.issuer, timeoutMs: options.timeoutMs, jwksCooldownMs: options.jwksCooldownMs, clock: options.clock });
-  const guard = createToolGuard({ broker, approval: options.approval, logger, clock: options.clock });
+  const guard = createToolGuard({ broker, approval: options.approval, logger, clock: options.clock, onTokenRefused: (token) => verifier.forget(token) });
   const metadataUrl = resourceMetadataUrl(resourceUrl);
   const sessionRouters: SessionRouter[] = [];
 
@@ -119,6 +119,7 @@ export function createBulkheadMcp(options: BulkheadMcpOptions): BulkheadMcp {
     },
     async close() {
       await Promise.all(sessionRouters.map((s) => s.close()));
+      broker.close();
     },
   };
 }

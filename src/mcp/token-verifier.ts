@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 import { InvalidTokenError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
 import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
@@ -13,6 +14,12 @@ import { systemClock, type Clock } from '../clock';
  * Keys come from jose's remote JWKS: cached, refetched when a token names an unknown `kid` (at most once
  * per cooldown, so a flood of made-up kids cannot flood the broker), every fetch bounded by a timeout,
  * concurrent refetches sharing one request. Errors never quote the token or its claims.
+ *
+ * A verified token is remembered (keyed by its SHA-256, never the token itself) until its `exp`, so an
+ * agent's every request does not pay an EdDSA verify: a bounded map, oldest dropped first. This caches
+ * the signature check only. Revocation is still the broker's decision on every tools/call and
+ * tools/list, and when the broker answers that a token is revoked or expired the wrapper calls
+ * `forget()`, so the next request is verified afresh.
  */
 
 export interface BulkheadTokenVerifierOptions {
@@ -27,6 +34,8 @@ export interface BulkheadTokenVerifierOptions {
   /** Least time between two JWKS refetches for unknown kids; default 30 s. */
   jwksCooldownMs?: number;
   clockToleranceSeconds?: number;
+  /** Most verified tokens remembered; default 10000, 0 disables the cache. */
+  cacheEntries?: number;
   clock?: Clock;
   fetch?: typeof fetch;
 }
@@ -45,7 +54,17 @@ const REQUIRED_CLAIMS = ['iss', 'sub', 'aud', 'tid', 'sid', 'jti', 'scope', 'exp
 export interface BulkheadTokenVerifier extends OAuthTokenVerifier {
   /** The broker's issuer identifier (configured, or discovered once from its metadata). */
   issuer(): Promise<string>;
+  /** Drops a token from the verified-token cache (the broker said it is revoked or expired). */
+  forget(token: string): void;
 }
+
+/** A verified token's AuthInfo, without the token, and when it stops being valid (epoch ms). */
+interface Verified {
+  auth: Omit<AuthInfo, 'token'>;
+  validUntil: number;
+}
+
+const tokenKey = (token: string): string => createHash('sha256').update(token).digest('base64url');
 
 export function createBulkheadTokenVerifier(options: BulkheadTokenVerifierOptions): BulkheadTokenVerifier {
   const base = new URL(options.brokerUrl);
@@ -72,10 +91,36 @@ export function createBulkheadTokenVerifier(options: BulkheadTokenVerifierOption
     return issuer;
   }
 
+  const cacheEntries = options.cacheEntries ?? 10_000;
+  const verified = new Map<string, Verified>();
+
+  function remembered(key: string): Omit<AuthInfo, 'token'> | null {
+    const entry = verified.get(key);
+    if (!entry) return null;
+    if (clock.now() >= entry.validUntil) {
+      verified.delete(key);
+      return null;
+    }
+    return entry.auth;
+  }
+
+  function remember(key: string, auth: Omit<AuthInfo, 'token'>): void {
+    if (cacheEntries <= 0) return;
+    // Oldest first: a Map iterates in insertion order.
+    while (verified.size >= cacheEntries) verified.delete(verified.keys().next().value as string);
+    verified.set(key, { auth, validUntil: (auth.expiresAt ?? 0) * 1000 });
+  }
+
   return {
     issuer: brokerIssuer,
+    forget(token: string) {
+      verified.delete(tokenKey(token));
+    },
     async verifyAccessToken(token: string): Promise<AuthInfo> {
       if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw new InvalidTokenError('token is malformed');
+      const key = tokenKey(token);
+      const known = remembered(key);
+      if (known) return { ...known, token };
       let expectedIssuer: string;
       try {
         expectedIssuer = await brokerIssuer();
@@ -100,8 +145,10 @@ export function createBulkheadTokenVerifier(options: BulkheadTokenVerifierOption
       if (typeof sub !== 'string' || typeof tid !== 'string' || typeof sid !== 'string' || typeof jti !== 'string' || typeof scope !== 'string' || typeof exp !== 'number') {
         throw new InvalidTokenError('token claims are missing or of the wrong type');
       }
-      const identity: BulkheadIdentity = { tenant: tid, principal: sub, session: sid, jti };
-      return { token, clientId: sub, scopes: scope.split(' ').filter(Boolean), expiresAt: exp, extra: { bulkhead: identity } };
+      const identity: BulkheadIdentity = Object.freeze({ tenant: tid, principal: sub, session: sid, jti });
+      const auth = { clientId: sub, scopes: Object.freeze(scope.split(' ').filter(Boolean)) as string[], expiresAt: exp, extra: Object.freeze({ bulkhead: identity }) };
+      remember(key, auth);
+      return { ...auth, token };
     },
   };
 }

@@ -1,4 +1,3 @@
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import type { Deny } from './broker-client';
 
 /**
@@ -9,6 +8,15 @@ import type { Deny } from './broker-client';
 
 export const DENY_META_KEY = 'bulkhead/deny';
 
+/** A tools/call result as both SDK majors shape it (their CallToolResult types are structurally this). */
+export interface ToolResult {
+  content: Array<{ type: string; [key: string]: unknown }>;
+  isError?: boolean;
+  structuredContent?: Record<string, unknown>;
+  _meta?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
 export interface DenyMeta {
   reason: string;
   message: string;
@@ -16,7 +24,7 @@ export interface DenyMeta {
   retry_after?: number;
 }
 
-export function denyResult(deny: Pick<Deny, 'reason' | 'message' | 'approval_id' | 'retry_after'>): CallToolResult {
+export function denyResult(deny: Pick<Deny, 'reason' | 'message' | 'approval_id' | 'retry_after'>): ToolResult & { content: Array<{ type: 'text'; text: string }> } {
   const meta: DenyMeta = { reason: deny.reason, message: deny.message };
   if (deny.approval_id !== undefined) meta.approval_id = deny.approval_id;
   if (deny.retry_after !== undefined) meta.retry_after = deny.retry_after;

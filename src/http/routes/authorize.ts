@@ -44,6 +44,17 @@ export interface ServerRouteDeps {
   logger: Logger;
 }
 
+/**
+ * The widest scope a token of this principal for this server could be issued with: the server's tools,
+ * and for a principal from the tenant's IdP (not listed in policy) only what `idp.scope` lets a token carry.
+ */
+function grantableScope(policy: Policy, tenantId: string, principal: string, server: string): string[] {
+  const tools = Object.hasOwn(policy.servers, server) ? policy.servers[server]!.tools : [];
+  const tenant = Object.hasOwn(policy.tenants, tenantId) ? policy.tenants[tenantId]! : undefined;
+  const idpScope = tenant && !Object.hasOwn(tenant.principals, principal) ? tenant.idp?.scope : undefined;
+  return idpScope ? tools.filter((tool) => idpScope.includes(tool)) : tools;
+}
+
 /** The endpoints an authenticated MCP server calls around every tool execution. */
 export function serverRoutes(deps: ServerRouteDeps): Router {
   const router = Router();
@@ -91,8 +102,13 @@ export function serverRoutes(deps: ServerRouteDeps): Router {
       const body = parseBody(manifestBody, req.body);
       const server = res.locals.server as string;
       const verified = await deps.authorizer.verifyLive(server, body.token);
-      const tools = allowedTools(deps.policy(), { tenant: verified.tenant, principal: verified.principal, audience: server, scope: verified.scope });
-      res.json({ tenant: verified.tenant, principal: verified.principal, tools });
+      const policy = deps.policy();
+      const token = { tenant: verified.tenant, principal: verified.principal, audience: server };
+      const tools = allowedTools(policy, { ...token, scope: verified.scope });
+      // What policy would grant with a wider scope: the MCP wrapper answers those with a 403 insufficient_scope
+      // step-up challenge instead of tool_not_allowed. Only this principal's own grants, for a live token.
+      const stepUp = allowedTools(policy, { ...token, scope: grantableScope(policy, verified.tenant, verified.principal, server) }).filter((tool) => !tools.includes(tool));
+      res.json({ tenant: verified.tenant, principal: verified.principal, tools, step_up: stepUp });
     } catch (err) {
       sendDeny(req, res, err, deps.logger);
     }
