@@ -2,7 +2,9 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
 // In your own project: import { createBulkheadMcp } from 'bulkhead/mcp';
-import { createBulkheadMcp, type ApprovalWait, type BulkheadMcp, type GuardLogger } from '../../src/mcp';
+import { createBulkheadMcp, type ApprovalWait, type GuardLogger } from '../../src/mcp';
+// For SDK 2.x servers (protocol 2026-07-28): import { createBulkheadMcp } from 'bulkhead/mcp/v2';
+import { createBulkheadMcp as createBulkheadMcpV2 } from '../../src/mcp/v2';
 import type { CrmStore } from './crm-store';
 import { registerCrmTools } from './tools';
 
@@ -24,12 +26,14 @@ export interface CrmServerOptions {
   approval?: ApprovalWait;
   logger?: GuardLogger;
   brokerTimeoutMs?: number;
+  /** `v2`: SDK 2.x and protocol 2026-07-28 (`bulkhead/mcp/v2`); `v1` (default): SDK 1.x and 2025-11-25 clients. */
+  entry?: 'v1' | 'v2';
 }
 
 export interface CrmServer {
   url: string;
   server: Server;
-  bulkhead: BulkheadMcp;
+  bulkhead: { close(): Promise<void> };
   close(): Promise<void>;
 }
 
@@ -47,8 +51,9 @@ export async function startCrmServer(options: CrmServerOptions): Promise<CrmServ
   const url = `http://${host}:${port}/mcp`;
 
   // --- Bulkhead: the whole integration ---
-  const bulkhead = createBulkheadMcp({ brokerUrl: options.brokerUrl, serverId: options.serverId, serverKey: options.serverKey, resourceUrl: url, issuer: options.issuer, approval: options.approval, logger: options.logger, timeoutMs: options.brokerTimeoutMs, resourceName: 'Example CRM' });
-  app.use(bulkhead.router({ info: { name: 'crm-mcp-example', version: '1.0.0' }, setup: (mcp) => void registerCrmTools(mcp, options.store) }));
+  const config = { brokerUrl: options.brokerUrl, serverId: options.serverId, serverKey: options.serverKey, resourceUrl: url, issuer: options.issuer, approval: options.approval, logger: options.logger, timeoutMs: options.brokerTimeoutMs, resourceName: 'Example CRM' };
+  const bulkhead = options.entry === 'v2' ? createBulkheadMcpV2(config) : createBulkheadMcp(config);
+  app.use(bulkhead.router({ info: { name: 'crm-mcp-example', version: '1.0.0' }, setup: (mcp: object) => void registerCrmTools(mcp, options.store) }));
   // --- end ---
 
   return {

@@ -1,5 +1,3 @@
-import type { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
 import { bulkheadCall } from '../../src/mcp';
 import { CrmAccessError, TABLES, type CrmStore } from './crm-store';
@@ -10,21 +8,36 @@ import { CrmAccessError, TABLES, type CrmStore } from './crm-store';
  * handlers never see the client's token, and Bulkhead withholds anything that echoes the credential.
  */
 
-const json = (value: unknown): CallToolResult => ({ content: [{ type: 'text', text: JSON.stringify(value) }] });
-const refused = (err: unknown): CallToolResult => {
+/** What both SDK majors' registerTool accept: a raw zod shape, and a handler of (args, extra/ctx). */
+export interface ToolRegistrar {
+  registerTool(name: string, config: { description: string; inputSchema: z.ZodRawShape; annotations?: { readOnlyHint?: boolean } }, handler: (args: any, extra: object) => Promise<CrmToolResult>): unknown;
+}
+
+interface CrmToolResult {
+  content: Array<{ type: 'text'; text: string }>;
+  isError?: boolean;
+}
+
+const json = (value: unknown): CrmToolResult => ({ content: [{ type: 'text', text: JSON.stringify(value) }] });
+const refused = (err: unknown): CrmToolResult => {
   if (err instanceof CrmAccessError) return { isError: true, content: [{ type: 'text', text: err.message }] };
   throw err;
 };
 
-export function registerCrmTools(server: McpServer, store: CrmStore): McpServer {
-  server.registerTool(
+/**
+ * The same tools on an SDK 1.x McpServer (the v1 entry) or an SDK 2.x one (the v2 entry): both take
+ * raw zod shapes and call handlers with (args, extra); bulkheadCall() reads the grant from either.
+ */
+export function registerCrmTools<S>(server: S, store: CrmStore): S {
+  const registrar = server as unknown as ToolRegistrar;
+  registrar.registerTool(
     'query_crm',
     {
       description: 'Read CRM rows. path is <namespace>/<table>[/<id>], e.g. acme/contacts or acme/deals/2.',
       inputSchema: { path: z.string().min(1).max(200), region: z.string().optional() },
       annotations: { readOnlyHint: true },
     },
-    async ({ path, region }, extra) => {
+    async ({ path, region }: { path: string; region?: string }, extra) => {
       const call = bulkheadCall(extra);
       try {
         const rows = await store.query(call.credential.value, path);
@@ -36,14 +49,14 @@ export function registerCrmTools(server: McpServer, store: CrmStore): McpServer 
     },
   );
 
-  server.registerTool(
+  registrar.registerTool(
     'export_report',
     {
       description: `Export a whole table of your CRM (${TABLES.join(', ')}).`,
       inputSchema: { table: z.enum(TABLES) },
       annotations: { readOnlyHint: true },
     },
-    async ({ table }, extra) => {
+    async ({ table }: { table: (typeof TABLES)[number] }, extra) => {
       const call = bulkheadCall(extra);
       try {
         const rows = await store.exportTable(call.credential.value, table);
@@ -56,13 +69,13 @@ export function registerCrmTools(server: McpServer, store: CrmStore): McpServer 
     },
   );
 
-  server.registerTool(
+  registrar.registerTool(
     'send_email',
     {
       description: 'Queue an email from your CRM mailbox. Needs an operator approval for each message.',
       inputSchema: { to: z.string().email(), subject: z.string().max(200), body: z.string().max(5000) },
     },
-    async ({ to, subject, body }, extra) => {
+    async ({ to, subject, body }: { to: string; subject: string; body: string }, extra) => {
       const call = bulkheadCall(extra);
       try {
         const { queued } = await store.send(call.credential.value, { to, subject, body });

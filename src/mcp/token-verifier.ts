@@ -154,7 +154,7 @@ export function createBulkheadTokenVerifier(options: BulkheadTokenVerifierOption
 }
 
 /** The identity a Bulkhead verifier put on a request's AuthInfo, or null if it is not one. */
-export function identityOf(auth: AuthInfo | undefined): BulkheadIdentity | null {
+export function identityOf(auth: Pick<AuthInfo, 'extra'> | undefined): BulkheadIdentity | null {
   const identity = auth?.extra?.bulkhead as Partial<BulkheadIdentity> | undefined;
   if (!identity || typeof identity.tenant !== 'string' || typeof identity.principal !== 'string' || typeof identity.session !== 'string') return null;
   return identity as BulkheadIdentity;

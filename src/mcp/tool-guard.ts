@@ -6,7 +6,7 @@ import type { BrokerClient } from './broker-client';
 import { attachCall } from './call-grant';
 import { createCallPipeline, type ApprovalWait, type GuardLogger } from './call-pipeline';
 import { identityOf } from './token-verifier';
-import { denyResult } from './tool-results';
+import { denyResult, type ToolResult } from './tool-results';
 
 export type { ApprovalWait, GuardLogger, PendingApproval } from './call-pipeline';
 
@@ -55,7 +55,12 @@ export function createToolGuard(options: ToolGuardOptions): ToolGuard {
     },
 
     callTool(original) {
-      return async (request, extra) => {
+      return async (request, extra) => (await guardedCall(original, request, extra)) as CallToolResult;
+    },
+  };
+
+  async function guardedCall(original: CallHandler, request: CallToolRequest, extra: Extra): Promise<ToolResult> {
+    {
         const tool = request.params.name;
         // A task outlives the call, but the credential is released when the call ends: refuse, don't half-run.
         if (request.params.task) throw new McpError(ErrorCode.InvalidRequest, 'Bulkhead: task-augmented tool calls are not supported');
@@ -76,9 +81,8 @@ export function createToolGuard(options: ToolGuardOptions): ToolGuard {
           attachCall(handlerExtra, call);
           return original({ ...request, params: { ...request.params, arguments: { ...decision.arguments } } }, handlerExtra);
         });
-      };
-    },
-  };
+    }
+  }
 }
 
 /**

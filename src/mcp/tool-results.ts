@@ -12,7 +12,7 @@ export const DENY_META_KEY = 'bulkhead/deny';
 export interface ToolResult {
   content: Array<{ type: string; [key: string]: unknown }>;
   isError?: boolean;
-  structuredContent?: Record<string, unknown>;
+  structuredContent?: unknown;
   _meta?: Record<string, unknown>;
   [key: string]: unknown;
 }
