@@ -11,11 +11,15 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
 import { isInitializeRequest, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { z } from 'zod';
+import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
+import { toNodeHandler } from '@modelcontextprotocol/node';
+import { createMcpHandler, McpServer as McpServerV2 } from '@modelcontextprotocol/server';
 import { createLocalSecretStore } from '../adapters/local';
 import { createBroker } from '../src/app';
 import { sha256Hex } from '../src/crypto/hash';
 import { loadOrCreateMasterKey } from '../src/crypto/master-key';
 import { bulkheadCall, createBulkheadMcp } from '../src/mcp';
+import { createBulkheadMcp as createBulkheadMcpV2 } from '../src/mcp/v2';
 import { createLogger } from '../src/observability/logger';
 import { parsePolicy } from '../src/policy/load';
 
@@ -88,6 +92,27 @@ function plainApp(rows: Map<string, unknown[]>, credential: string): express.Exp
   return app;
 }
 
+/** The plain SDK 2.x server (protocol 2026-07-28): a fresh McpServer per request from a factory, no auth. */
+function plainAppV2(rows: Map<string, unknown[]>, credential: string): express.Express {
+  const app = express();
+  app.use(express.json());
+  const node = toNodeHandler(
+    createMcpHandler(() => {
+      const server = new McpServerV2({ name: 'plain-v2', version: '1.0.0' });
+      server.registerTool('query_crm', { inputSchema: { path: z.string(), region: z.string().optional() } }, async ({ path }) => handlerBody(rows, credential, path));
+      return server;
+    }, { legacy: 'reject' }),
+  );
+  app.all('/mcp', (req, res) => void node(req, res, req.body));
+  return app;
+}
+
+async function connectV2(url: string, token?: string): Promise<ClientV2> {
+  const client = new ClientV2({ name: 'bench', version: '1.0.0' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+  await client.connect(new TransportV2(new URL(url), { requestInit: token ? { headers: { Authorization: `Bearer ${token}` } } : {} }));
+  return client;
+}
+
 async function connect(url: string, token?: string): Promise<Client> {
   const client = new Client({ name: 'bench', version: '1.0.0' });
   await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: token ? { headers: { Authorization: `Bearer ${token}` } } : {} }));
@@ -139,6 +164,18 @@ async function main(): Promise<void> {
     }),
   );
 
+  const plainV2 = await listen(plainAppV2(rows, credential));
+  const wrappedV2Express = express();
+  const wrappedV2 = await listen(wrappedV2Express);
+  const bulkheadV2 = createBulkheadMcpV2({ brokerUrl, serverId: 'crm-mcp', serverKey, resourceUrl: wrappedV2.url, logger: { info: () => undefined, warn: () => undefined } });
+  wrappedV2Express.use(
+    bulkheadV2.router({
+      info: { name: 'wrapped-v2', version: '1.0.0' },
+      setup: (server) =>
+        void server.registerTool('query_crm', { inputSchema: { path: z.string(), region: z.string().optional() } }, async ({ path }, ctx) => handlerBody(rows, bulkheadCall(ctx).credential.value, path)),
+    }),
+  );
+
   const tokenAnswer = await fetch(`${brokerUrl}/v1/token`, {
     method: 'POST',
     headers: { 'content-type': 'application/x-www-form-urlencoded' },
@@ -148,7 +185,9 @@ async function main(): Promise<void> {
 
   const plainClient = await connect(plain.url);
   const wrappedClient = await connect(wrapped.url, token);
-  const call = (client: Client) => async () => {
+  const plainV2Client = await connectV2(plainV2.url);
+  const wrappedV2Client = await connectV2(wrappedV2.url, token);
+  const call = (client: Pick<Client, 'callTool'> | ClientV2) => async () => {
     const result = (await client.callTool({ name: 'query_crm', arguments: { path: 'acme/contacts' } })) as CallToolResult;
     if (result.isError) throw new Error(`call failed: ${JSON.stringify(result.content)}`);
   };
@@ -163,14 +202,18 @@ async function main(): Promise<void> {
     await call(plainClient)();
     await call(wrappedClient)();
     await brokerOnly();
+    await call(plainV2Client)();
+    await call(wrappedV2Client)();
   }
-  const samples = { plain: [] as number[], wrapped: [] as number[], broker: [] as number[] };
+  const samples = { plain: [] as number[], wrapped: [] as number[], broker: [] as number[], plainV2: [] as number[], wrappedV2: [] as number[] };
   for (let i = 0; i < CALLS; i++) {
     // Rotate the order each round so neither side always runs first.
     const order = [
       ['plain', call(plainClient)],
       ['wrapped', call(wrappedClient)],
       ['broker', brokerOnly],
+      ['plainV2', call(plainV2Client)],
+      ['wrappedV2', call(wrappedV2Client)],
     ] as const;
     for (let k = 0; k < order.length; k++) {
       const [name, run] = order[(i + k) % order.length]!;
@@ -181,6 +224,9 @@ async function main(): Promise<void> {
   const plainStats = stats(samples.plain);
   const wrappedStats = stats(samples.wrapped);
   const brokerStats = stats(samples.broker);
+  const plainV2Stats = stats(samples.plainV2);
+  const wrappedV2Stats = stats(samples.wrappedV2);
+  const addedV2 = { p50: round(wrappedV2Stats.p50 - plainV2Stats.p50), mean: round(wrappedV2Stats.mean - plainV2Stats.mean), p99: round(wrappedV2Stats.p99 - plainV2Stats.p99) };
   const added = { p50: round(wrappedStats.p50 - plainStats.p50), mean: round(wrappedStats.mean - plainStats.mean), p99: round(wrappedStats.p99 - plainStats.p99) };
   const result = {
     benchmark: 'mcp-wrapper',
@@ -195,6 +241,7 @@ async function main(): Promise<void> {
     broker_round_trips_only: brokerStats,
     added_by_wrapper: added,
     ratio_p50: round(wrappedStats.p50 / plainStats.p50),
+    v2: { unwrapped: plainV2Stats, wrapped: wrappedV2Stats, added_by_wrapper: addedV2, ratio_p50: round(wrappedV2Stats.p50 / plainV2Stats.p50) },
     // Percentiles do not subtract exactly: an estimate of what the wrapper itself adds beyond the broker.
     wrapper_local_estimate_p50: round(added.p50 - brokerStats.p50),
     broker_state_dir: STATE_ROOT,
@@ -215,10 +262,14 @@ from the embedded store, durable audit record) and \`/v1/complete\`, against an 
 | unwrapped | ${plainStats.p50} | ${plainStats.p90} | ${plainStats.p99} | ${plainStats.mean} |
 | wrapped | ${wrappedStats.p50} | ${wrappedStats.p90} | ${wrappedStats.p99} | ${wrappedStats.mean} |
 | broker round trips alone (authorize + complete) | ${brokerStats.p50} | ${brokerStats.p90} | ${brokerStats.p99} | ${brokerStats.mean} |
+| v2 entry (SDK 2.x, 2026-07-28): unwrapped | ${plainV2Stats.p50} | ${plainV2Stats.p90} | ${plainV2Stats.p99} | ${plainV2Stats.mean} |
+| v2 entry (SDK 2.x, 2026-07-28): wrapped | ${wrappedV2Stats.p50} | ${wrappedV2Stats.p90} | ${wrappedV2Stats.p99} | ${wrappedV2Stats.mean} |
 
 **Added by the wrapper: ${added.p50} ms at p50** (${added.mean} ms mean, ${added.p99} ms at p99); wrapped/unwrapped p50 ratio ${result.ratio_p50}.
 The broker's two round trips account for about ${Math.round(result.broker_share_of_added_p50 * 100)}% of the added p50; the wrapper's own
 work (bearer verification, session binding, grant, redaction) is roughly the remaining ${result.wrapper_local_estimate_p50} ms.
+
+**v2 entry: added ${addedV2.p50} ms at p50** (${addedV2.mean} ms mean, ${addedV2.p99} ms at p99) against the plain SDK 2.x server in the same run; ratio ${result.v2.ratio_p50}.
 `;
 
   const out = join(__dirname, '..', '..', 'bench', 'results');
@@ -229,8 +280,11 @@ work (bearer verification, session binding, grant, redaction) is roughly the rem
 
   await plainClient.close();
   await wrappedClient.close();
+  await plainV2Client.close();
+  await wrappedV2Client.close();
   await bulkhead.close();
-  for (const s of [plain.server, wrapped.server]) {
+  await bulkheadV2.close();
+  for (const s of [plain.server, wrapped.server, plainV2.server, wrappedV2.server]) {
     s.closeAllConnections();
     await new Promise<void>((resolve) => s.close(() => resolve()));
   }

@@ -56,6 +56,8 @@ export interface BulkheadTokenVerifier extends OAuthTokenVerifier {
   issuer(): Promise<string>;
   /** Drops a token from the verified-token cache (the broker said it is revoked or expired). */
   forget(token: string): void;
+  /** How many verified tokens are remembered (for metrics and tests). */
+  cacheSize(): number;
 }
 
 /** A verified token's AuthInfo, without the token, and when it stops being valid (epoch ms). */
@@ -116,6 +118,7 @@ export function createBulkheadTokenVerifier(options: BulkheadTokenVerifierOption
     forget(token: string) {
       verified.delete(tokenKey(token));
     },
+    cacheSize: () => verified.size,
     async verifyAccessToken(token: string): Promise<AuthInfo> {
       if (typeof token !== 'string' || token.length === 0 || token.length > MAX_TOKEN_LENGTH) throw new InvalidTokenError('token is malformed');
       const key = tokenKey(token);

@@ -2,6 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { exportJWK, generateKeyPair, SignJWT, type JWK, type KeyLike } from 'jose';
 import { InvalidTokenError, ServerError } from '@modelcontextprotocol/sdk/server/auth/errors.js';
+import { manualClock } from '../../../src/clock';
 import { createBulkheadTokenVerifier } from '../../../src/mcp/token-verifier';
 
 /**
@@ -119,5 +120,46 @@ describe('Bulkhead token verifier for MCP servers (OAuthTokenVerifier)', () => {
     const token = await sign(published[0]!);
     const dead = createBulkheadTokenVerifier({ brokerUrl: 'http://127.0.0.1:9', serverId: 'crm-mcp', issuer: ISSUER, timeoutMs: 500 });
     expect(await refusal(dead.verifyAccessToken(token))).toBeInstanceOf(ServerError);
+  });
+
+  describe('verified-token cache (saves the EdDSA verify; revocation stays with the broker)', () => {
+    it('remembers a token by its hash, never its claims: a re-signed or tampered twin is verified on its own and refused', async () => {
+      const v = verifier();
+      const token = await sign(published[0]!, { jti: 'same-jti' });
+      await v.verifyAccessToken(token);
+      expect(v.cacheSize()).toBe(1);
+      const [header, payload, signature] = token.split('.');
+      const tampered = `${header}.${payload}.${signature!.slice(0, -4)}${signature!.endsWith('AAAA') ? 'BBBB' : 'AAAA'}`;
+      expect(await refusal(v.verifyAccessToken(tampered))).toBeInstanceOf(InvalidTokenError);
+      const otherKey = await newKey('k1'); // same kid, a key the broker never published
+      expect(await refusal(v.verifyAccessToken(await sign(otherKey, { jti: 'same-jti' })))).toBeInstanceOf(InvalidTokenError);
+      expect(v.cacheSize()).toBe(1);
+    });
+
+    it('stops serving a remembered token at its exp, and after forget()', async () => {
+      const clock = manualClock();
+      const v = createBulkheadTokenVerifier({ brokerUrl: url, serverId: 'crm-mcp', clock, clockToleranceSeconds: 0 });
+      const now = Math.floor(clock.now() / 1000);
+      const token = await sign(published[0]!, { iat: now, nbf: now, exp: now + 60 });
+      await v.verifyAccessToken(token);
+      clock.advance(61_000);
+      expect((await refusal(v.verifyAccessToken(token))).message).toBe('token has expired');
+      expect(v.cacheSize()).toBe(0);
+
+      const live = await sign(published[0]!);
+      await v.verifyAccessToken(live);
+      expect(v.cacheSize()).toBe(1);
+      v.forget(live);
+      expect(v.cacheSize()).toBe(0);
+    });
+
+    it('is bounded: the oldest entry goes first, and 0 disables it', async () => {
+      const v = createBulkheadTokenVerifier({ brokerUrl: url, serverId: 'crm-mcp', cacheEntries: 2 });
+      for (let i = 0; i < 5; i++) await v.verifyAccessToken(await sign(published[0]!));
+      expect(v.cacheSize()).toBe(2);
+      const off = createBulkheadTokenVerifier({ brokerUrl: url, serverId: 'crm-mcp', cacheEntries: 0 });
+      await off.verifyAccessToken(await sign(published[0]!));
+      expect(off.cacheSize()).toBe(0);
+    });
   });
 });
