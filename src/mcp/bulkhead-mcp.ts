@@ -4,13 +4,13 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Server, ServerOptions } from '@modelcontextprotocol/sdk/server/index.js';
 import type { Implementation } from '@modelcontextprotocol/sdk/types.js';
 import type { Clock } from '../clock';
-import { createLogger } from '../observability/logger';
-import { createBrokerClient, type BrokerClient } from './broker-client';
+import type { BrokerClient } from './broker-client';
 import { protect } from './protect';
-import { resourceMetadataRouter, resourceMetadataUrl } from './resource-metadata';
+import { resourceMetadataRouter } from './resource-metadata';
 import { createSessionRouter, type SessionRouter } from './session-router';
-import { createBulkheadTokenVerifier, type BulkheadTokenVerifier } from './token-verifier';
+import type { BulkheadTokenVerifier } from './token-verifier';
 import { createToolGuard, type ApprovalWait, type GuardLogger, type ToolGuard } from './tool-guard';
+import { createWrapperParts } from './wrapper-parts';
 
 /**
  * Everything an MCP server author needs, wired once:
@@ -40,6 +40,9 @@ export interface BulkheadMcpOptions {
   timeoutMs?: number;
   /** Least time between two JWKS refetches for tokens with an unknown kid; default 30 s. */
   jwksCooldownMs?: number;
+  /** Verified tokens remembered until their expiry (saves the EdDSA verify per request); default 10000, 0 disables. */
+  tokenCacheEntries?: number;
+  /** v1: a call that needs approval waits in-request, default 30 s. v2: default 0, the MRTR round replaces the wait. */
   approval?: ApprovalWait;
   /** Defaults to JSON logs on stderr (stdout may be an MCP stdio channel). */
   logger?: GuardLogger;
@@ -75,12 +78,8 @@ export interface BulkheadMcp {
 }
 
 export function createBulkheadMcp(options: BulkheadMcpOptions): BulkheadMcp {
-  const resourceUrl = new URL(options.resourceUrl);
-  const logger = options.logger ?? createLogger({ destination: process.stderr });
-  const broker = createBrokerClient({ brokerUrl: options.brokerUrl, serverKey: options.serverKey, timeoutMs: options.timeoutMs });
-  const verifier = createBulkheadTokenVerifier({ brokerUrl: options.brokerUrl, serverId: options.serverId, issuer: options.issuer, timeoutMs: options.timeoutMs, jwksCooldownMs: options.jwksCooldownMs, clock: options.clock });
-  const guard = createToolGuard({ broker, approval: options.approval, logger, clock: options.clock, onTokenRefused: (token) => verifier.forget(token) });
-  const metadataUrl = resourceMetadataUrl(resourceUrl);
+  const { resourceUrl, metadataUrl, logger, broker, verifier, onTokenRefused } = createWrapperParts(options);
+  const guard = createToolGuard({ broker, approval: options.approval, logger, clock: options.clock, onTokenRefused });
   const sessionRouters: SessionRouter[] = [];
 
   async function createProtectedServer(setup: Pick<ProtectedServerSetup, 'info' | 'serverOptions' | 'setup'>): Promise<McpServer> {

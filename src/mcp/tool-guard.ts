@@ -60,28 +60,26 @@ export function createToolGuard(options: ToolGuardOptions): ToolGuard {
   };
 
   async function guardedCall(original: CallHandler, request: CallToolRequest, extra: Extra): Promise<ToolResult> {
-    {
-        const tool = request.params.name;
-        // A task outlives the call, but the credential is released when the call ends: refuse, don't half-run.
-        if (request.params.task) throw new McpError(ErrorCode.InvalidRequest, 'Bulkhead: task-augmented tool calls are not supported');
-        const token = extra.authInfo?.token;
-        if (!token) return denyResult({ reason: 'token_invalid', message: 'no bearer token on this request; the call did not run' });
-        const callId = randomUUID();
-        const identity = identityOf(extra.authInfo);
-        const decision = await pipeline.authorize(
-          { token, identity, tool, arguments: request.params.arguments ?? {}, callId },
-          { signal: extra.signal, progress: (step, message) => progress(extra, step, message) },
-        );
-        if (decision.decision === 'deny') {
-          log?.info({ tool, call_id: callId, tenant: identity?.tenant, reason: decision.reason }, 'tool call denied');
-          return denyResult(decision);
-        }
-        return pipeline.run(decision, async (call) => {
-          const handlerExtra = withoutClientToken(extra);
-          attachCall(handlerExtra, call);
-          return original({ ...request, params: { ...request.params, arguments: { ...decision.arguments } } }, handlerExtra);
-        });
+    const tool = request.params.name;
+    // A task outlives the call, but the credential is released when the call ends: refuse, don't half-run.
+    if (request.params.task) throw new McpError(ErrorCode.InvalidRequest, 'Bulkhead: task-augmented tool calls are not supported');
+    const token = extra.authInfo?.token;
+    if (!token) return denyResult({ reason: 'token_invalid', message: 'no bearer token on this request; the call did not run' });
+    const callId = randomUUID();
+    const identity = identityOf(extra.authInfo);
+    const decision = await pipeline.authorize(
+      { token, identity, tool, arguments: request.params.arguments ?? {}, callId },
+      { signal: extra.signal, progress: (step, message) => progress(extra, step, message) },
+    );
+    if (decision.decision === 'deny') {
+      log?.info({ tool, call_id: callId, tenant: identity?.tenant, reason: decision.reason }, 'tool call denied');
+      return denyResult(decision);
     }
+    return pipeline.run(decision, async (call) => {
+      const handlerExtra = withoutClientToken(extra);
+      attachCall(handlerExtra, call);
+      return original({ ...request, params: { ...request.params, arguments: { ...decision.arguments } } }, handlerExtra);
+    });
   }
 }
 

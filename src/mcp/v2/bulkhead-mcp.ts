@@ -2,12 +2,11 @@ import express, { Router } from 'express';
 import { requireBearerAuth } from '@modelcontextprotocol/express';
 import { toNodeHandler } from '@modelcontextprotocol/node';
 import { createMcpHandler, McpServer, OAuthError, OAuthErrorCode, type Implementation, type McpHttpHandler, type OAuthTokenVerifier, type ServerOptions } from '@modelcontextprotocol/server';
-import type { Clock } from '../../clock';
-import { createLogger } from '../../observability/logger';
-import { createBrokerClient, type BrokerClient } from '../broker-client';
-import type { ApprovalWait, GuardLogger } from '../call-pipeline';
-import { resourceMetadataRouter, resourceMetadataUrl } from '../resource-metadata';
-import { createBulkheadTokenVerifier, type BulkheadTokenVerifier } from '../token-verifier';
+import type { BulkheadMcpOptions } from '../bulkhead-mcp';
+import type { BrokerClient } from '../broker-client';
+import { resourceMetadataRouter } from '../resource-metadata';
+import type { BulkheadTokenVerifier } from '../token-verifier';
+import { createWrapperParts } from '../wrapper-parts';
 import { createApprovalStateCodec } from './approval-state';
 import { protectV2 } from './protect';
 import { createToolGuardV2, type ToolGuardV2 } from './tool-guard';
@@ -26,29 +25,12 @@ import { createToolGuardV2, type ToolGuardV2 } from './tool-guard';
  * 2025-11-25 clients are refused here (`legacy: 'reject'`): serve them with the v1 entry (`bulkhead/mcp`).
  */
 
-export interface BulkheadMcpV2Options {
-  brokerUrl: string | URL;
-  /** This server's id in the policy (`servers.<id>`): the audience its tokens must carry. */
-  serverId: string;
-  /** This server's key for /v1/authorize, /v1/complete and /v1/manifest; also the root of the requestState key. */
-  serverKey: string;
-  /** The public URL of the MCP endpoint (RFC 9728 `resource`); its path is where the router serves MCP. */
-  resourceUrl: string | URL;
-  issuer?: string;
-  /** Per broker request; default 5000 ms. */
-  timeoutMs?: number;
-  jwksCooldownMs?: number;
-  /** `waitMs` defaults to 0: an approval is an MRTR round, not a held request. */
-  approval?: ApprovalWait;
+/** The v1 entry's options (broker, server id and key, resource URL, approval, logger…), plus the requestState seal's. */
+export interface BulkheadMcpV2Options extends BulkheadMcpOptions {
   /** Key of the approval requestState seal (≥ 32 bytes, the same on every replica); default derived from serverKey. */
   requestStateKey?: Uint8Array | string;
   /** How long an approval round's requestState stays valid; default 900 s (the broker's approval TTL). */
   requestStateTtlSeconds?: number;
-  /** Verified tokens remembered until their expiry; default 10000, 0 disables. */
-  tokenCacheEntries?: number;
-  logger?: GuardLogger;
-  resourceName?: string;
-  clock?: Clock;
 }
 
 export interface ProtectedServerSetupV2 {
@@ -74,13 +56,9 @@ export interface BulkheadMcpV2 {
 }
 
 export function createBulkheadMcp(options: BulkheadMcpV2Options): BulkheadMcpV2 {
-  const resourceUrl = new URL(options.resourceUrl);
-  const logger = options.logger ?? createLogger({ destination: process.stderr });
-  const broker = createBrokerClient({ brokerUrl: options.brokerUrl, serverKey: options.serverKey, timeoutMs: options.timeoutMs });
-  const verifier = createBulkheadTokenVerifier({ brokerUrl: options.brokerUrl, serverId: options.serverId, issuer: options.issuer, timeoutMs: options.timeoutMs, jwksCooldownMs: options.jwksCooldownMs, cacheEntries: options.tokenCacheEntries, clock: options.clock });
+  const { resourceUrl, metadataUrl, logger, broker, verifier, onTokenRefused } = createWrapperParts(options);
   const approvals = createApprovalStateCodec({ serverKey: options.serverKey, key: options.requestStateKey, ttlSeconds: options.requestStateTtlSeconds });
-  const guard = createToolGuardV2({ broker, approvals, approval: options.approval, logger, clock: options.clock, onTokenRefused: (token) => verifier.forget(token) });
-  const metadataUrl = resourceMetadataUrl(resourceUrl);
+  const guard = createToolGuardV2({ broker, approvals, approval: options.approval, logger, clock: options.clock, onTokenRefused });
   const handlers: McpHttpHandler[] = [];
 
   async function createProtectedServer(setup: Pick<ProtectedServerSetupV2, 'info' | 'serverOptions' | 'setup'>): Promise<McpServer> {

@@ -82,51 +82,51 @@ export function createToolGuardV2(options: ToolGuardV2Options): ToolGuardV2 {
   }
 
   async function guardedCall(original: CallHandler, request: CallToolRequest, ctx: ServerContext): Promise<ToolResult | InputRequiredResult> {
-        const tool = request.params.name;
-        if ((request.params as { task?: unknown }).task) throw new ProtocolError(ProtocolErrorCode.InvalidRequest, 'Bulkhead: task-augmented tool calls are not supported');
-        const auth = ctx.http?.authInfo;
-        const token = auth?.token;
-        if (!token) return denyResult({ reason: 'token_invalid', message: 'no bearer token on this request; the call did not run' });
-        const identity = identityOf(auth);
-        const args = request.params.arguments ?? {};
-        const callId = randomUUID();
-        const refuse = (reason: Parameters<typeof denyResult>[0]['reason'], message: string) => {
-          log?.info({ tool, call_id: callId, tenant: identity?.tenant, reason }, 'tool call denied');
-          return denyResult({ reason, message });
-        };
+    const tool = request.params.name;
+    if ((request.params as { task?: unknown }).task) throw new ProtocolError(ProtocolErrorCode.InvalidRequest, 'Bulkhead: task-augmented tool calls are not supported');
+    const auth = ctx.http?.authInfo;
+    const token = auth?.token;
+    if (!token) return denyResult({ reason: 'token_invalid', message: 'no bearer token on this request; the call did not run' });
+    const identity = identityOf(auth);
+    const args = request.params.arguments ?? {};
+    const callId = randomUUID();
+    const refuse = (reason: Parameters<typeof denyResult>[0]['reason'], message: string) => {
+      log?.info({ tool, call_id: callId, tenant: identity?.tenant, reason }, 'tool call denied');
+      return denyResult({ reason, message });
+    };
 
-        // A retry of an approval round. The SDK has verified the seal, expiry and caller binding already.
-        const state: unknown = ctx.mcpReq.requestState();
-        if (state !== undefined) {
-          if (!isApprovalState(state) || state.tool !== tool || state.args_mac !== approvals.argsMac(args)) {
-            return refuse('approval_required', 'the requestState was issued for a different call; the call did not run');
-          }
-          const answer = inputResponse(ctx.mcpReq.inputResponses, APPROVAL_INPUT);
-          if (answer.kind === 'elicit' && answer.action !== 'accept') {
-            return refuse('approval_required', `the client stopped waiting for approval ${state.approval_id}; the call did not run`);
-          }
-        }
+    // A retry of an approval round. The SDK has verified the seal, expiry and caller binding already.
+    const state: unknown = ctx.mcpReq.requestState();
+    if (state !== undefined) {
+      if (!isApprovalState(state) || state.tool !== tool || state.args_mac !== approvals.argsMac(args)) {
+        return refuse('approval_required', 'the requestState was issued for a different call; the call did not run');
+      }
+      const answer = inputResponse(ctx.mcpReq.inputResponses, APPROVAL_INPUT);
+      if (answer.kind === 'elicit' && answer.action !== 'accept') {
+        return refuse('approval_required', `the client stopped waiting for approval ${state.approval_id}; the call did not run`);
+      }
+    }
 
-        const decision = await pipeline.authorize(
-          { token, identity, tool, arguments: args, callId, claimedTenant: claimedTenant(ctx, identity) },
-          { signal: ctx.mcpReq.signal, progress: (step, message) => progress(ctx, step, message) },
-        );
-        if (decision.decision === 'deny') {
-          if (decision.reason === 'approval_required' && decision.approval_id !== undefined) {
-            // The approval this state named is gone (used, denied or expired): the broker opened a new one.
-            if (isApprovalState(state) && decision.approval_id !== state.approval_id) {
-              return refuse('approval_required', `approval ${state.approval_id} was already used, denied or expired; the call did not run`);
-            }
-            if (canElicit(ctx)) return approvalRound(ctx, decision.approval_id, tool, args);
-          }
-          log?.info({ tool, call_id: callId, tenant: identity?.tenant, reason: decision.reason }, 'tool call denied');
-          return denyResult(decision);
+    const decision = await pipeline.authorize(
+      { token, identity, tool, arguments: args, callId, claimedTenant: claimedTenant(ctx, identity) },
+      { signal: ctx.mcpReq.signal, progress: (step, message) => progress(ctx, step, message) },
+    );
+    if (decision.decision === 'deny') {
+      if (decision.reason === 'approval_required' && decision.approval_id !== undefined) {
+        // The approval this state named is gone (used, denied or expired): the broker opened a new one.
+        if (isApprovalState(state) && decision.approval_id !== state.approval_id) {
+          return refuse('approval_required', `approval ${state.approval_id} was already used, denied or expired; the call did not run`);
         }
-        return pipeline.run(decision, async (call) => {
-          const handlerCtx = withoutClientToken(ctx);
-          attachCall(handlerCtx, call);
-          return (await original({ ...request, params: { ...request.params, arguments: { ...decision.arguments } } }, handlerCtx)) as CallToolResult;
-        });
+        if (canElicit(ctx)) return approvalRound(ctx, decision.approval_id, tool, args);
+      }
+      log?.info({ tool, call_id: callId, tenant: identity?.tenant, reason: decision.reason }, 'tool call denied');
+      return denyResult(decision);
+    }
+    return pipeline.run(decision, async (call) => {
+      const handlerCtx = withoutClientToken(ctx);
+      attachCall(handlerCtx, call);
+      return (await original({ ...request, params: { ...request.params, arguments: { ...decision.arguments } } }, handlerCtx)) as CallToolResult;
+    });
   }
 
   return {
