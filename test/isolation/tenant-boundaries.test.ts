@@ -121,7 +121,7 @@ describe('tokens, tools and servers', () => {
     const manifest = await h.authorize('crm-mcp', { token: narrowed, tool: 'query_crm', arguments: { path: 'acme/x' } });
     expectAllow(h, manifest, 'acme');
     const seen = await h.post('/v1/manifest', { token: narrowed }, h.serverKeys['crm-mcp']);
-    expect(seen.body).toEqual({ tenant: 'acme', principal: 'acme-agent', tools: ['query_crm'] });
+    expect(seen.body).toEqual({ tenant: 'acme', principal: 'acme-agent', tools: ['query_crm'], step_up: ['export_report', 'send_email'] });
 
     const exchange = { grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: narrowed, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token' };
     const widened = await h.post('/v1/token', { ...exchange, scope: 'query_crm export_report' });

@@ -302,7 +302,7 @@ describe('POST /v1/manifest', () => {
     const reader = await h.token('acme-reader', 'crm-mcp');
     const answer = await raw(h.url, 'POST', '/v1/manifest', { body: { token: reader }, bearer: serverKey() });
     expect(answer.status).toBe(200);
-    expect(answer.json).toEqual({ tenant: 'acme', principal: 'acme-reader', tools: ['query_crm'] });
+    expect(answer.json).toEqual({ tenant: 'acme', principal: 'acme-reader', tools: ['query_crm'], step_up: [] });
 
     const mail = await h.token('acme-agent', 'mail-mcp');
     const onMail = await raw(h.url, 'POST', '/v1/manifest', { body: { token: mail }, bearer: serverKey('mail-mcp') });
