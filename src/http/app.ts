@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import { BrokerError } from '../errors';
 import { authenticate, type Identities } from './authenticate';
 import { requireJsonBody } from './content-type';
+import { strictJsonBody } from './json-body';
 import { bodyParserError, sendDeny, sendError } from './respond';
 import { healthRoutes, type HealthDeps } from './routes/health';
 import { operatorRoutes, type OperatorRouteDeps } from './routes/operator';
@@ -33,7 +34,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
 
   app.use(requestLog(deps.logger));
   app.use(requireJsonBody());
-  app.use(express.json({ limit: deps.bodyLimit, strict: true, type: ['application/json', 'application/*+json'] }));
+  app.use(strictJsonBody({ limit: deps.bodyLimit }));
   app.use('/v1/token', express.urlencoded({ extended: false, limit: deps.bodyLimit, parameterLimit: 50 }));
 
   app.use(healthRoutes(deps.health));

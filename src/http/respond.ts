@@ -47,8 +47,8 @@ export function bodyParserError(err: unknown): BrokerError | null {
   if (!e || typeof e !== 'object' || typeof e.type !== 'string') return null;
   switch (e.type) {
     case 'entity.parse.failed':
-      // The strict parser also refuses valid JSON that is not an object or array ("x", 5, null).
-      return new BrokerError('bad_request', isJsonScalar(e.body) ? 'request body must be a JSON object' : 'request body is not valid JSON');
+      // JSON bodies are parsed by strictJsonBody, which answers for itself; this is the form parser.
+      return new BrokerError('bad_request', 'request body could not be parsed');
     case 'entity.too.large':
       return new BrokerError('bad_request', `request body is larger than the ${e.limit ?? 'configured'} byte limit`, { status: 413 });
     case 'encoding.unsupported':
@@ -56,15 +56,5 @@ export function bodyParserError(err: unknown): BrokerError | null {
       return new BrokerError('bad_request', 'request body encoding is not supported (use UTF-8)', { status: 415 });
     default:
       return e.status && e.status < 500 ? new BrokerError('bad_request', 'request body could not be read') : null;
-  }
-}
-
-function isJsonScalar(body: unknown): boolean {
-  if (typeof body !== 'string') return false;
-  try {
-    const value: unknown = JSON.parse(body);
-    return value === null || typeof value !== 'object';
-  } catch {
-    return false;
   }
 }
