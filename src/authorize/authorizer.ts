@@ -12,7 +12,9 @@ import type { SessionStore } from '../sessions/session-store';
 import type { VerifiedToken } from '../tokens/claims';
 import { isToolAllowed, principalInPolicy } from './allowed-tools';
 import { checkResourceScope } from './resource-scope';
+import { findShadowingKey } from './shadowed-fields';
 import { applyInject, findTenantOverride } from './tenant-override';
+import { recordedTool, toolInMessage } from './tool-name';
 
 export interface AuthorizeRequest {
   /** The authenticated MCP server (from its key or client certificate), never from the body. */
@@ -52,7 +54,8 @@ export interface AuthorizerDeps {
   clock: Clock;
   /** How long an approval request stays open. */
   approvalTtlMs?: number;
-  onDecision?: (decision: 'allow' | 'deny', reason: string, tool: string) => void;
+  /** No tool name: it may be agent-chosen text, and metrics carry no per-call labels anyway. */
+  onDecision?: (decision: 'allow' | 'deny', reason: string) => void;
 }
 
 export interface Authorizer {
@@ -98,6 +101,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     const token = await deps.verifier.verify(request.token, request.server);
     const tenant = token.tenant;
     const callId = request.call_id;
+    const tool = recordedTool(policy, request.server, request.tool);
     const audit = (decision: 'allow' | 'deny', extra: Record<string, unknown>) =>
       deps.audit.append(tenant, {
         type: 'authorize',
@@ -107,7 +111,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
         principal: token.principal,
         session: token.session,
         jti: token.jti,
-        tool: request.tool,
+        ...tool,
         // The version this call read at its start: a reload meanwhile does not change what it ran under.
         policy_version: policyVersion(policy),
         ...extra,
@@ -121,7 +125,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
       }
       if (!principalInPolicy(policy, token)) throw new BrokerError('token_revoked', 'this token\'s tenant or principal is no longer in the policy');
       if (!isToolAllowed(policy, { tenant, principal: token.principal, audience: request.server, scope: token.scope }, request.tool)) {
-        throw new BrokerError('tool_not_allowed', `tool "${request.tool}" is not allowed for this token on this server`);
+        throw new BrokerError('tool_not_allowed', `${toolInMessage(tool)} is not allowed for this token on this server`);
       }
       const toolPolicy = policy.tenants[tenant]!.tools[request.tool]!;
 
@@ -129,6 +133,13 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
       if (claimed !== undefined) throw new BrokerError('tenant_override', 'the request names a tenant other than the token\'s');
       const overridePath = findTenantOverride(request.arguments, tenant);
       if (overridePath !== null) throw new BrokerError('tenant_override', `arguments.${overridePath} names a tenant other than the token's`);
+      // One spelling per checked or forced field: a second one is what a case-insensitive reader may use.
+      for (const field of Object.keys(toolPolicy.inject ?? {})) {
+        if (findShadowingKey(request.arguments, field) !== null) throw new BrokerError('tenant_override', `arguments spell the injected field "${field}" a second way`);
+      }
+      if (toolPolicy.resource && findShadowingKey(request.arguments, toolPolicy.resource.arg) !== null) {
+        throw new BrokerError('resource_out_of_scope', `arguments spell the resource argument "${toolPolicy.resource.arg}" a second way`);
+      }
 
       let effective = applyInject(request.arguments, toolPolicy.inject ?? {});
       if (toolPolicy.resource) {
@@ -205,10 +216,10 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     async authorize(request) {
       try {
         const allowed = await authorize(request);
-        deps.onDecision?.('allow', 'allow', request.tool);
+        deps.onDecision?.('allow', 'allow');
         return allowed;
       } catch (err) {
-        deps.onDecision?.('deny', isBrokerError(err) ? err.reason : 'state_unavailable', request.tool);
+        deps.onDecision?.('deny', isBrokerError(err) ? err.reason : 'state_unavailable');
         throw err;
       }
     },

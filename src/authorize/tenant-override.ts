@@ -1,4 +1,5 @@
 import { TENANT_KEYS } from '../policy/schema';
+import { foldKey } from './fold-key';
 
 /**
  * Tenant binding of tool arguments. The tenant comes from the verified token only; arguments that name
@@ -10,9 +11,8 @@ export const MAX_ARGUMENT_DEPTH = 32;
 /** Objects, arrays and scalars visited before the arguments count as too big to check. */
 export const MAX_ARGUMENT_NODES = 10_000;
 
-// Keys are folded the same way attackers vary them: NFKC (fullwidth letters), case, invisible
-// characters, and "_"/"-" separators, so tenant_id, Tenant-ID, ｔｅｎａｎｔＩｄ and ten\u200Bant all match.
-const IGNORED_IN_KEYS = /[\p{Cf}_-]/gu;
+// Keys are folded the same way attackers vary them (see fold-key.ts), so tenant_id, Tenant-ID,
+// ｔｅｎａｎｔＩｄ, ten\u200Bant and tıd all match.
 const FOLDED_TENANT_KEYS = new Set(TENANT_KEYS.map(foldKey));
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
 
@@ -73,10 +73,6 @@ export function applyInject(args: Record<string, unknown>, inject: Record<string
  */
 function cloneJson(value: unknown): unknown {
   return value === undefined ? undefined : JSON.parse(JSON.stringify(value));
-}
-
-function foldKey(key: string): string {
-  return key.normalize('NFKC').toLowerCase().replace(IGNORED_IN_KEYS, '');
 }
 
 function joinPath(path: string, key: string): string {

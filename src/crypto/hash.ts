@@ -19,7 +19,11 @@ export function secretMatchesHash(presented: string, expectedSha256Hex: string):
   return timingSafeEqual(actual, expected);
 }
 
-/** Canonical JSON (sorted object keys, no whitespace) so equal arguments always hash the same. */
+/**
+ * Canonical JSON (sorted object keys, no whitespace) so equal arguments always hash the same, and
+ * different ones never do: every own key is kept, "__proto__" included (assignment would hit the
+ * prototype setter and drop it, so an approved call could carry content its hash does not describe).
+ */
 export function canonicalJson(value: unknown): string {
   return JSON.stringify(sortKeys(value));
 }
@@ -29,7 +33,7 @@ function sortKeys(value: unknown): unknown {
   if (value !== null && typeof value === 'object') {
     const out: Record<string, unknown> = {};
     for (const key of Object.keys(value as Record<string, unknown>).sort()) {
-      out[key] = sortKeys((value as Record<string, unknown>)[key]);
+      Object.defineProperty(out, key, { value: sortKeys((value as Record<string, unknown>)[key]), enumerable: true, writable: true, configurable: true });
     }
     return out;
   }
