@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { foldKey } from '../authorize/fold-key';
 import { parseDuration } from './duration';
 
 /**
@@ -152,9 +153,11 @@ function checkReferences(policy: z.output<typeof policyObject>, ctx: z.Refinemen
     for (const [toolName, tl] of Object.entries(t.tools)) {
       // Object.hasOwn: these maps are plain objects, and "constructor" or "toString" are valid ids.
       if (!Object.hasOwn(t.credentials, tl.credential)) issue(['tenants', tenantId, 'tools', toolName, 'credential'], `unknown credential "${tl.credential}"`);
-      if (tl.inject && Object.keys(tl.inject).some(isTenantKey)) {
+      if (tl.inject && Object.keys(tl.inject).some(isTenantKeyFolded)) {
         issue(['tenants', tenantId, 'tools', toolName, 'inject'], 'must not inject tenant identifiers; the tenant comes from the token');
       }
+      const collision = tl.inject ? findFoldedPair([...Object.keys(tl.inject), ...(tl.resource ? [tl.resource.arg] : [])]) : null;
+      if (collision) issue(['tenants', tenantId, 'tools', toolName, 'inject'], `"${collision[0]}" and "${collision[1]}" are one field to a case-insensitive reader`);
     }
     for (const [principalId, p] of Object.entries(t.principals)) {
       p.tools.forEach((name, i) => {
@@ -186,4 +189,20 @@ function checkReferences(policy: z.output<typeof policyObject>, ctx: z.Refinemen
 export const TENANT_KEYS = ['tenant', 'tenant_id', 'tenantId', 'tid'] as const;
 export function isTenantKey(key: string): boolean {
   return (TENANT_KEYS as readonly string[]).includes(key);
+}
+
+/** A key that folds (fold-key.ts) to a tenant key, such as TENANT_ID or ｔｉｄ. */
+function isTenantKeyFolded(key: string): boolean {
+  return TENANT_KEYS.some((tenantKey) => foldKey(tenantKey) === foldKey(key));
+}
+
+/** Two different names that fold alike, if any: forced or checked fields must each have one spelling. */
+function findFoldedPair(names: string[]): [string, string] | null {
+  const seen = new Map<string, string>();
+  for (const name of names) {
+    const other = seen.get(foldKey(name));
+    if (other !== undefined && other !== name) return [other, name];
+    seen.set(foldKey(name), name);
+  }
+  return null;
 }

@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import { startHarness, type Harness } from '../support/broker-harness';
 import { sha256Hex } from '../../src/crypto/hash';
-import { allAudit, auditEvents, callId, claimsOf, expectAllow, expectDeny, expectNoAllowAnywhere } from '../support/isolation-assertions';
+import { allAudit, auditEvents, callId, claimsOf, deniedInAcmeOnly, expectAllow, expectDeny, expectNoAllowAnywhere } from '../support/isolation-assertions';
 import { findLeaks, scanScope } from '../support/leak-scan';
 
 /**
@@ -33,26 +33,6 @@ afterAll(async () => {
 });
 
 const authorizeAs = (key: string, body: unknown) => h.post('/v1/authorize', body, key);
-
-/**
- * For a describe block of attacks with acme's token: the token, and afterwards the proof that every
- * call id the tests recorded was denied with `reason`, recorded in acme's own stream only, and allowed
- * nowhere.
- */
-function deniedInAcmeOnly(reason: string): { acme: string; ids: string[] } {
-  const block = { acme: '', ids: [] as string[] };
-  let before: Record<string, any[]>;
-  beforeAll(async () => {
-    block.acme = await h.token('acme-agent', 'crm-mcp');
-    before = await allAudit(h);
-  });
-  afterAll(async () => {
-    await expectNoAllowAnywhere(h, block.ids, before, 'acme');
-    const denies = (await auditEvents(h, 'acme')).filter((e) => block.ids.includes(e.call_id));
-    expect(denies.map((e) => e.reason)).toEqual(block.ids.map(() => reason));
-  });
-  return block;
-}
 
 describe('tokens, tools and servers', () => {
   it("denies tenant acme's token on globex's tool, while globex's own token reaches it with globex's credential", async () => {
@@ -215,7 +195,7 @@ describe('tokens, tools and servers', () => {
 });
 
 describe("acme's token against globex's resource prefix", () => {
-  const block = deniedInAcmeOnly('resource_out_of_scope');
+  const block = deniedInAcmeOnly(() => h, 'resource_out_of_scope');
 
   it.each([
     ['another tenant prefix', 'globex/x'],
@@ -270,7 +250,7 @@ describe("acme's token against globex's resource prefix", () => {
 });
 
 describe('tenant named in the arguments or the body', () => {
-  const block = deniedInAcmeOnly('tenant_override');
+  const block = deniedInAcmeOnly(() => h, 'tenant_override');
 
   const path = 'acme/reports';
   it.each([
@@ -303,10 +283,8 @@ describe('tenant named in the arguments or the body', () => {
   });
 
   it.each([
-    ['a __proto__ key', '{"__proto__":{"tenant_id":"globex"}}'],
-    ['a constructor.prototype chain', '{"constructor":{"prototype":{"tid":"globex"}}}'],
-    ['a duplicated key whose last value is another tenant', '{"tenant_id":"acme","tenant_id":"globex"}'],
     ['an escaped key', '{"tenant\\u005fid":"globex"}'],
+    ['an escaped key in a nested object', '{"filter":{"\\u0074id":"globex"}}'],
   ])('denies raw JSON arguments with %s naming another tenant (tenant_override)', async (_name, rawArgs) => {
     const id = callId('override-raw');
     block.ids.push(id);
@@ -314,12 +292,8 @@ describe('tenant named in the arguments or the body', () => {
     expectDeny(h, await h.post('/v1/authorize', raw, h.serverKeys['crm-mcp']), 403, 'tenant_override');
   });
 
-  it('hands the tool only the value the broker checked when a duplicated key first names another tenant', async () => {
-    const raw = `{"token":${JSON.stringify(block.acme)},"tool":"query_crm","arguments":{"tenant_id":"globex","tenant_id":"acme","path":"${path}"}}`;
-    const answer = await h.post('/v1/authorize', raw, h.serverKeys['crm-mcp']);
-    expectAllow(h, answer, 'acme');
-    expect(answer.body.arguments).toEqual({ tenant_id: 'acme', path, region: 'eu-west-1' });
-  });
+  // Duplicate keys and __proto__/constructor/prototype never get this far: strict-json-bodies.test.ts
+  // and reserved-keys.test.ts prove they are refused as bad_request.
 
   it('denies a top-level tenant key the body schema does not know, such as TENANT_ID (bad_request, never an allow)', async () => {
     for (const key of ['TENANT_ID', 'Tenant', 'tenant-id']) {

@@ -44,6 +44,8 @@ export interface Harness {
   post(path: string, body: unknown, bearer?: string): Promise<{ status: number; body: any; headers: Headers }>;
   get(path: string, bearer?: string): Promise<{ status: number; body: any; headers: Headers }>;
   authorize(serverId: string, body: unknown): Promise<{ status: number; body: any; headers: Headers }>;
+  /** The exact bytes and Content-Type given, for tests of how bodies are read. */
+  postRaw(path: string, body: string | Uint8Array, options: { contentType: string; bearer?: string }): Promise<{ status: number; body: any; headers: Headers }>;
   restart(): Promise<void>;
   close(): Promise<void>;
 }
@@ -114,13 +116,13 @@ export async function startHarness(options: { overrides?: (p: any) => void; brok
   const exchanges: Exchange[] = [];
   const issuedTokens: string[] = [];
 
-  async function request(method: string, path: string, body: unknown, bearer?: string, form = false) {
+  async function request(method: string, path: string, body: unknown, bearer?: string, form = false, contentType?: string) {
     const headers: Record<string, string> = {};
     if (bearer) headers.authorization = `Bearer ${bearer}`;
-    let payload: string | undefined;
+    let payload: string | Uint8Array | undefined;
     if (body !== undefined) {
-      headers['content-type'] = form ? 'application/x-www-form-urlencoded' : 'application/json';
-      payload = form ? new URLSearchParams(body as Record<string, string>).toString() : typeof body === 'string' ? body : JSON.stringify(body);
+      headers['content-type'] = contentType ?? (form ? 'application/x-www-form-urlencoded' : 'application/json');
+      payload = form ? new URLSearchParams(body as Record<string, string>).toString() : typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
     }
     const response = await fetch(url + path, { method, headers, body: payload });
     const text = await response.text();
@@ -164,6 +166,7 @@ export async function startHarness(options: { overrides?: (p: any) => void; brok
     post: (path, body, bearer) => request('POST', path, body, bearer),
     get: (path, bearer) => request('GET', path, undefined, bearer),
     authorize: (serverId, body) => request('POST', '/v1/authorize', body, serverKeys[serverId]),
+    postRaw: (path, body, options) => request('POST', path, body, options.bearer, false, options.contentType),
     async restart() {
       await broker.close();
       await new Promise<void>((resolve) => logStream.end(resolve));

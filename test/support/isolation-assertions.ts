@@ -64,6 +64,26 @@ export async function expectNoAllowAnywhere(h: Harness, callIds: string[], befor
   }
 }
 
+/**
+ * For a describe block of attacks with acme's token: the token, and afterwards the proof that every
+ * call id the tests recorded was denied with `reason`, recorded in acme's own stream only, and allowed
+ * nowhere. The harness is passed as a getter because suites start it in their own beforeAll.
+ */
+export function deniedInAcmeOnly(harness: () => Harness, reason: string): { acme: string; ids: string[] } {
+  const block = { acme: '', ids: [] as string[] };
+  let before: Record<string, any[]>;
+  beforeAll(async () => {
+    block.acme = await harness().token('acme-agent', 'crm-mcp');
+    before = await allAudit(harness());
+  });
+  afterAll(async () => {
+    await expectNoAllowAnywhere(harness(), block.ids, before, 'acme');
+    const denies = (await auditEvents(harness(), 'acme')).filter((e) => block.ids.includes(e.call_id));
+    expect(denies.map((e) => e.reason)).toEqual(block.ids.map(() => reason));
+  });
+  return block;
+}
+
 /** The payload of a JWT, without verifying it (for tests that need its sid or jti). */
 export function claimsOf(token: string): Record<string, any> {
   return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'));
