@@ -14,7 +14,10 @@ export interface AuditEvent {
   principal?: string;
   session?: string;
   jti?: string;
+  /** A tool the server serves, or "(unknown)": an agent-chosen name is never stored (see tool_sha256). */
   tool?: string;
+  /** SHA-256 of a requested tool name the server does not serve, so attempts can be told apart unread. */
+  tool_sha256?: string;
   /** SHA-256 of the canonical JSON of the effective arguments. */
   arguments_sha256?: string;
   /** e.g. "vault:secret/data/tenants/acme/crm" — a reference, never a value. */

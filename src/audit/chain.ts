@@ -19,6 +19,7 @@ const EVENT_FIELDS = [
   'session',
   'jti',
   'tool',
+  'tool_sha256',
   'arguments_sha256',
   'credential_ref',
   'lease_id',
