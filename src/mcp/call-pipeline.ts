@@ -1,4 +1,5 @@
 import { systemClock, type Clock } from '../clock';
+import { sha256Hex } from '../crypto/hash';
 import type { Allow, BrokerClient, Deny } from './broker-client';
 import { createCallGrant, type BulkheadCall } from './call-grant';
 import type { BulkheadIdentity } from './token-verifier';
@@ -183,4 +184,12 @@ function sleep(ms: number, signal: AbortSignal): Promise<void> {
     }
     signal.addEventListener('abort', done, { once: true });
   });
+}
+
+/**
+ * The tool field of a "tool call denied" log line. A name the broker refused as not allowed may be text
+ * the agent chose (a secret it wants planted in a log), so only its hash is logged, as the broker's audit does.
+ */
+export function deniedToolField(tool: string, reason: string): { tool: string } | { tool_sha256: string } {
+  return reason === 'tool_not_allowed' ? { tool_sha256: sha256Hex(tool) } : { tool };
 }

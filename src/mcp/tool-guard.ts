@@ -4,7 +4,7 @@ import { ErrorCode, McpError, type CallToolRequest, type CallToolResult, type Li
 import type { Clock } from '../clock';
 import type { BrokerClient } from './broker-client';
 import { attachCall } from './call-grant';
-import { createCallPipeline, type ApprovalWait, type GuardLogger } from './call-pipeline';
+import { createCallPipeline, deniedToolField, type ApprovalWait, type GuardLogger } from './call-pipeline';
 import { identityOf } from './token-verifier';
 import { denyResult, type ToolResult } from './tool-results';
 
@@ -72,7 +72,7 @@ export function createToolGuard(options: ToolGuardOptions): ToolGuard {
       { signal: extra.signal, progress: (step, message) => progress(extra, step, message) },
     );
     if (decision.decision === 'deny') {
-      log?.info({ tool, call_id: callId, tenant: identity?.tenant, reason: decision.reason }, 'tool call denied');
+      log?.info({ ...deniedToolField(tool, decision.reason), call_id: callId, tenant: identity?.tenant, reason: decision.reason }, 'tool call denied');
       return denyResult(decision);
     }
     return pipeline.run(decision, async (call) => {

@@ -16,7 +16,7 @@ import {
 import type { Clock } from '../../clock';
 import type { BrokerClient } from '../broker-client';
 import { attachCall } from '../call-grant';
-import { createCallPipeline, type ApprovalWait, type GuardLogger } from '../call-pipeline';
+import { createCallPipeline, deniedToolField, type ApprovalWait, type GuardLogger } from '../call-pipeline';
 import { identityOf, type BulkheadIdentity } from '../token-verifier';
 import { denyResult, type ToolResult } from '../tool-results';
 import { isApprovalState, type ApprovalStateCodec } from './approval-state';
@@ -91,7 +91,7 @@ export function createToolGuardV2(options: ToolGuardV2Options): ToolGuardV2 {
     const args = request.params.arguments ?? {};
     const callId = randomUUID();
     const refuse = (reason: Parameters<typeof denyResult>[0]['reason'], message: string) => {
-      log?.info({ tool, call_id: callId, tenant: identity?.tenant, reason }, 'tool call denied');
+      log?.info({ ...deniedToolField(tool, reason), call_id: callId, tenant: identity?.tenant, reason }, 'tool call denied');
       return denyResult({ reason, message });
     };
 
@@ -119,7 +119,7 @@ export function createToolGuardV2(options: ToolGuardV2Options): ToolGuardV2 {
         }
         if (canElicit(ctx)) return approvalRound(ctx, decision.approval_id, tool, args);
       }
-      log?.info({ tool, call_id: callId, tenant: identity?.tenant, reason: decision.reason }, 'tool call denied');
+      log?.info({ ...deniedToolField(tool, decision.reason), call_id: callId, tenant: identity?.tenant, reason: decision.reason }, 'tool call denied');
       return denyResult(decision);
     }
     return pipeline.run(decision, async (call) => {

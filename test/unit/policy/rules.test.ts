@@ -73,6 +73,21 @@ describe('ids, values and tenant binding', () => {
     );
   });
 
+  it.each([['TENANT_ID'], ['ｔｉｄ'], ['Tenant-Id']])('refuses a tool that injects a tenant identifier spelled %j', (key) => {
+    expect(refusal(breaking((p) => (p.tenants.acme.tools.query_crm.inject = { [key]: 'acme' })))).toBe(
+      'policy.yaml: tenants.acme.tools.query_crm.inject: must not inject tenant identifiers; the tenant comes from the token',
+    );
+  });
+
+  it('refuses two injected fields, or an injected field and the resource argument, that fold to one name', () => {
+    expect(refusal(breaking((p) => (p.tenants.acme.tools.query_crm.inject = { region: 'eu', REGION: 'us' })))).toBe(
+      'policy.yaml: tenants.acme.tools.query_crm.inject: "region" and "REGION" are one field to a case-insensitive reader',
+    );
+    expect(refusal(breaking((p) => (p.tenants.acme.tools.query_crm.inject = { Path: 'acme/x' })))).toBe(
+      'policy.yaml: tenants.acme.tools.query_crm.inject: "Path" and "path" are one field to a case-insensitive reader',
+    );
+  });
+
   it('refuses two tenants that claim the same IdP issuer', () => {
     const idp = { issuer: 'https://idp.example', jwks_uri: 'https://idp.example/jwks', audience: 'bulkhead' };
     const raw = breaking((p) => {
