@@ -409,10 +409,11 @@ describe('unknown routes and wrong methods', () => {
 });
 
 describe('well-formed but wrong values that reach the pipeline', () => {
-  it('denies an unknown tool on a verified token with 403 tool_not_allowed naming the tool', async () => {
+  it('denies an unknown tool on a verified token with 403 tool_not_allowed, without echoing the name', async () => {
     const answer = await send(authorize, { body: { ...authorize.valid(), tool: 'drop_tables', call_id: 'bad-input-tool' } });
     verifiedDenies.push('bad-input-tool');
-    expectError(answer, 'deny', 403, /tool "drop_tables"/);
+    expectError(answer, 'deny', 403, /^this tool \(not one this server serves\) is not allowed/);
+    expect(answer.text).not.toContain('drop_tables');
     expect(answer.json).toMatchObject({ reason: 'tool_not_allowed', call_id: 'bad-input-tool' });
   });
 
