@@ -82,16 +82,33 @@ export function parseStrictJson(text: string): unknown {
     return fail(pos >= text.length ? 'unexpected end of input' : 'unexpected character');
   }
 
-  function object(depth: number): Record<string, unknown> {
+  /** Reads the members of an object or array up to `close`, calling `member` once for each. */
+  function members(depth: number, close: '}' | ']', member: () => void): void {
     if (depth > MAX_JSON_DEPTH) refuse(`nesting deeper than ${MAX_JSON_DEPTH} levels`, pos);
     pos++;
-    const out: Record<string, unknown> = {};
     skipWhitespace();
-    if (text[pos] === '}') {
+    if (text[pos] === close) {
       pos++;
-      return out;
+      return;
     }
     for (;;) {
+      member();
+      skipWhitespace();
+      if (text[pos] === ',') {
+        pos++;
+        continue;
+      }
+      if (text[pos] === close) {
+        pos++;
+        return;
+      }
+      fail(`expected "," or "${close}"`);
+    }
+  }
+
+  function object(depth: number): Record<string, unknown> {
+    const out: Record<string, unknown> = {};
+    members(depth, '}', () => {
       skipWhitespace();
       const keyAt = pos;
       if (text[pos] !== '"') fail('expected a quoted key');
@@ -103,41 +120,14 @@ export function parseStrictJson(text: string): unknown {
       pos++;
       // defineProperty, not assignment: no key may reach a setter, whatever RESERVED_KEYS holds.
       Object.defineProperty(out, key, { value: value(depth), enumerable: true, writable: true, configurable: true });
-      skipWhitespace();
-      if (text[pos] === ',') {
-        pos++;
-        continue;
-      }
-      if (text[pos] === '}') {
-        pos++;
-        return out;
-      }
-      fail('expected "," or "}"');
-    }
+    });
+    return out;
   }
 
   function array(depth: number): unknown[] {
-    if (depth > MAX_JSON_DEPTH) refuse(`nesting deeper than ${MAX_JSON_DEPTH} levels`, pos);
-    pos++;
     const out: unknown[] = [];
-    skipWhitespace();
-    if (text[pos] === ']') {
-      pos++;
-      return out;
-    }
-    for (;;) {
-      out.push(value(depth));
-      skipWhitespace();
-      if (text[pos] === ',') {
-        pos++;
-        continue;
-      }
-      if (text[pos] === ']') {
-        pos++;
-        return out;
-      }
-      fail('expected "," or "]"');
-    }
+    members(depth, ']', () => out.push(value(depth)));
+    return out;
   }
 
   function string(): string {
