@@ -1,6 +1,7 @@
 import NodeVault from 'node-vault';
 import type { Logger } from 'pino';
 import type { Clock } from '../src/clock';
+import type { KeyEncryptionKey } from '../src/crypto/key-encryption-key';
 import type { CredentialRequest, CredentialSource, ResolvedCredential } from '../src/credentials/credential-source';
 import { BrokerError, isBrokerError } from '../src/errors';
 import { selectField } from './secret-field';
@@ -8,6 +9,7 @@ import { UpstreamFailure } from './upstream-failure';
 import { vaultFailure, vaultStatus } from './vault-error';
 import { createTokenFileIdentity, createVaultIdentity, type VaultIdentity } from './vault-identity';
 import { encodeVaultPath, isDynamicSecretLease, isSimpleName, leasePrefix } from './vault-path';
+import { createVaultTransitKek, type VaultCallAsTenant } from './vault-transit';
 import { createVaultTransport } from './vault-transport';
 
 /**
@@ -53,7 +55,13 @@ interface TenantVault {
   identity: VaultIdentity;
 }
 
-export function createVaultSource(options: VaultSourceOptions): CredentialSource & { setTenants(tenants: Record<string, VaultTenantAuth>): void } {
+export interface VaultSource extends CredentialSource {
+  setTenants(tenants: Record<string, VaultTenantAuth>): void;
+  /** The tenant's data-key root in Vault transit, used with the tenant's own identity. */
+  transitKek(tenant: string, mount: string, key: string): KeyEncryptionKey;
+}
+
+export function createVaultSource(options: VaultSourceOptions): VaultSource {
   const transport = createVaultTransport({ timeoutMs: options.timeoutMs });
   const newClient = () => {
     const client = NodeVault({ endpoint: options.address, namespace: options.namespace, 'request-promise': transport });
@@ -177,9 +185,21 @@ export function createVaultSource(options: VaultSourceOptions): CredentialSource
     }
   }
 
+  /** A call as the tenant's own Vault identity, for the tenant's transit key-encryption key. */
+  const callAsTenant = (tenantId: string): VaultCallAsTenant => async (method, path, body) => {
+    const tenant = identityOf(tenantId);
+    if (!tenant) throw new UpstreamFailure(`tenant ${tenantId} has no Vault identity (tenants.${tenantId}.vault.approle)`);
+    try {
+      return await asTenant(tenant, undefined, (headers) => (method === 'write' ? tenant.client.write(path, body ?? {}, { headers }) : tenant.client.delete(path, { headers })));
+    } catch (err) {
+      throw vaultFailure(method, path.split('/').slice(0, 2).join('/'), err);
+    }
+  };
+
   return {
     sources: ['vault', 'vault-database'],
     setTenants,
+    transitKek: (tenantId: string, mount: string, key: string) => createVaultTransitKek({ mount, key, call: callAsTenant(tenantId) }),
 
     async resolve(request) {
       try {

@@ -1,25 +1,25 @@
-import { existsSync } from 'node:fs';
-import { join } from 'node:path';
-import { createLocalSecretStore, type LocalSecretStore } from '../../adapters/local';
-import { loadOrCreateMasterKey, MASTER_KEY_FILE } from '../crypto/master-key';
 import { idSchema } from '../policy/schema';
-import { loadConfig } from './load-config';
 import { parseVerb, stateOptions } from './options';
+import { openTenantStore, type OpenedStore } from './tenant-store';
 import { UsageError } from './usage-error';
 
-export const SECRET_HELP = `Usage: bulkhead secret set --tenant T --name N [--data-dir DIR] < value
-       bulkhead secret list --tenant T [--data-dir DIR]
-       bulkhead secret delete --tenant T --name N [--data-dir DIR]
-       bulkhead secret shred --tenant T --yes [--data-dir DIR]
+export const SECRET_HELP = `Usage: bulkhead secret set --tenant T --name N [--config FILE] [--data-dir DIR] < value
+       bulkhead secret list --tenant T [--config FILE] [--data-dir DIR]
+       bulkhead secret delete --tenant T --name N [--config FILE] [--data-dir DIR]
+       bulkhead secret shred --tenant T --yes [--config FILE] [--data-dir DIR]
 
 The embedded local store: each tenant's secrets are encrypted (AES-256-GCM) under that tenant's own data
-key, which is sealed with the master key. Policy refers to a secret as { source: local, name: N }.
-  set     stores a secret. The value is read from standard input (one trailing newline is dropped), never
-          from the command line, so it stays out of shell history and process listings.
+key, which is wrapped by the tenant's root: the master key, or the tenant's own Vault transit or AWS KMS
+key (tenants.T.encryption in --config). Policy refers to a secret as { source: local, name: N }.
+  set     stores a secret for a tenant of --config (without --config: of the demo policy). The value is
+          read from standard input (one trailing newline is dropped), never from the command line, so it
+          stays out of shell history and process listings.
   list    the tenant's secret names, one per line; never the values
   delete  removes one secret (exit code 1 if there was none)
-  shred   deletes the tenant's data key: every secret of that tenant becomes unreadable for good, in
-          every copy and backup of its file. Without --yes it only says what it would do (exit code 2).
+  shred   deletes the tenant's data key file: every copy of its secrets file becomes unreadable. A backup
+          that holds the key file too still opens with its root: with the master key as root (the
+          default) shred does not survive backups; see bulkhead tenant shred for one that does.
+          Without --yes it only says what it would do (exit code 2).
 A running broker sees each change on its next call (after cache_ttl, for a credential that sets one):
 after a delete or shred, the calls that need those secrets are answered 503 upstream_unavailable.`;
 
@@ -39,47 +39,50 @@ async function set(argv: string[], stdin: NodeJS.ReadableStream): Promise<number
   const { values } = parseVerb('secret set', argv, { ...stateOptions, tenant: { type: 'string' }, name: { type: 'string' } });
   if (values.help) return showHelp();
   const { tenant, name } = checkIds('set', values, ['tenant', 'name']);
-  const { dataDir } = loadConfig(values);
-  const value = (await readAll(stdin)).replace(/\r?\n$/, '');
-  if (!value) throw new UsageError('bulkhead secret set: no value on standard input');
-  const store = createLocalSecretStore({ dataDir, masterKey: await loadOrCreateMasterKey(dataDir) });
-  await store.set(tenant!, name!, value);
-  process.stdout.write(`stored secret "${name}" for tenant "${tenant}" in ${dataDir}\n`);
-  return 0;
+  return withStore(values, { create: true, knownTenant: { verb: 'secret set', tenant: tenant! } }, async (opened) => {
+    const value = (await readAll(stdin)).replace(/\r?\n$/, '');
+    if (!value) throw new UsageError('bulkhead secret set: no value on standard input');
+    await opened.store.set(tenant!, name!, value);
+    process.stdout.write(`stored secret "${name}" for tenant "${tenant}" in ${opened.dataDir}\n`);
+    return 0;
+  });
 }
 
 async function list(argv: string[]): Promise<number> {
   const { values } = parseVerb('secret list', argv, { ...stateOptions, tenant: { type: 'string' } });
   if (values.help) return showHelp();
   const { tenant } = checkIds('list', values, ['tenant']);
-  const { store, dataDir } = await openExisting(values);
-  const names = await store.list(tenant!);
-  if (names.length === 0) process.stderr.write(`tenant "${tenant}" has no secrets in ${dataDir}\n`);
-  for (const name of names) process.stdout.write(`${name}\n`);
-  return 0;
+  return withStore(values, { create: false }, async ({ store, dataDir }) => {
+    const names = await store.list(tenant!);
+    if (names.length === 0) process.stderr.write(`tenant "${tenant}" has no secrets in ${dataDir}\n`);
+    for (const name of names) process.stdout.write(`${name}\n`);
+    return 0;
+  });
 }
 
 async function remove(argv: string[]): Promise<number> {
   const { values } = parseVerb('secret delete', argv, { ...stateOptions, tenant: { type: 'string' }, name: { type: 'string' } });
   if (values.help) return showHelp();
   const { tenant, name } = checkIds('delete', values, ['tenant', 'name']);
-  const { store, dataDir } = await openExisting(values);
-  if (!(await store.delete(tenant!, name!))) throw new Error(`tenant "${tenant}" has no secret "${name}" in ${dataDir}`);
-  process.stdout.write(`deleted secret "${name}" of tenant "${tenant}" from ${dataDir}\n`);
-  return 0;
+  return withStore(values, { create: false }, async ({ store, dataDir }) => {
+    if (!(await store.delete(tenant!, name!))) throw new Error(`tenant "${tenant}" has no secret "${name}" in ${dataDir}`);
+    process.stdout.write(`deleted secret "${name}" of tenant "${tenant}" from ${dataDir}\n`);
+    return 0;
+  });
 }
 
 async function shred(argv: string[]): Promise<number> {
   const { values } = parseVerb('secret shred', argv, { ...stateOptions, tenant: { type: 'string' }, yes: { type: 'boolean' } });
   if (values.help) return showHelp();
   const { tenant } = checkIds('shred', values, ['tenant']);
-  const { store, dataDir } = await openExisting(values);
-  const names = await store.list(tenant!);
-  const what = `tenant "${tenant}"'s data key in ${dataDir}: its ${names.length} secret(s)${names.length ? ` (${names.join(', ')})` : ''}`;
-  if (!values.yes) throw new UsageError(`bulkhead secret shred: this would delete ${what} could never be read again. Add --yes to do it.`);
-  await store.shredTenant(tenant!);
-  process.stdout.write(`deleted ${what} can no longer be read\n`);
-  return 0;
+  return withStore(values, { create: false }, async ({ store, dataDir }) => {
+    const names = await store.list(tenant!);
+    const what = `tenant "${tenant}"'s data key in ${dataDir}: its ${names.length} secret(s)${names.length ? ` (${names.join(', ')})` : ''}`;
+    if (!values.yes) throw new UsageError(`bulkhead secret shred: this would delete ${what} could never be read again from this data dir. Add --yes to do it.`);
+    await store.shredTenant(tenant!);
+    process.stdout.write(`deleted ${what} can no longer be read from this data dir\n`);
+    return 0;
+  });
 }
 
 /** --tenant and --name are policy ids; a bad one is a usage error here rather than a failure in the store. */
@@ -95,16 +98,13 @@ function checkIds(action: string, values: Ids, fields: Array<keyof Ids>): Ids {
   return values;
 }
 
-/**
- * The store in an existing data dir. Only `set` may create a master key: listing or deleting in a
- * mistyped --data-dir should say so, not quietly start a new, empty store there.
- */
-async function openExisting(values: { config?: string; 'data-dir'?: string }): Promise<{ store: LocalSecretStore; dataDir: string }> {
-  const { dataDir } = loadConfig(values);
-  if (!process.env.BULKHEAD_MASTER_KEY && !existsSync(join(dataDir, MASTER_KEY_FILE))) {
-    throw new UsageError(`${dataDir}: no embedded store here (no ${MASTER_KEY_FILE}); check --data-dir`);
+async function withStore(values: { config?: string; 'data-dir'?: string }, options: Parameters<typeof openTenantStore>[1], work: (opened: OpenedStore) => Promise<number>): Promise<number> {
+  const opened = await openTenantStore(values, options);
+  try {
+    return await work(opened);
+  } finally {
+    await opened.close();
   }
-  return { store: createLocalSecretStore({ dataDir, masterKey: await loadOrCreateMasterKey(dataDir) }), dataDir };
 }
 
 function showHelp(): number {

@@ -1,9 +1,10 @@
 import type { Logger } from 'pino';
-import { createLocalSecretStore, createLocalSource } from '../../adapters/local';
-import type { VaultTenantAuth } from '../../adapters/vault';
+import { createLocalSource } from '../../adapters/local';
+import type { VaultSource, VaultTenantAuth } from '../../adapters/vault';
 import { systemClock, type Clock } from '../clock';
 import type { CredentialSource } from '../credentials/credential-source';
 import type { Policy } from '../policy/schema';
+import { createTenantSecretStore } from './secret-store';
 
 /**
  * Builds the credential sources the policy needs: the embedded local store always, Vault and AWS when
@@ -11,25 +12,17 @@ import type { Policy } from '../policy/schema';
  * The Vault and AWS adapters are required only when configured: their SDKs are most of a cold start.
  */
 export async function createCredentialSources(options: { policy: Policy; dataDir: string; masterKey: Buffer; logger: Logger; clock?: Clock }): Promise<CredentialSource[]> {
-  const sources: CredentialSource[] = [createLocalSource(createLocalSecretStore({ dataDir: options.dataDir, masterKey: options.masterKey }))];
-  const { vault, aws } = options.policy.broker.upstreams;
+  const { aws } = options.policy.broker.upstreams;
   const clock = options.clock ?? systemClock;
+  const sources: CredentialSource[] = [];
+  const vault = createVaultSourceFor(options.policy, options.logger, clock);
   if (vault) {
-    const auth = vault.auth;
-    const shared = auth?.approle
-      ? { approle: { roleIdFile: auth.approle.role_id_file, secretIdFile: auth.approle.secret_id_file, mount: auth.approle.mount } }
-      : auth?.token_file
-        ? { tokenFile: auth.token_file }
-        : undefined;
-    const logger = options.logger;
-    const { createVaultSource } = require('../../adapters/vault') as typeof import('../../adapters/vault');
-    const source = createVaultSource({ address: vault.address, namespace: vault.namespace, timeoutMs: vault.timeout, tenants: tenantAppRoles(options.policy), shared, clock, logger: logger.child({ upstream: 'vault' }) });
-    if (shared) warnAboutSharedIdentity(options.policy, logger);
+    const shared = hasSharedVaultIdentity(options.policy);
     sources.push({
-      ...source,
+      ...vault,
       reconfigure(policy) {
-        source.setTenants(tenantAppRoles(policy));
-        if (shared) warnAboutSharedIdentity(policy, logger);
+        vault.setTenants(tenantAppRoles(policy));
+        if (shared) warnAboutSharedIdentity(policy, options.logger);
       },
     });
   }
@@ -37,8 +30,42 @@ export async function createCredentialSources(options: { policy: Policy; dataDir
     const { createAwsSource } = require('../../adapters/aws') as typeof import('../../adapters/aws');
     sources.push(createAwsSource({ region: aws.region, endpoint: aws.endpoint, timeoutMs: aws.timeout, clock }));
   }
+  // The embedded store wraps each tenant's data key under the root the live policy names.
+  let current = options.policy;
+  const secrets = createTenantSecretStore({ policy: () => current, dataDir: options.dataDir, masterKey: options.masterKey, vault });
+  const local = createLocalSource(secrets.store);
+  sources.unshift({
+    ...local,
+    reconfigure(policy) {
+      current = policy;
+    },
+    async close() {
+      secrets.close();
+    },
+  });
   return sources;
 }
+
+/**
+ * The Vault source for a policy with `broker.upstreams.vault` (each tenant's own AppRole identity, or
+ * the shared broker identity), or undefined without one.
+ */
+export function createVaultSourceFor(policy: Policy, logger: Logger, clock: Clock = systemClock): VaultSource | undefined {
+  const vault = policy.broker.upstreams.vault;
+  if (!vault) return undefined;
+  const auth = vault.auth;
+  const shared = auth?.approle
+    ? { approle: { roleIdFile: auth.approle.role_id_file, secretIdFile: auth.approle.secret_id_file, mount: auth.approle.mount } }
+    : auth?.token_file
+      ? { tokenFile: auth.token_file }
+      : undefined;
+  const { createVaultSource } = require('../../adapters/vault') as typeof import('../../adapters/vault');
+  const source = createVaultSource({ address: vault.address, namespace: vault.namespace, timeoutMs: vault.timeout, tenants: tenantAppRoles(policy), shared, clock, logger: logger.child({ upstream: 'vault' }) });
+  if (shared) warnAboutSharedIdentity(policy, logger);
+  return source;
+}
+
+const hasSharedVaultIdentity = (policy: Policy) => Boolean(policy.broker.upstreams.vault?.auth?.approle ?? policy.broker.upstreams.vault?.auth?.token_file);
 
 /** Each tenant's own AppRole; its mount defaults to the broker-level AppRole mount, then "approle". */
 function tenantAppRoles(policy: Policy): Record<string, VaultTenantAuth> {

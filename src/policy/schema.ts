@@ -71,6 +71,8 @@ const broker = z
       .strict()
       .prefault({}),
     upstreams: upstreams.prefault({}),
+    // How long an unwrapped tenant data key is reused before its root (master key, transit, KMS) is asked again.
+    data_key_cache: duration.prefault('60s'),
     body_limit: z.string().regex(/^\d+(b|kb|mb)$/i, 'must be a size such as "64kb" or "1mb"').default('64kb'),
   })
   .strict();
@@ -118,6 +120,13 @@ const tenant = z
     vault: z.object({ approle: z.object({ role_id_file: z.string().min(1), secret_id_file: z.string().min(1), mount: z.string().min(1).optional() }).strict() }).strict().optional(),
     tools: z.record(idSchema, tool).prefault({}),
     credentials: z.record(idSchema, credential).prefault({}),
+    // The root that wraps this tenant's data keys (BYOK); omitted: the broker master key.
+    encryption: z
+      .union([
+        z.object({ vault_transit: z.object({ key: z.string().regex(/^[A-Za-z0-9._-]{1,128}$/, 'must be a transit key name'), mount: z.string().min(1).default('transit') }).strict() }).strict(),
+        z.object({ aws_kms: z.object({ key_id: z.string().min(1).max(2048) }).strict() }).strict(),
+      ])
+      .optional(),
     quotas: z.object({ calls_per_minute: z.number().int().positive().default(600), concurrency: z.number().int().positive().default(8) }).strict().prefault({}),
   })
   .strict();
@@ -174,6 +183,11 @@ function checkReferences(policy: z.output<typeof policyObject>, ctx: z.Refinemen
       }
       if (c.source === 'aws' && !b.upstreams.aws) issue(['tenants', tenantId, 'credentials', credName, 'source'], 'needs broker.upstreams.aws');
     }
+    if (t.encryption && 'vault_transit' in t.encryption) {
+      if (!b.upstreams.vault) issue(['tenants', tenantId, 'encryption', 'vault_transit'], 'needs broker.upstreams.vault');
+      else if (!t.vault && !(b.upstreams.vault.auth?.approle ?? b.upstreams.vault.auth?.token_file)) issue(['tenants', tenantId, 'vault', 'approle'], 'needed by encryption.vault_transit (the key is used with the tenant\'s own Vault identity)');
+    }
+    if (t.encryption && 'aws_kms' in t.encryption && !b.upstreams.aws) issue(['tenants', tenantId, 'encryption', 'aws_kms'], 'needs broker.upstreams.aws');
     if (t.idp) {
       const other = issuers.get(t.idp.issuer);
       if (other) issue(['tenants', tenantId, 'idp', 'issuer'], `issuer already belongs to tenant "${other}"`);

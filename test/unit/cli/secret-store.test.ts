@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { existsSync, mkdtempSync } from 'node:fs';
+import { existsSync, mkdtempSync, writeFileSync } from 'node:fs';
 import { rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -23,6 +23,10 @@ const empty = mkdtempSync(join(tmpdir(), 'bulkhead-cli-secret-'));
 const recorded = recordingCli();
 const extra = { acmeMail: `acme-mail-${randomBytes(16).toString('hex')}`, initechMail: `initech-mail-${randomBytes(16).toString('hex')}` };
 
+// The tenants `secret set` may write for: the harness's (a policy file with just their names).
+const policyFile = join(empty, 'tenants.json');
+writeFileSync(policyFile, JSON.stringify({ tenants: { acme: {}, globex: {}, initech: {} } }));
+
 beforeAll(async () => {
   ensureBuilt();
   h = await startHarness();
@@ -41,8 +45,8 @@ async function query(tenant: string) {
 }
 
 it('secret list prints the names, never the values', async () => {
-  expect((await secret(['set', '--tenant', 'acme', '--name', 'mail'], `${extra.acmeMail}\n`)).code).toBe(0);
-  expect((await secret(['set', '--tenant', 'initech', '--name', 'mail'], `${extra.initechMail}\n`)).code).toBe(0);
+  expect((await secret(['set', '--tenant', 'acme', '--name', 'mail', '--config', policyFile], `${extra.acmeMail}\n`)).code).toBe(0);
+  expect((await secret(['set', '--tenant', 'initech', '--name', 'mail', '--config', policyFile], `${extra.initechMail}\n`)).code).toBe(0);
   const acme = await secret(['list', '--tenant', 'acme']);
   expect(acme).toEqual({ code: 0, stdout: 'crm\nmail\n', stderr: '' });
   expect((await secret(['list', '--tenant', 'globex'])).stdout).toBe('crm\n');
@@ -65,7 +69,7 @@ it('secret shred without --yes says what it would do, exits 2 and changes nothin
   const result = await secret(['shred', '--tenant', 'acme']);
   expect([result.code, result.stdout]).toEqual([2, '']);
   expect(result.stderr).toBe(
-    `bulkhead secret shred: this would delete tenant "acme"'s data key in ${h.dataDir}: its 2 secret(s) (crm, mail) could never be read again. Add --yes to do it.\n`,
+    `bulkhead secret shred: this would delete tenant "acme"'s data key in ${h.dataDir}: its 2 secret(s) (crm, mail) could never be read again from this data dir. Add --yes to do it.\n`,
   );
   expectAllow(h, await query('acme'), 'acme');
 });
@@ -73,7 +77,7 @@ it('secret shred without --yes says what it would do, exits 2 and changes nothin
 it("secret shred --yes makes the tenant's calls fail (503) while the other tenants keep working", async () => {
   const result = await secret(['shred', '--tenant', 'acme', '--yes']);
   expect([result.code, result.stderr]).toEqual([0, '']);
-  expect(result.stdout).toMatch(/^deleted tenant "acme"'s data key in .*: its 2 secret\(s\) \(crm, mail\) can no longer be read\n$/);
+  expect(result.stdout).toMatch(/^deleted tenant "acme"'s data key in .*: its 2 secret\(s\) \(crm, mail\) can no longer be read from this data dir\n$/);
   expectDeny(h, await query('acme'), 503, 'upstream_unavailable');
   expectAllow(h, await query('globex'), 'globex');
   expect((await secret(['list', '--tenant', 'globex'])).stdout).toBe('crm\n');
@@ -91,6 +95,18 @@ it.each([
   const result = await secret(args);
   expect([result.code, result.stdout]).toEqual([2, '']);
   expect(result.stderr.trimEnd()).toMatch(message);
+});
+
+it('secret set refuses a tenant the policy does not have (a typo), with or without --config', async () => {
+  const typo = await secret(['set', '--tenant', 'acmee', '--name', 'crm', '--config', policyFile], 'value\n');
+  expect([typo.code, typo.stdout]).toEqual([2, '']);
+  expect(typo.stderr).toBe(`bulkhead secret set: tenant "acmee" is not in ${policyFile} (tenants: acme, globex, initech)\n`);
+  // Without --config the tenants are the demo policy's: initech is not one of them.
+  const demo = await secret(['set', '--tenant', 'initech', '--name', 'crm'], 'value\n');
+  expect(demo.code).toBe(2);
+  expect(demo.stderr).toBe('bulkhead secret set: tenant "initech" is not in the demo policy (no --config) (tenants: acme, globex)\n');
+  for (const tenant of ['ACME', 'acme.', 'Acme']) expect((await secret(['set', '--tenant', tenant, '--name', 'crm', '--config', policyFile], 'v\n')).code).toBe(2);
+  expect((await secret(['list', '--tenant', 'acmee'])).stdout).toBe('');
 });
 
 it('refuses a data dir with no store in it (exit 2) rather than creating one', async () => {
