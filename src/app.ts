@@ -20,6 +20,7 @@ import type { Policy } from './policy/schema';
 import type { BrokerState } from './state/broker-state';
 import { createBrokerState } from './compose/broker-state';
 import { createCredentialSources } from './compose/credential-sources';
+import { createRemoteIdpKeys } from './tokens/idp-keys';
 import { createKeyRing, type KeyRing } from './tokens/key-ring';
 import { createTokenIssuer } from './tokens/issuer';
 import { createTokenService, type TokenService } from './tokens/token-service';
@@ -93,8 +94,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const currentPolicy = () => live?.current() ?? policy;
   const tls = await createBrokerTls({ policy, currentPolicy, dataDir, masterKey, clock, logger, env: options.env });
   const issuer = createTokenIssuer({ keyRing, clock, issuer: policy.broker.issuer });
-  const verifier = createTokenVerifier({ keyRing, clock, issuer: policy.broker.issuer, clockSkewMs: policy.broker.clock_skew });
-  const tokens = createTokenService({ policy: currentPolicy, issuer, verifier, revocations: state.revocations, clock });
+  // The broker's own tokens: its replicas' clocks agree, so the leeway is small (tenant IdPs get clock_skew).
+  const verifier = createTokenVerifier({ keyRing, clock, issuer: policy.broker.issuer, clockSkewMs: policy.broker.token_clock_skew });
+  const idpJwks = createRemoteIdpKeys({
+    clock,
+    onFailure: (tenant, err) => logger.warn({ tenant, failure: (err as { failure?: string }).failure ?? 'unknown', err: { message: (err as Error)?.message } }, 'tenant IdP JWKS fetch failed; that tenant\'s exchanges back off'),
+  });
+  const tokens = createTokenService({ policy: currentPolicy, issuer, verifier, revocations: state.revocations, clock, idpJwks });
 
   const sources = options.sources ?? (await createCredentialSources({ policy, dataDir, masterKey, logger, clock }));
   const credentials = createCredentialResolver({

@@ -84,7 +84,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
   const approvalTtlMs = deps.approvalTtlMs ?? 15 * 60_000;
 
   async function assertNotRevoked(verified: VerifiedToken): Promise<void> {
-    const revoked = await step('state_unavailable', 'revocation state is unavailable', () => deps.revocations.check({ tid: verified.tenant, sub: verified.principal, sid: verified.session, jti: verified.jti }));
+    const revoked = await step('state_unavailable', 'revocation state is unavailable', () => deps.revocations.check({ tid: verified.tenant, sub: verified.principal, sid: verified.session, jti: verified.jti, iat: Math.floor(verified.issuedAt / 1000) }));
     if (revoked) throw new BrokerError(revoked, revocationMessage(revoked));
   }
 

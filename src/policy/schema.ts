@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { foldKey } from '../authorize/fold-key';
 import { parseDuration } from './duration';
+import { parseSize } from './size';
 
 /**
  * The one schema for the policy file. Every object is strict (unknown keys are errors), secrets appear
@@ -21,6 +22,18 @@ const duration = z
     }
     return ms;
   });
+/** Like `duration`, but zero is allowed (a tolerance of none). */
+const tolerance = z
+  .union([z.string(), z.number()])
+  .transform((value, ctx) => {
+    const ms = parseDuration(value);
+    if (ms === undefined) {
+      ctx.addIssue({ code: 'custom', message: 'must be a duration such as "0s", "5s", "30s"' });
+      return z.NEVER;
+    }
+    return ms;
+  });
+const size = z.string().regex(/^\d+(b|kb|mb)$/i, 'must be a size such as "64kb" or "1mb"');
 const url = z.string().url();
 const toolList = z.array(idSchema);
 
@@ -50,6 +63,11 @@ const upstreams = z
       })
       .strict()
       .optional(),
+    // Tenant IdPs' JWKS documents: each fetch is bounded as a whole (deadline) and by size.
+    idp: z
+      .object({ timeout: duration.prefault('5s'), body_limit: size.default('1mb').transform((value) => parseSize(value)!) })
+      .strict()
+      .prefault({}),
   })
   .strict();
 
@@ -58,7 +76,11 @@ const broker = z
     issuer: url.default('http://127.0.0.1:8700'),
     token_ttl: duration.prefault('15m'),
     max_token_ttl: duration.prefault('60m'),
+    // Leeway for tenant IdP tokens (other clocks); the broker's own tokens get token_clock_skew.
     clock_skew: duration.prefault('30s'),
+    token_clock_skew: tolerance.prefault('5s'),
+    // No token of a session expires later than the session's start (auth_time) plus this.
+    session_max_lifetime: duration.prefault('8h'),
     rotation: z.object({ signing_key: duration.prefault('24h'), certificate: duration.prefault('24h') }).strict().prefault({}),
     tls: z.object({ mode: z.enum(['off', 'internal-ca', 'vault-pki']).default('off'), vault_pki_mount: z.string().optional(), vault_pki_role: z.string().optional() }).strict().prefault({}),
     state: z
@@ -73,7 +95,7 @@ const broker = z
     upstreams: upstreams.prefault({}),
     // How long an unwrapped tenant data key is reused before its root (master key, transit, KMS) is asked again.
     data_key_cache: duration.prefault('60s'),
-    body_limit: z.string().regex(/^\d+(b|kb|mb)$/i, 'must be a size such as "64kb" or "1mb"').default('64kb'),
+    body_limit: size.default('64kb'),
   })
   .strict();
 
@@ -154,6 +176,8 @@ function checkReferences(policy: z.output<typeof policyObject>, ctx: z.Refinemen
   const b = policy.broker;
   if (b.max_token_ttl > 3_600_000) issue(['broker', 'max_token_ttl'], 'must be at most 60m');
   if (b.token_ttl > b.max_token_ttl) issue(['broker', 'token_ttl'], 'must not exceed max_token_ttl');
+  if (b.session_max_lifetime < b.max_token_ttl) issue(['broker', 'session_max_lifetime'], 'must be at least max_token_ttl');
+  if (b.token_clock_skew > 60_000) issue(['broker', 'token_clock_skew'], 'must be at most 60s (the broker issues these tokens; its clocks agree)');
   // Scale-out needs both: revocations and audit live in PostgreSQL, their push and the counters in Redis.
   if (b.state.redis_url && !b.state.postgres_url) issue(['broker', 'state', 'postgres_url'], 'is required with redis_url (scale-out needs both)');
   if (b.state.postgres_url && !b.state.redis_url) issue(['broker', 'state', 'redis_url'], 'is required with postgres_url (scale-out needs both)');

@@ -2,13 +2,14 @@ import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock';
 import { BrokerError, type DenyReason } from '../errors';
 import { openJsonlJournal, type JsonlJournal } from '../journal/jsonl-journal';
-import type { RevocationRecord, RevocationStore, RevocationSubject, RevocationTarget } from './revocation-store';
+import { notBeforeOf, untilPastSecond, type RevocationRecord, type RevocationStore, type RevocationSubject, type RevocationTarget } from './revocation-store';
 
 /**
  * The embedded revocation store: an in-memory index answers `check` (every authorize calls it, so it
  * does no I/O and allocates nothing), and `revocations.jsonl` under the data dir makes every revocation
- * durable before `revoke` resolves. A `{restore: tenant}` line lifts a tenant revocation; sessions,
- * principals and tokens have no way back. The memory variant is the same store without the file.
+ * durable before `revoke` resolves. A `{restore: tenant}` line lifts a tenant revocation for tokens
+ * issued after the latest revoke (its `at` stays the tenant's "not before", rebuilt from the same lines
+ * on restart); sessions, principals and tokens have no way back. The memory variant is the same store without the file.
  */
 export const REVOCATIONS_FILE = 'revocations.jsonl';
 
@@ -45,7 +46,7 @@ function createStore(index: RevocationIndex, persist: Persist, clock: Clock, jou
       const copy: RevocationRecord = { target: { ...record.target }, at: record.at, ...(record.reason === undefined ? {} : { reason: record.reason }) };
       // Visible before durable: if the write fails the caller gets an error, and denying a little early
       // (or until restart) is the safe side of that failure.
-      index.revoke(copy.target);
+      index.revoke(copy.target, copy.at);
       await persist(copy);
     },
     async restoreTenant(tenant) {
@@ -56,6 +57,7 @@ function createStore(index: RevocationIndex, persist: Persist, clock: Clock, jou
       await persist({ restore: tenant, at: clock.now() });
       // A revoke that landed while the restore was being written comes after it in the file too, so it wins.
       if (index.tenants.get(tenant) === revision) index.tenants.delete(tenant);
+      await untilPastSecond(clock, index.notBefore.get(tenant)!);
       return true;
     },
     check: (subject) => index.check(subject),
@@ -71,7 +73,9 @@ function createStore(index: RevocationIndex, persist: Persist, clock: Clock, jou
 interface RevocationIndex {
   /** Revoked tenants, each with the revision of its latest revoke. */
   tenants: Map<string, number>;
-  revoke(target: RevocationTarget): void;
+  /** Every tenant ever revoked → its latest revoke's second: tokens with iat ≤ it stay revoked after a restore. */
+  notBefore: Map<string, number>;
+  revoke(target: RevocationTarget, at: number): void;
   check(subject: RevocationSubject): Promise<DenyReason | null>;
 }
 
@@ -86,6 +90,7 @@ const ANSWER: Record<'tenant_revoked' | 'principal_revoked' | 'session_revoked' 
 
 function createRevocationIndex(): RevocationIndex {
   const tenants = new Map<string, number>();
+  const notBefore = new Map<string, number>();
   let revision = 0;
   // Principal ids are only unique within a tenant, so they are nested under it (no string building per check).
   const principals = new Map<string, Set<string>>();
@@ -94,10 +99,12 @@ function createRevocationIndex(): RevocationIndex {
 
   return {
     tenants,
-    revoke(target) {
+    notBefore,
+    revoke(target, at) {
       switch (target.kind) {
         case 'tenant':
           tenants.set(target.tenant, ++revision);
+          notBefore.set(target.tenant, Math.max(notBefore.get(target.tenant) ?? Number.NEGATIVE_INFINITY, notBeforeOf(at)));
           return;
         case 'principal': {
           let set = principals.get(target.tenant);
@@ -115,7 +122,7 @@ function createRevocationIndex(): RevocationIndex {
     },
     // Same precedence as subjectKeys(): tenant, principal, session, then token.
     check(subject) {
-      if (tenants.has(subject.tid)) return ANSWER.tenant_revoked;
+      if (tenants.has(subject.tid) || subject.iat <= (notBefore.get(subject.tid) ?? Number.NEGATIVE_INFINITY)) return ANSWER.tenant_revoked;
       if (principals.get(subject.tid)?.has(subject.sub)) return ANSWER.principal_revoked;
       if (sessions.has(subject.sid)) return ANSWER.session_revoked;
       if (jtis.has(subject.jti)) return ANSWER.token_revoked;
@@ -134,7 +141,8 @@ function replay(index: RevocationIndex, entry: unknown, where: string): void {
     // Skipping an entry we cannot read could un-revoke someone: refuse to start instead.
     throw new Error(`${where}: not a revocation or restore entry`);
   }
-  index.revoke(e.target);
+  // Journals written before "not before" existed still carry `at`; without one, fail closed (every old token).
+  index.revoke(e.target, typeof e.at === 'number' && Number.isFinite(e.at) ? e.at : Number.MAX_SAFE_INTEGER);
 }
 
 function assertTarget(target: RevocationTarget): void {

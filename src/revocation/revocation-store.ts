@@ -1,3 +1,4 @@
+import type { Clock } from '../clock';
 import type { DenyReason } from '../errors';
 
 /** What an operator can revoke. Principals are tenant-scoped, so their key carries the tenant. */
@@ -20,12 +21,18 @@ export interface RevocationSubject {
   sub: string;
   sid: string;
   jti: string;
+  /** Issued-at, epoch seconds: a tenant revocation stays in force for tokens issued at or before it. */
+  iat: number;
 }
 
 export interface RevocationStore {
   /** Durable before it resolves: once it has, every check (on every replica) sees it. */
   revoke(record: RevocationRecord): Promise<void>;
-  /** Lifts a tenant revocation. Sessions, principals and tokens stay revoked forever. */
+  /**
+   * Lifts a tenant revocation for tokens issued after it: the revoke becomes the tenant's "not before",
+   * so a token with `iat` at or before the latest revoke's second stays `tenant_revoked` for good.
+   * Sessions, principals and tokens stay revoked forever.
+   */
   restoreTenant(tenant: string): Promise<boolean>;
   /** The deny reason for the first revocation that matches: tenant, principal, session, then token. */
   check(subject: RevocationSubject): Promise<DenyReason | null>;
@@ -54,4 +61,19 @@ export function subjectKeys(subject: RevocationSubject): Array<[string, DenyReas
     [`session:${subject.sid}`, 'session_revoked'],
     [`jti:${subject.jti}`, 'token_revoked'],
   ];
+}
+
+/** The "not before" second a tenant revoke made at `atMs` leaves behind (JWT `iat` is whole seconds). */
+export function notBeforeOf(atMs: number): number {
+  return Math.floor(atMs / 1000);
+}
+
+/**
+ * Restore answers only once the revoke's second is over, so a token issued after the answer has
+ * `iat` > not-before and works (one issued in that same second could not be told from an old one).
+ * Waits at most a second, on the real timer; the clock says how long.
+ */
+export async function untilPastSecond(clock: Clock, notBefore: number): Promise<void> {
+  const waitMs = (notBefore + 1) * 1000 - clock.now();
+  if (waitMs > 0) await new Promise((resolve) => setTimeout(resolve, Math.min(waitMs, 1000)));
 }

@@ -13,6 +13,8 @@ export interface RevocationChange {
   key: string;
   active: boolean;
   version: number;
+  /** Tenant keys: the latest revoke's second. Tokens with iat ≤ it stay revoked when the row is lifted. */
+  notBefore?: number;
 }
 
 export interface RevocationMirror {
@@ -26,18 +28,19 @@ export interface RevocationMirror {
 }
 
 export function createRevocationMirror(): RevocationMirror {
-  const entries = new Map<string, { active: boolean; version: number }>();
+  const entries = new Map<string, { active: boolean; version: number; notBefore?: number }>();
   const active = (key: string) => entries.get(key)?.active === true;
 
   return {
     apply(change) {
       const known = entries.get(change.key);
       if (known && known.version >= change.version) return false;
-      entries.set(change.key, { active: change.active, version: change.version });
+      entries.set(change.key, { active: change.active, version: change.version, notBefore: change.notBefore });
       return true;
     },
     check(subject) {
-      if (active(`tenant:${subject.tid}`)) return 'tenant_revoked';
+      const tenant = entries.get(`tenant:${subject.tid}`);
+      if (tenant && (tenant.active || subject.iat <= (tenant.notBefore ?? Number.NEGATIVE_INFINITY))) return 'tenant_revoked';
       if (active(`principal:${subject.tid}/${subject.sub}`)) return 'principal_revoked';
       if (active(`session:${subject.sid}`)) return 'session_revoked';
       if (active(`jti:${subject.jti}`)) return 'token_revoked';

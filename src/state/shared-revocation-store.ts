@@ -1,6 +1,7 @@
 import type { Logger } from 'pino';
 import { BrokerError } from '../errors';
-import type { RevocationStore, RevocationTarget } from '../revocation/revocation-store';
+import { systemClock, type Clock } from '../clock';
+import { untilPastSecond, type RevocationStore, type RevocationTarget } from '../revocation/revocation-store';
 import type { RevocationTable } from './postgres/revocation-table';
 import type { RevocationFeed, RevocationFeedOptions } from './redis/revocation-feed';
 import { createRevocationMirror, type RevocationChange, type RevocationMirror } from './revocation-mirror';
@@ -21,6 +22,7 @@ export interface SharedRevocationStoreOptions {
   createFeed: (hooks: Pick<RevocationFeedOptions, 'apply' | 'resync'>) => RevocationFeed;
   logger: Pick<Logger, 'info' | 'warn'>;
   reconcileMs?: number;
+  clock?: Clock;
 }
 
 export interface SharedRevocationStore extends RevocationStore {
@@ -79,6 +81,7 @@ export function createSharedRevocationStore(options: SharedRevocationStoreOption
       if (!change) return false;
       mirror.apply(change);
       await propagate(change, 'restore');
+      if (change.notBefore !== undefined) await untilPastSecond(options.clock ?? systemClock, change.notBefore);
       return true;
     },
 

@@ -96,6 +96,7 @@ export async function createSharedState(options: SharedStateOptions): Promise<Sh
     const revocations = createSharedRevocationStore({
       table: createRevocationTable(pool),
       logger,
+      clock,
       reconcileMs: options.revocations?.reconcileMs,
       createFeed: (hooks) =>
         createRevocationFeed({

@@ -16,6 +16,11 @@ export interface TokenClaims {
   jti: string;
   /** Space-separated tool names. */
   scope: string;
+  /**
+   * When the session started (RFC 9068 / OIDC `auth_time`: the client authenticated then), kept across
+   * refreshes. Every replica bounds the session by it alone, so it travels in the signed token.
+   */
+  auth_time: number;
   iat: number;
   nbf: number;
   exp: number;
@@ -34,6 +39,8 @@ export interface VerifiedToken {
   readonly scope: readonly string[];
   /** Epoch ms. */
   readonly issuedAt: number;
+  /** Epoch ms: the session's start (`auth_time`; `iat` for tokens minted before the claim existed). */
+  readonly sessionStartedAt: number;
   /** Epoch ms. */
   readonly expiresAt: number;
 }

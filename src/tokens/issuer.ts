@@ -23,9 +23,19 @@ export interface IssueRequest {
   principal: string;
   audience: string;
   scope: readonly string[];
-  /** Kept on refresh; a new session otherwise. */
-  session?: string;
+  /** Kept on refresh, with the session's start; a new session (starting now) otherwise. */
+  session?: { id: string; startedAt: number };
   ttlMs: number;
+  /** Epoch seconds no token of this session may outlive (session start + session_max_lifetime). */
+  sessionEndsAt?: number;
+}
+
+/** The session has no whole second of life left: a token for it would be born expired. */
+export class SessionEndedError extends Error {
+  constructor() {
+    super('the session has reached its maximum lifetime');
+    this.name = 'SessionEndedError';
+  }
 }
 
 export interface IssuedToken {
@@ -50,17 +60,21 @@ export function createTokenIssuer(deps: TokenIssuerDeps): TokenIssuer {
       if (request.scope.length === 0) throw new Error('a token needs at least one tool in scope');
       const { kid, privateKey } = deps.keyRing.signingKey();
       const iat = Math.floor(deps.clock.now() / 1000);
+      // Clamped here, on the same clock reading as iat, so exp can never pass the session's end.
+      const exp = Math.min(iat + ttlSeconds, request.sessionEndsAt ?? Number.POSITIVE_INFINITY);
+      if (exp <= iat) throw new SessionEndedError();
       const claims: TokenClaims = {
         iss: deps.issuer,
         sub: request.principal,
         aud: request.audience,
         tid: request.tenant,
-        sid: request.session ?? random(),
+        sid: request.session?.id ?? random(),
         jti: random(),
         scope: formatScope(request.scope),
+        auth_time: request.session?.startedAt ?? iat,
         iat,
         nbf: iat,
-        exp: iat + ttlSeconds,
+        exp,
       };
       const token = await new SignJWT({ ...claims }).setProtectedHeader({ alg: SIGNING_ALG, typ: TOKEN_TYPE, kid }).sign(privateKey);
       return { token, claims };

@@ -10,7 +10,8 @@ import type { TokenVerifier } from './verifier';
 
 /**
  * RFC 8693 token exchange: who the subject token speaks for. Two kinds of subject token:
- * - a still-valid Bulkhead token (refresh): same tenant, principal and session, scope bounded by the old token;
+ * - a still-valid Bulkhead token (refresh): same tenant, principal, session and audience, scope bounded
+ *   by the old token; the token service requires the principal's own client authentication for it;
  * - a tenant IdP JWT: the unverified `iss` is read ONLY to pick which tenant's keys and settings to
  *   verify with; verification then requires that same issuer, so the tenant comes from the verified
  *   issuer → tenant mapping and nothing in the token body (a `tid` claim there is ignored).
@@ -27,15 +28,19 @@ const PRINCIPAL = /^[^\u0000-\u001f\u007f]{1,256}$/;
 export interface ExchangeSubject {
   tenant: string;
   principal: string;
-  /** Set on refresh: the new token keeps it. */
-  session?: string;
   /** The most the new token may carry before the server's tools and the requested scope narrow it. */
   ceiling: string[];
-  /** The old token's audience, used when a refresh names none. */
-  defaultAudience?: string;
-  /** Set on refresh: the old token's identity, checked against revocations before anything is issued. */
-  revocationSubject?: RevocationSubject;
+  /** Set on refresh: what the new token inherits and may never change. */
+  refresh?: {
+    session: { id: string; startedAt: number };
+    /** The old token's audience: a refresh is for the same server, so a stolen token cannot be re-aimed. */
+    audience: string;
+    /** The old token's identity, checked against revocations before anything is issued. */
+    revocationSubject: RevocationSubject;
+  };
 }
+
+export type SubjectKind = 'bulkhead' | 'idp';
 
 export interface SubjectResolverDeps {
   verifier: Pick<TokenVerifier, 'verify'>;
@@ -61,10 +66,12 @@ export function createSubjectResolver(deps: SubjectResolverDeps) {
     return {
       tenant: verified.tenant,
       principal: verified.principal,
-      session: verified.session,
       ceiling: intersect(verified.scope, current, tenantTools(tenant)),
-      defaultAudience: verified.audience,
-      revocationSubject: { tid: verified.tenant, sub: verified.principal, sid: verified.session, jti: verified.jti },
+      refresh: {
+        session: { id: verified.session, startedAt: Math.floor(verified.sessionStartedAt / 1000) },
+        audience: verified.audience,
+        revocationSubject: { tid: verified.tenant, sub: verified.principal, sid: verified.session, jti: verified.jti, iat: Math.floor(verified.issuedAt / 1000) },
+      },
     };
   }
 
@@ -75,7 +82,7 @@ export function createSubjectResolver(deps: SubjectResolverDeps) {
     const idp = tenant.idp as IdpSettings;
     let payload: JWTPayload;
     try {
-      ({ payload } = await jwtVerify(token, deps.idpKeys(tenantId, idp), {
+      ({ payload } = await jwtVerify(token, deps.idpKeys(tenantId, idp, { timeoutMs: policy.broker.upstreams.idp.timeout, maxBytes: policy.broker.upstreams.idp.body_limit }), {
         issuer: idp.issuer,
         audience: idp.audience,
         algorithms: IDP_ALGORITHMS,
@@ -84,7 +91,7 @@ export function createSubjectResolver(deps: SubjectResolverDeps) {
         clockTolerance: policy.broker.clock_skew / 1000,
       }));
     } catch (err) {
-      throw idpError(err);
+      throw isBrokerError(err) ? err : idpError(err);
     }
     const principal = payload[idp.principal_claim];
     if (typeof principal !== 'string' || !PRINCIPAL.test(principal)) {
@@ -94,20 +101,32 @@ export function createSubjectResolver(deps: SubjectResolverDeps) {
   }
 
   return {
+    /**
+     * Which kind of subject token this claims to be, from its unverified issuer: enough to know which
+     * client authentication the exchange needs before any signature work is done.
+     */
+    kindOf(policy: Policy, subjectToken: string): SubjectKind {
+      return unverifiedIssuer(subjectToken) === policy.broker.issuer ? 'bulkhead' : 'idp';
+    },
     async resolve(policy: Policy, subjectToken: string): Promise<ExchangeSubject> {
-      let claims: JWTPayload;
-      try {
-        claims = decodeJwt(subjectToken);
-      } catch {
-        throw new OAuthError('invalid_grant', 'subject_token is not a JWT');
-      }
-      if (typeof claims.iss !== 'string') throw new OAuthError('invalid_grant', 'subject_token has no issuer');
-      return claims.iss === policy.broker.issuer ? fromBulkhead(policy, subjectToken, claims) : fromIdp(policy, subjectToken, claims.iss);
+      const issuer = unverifiedIssuer(subjectToken);
+      return issuer === policy.broker.issuer ? fromBulkhead(policy, subjectToken, decodeJwt(subjectToken)) : fromIdp(policy, subjectToken, issuer);
     },
   };
 }
 
 export type SubjectResolver = ReturnType<typeof createSubjectResolver>;
+
+function unverifiedIssuer(subjectToken: string): string {
+  let claims: JWTPayload;
+  try {
+    claims = decodeJwt(subjectToken);
+  } catch {
+    throw new OAuthError('invalid_grant', 'subject_token is not a JWT');
+  }
+  if (typeof claims.iss !== 'string') throw new OAuthError('invalid_grant', 'subject_token has no issuer');
+  return claims.iss;
+}
 
 /** A bad token is the client's problem (invalid_grant); an IdP we cannot reach is ours (fail closed). */
 function idpError(err: unknown): Error {

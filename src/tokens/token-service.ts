@@ -3,10 +3,10 @@ import type { Clock } from '../clock';
 import { BrokerError, isBrokerError } from '../errors';
 import type { Policy } from '../policy/schema';
 import type { RevocationStore, RevocationSubject } from '../revocation/revocation-store';
-import { authenticateClient } from './client-auth';
+import { authenticatePresented, CLIENT_AUTH_FAILED, type AuthenticatedClient } from './client-auth';
 import { intersect, narrowScope, resolveAudience, tenantTools } from './grant-scope';
 import { createRemoteIdpKeys, type IdpKeyResolver } from './idp-keys';
-import type { IssueRequest, TokenIssuer } from './issuer';
+import { SessionEndedError, type IssueRequest, type TokenIssuer } from './issuer';
 import { OAuthError } from './oauth-error';
 import { createSubjectResolver, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT } from './token-exchange';
 import type { TokenVerifier } from './verifier';
@@ -15,7 +15,8 @@ import type { TokenVerifier } from './verifier';
  * The OAuth 2.0 token endpoint, without HTTP: parameters in, a token response or an OAuthError out.
  * Grants: client_credentials (a policy principal and its secret) and RFC 8693 token exchange (refresh
  * of a Bulkhead token, or a tenant IdP JWT). Every grant ends the same way: one known server as
- * audience, tools within policy bounds, a lifetime no longer than policy allows, revocation checked.
+ * audience, tools within policy bounds, a lifetime no longer than policy allows (token and session),
+ * revocation checked. Client credentials, wherever presented, are verified first.
  * A revocation store that cannot answer is a BrokerError `state_unavailable` (fail closed), and an
  * unreachable IdP is `upstream_unavailable`: neither is the client's fault.
  */
@@ -27,7 +28,7 @@ export interface TokenServiceDeps {
   verifier: Pick<TokenVerifier, 'verify'>;
   revocations: Pick<RevocationStore, 'check'>;
   clock: Clock;
-  /** Per-tenant IdP keys; defaults to each tenant's remote JWKS (5 s timeout, cached per tenant). */
+  /** Per-tenant IdP keys; defaults to each tenant's remote JWKS (bounded fetch, cached per tenant). */
   idpJwks?: IdpKeyResolver;
 }
 
@@ -47,13 +48,24 @@ export interface TokenService {
 
 // Form posts deliver strings; JSON may deliver numbers. Unknown parameters are ignored (RFC 6749 §3.2).
 const text = (max: number) => z.string().min(1).max(max);
+/**
+ * A positive whole number of seconds, however large: one above the cap is clamped to it (the answer's
+ * expires_in says what was granted), never refused and never replaced by the default. Zero, negative,
+ * fractional and exponent forms are malformed.
+ */
+const expiresIn = z.union([
+  z.number().refine((n) => Number.isInteger(n) && n > 0),
+  z.string().regex(/^[1-9]\d{0,63}$/).transform(Number),
+]);
 const common = {
   audience: text(256).optional(),
   resource: text(2048).optional(),
   scope: z.string().max(4096).optional(),
-  expires_in: z.union([z.number().int().positive(), z.string().regex(/^[1-9]\d{0,9}$/).transform(Number)]).optional(),
+  expires_in: expiresIn.optional(),
+  client_id: text(256).optional(),
+  client_secret: text(1024).optional(),
 };
-const clientCredentialsParams = z.object({ ...common, client_id: text(256).optional(), client_secret: text(1024).optional() });
+const clientCredentialsParams = z.object(common);
 const tokenExchangeParams = z.object({
   ...common,
   subject_token: text(16_384),
@@ -62,13 +74,12 @@ const tokenExchangeParams = z.object({
   actor_token: z.undefined().optional(),
   actor_token_type: z.undefined().optional(),
 });
-
-const CLIENT_AUTH_FAILED = 'client authentication failed';
+const credentialParams = z.object({ client_id: common.client_id, client_secret: common.client_secret });
 
 export function createTokenService(deps: TokenServiceDeps): TokenService {
   const source = deps.policy;
   const currentPolicy = typeof source === 'function' ? source : () => source;
-  const subjects = createSubjectResolver({ verifier: deps.verifier, idpKeys: deps.idpJwks ?? createRemoteIdpKeys(), clock: deps.clock });
+  const subjects = createSubjectResolver({ verifier: deps.verifier, idpKeys: deps.idpJwks ?? createRemoteIdpKeys({ clock: deps.clock }), clock: deps.clock });
 
   async function revokedReason(subject: RevocationSubject): Promise<string | null> {
     try {
@@ -79,10 +90,13 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     }
   }
 
-  /** Default lifetime from policy; `expires_in` may only shorten it, and never past max_token_ttl. */
-  function lifetimeMs(policy: Policy, expiresIn: number | undefined): number {
+  /**
+   * The requested lifetime, or token_ttl when none was asked for; clamped to max_token_ttl. The issuer
+   * clamps it again to the session's end, so the answer's expires_in is always what was granted.
+   */
+  function lifetimeMs(policy: Policy, expiresInSeconds: number | undefined): number {
     const { token_ttl, max_token_ttl } = policy.broker;
-    return Math.min(token_ttl, max_token_ttl, expiresIn === undefined ? Number.POSITIVE_INFINITY : expiresIn * 1000);
+    return Math.min(expiresInSeconds === undefined ? token_ttl : expiresInSeconds * 1000, max_token_ttl);
   }
 
   /** Issues, then refuses to hand out a token for a tenant or principal that is revoked. */
@@ -91,23 +105,22 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
       const reason = await revokedReason(priorCheck);
       if (reason) throw new OAuthError('invalid_grant', `subject_token can no longer be exchanged (${reason})`);
     }
-    const { token, claims } = await deps.issuer.issue(request);
-    const reason = priorCheck ? null : await revokedReason({ tid: claims.tid, sub: claims.sub, sid: claims.sid, jti: claims.jti });
+    let issued;
+    try {
+      issued = await deps.issuer.issue(request);
+    } catch (err) {
+      if (err instanceof SessionEndedError) throw new OAuthError('invalid_grant', 'the session has reached broker.session_max_lifetime; authenticate again for a new session');
+      throw err;
+    }
+    const { token, claims } = issued;
+    const reason = priorCheck ? null : await revokedReason({ tid: claims.tid, sub: claims.sub, sid: claims.sid, jti: claims.jti, iat: claims.iat });
     if (reason) throw new OAuthError('invalid_grant', `this client may not obtain tokens (${reason})`);
     return { access_token: token, token_type: 'Bearer', expires_in: claims.exp - claims.iat, scope: claims.scope };
   }
 
-  async function clientCredentials(policy: Policy, raw: Record<string, unknown>, basic?: { id: string; secret: string }): Promise<TokenResponse> {
+  async function clientCredentials(policy: Policy, raw: Record<string, unknown>, client: AuthenticatedClient | null): Promise<TokenResponse> {
     const params = parse(clientCredentialsParams, raw);
-    if (basic && params.client_secret !== undefined) throw new OAuthError('invalid_request', 'use one client authentication method, not both');
-    if (basic && params.client_id !== undefined && params.client_id !== basic.id) {
-      throw new OAuthError('invalid_request', 'client_id does not match the HTTP Basic credentials');
-    }
-    const clientId = basic?.id ?? params.client_id;
-    if (!clientId) throw new OAuthError('invalid_client', CLIENT_AUTH_FAILED, 401);
-    const client = authenticateClient(policy, clientId, basic?.secret ?? params.client_secret ?? '');
     if (!client) throw new OAuthError('invalid_client', CLIENT_AUTH_FAILED, 401);
-
     const { id: audience, server } = resolveAudience(policy, params);
     const tenant = policy.tenants[client.tenant]!;
     const allowed = intersect(tenant.principals[client.principal]!.tools, tenantTools(tenant), server.tools);
@@ -115,24 +128,44 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     return issue({ tenant: client.tenant, principal: client.principal, audience, scope, ttlMs: lifetimeMs(policy, params.expires_in) });
   }
 
-  async function tokenExchange(policy: Policy, raw: Record<string, unknown>): Promise<TokenResponse> {
+  /**
+   * A refresh (Bulkhead subject token) is the principal's own client asking, authenticated, for the
+   * same server: a token in anyone else's hands — an MCP server it was sent to, another client of the
+   * tenant — cannot be turned into a token, let alone one for another server. An IdP subject token needs
+   * no client, but if one is presented it must be a client of that IdP's tenant.
+   */
+  async function tokenExchange(policy: Policy, raw: Record<string, unknown>, client: AuthenticatedClient | null): Promise<TokenResponse> {
     const params = parse(tokenExchangeParams, raw);
+    if (subjects.kindOf(policy, params.subject_token) === 'bulkhead' && !client) throw new OAuthError('invalid_client', CLIENT_AUTH_FAILED, 401);
     const subject = await subjects.resolve(policy, params.subject_token);
-    const { id: audience, server } = resolveAudience(policy, params, subject.defaultAudience);
+    const { refresh } = subject;
+    if (refresh && (client?.tenant !== subject.tenant || client.principal !== subject.principal)) {
+      throw new OAuthError('invalid_client', 'the subject_token was not issued to this client (a principal from an identity provider refreshes by exchanging a fresh IdP token)', 401);
+    }
+    if (!refresh && client && client.tenant !== subject.tenant) throw new OAuthError('invalid_client', 'this client is not of the subject_token\'s tenant', 401);
+
+    const { id: audience, server } = resolveAudience(policy, params, refresh?.audience);
+    if (refresh && audience !== refresh.audience) throw new OAuthError('invalid_target', 'a refreshed token keeps the subject_token\'s audience');
     const scope = narrowScope(intersect(subject.ceiling, server.tools), params.scope);
     const request: IssueRequest = { tenant: subject.tenant, principal: subject.principal, audience, scope, ttlMs: lifetimeMs(policy, params.expires_in) };
-    if (subject.session !== undefined) request.session = subject.session;
-    const answer = await issue(request, subject.revocationSubject);
+    if (refresh) {
+      request.session = refresh.session;
+      request.sessionEndsAt = refresh.session.startedAt + Math.floor(policy.broker.session_max_lifetime / 1000);
+    }
+    const answer = await issue(request, refresh?.revocationSubject);
     return { ...answer, issued_token_type: TOKEN_TYPE_ACCESS_TOKEN };
   }
 
   return {
     async grant(params, basic) {
       const policy = currentPolicy();
+      // Before anything else, on every grant: presented credentials are verified, never ignored.
+      const presented = parse(credentialParams, params);
+      const client = authenticatePresented(policy, { basic, ...presented });
       const grantType = params.grant_type;
       if (grantType === undefined) throw new OAuthError('invalid_request', 'grant_type is required');
-      if (grantType === 'client_credentials') return clientCredentials(policy, params, basic);
-      if (grantType === TOKEN_EXCHANGE_GRANT) return tokenExchange(policy, params);
+      if (grantType === 'client_credentials') return clientCredentials(policy, params, client);
+      if (grantType === TOKEN_EXCHANGE_GRANT) return tokenExchange(policy, params, client);
       throw new OAuthError('unsupported_grant_type', 'grant_type is not supported');
     },
   };

@@ -110,10 +110,10 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
 }
 
 function toEntry(payload: JWTPayload, kid: string): CacheEntry {
-  const { sub, aud, tid, sid, jti, scope, iat, nbf, exp } = payload;
+  const { sub, aud, tid, sid, jti, scope, iat, nbf, exp, auth_time } = payload;
   const text = (value: unknown): value is string => typeof value === 'string' && value.length > 0;
   const time = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
-  if (!text(sub) || !text(aud) || !text(tid) || !text(sid) || !text(jti) || typeof scope !== 'string' || !time(iat) || !time(nbf) || !time(exp)) {
+  if (!text(sub) || !text(aud) || !text(tid) || !text(sid) || !text(jti) || typeof scope !== 'string' || !time(iat) || !time(nbf) || !time(exp) || (auth_time !== undefined && !time(auth_time))) {
     throw new BrokerError('token_invalid', 'token claims are missing or of the wrong type');
   }
   const verified: VerifiedToken = Object.freeze({
@@ -124,6 +124,7 @@ function toEntry(payload: JWTPayload, kid: string): CacheEntry {
     audience: aud,
     scope: Object.freeze(parseScope(scope)),
     issuedAt: iat * 1000,
+    sessionStartedAt: (auth_time ?? iat) * 1000,
     expiresAt: exp * 1000,
   });
   return { verified, kid, nbf, exp };

@@ -31,7 +31,7 @@ export function tokenRoutes(deps: TokenRouteDeps): Router {
       const { status, body } = oauthErrorBody(err, String(res.locals.requestId));
       if (!(err instanceof OAuthError)) deps.logger.warn({ err, requestId: res.locals.requestId }, 'token endpoint failed');
       deps.metrics.tokenErrors.inc({ error: body.error });
-      if (status === 401 && req.headers.authorization?.startsWith('Basic ')) res.setHeader('WWW-Authenticate', 'Basic realm="bulkhead"');
+      if (status === 401 && req.headers.authorization !== undefined) res.setHeader('WWW-Authenticate', 'Basic realm="bulkhead"');
       if (status === 503) res.setHeader('Retry-After', '1');
       res.status(status).json(body);
     }
@@ -59,10 +59,15 @@ function oauthErrorBody(err: unknown, requestId: string): { status: number; body
   return { status: 500, body: { error: 'server_error', error_description: `internal error (request id ${requestId})` } };
 }
 
-/** RFC 6749 §2.3.1: client id and secret are form-urlencoded inside the Basic credentials. */
+/**
+ * RFC 6749 §2.3.1: client id and secret are form-urlencoded inside the Basic credentials. Any other
+ * Authorization header (a Bearer server key, an access token) is a credential this endpoint does not
+ * take: refused, never ignored, so nobody mistakes it for authentication that happened.
+ */
 function basicCredentials(req: Request): { id: string; secret: string } | undefined {
   const header = req.headers.authorization;
-  if (!header?.startsWith('Basic ')) return undefined;
+  if (header === undefined) return undefined;
+  if (!header.startsWith('Basic ')) throw new OAuthError('invalid_client', 'client authentication failed (use HTTP Basic or client_secret in the body)', 401);
   const decoded = Buffer.from(header.slice(6).trim(), 'base64').toString('utf8');
   const colon = decoded.indexOf(':');
   if (colon < 0) throw new OAuthError('invalid_client', 'client authentication failed', 401);

@@ -1,5 +1,5 @@
 import type { Pool } from 'pg';
-import { revocationKey, type RevocationRecord } from '../../revocation/revocation-store';
+import { notBeforeOf, revocationKey, type RevocationRecord } from '../../revocation/revocation-store';
 import type { RevocationChange } from '../revocation-mirror';
 
 /**
@@ -20,10 +20,17 @@ interface Row {
   key: string;
   active: boolean;
   version: string;
+  revoked_at: string;
 }
 
 export function createRevocationTable(pool: Pool): RevocationTable {
-  const change = (row: Row): RevocationChange => ({ key: row.key, active: row.active, version: Number(row.version) });
+  // A tenant row keeps its latest revoke time through a restore: that is the tenant's "not before".
+  const change = (row: Row): RevocationChange => ({
+    key: row.key,
+    active: row.active,
+    version: Number(row.version),
+    ...(row.key.startsWith('tenant:') ? { notBefore: notBeforeOf(Number(row.revoked_at)) } : {}),
+  });
 
   return {
     async revoke(record) {
@@ -32,8 +39,8 @@ export function createRevocationTable(pool: Pool): RevocationTable {
         `INSERT INTO bulkhead_revocations (key, target, reason, revoked_at, active, version)
          VALUES ($1, $2, $3, $4, true, 1)
          ON CONFLICT (key) DO UPDATE SET active = true, version = bulkhead_revocations.version + 1,
-           reason = EXCLUDED.reason, revoked_at = EXCLUDED.revoked_at
-         RETURNING key, active, version`,
+           reason = EXCLUDED.reason, revoked_at = GREATEST(bulkhead_revocations.revoked_at, EXCLUDED.revoked_at)
+         RETURNING key, active, version, revoked_at`,
         [key, JSON.stringify(record.target), record.reason ?? null, Math.trunc(record.at)],
       );
       return change(result.rows[0]!);
@@ -42,14 +49,14 @@ export function createRevocationTable(pool: Pool): RevocationTable {
     async restoreTenant(tenant) {
       const result = await pool.query<Row>(
         `UPDATE bulkhead_revocations SET active = false, version = version + 1
-         WHERE key = $1 AND active RETURNING key, active, version`,
+         WHERE key = $1 AND active RETURNING key, active, version, revoked_at`,
         [revocationKey({ kind: 'tenant', tenant })],
       );
       return result.rows[0] ? change(result.rows[0]) : null;
     },
 
     async readAll() {
-      const result = await pool.query<Row>('SELECT key, active, version FROM bulkhead_revocations');
+      const result = await pool.query<Row>('SELECT key, active, version, revoked_at FROM bulkhead_revocations');
       return result.rows.map(change);
     },
   };

@@ -207,7 +207,7 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
 
     async publish(change) {
       const id = randomUUID();
-      const message: ChangeMessage = { id, key: change.key, active: change.active, version: change.version };
+      const message: ChangeMessage = { id, key: change.key, active: change.active, version: change.version, ...(change.notBefore === undefined ? {} : { notBefore: change.notBefore }) };
       let done!: () => void;
       const allAcked = new Promise<void>((resolve) => (done = resolve));
       const pending = { expected: Number.POSITIVE_INFINITY, replicas: new Set<string>(), done };

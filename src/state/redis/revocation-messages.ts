@@ -2,7 +2,7 @@ import type { RevocationChange } from '../revocation-mirror';
 import type { FeedSigner } from './feed-signer';
 
 /**
- * The wire format of the revocation feed: a change (`{id, key, active, version, mac}`) and a replica's
+ * The wire format of the revocation feed: a change (`{id, key, active, version, notBefore?, mac}`) and a replica's
  * acknowledgement of it (`{id, replica, mac}`), both JSON and both signed. Decoding returns null for
  * anything malformed or unsigned, so the feed treats a forged message exactly like a lost one.
  */
@@ -19,17 +19,19 @@ export interface RevocationMessages {
 }
 
 export function createRevocationMessages(signer: FeedSigner): RevocationMessages {
-  const changeFields = (m: ChangeMessage) => ['change', m.id, m.key, String(m.active), String(m.version)];
+  // notBefore is signed too (a forged one could resurrect old tokens); absent, the fields are as before.
+  const changeFields = (m: ChangeMessage) => ['change', m.id, m.key, String(m.active), String(m.version), ...(m.notBefore === undefined ? [] : [String(m.notBefore)])];
   const ackFields = (id: string, replica: string) => ['ack', id, replica];
 
   return {
-    encodeChange: (m) => JSON.stringify({ id: m.id, key: m.key, active: m.active, version: m.version, mac: signer.sign(changeFields(m)) }),
+    encodeChange: (m) => JSON.stringify({ id: m.id, key: m.key, active: m.active, version: m.version, notBefore: m.notBefore, mac: signer.sign(changeFields(m)) }),
 
     decodeChange(text) {
       const v = parse(text);
       if (!v || typeof v.id !== 'string' || typeof v.key !== 'string' || typeof v.active !== 'boolean' || typeof v.mac !== 'string') return null;
       if (typeof v.version !== 'number' || !Number.isSafeInteger(v.version)) return null;
-      const message: ChangeMessage = { id: v.id, key: v.key, active: v.active, version: v.version };
+      if (v.notBefore !== undefined && (typeof v.notBefore !== 'number' || !Number.isSafeInteger(v.notBefore))) return null;
+      const message: ChangeMessage = { id: v.id, key: v.key, active: v.active, version: v.version, ...(v.notBefore === undefined ? {} : { notBefore: v.notBefore }) };
       return signer.verify(changeFields(message), v.mac) ? message : null;
     },
 

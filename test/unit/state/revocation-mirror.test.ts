@@ -4,7 +4,7 @@ import { createRevocationMirror } from '../../../src/state/revocation-mirror';
  * A replica hears of revocation changes from three places (its own revoke, pub/sub, a PostgreSQL
  * re-read), possibly twice and out of order; the newest version of each key must win every time.
  */
-const subject = { tid: 'acme', sub: 'acme-agent', sid: 's1', jti: 'j1' };
+const subject = { tid: 'acme', sub: 'acme-agent', sid: 's1', jti: 'j1', iat: 1000 };
 
 describe('revocation mirror', () => {
   test('a stale restore arriving after a newer revoke does not lift the revocation', () => {
@@ -37,6 +37,6 @@ describe('revocation mirror', () => {
     expect(mirror.check(subject)).toBe('principal_revoked');
     mirror.apply({ key: 'tenant:acme', active: true, version: 1 });
     expect(mirror.check(subject)).toBe('tenant_revoked');
-    expect(mirror.check({ tid: 'globex', sub: 'other', sid: 's2', jti: 'j2' })).toBeNull();
+    expect(mirror.check({ tid: 'globex', sub: 'other', sid: 's2', jti: 'j2', iat: 1000 })).toBeNull();
   });
 });

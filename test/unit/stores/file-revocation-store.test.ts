@@ -3,7 +3,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFileRevocationStore, createMemoryRevocationStore, REVOCATIONS_FILE } from '../../../src/revocation/file-revocation-store';
 
-const subject = { tid: 'acme', sub: 'acme-agent', sid: 'sess-1', jti: 'jti-1' };
+// Issued long after the revocations below (at: 1, 2, … ms), so only an active revocation can deny it.
+const subject = { tid: 'acme', sub: 'acme-agent', sid: 'sess-1', jti: 'jti-1', iat: 1000 };
 
 let dataDir: string;
 beforeEach(async () => {
@@ -86,8 +87,8 @@ describe('file revocation store', () => {
   test('a principal revocation does not reach the same principal name in another tenant', async () => {
     const store = await createFileRevocationStore({ dataDir });
     await store.revoke({ target: { kind: 'principal', tenant: 'acme', principal: 'agent' }, at: 1 });
-    expect(await store.check({ tid: 'acme', sub: 'agent', sid: 's', jti: 'j' })).toBe('principal_revoked');
-    expect(await store.check({ tid: 'globex', sub: 'agent', sid: 's', jti: 'j' })).toBeNull();
+    expect(await store.check({ tid: 'acme', sub: 'agent', sid: 's', jti: 'j', iat: 1000 })).toBe('principal_revoked');
+    expect(await store.check({ tid: 'globex', sub: 'agent', sid: 's', jti: 'j', iat: 1000 })).toBeNull();
     await store.close();
   });
 

@@ -59,6 +59,7 @@ describe('token issuer and verifier', () => {
       audience: 'crm-mcp',
       scope: ['query_crm', 'export_report'],
       issuedAt: good.claims.iat * 1000,
+      sessionStartedAt: good.claims.auth_time * 1000,
       expiresAt: good.claims.exp * 1000,
     });
   });
@@ -67,8 +68,9 @@ describe('token issuer and verifier', () => {
     const again = await kit.issuer.issue({ tenant: 'acme', principal: 'acme-agent', audience: 'crm-mcp', scope: ['query_crm'], ttlMs: MINUTE });
     expect(again.claims.jti).not.toBe(good.claims.jti);
     expect(again.claims.sid).not.toBe(good.claims.sid);
-    const refreshed = await kit.issuer.issue({ tenant: 'acme', principal: 'acme-agent', audience: 'crm-mcp', scope: ['query_crm'], ttlMs: MINUTE, session: good.claims.sid });
+    const refreshed = await kit.issuer.issue({ tenant: 'acme', principal: 'acme-agent', audience: 'crm-mcp', scope: ['query_crm'], ttlMs: MINUTE, session: { id: good.claims.sid, startedAt: good.claims.auth_time } });
     expect(refreshed.claims.sid).toBe(good.claims.sid);
+    expect(refreshed.claims.auth_time).toBe(good.claims.auth_time);
   });
 
   it('refuses to issue a token that would outlive the signing key window', async () => {
