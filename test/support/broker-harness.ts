@@ -42,6 +42,8 @@ export interface Harness {
   flushLogs(): Promise<void>;
   token(principal: string, audience: string, extra?: Record<string, string>): Promise<string>;
   post(path: string, body: unknown, bearer?: string): Promise<{ status: number; body: any; headers: Headers }>;
+  /** POST /v1/token as a client would: JSON or a form, with any headers (HTTP Basic, a stray Bearer…). */
+  tokenRequest(body: Record<string, unknown>, options?: { form?: boolean; headers?: Record<string, string> }): Promise<{ status: number; body: any; headers: Headers }>;
   get(path: string, bearer?: string): Promise<{ status: number; body: any; headers: Headers }>;
   authorize(serverId: string, body: unknown): Promise<{ status: number; body: any; headers: Headers }>;
   /** The exact bytes and Content-Type given, for tests of how bodies are read. */
@@ -116,13 +118,13 @@ export async function startHarness(options: { overrides?: (p: any) => void; brok
   const exchanges: Exchange[] = [];
   const issuedTokens: string[] = [];
 
-  async function request(method: string, path: string, body: unknown, bearer?: string, form = false, contentType?: string) {
-    const headers: Record<string, string> = {};
+  async function request(method: string, path: string, body: unknown, bearer?: string, form = false, contentType?: string, extraHeaders: Record<string, string> = {}) {
+    const headers: Record<string, string> = { ...extraHeaders };
     if (bearer) headers.authorization = `Bearer ${bearer}`;
     let payload: string | Uint8Array | undefined;
     if (body !== undefined) {
       headers['content-type'] = contentType ?? (form ? 'application/x-www-form-urlencoded' : 'application/json');
-      payload = form ? new URLSearchParams(body as Record<string, string>).toString() : typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
+      payload = form ? formBody(body as Record<string, unknown>) : typeof body === 'string' || body instanceof Uint8Array ? body : JSON.stringify(body);
     }
     const response = await fetch(url + path, { method, headers, body: payload });
     const text = await response.text();
@@ -164,6 +166,7 @@ export async function startHarness(options: { overrides?: (p: any) => void; brok
       return res.body.access_token as string;
     },
     post: (path, body, bearer) => request('POST', path, body, bearer),
+    tokenRequest: (body, options = {}) => request('POST', '/v1/token', body, undefined, options.form ?? false, undefined, options.headers),
     get: (path, bearer) => request('GET', path, undefined, bearer),
     authorize: (serverId, body) => request('POST', '/v1/authorize', body, serverKeys[serverId]),
     postRaw: (path, body, options) => request('POST', path, body, options.bearer, false, options.contentType),
@@ -181,4 +184,20 @@ export async function startHarness(options: { overrides?: (p: any) => void; brok
     },
   };
   return harness;
+}
+
+/** A form body; an array value repeats its parameter (`audience=a&audience=b`). */
+function formBody(fields: Record<string, unknown>): string {
+  const form = new URLSearchParams();
+  for (const [key, value] of Object.entries(fields)) {
+    if (value === undefined) continue;
+    for (const one of Array.isArray(value) ? value : [value]) form.append(key, String(one));
+  }
+  return form.toString();
+}
+
+/** An RFC 6749 §2.3.1 HTTP Basic header: id and secret form-urlencoded, then base64. */
+export function basicAuth(id: string, secret: string): Record<string, string> {
+  const encode = (value: string) => encodeURIComponent(value).replace(/%20/g, '+');
+  return { authorization: `Basic ${Buffer.from(`${encode(id)}:${encode(secret)}`).toString('base64')}` };
 }

@@ -112,14 +112,19 @@ describe('token endpoint: client_credentials', () => {
     expect(await oauthFailure(service.grant(credentials({ audience: undefined, resource: 'https://crm.example.com/other' })))).toMatchObject({ error: 'invalid_target' });
   });
 
-  it('lets expires_in shorten the lifetime but never lengthen it', async () => {
+  it('grants the expires_in asked for, clamped to max_token_ttl (and says so), and refuses malformed ones', async () => {
     expect((await service.grant(credentials({ expires_in: '60' }))).expires_in).toBe(60);
-    expect((await service.grant(credentials({ expires_in: 7200 }))).expires_in).toBe(15 * 60);
-    expect(await oauthFailure(service.grant(credentials({ expires_in: '-5' })))).toMatchObject({ error: 'invalid_request', error_description: 'expires_in is invalid' });
+    expect((await service.grant(credentials({ expires_in: 1800 }))).expires_in).toBe(1800);
+    expect((await service.grant(credentials({ expires_in: 7200 }))).expires_in).toBe(60 * 60);
+    expect((await service.grant(credentials({ expires_in: '99999999999999999999' }))).expires_in).toBe(60 * 60);
+    for (const bad of ['-5', '0', 0, -1, 1.5, '1.5', '1e3', ' 60'])
+      expect(await oauthFailure(service.grant(credentials({ expires_in: bad })))).toMatchObject({ error: 'invalid_request', error_description: 'expires_in is invalid' });
   });
 
   it('names the offending field and never repeats a presented secret', async () => {
-    expect(await oauthFailure(service.grant({ client_id: 'acme-agent' }))).toMatchObject({ error: 'invalid_request', error_description: 'grant_type is required' });
+    expect(await oauthFailure(service.grant({}))).toMatchObject({ error: 'invalid_request', error_description: 'grant_type is required' });
+    // Presented credentials are checked before anything else: a client_id with no secret authenticates nobody.
+    expect(await oauthFailure(service.grant({ client_id: 'acme-agent' }))).toMatchObject({ error: 'invalid_client', status: 401 });
     expect(await oauthFailure(service.grant({ grant_type: 'password' }))).toMatchObject({ error: 'unsupported_grant_type' });
     const answer = await oauthFailure(service.grant(credentials({ client_secret: ['a', SECRETS.acmeAgent] })));
     expect(answer).toMatchObject({ error: 'invalid_request', error_description: 'client_secret is invalid' });
@@ -151,7 +156,8 @@ describe('token endpoint: refresh by token exchange', () => {
   });
   afterEach(() => cleanup());
 
-  const refresh = (extra: Record<string, unknown> = {}) => service.grant({ grant_type: EXCHANGE, subject_token: first.access_token, subject_token_type: ACCESS_TOKEN, ...extra });
+  const asAgent = { client_id: 'acme-agent', client_secret: SECRETS.acmeAgent };
+  const refresh = (extra: Record<string, unknown> = {}) => service.grant({ grant_type: EXCHANGE, subject_token: first.access_token, subject_token_type: ACCESS_TOKEN, ...asAgent, ...extra });
 
   it('keeps the session, tenant and principal, with a new jti and a fresh lifetime', async () => {
     const old = await kit.verifier.verify(first.access_token, 'crm-mcp');
@@ -164,16 +170,16 @@ describe('token endpoint: refresh by token exchange', () => {
     expect(renewed.expiresAt).toBeGreaterThan(old.expiresAt);
   });
 
-  it('narrows to the old token\'s scope and never widens it, even for another server', async () => {
+  it('narrows to the old token\'s scope and never widens it, and never re-aims it at another server', async () => {
     const narrowed = await service.grant({ grant_type: 'client_credentials', client_id: 'acme-agent', client_secret: SECRETS.acmeAgent, audience: 'crm-mcp', scope: 'query_crm' });
-    const again = await service.grant({ grant_type: EXCHANGE, subject_token: narrowed.access_token, subject_token_type: ACCESS_TOKEN });
+    const again = await service.grant({ grant_type: EXCHANGE, subject_token: narrowed.access_token, subject_token_type: ACCESS_TOKEN, ...asAgent });
     expect(again.scope).toBe('query_crm');
-    const wider = service.grant({ grant_type: EXCHANGE, subject_token: narrowed.access_token, subject_token_type: ACCESS_TOKEN, scope: 'query_crm export_report' });
+    const wider = service.grant({ grant_type: EXCHANGE, subject_token: narrowed.access_token, subject_token_type: ACCESS_TOKEN, ...asAgent, scope: 'query_crm export_report' });
     expect(await oauthFailure(wider)).toMatchObject({ error: 'invalid_scope' });
-    // The principal may use `charge` on billing-mcp, but the old token never carried it.
-    const billing = await refresh({ audience: 'billing-mcp' });
-    expect(billing.scope).toBe('query_crm');
+    // The principal may use billing-mcp, but a refresh keeps the subject token's audience.
+    expect(await oauthFailure(refresh({ audience: 'billing-mcp' }))).toMatchObject({ error: 'invalid_target' });
     expect(await oauthFailure(refresh({ audience: 'unknown-mcp' }))).toMatchObject({ error: 'invalid_target' });
+    expect(await oauthFailure(refresh({ client_secret: undefined, client_id: undefined }))).toMatchObject({ error: 'invalid_client', status: 401 });
   });
 
   const targets = {
@@ -193,7 +199,7 @@ describe('token endpoint: refresh by token exchange', () => {
     const [header, payload, signature] = first.access_token.split('.');
     const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString());
     const forged = [header, Buffer.from(JSON.stringify({ ...claims, tid: 'beta' })).toString('base64url'), signature].join('.');
-    expect(await oauthFailure(service.grant({ grant_type: EXCHANGE, subject_token: forged, subject_token_type: ACCESS_TOKEN }))).toMatchObject({ error: 'invalid_grant' });
+    expect(await oauthFailure(service.grant({ grant_type: EXCHANGE, subject_token: forged, subject_token_type: ACCESS_TOKEN, ...asAgent }))).toMatchObject({ error: 'invalid_grant' });
     kit.clock.advance(16 * MINUTE);
     expect(await oauthFailure(refresh())).toMatchObject({ error: 'invalid_grant', error_description: 'subject_token has expired' });
   });
