@@ -42,11 +42,11 @@ describe('expired tokens', () => {
     expect(claims.exp - claims.iat).toBe(1);
     expectAllow(h, await h.authorize('crm-mcp', { token, tool: 'query_crm', arguments: { path: 'acme/x' } }), 'acme');
 
-    // Past exp and past the broker's clock-skew tolerance (policy default 30 s).
-    clock.advance(1000 + 30_000 + 1000);
+    // Past exp and past the leeway for the broker's own tokens (token_clock_skew, default 5 s).
+    clock.advance(1000 + 5_000 + 1000);
     await expectRejected(token, 'token_expired');
 
-    const refresh = await h.post('/v1/token', { grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: token, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token' });
+    const refresh = await h.post('/v1/token', { grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: token, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', client_id: 'acme-agent', client_secret: h.clientSecrets['acme-agent'] });
     expect([refresh.status, refresh.body.error]).toEqual([400, 'invalid_grant']);
     expect(refresh.body).not.toHaveProperty('access_token');
   });
@@ -162,7 +162,7 @@ describe('two broker instances', () => {
 
   it("refuses to exchange another instance's token for one of ours (invalid_grant)", async () => {
     const foreign = await other.token('acme-agent', 'crm-mcp');
-    const answer = await h.post('/v1/token', { grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: foreign, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token' });
+    const answer = await h.post('/v1/token', { grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: foreign, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', client_id: 'acme-agent', client_secret: h.clientSecrets['acme-agent'] });
     expect([answer.status, answer.body.error]).toEqual([400, 'invalid_grant']);
     expect(answer.body).not.toHaveProperty('access_token');
   });

@@ -30,7 +30,7 @@ describe('quarantine', () => {
 
   beforeAll(async () => {
     quarantined = await h.token('acme-agent', 'crm-mcp');
-    sameSession = (await h.post('/v1/token', { ...EXCHANGE, subject_token: quarantined })).body.access_token;
+    sameSession = (await h.post('/v1/token', { ...EXCHANGE, subject_token: quarantined, client_id: 'acme-agent', client_secret: h.clientSecrets['acme-agent'] })).body.access_token;
     otherSession = await h.token('acme-agent', 'crm-mcp');
     expect(claimsOf(sameSession).sid).toBe(claimsOf(quarantined).sid);
     expect(claimsOf(otherSession).sid).not.toBe(claimsOf(quarantined).sid);

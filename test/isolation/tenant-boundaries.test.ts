@@ -103,7 +103,7 @@ describe('tokens, tools and servers', () => {
     const seen = await h.post('/v1/manifest', { token: narrowed }, h.serverKeys['crm-mcp']);
     expect(seen.body).toEqual({ tenant: 'acme', principal: 'acme-agent', tools: ['query_crm'], step_up: ['export_report', 'send_email'] });
 
-    const exchange = { grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: narrowed, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token' };
+    const exchange = { grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: narrowed, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', client_id: 'acme-agent', client_secret: h.clientSecrets['acme-agent'] };
     const widened = await h.post('/v1/token', { ...exchange, scope: 'query_crm export_report' });
     expect([widened.status, widened.body.error]).toEqual([400, 'invalid_scope']);
     const refreshed = await h.post('/v1/token', exchange);

@@ -12,7 +12,7 @@ import { decodeJwt, expectCleanJson, raw, type RawAnswer } from './raw-http';
 
 const ALLOW_KEYS = ['arguments', 'call_id', 'credential', 'decision', 'expires_at', 'principal', 'session', 'tenant', 'tool'];
 const DENY_KEYS = new Set(['decision', 'reason', 'message', 'call_id', 'request_id', 'approval_id']);
-const CLAIMS = ['aud', 'exp', 'iat', 'iss', 'jti', 'nbf', 'scope', 'sid', 'sub', 'tid'];
+const CLAIMS = ['aud', 'auth_time', 'exp', 'iat', 'iss', 'jti', 'nbf', 'scope', 'sid', 'sub', 'tid'];
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
@@ -112,6 +112,7 @@ describe('POST /v1/token', () => {
       sid: expect.stringMatching(/^[0-9a-f-]{36}$/),
       jti: expect.stringMatching(/^[0-9a-f-]{36}$/),
       scope: 'query_crm export_report send_email',
+      auth_time: now,
       iat: now,
       nbf: now,
       exp: now + 15 * 60,
@@ -120,7 +121,7 @@ describe('POST /v1/token', () => {
 
   it('keeps the session on a token-exchange refresh and says what it issued', async () => {
     const first = await h.token('acme-agent', 'crm-mcp');
-    const answer = await raw(h.url, 'POST', '/v1/token', { body: { grant_type: TOKEN_EXCHANGE, subject_token: first, subject_token_type: ACCESS_TOKEN_TYPE } });
+    const answer = await raw(h.url, 'POST', '/v1/token', { body: { grant_type: TOKEN_EXCHANGE, subject_token: first, subject_token_type: ACCESS_TOKEN_TYPE, client_id: 'acme-agent', client_secret: h.clientSecrets['acme-agent'] } });
     expect(answer.status).toBe(200);
     expect(answer.json).toMatchObject({ token_type: 'Bearer', issued_token_type: ACCESS_TOKEN_TYPE });
     const before = decodeJwt(first).payload;
