@@ -69,9 +69,11 @@ describeWithUpstream(['postgres', 'redis'], 'scale-out: three replicas sharing R
     expect((await authorizeWith(cluster, r1, other, 'acme')).body.reason).toBe('tenant_revoked');
     expect((await cluster.operator(r2, 'GET', '/v1/tenants/acme')).body.revoked).toBe(true);
     expect((await cluster.operator(r1, 'POST', '/v1/restore', { tenant: 'acme' })).status).toBe(200);
-    expect((await authorizeWith(cluster, r3, other, 'acme')).status).toBe(200);
-    // The session revoked above stays revoked.
-    expect((await authorizeWith(cluster, r2, token, 'acme')).body.reason).toBe('session_revoked');
+    // The restore lets in new tokens only (test/isolation/restore-not-before.test.ts): the old one stays dead everywhere.
+    expect((await authorizeWith(cluster, r3, other, 'acme')).body.reason).toBe('tenant_revoked');
+    expect((await authorizeWith(cluster, r3, await cluster.token(r2, 'acme-agent'), 'acme')).status).toBe(200);
+    // The session revoked above stays dead (its token predates the tenant revoke, whose reason comes first).
+    expect((await authorizeWith(cluster, r2, token, 'acme')).body.reason).toBe('tenant_revoked');
   });
 
   test('calls per minute hold across replicas: N allowed in total, not N per replica', async () => {

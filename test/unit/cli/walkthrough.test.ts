@@ -140,7 +140,10 @@ it('revoke --tenant, restore --tenant and keys rotate work through the CLI', asy
   const restored = await cli(['restore', '--tenant', 'globex', ...common()]);
   expect(restored.code).toBe(0);
   expect(JSON.parse(restored.stdout)).toEqual({ restored: true, tenant: 'globex' });
-  expect((await authorize({ token: globex, tool: 'query_crm', arguments: { path: 'globex/a' } })).json.decision).toBe('allow');
+  // Tokens issued before the revoke stay dead; a new one works.
+  expect((await authorize({ token: globex, tool: 'query_crm', arguments: { path: 'globex/a' } })).json.reason).toBe('tenant_revoked');
+  const after = (await cli(['token', '--client-id', 'globex-agent', '--audience', 'demo-mcp', ...common()])).stdout.trim();
+  expect((await authorize({ token: after, tool: 'query_crm', arguments: { path: 'globex/a' } })).json.decision).toBe('allow');
 
   const rotated = await cli(['keys', 'rotate', ...common()]);
   expect(rotated.code).toBe(0);
