@@ -5,6 +5,7 @@ import type { Express } from 'express';
 import type { Logger } from 'pino';
 import { createAuthorizer, type Authorizer } from './authorize/authorizer';
 import { createCompletion } from './authorize/completion';
+import { createInFlightCalls } from './authorize/in-flight-calls';
 import { systemClock, type Clock } from './clock';
 import type { CredentialSource } from './credentials/credential-source';
 import { createCredentialResolver, type CredentialResolver } from './credentials/credential-resolver';
@@ -22,6 +23,7 @@ import { createBrokerState } from './compose/broker-state';
 import { createCredentialSources } from './compose/credential-sources';
 import { createRemoteIdpKeys } from './tokens/idp-keys';
 import { createKeyRing, type KeyRing } from './tokens/key-ring';
+import { registeringSessions } from './sessions/session-registering-issuer';
 import { createTokenIssuer } from './tokens/issuer';
 import { createTokenService, type TokenService } from './tokens/token-service';
 import { createTokenVerifier } from './tokens/verifier';
@@ -93,7 +95,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   let live: LivePolicy | undefined;
   const currentPolicy = () => live?.current() ?? policy;
   const tls = await createBrokerTls({ policy, currentPolicy, dataDir, masterKey, clock, logger, env: options.env });
-  const issuer = createTokenIssuer({ keyRing, clock, issuer: policy.broker.issuer });
+  const issuer = registeringSessions(createTokenIssuer({ keyRing, clock, issuer: policy.broker.issuer }), state.sessions);
   // The broker's own tokens: its replicas' clocks agree, so the leeway is small (tenant IdPs get clock_skew).
   const verifier = createTokenVerifier({ keyRing, clock, issuer: policy.broker.issuer, clockSkewMs: policy.broker.token_clock_skew });
   const idpJwks = createRemoteIdpKeys({
@@ -131,6 +133,16 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         throw err;
       }),
   };
+  // Kills (revokes, quarantines) reach the calls this replica is deciding; scaled out, other replicas'
+  // kills arrive through the revocation feed and are acknowledged only once settled here.
+  const inFlight = createInFlightCalls();
+  state.onKill?.((key) => inFlight.kill(key));
+  const kills = {
+    async kill(key: string) {
+      await inFlight.kill(key);
+      await state.announceKill?.(key);
+    },
+  };
   const authorizer = createAuthorizer({
     policy: currentPolicy,
     verifier,
@@ -141,10 +153,15 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     credentials,
     audit,
     clock,
+    inFlight,
     onDecision: (decision, reason) => metrics.decisions.inc({ decision, reason }),
+    onKilledInFlight: (leasesRevoked) => {
+      metrics.killedInFlight.inc();
+      metrics.killedInFlightLeasesRevoked.inc(leasesRevoked);
+    },
   });
-  const complete = createCompletion({ sessions: state.sessions, quotas: state.quotas, credentials, audit });
-  const killSwitch = createKillSwitch({ policy: currentPolicy, revocations: state.revocations, sessions: state.sessions, quotas: state.quotas, credentials, audit, clock });
+  const complete = createCompletion({ sessions: state.sessions, quotas: state.quotas, credentials, audit, kills });
+  const killSwitch = createKillSwitch({ policy: currentPolicy, revocations: state.revocations, sessions: state.sessions, quotas: state.quotas, credentials, audit, inFlight, clock });
 
   const app = createHttpApp({
     logger,

@@ -11,6 +11,7 @@ import type { RevocationStore } from '../revocation/revocation-store';
 import type { SessionStore } from '../sessions/session-store';
 import type { VerifiedToken } from '../tokens/claims';
 import { isToolAllowed, principalInPolicy } from './allowed-tools';
+import { createInFlightCalls, type InFlightCalls } from './in-flight-calls';
 import { checkResourceScope } from './resource-scope';
 import { findShadowingKey } from './shadowed-fields';
 import { applyInject, findTenantOverride } from './tenant-override';
@@ -52,10 +53,14 @@ export interface AuthorizerDeps {
   credentials: Pick<CredentialResolver, 'resolve' | 'revokeLease'>;
   audit: Pick<AuditLog, 'append'>;
   clock: Clock;
+  /** The calls this process is deciding, which kills reach (in-flight-calls.ts); one per process. */
+  inFlight?: InFlightCalls;
   /** How long an approval request stays open. */
   approvalTtlMs?: number;
   /** No tool name: it may be agent-chosen text, and metrics carry no per-call labels anyway. */
   onDecision?: (decision: 'allow' | 'deny', reason: string) => void;
+  /** A call a kill reached after its credential was resolved: it is denied and its leases revoked (counted here). */
+  onKilledInFlight?: (leasesRevoked: number) => void;
 }
 
 export interface Authorizer {
@@ -82,6 +87,7 @@ async function step<T>(reason: Reason, message: string, run: () => Promise<T>): 
  */
 export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
   const approvalTtlMs = deps.approvalTtlMs ?? 15 * 60_000;
+  const inFlight = deps.inFlight ?? createInFlightCalls();
 
   async function assertNotRevoked(verified: VerifiedToken): Promise<void> {
     const revoked = await step('state_unavailable', 'revocation state is unavailable', () => deps.revocations.check({ tid: verified.tenant, sub: verified.principal, sid: verified.session, jti: verified.jti, iat: Math.floor(verified.issuedAt / 1000) }));
@@ -118,6 +124,8 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
       });
 
     let slotHeld = false;
+    // Entered before the first revocation check, so a kill either is visible to that check or reaches this call.
+    const inFlightCall = inFlight.enter({ tid: tenant, sub: token.principal, sid: token.session, jti: token.jti });
     try {
       await assertNotRevoked(token);
       if (await step('state_unavailable', 'session state is unavailable', () => deps.sessions.isQuarantined(tenant, token.session))) {
@@ -183,12 +191,21 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
             Math.max(1000, token.expiresAt - deps.clock.now()),
           );
         });
+        // The final check, however long the upstream took: the local revocation view (no I/O; scaled out,
+        // the mirror the feed keeps current) and any kill that reached this call. From `commit` on, a kill
+        // waits for this allow to be durable instead, so its record follows this one in the stream.
+        await assertNotRevoked(token);
+        const lateKill = inFlightCall.commit();
+        if (lateKill) throw new BrokerError(lateKill, killMessage(lateKill));
         await step('audit_unavailable', 'the audit record could not be written; nothing was allowed', () =>
           audit('allow', { arguments_sha256: argsSha, credential_ref: `${credential.source}:${credential.ref}`, lease_id: credential.lease_id }),
         );
       } catch (err) {
+        const killed = isBrokerError(err) && isKill(err.reason);
         // The caller never sees this credential, so give its lease back at once.
-        for (const lease of leaseIds) await deps.credentials.revokeLease(tenant, lease).catch(() => undefined);
+        let revoked = 0;
+        for (const lease of leaseIds) await deps.credentials.revokeLease(tenant, lease).then(() => revoked++, () => undefined);
+        if (killed) deps.onKilledInFlight?.(revoked);
         throw err;
       }
 
@@ -209,6 +226,8 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
       // A deny is recorded in the tenant's stream when possible, but a failing audit never turns it into an allow.
       if (reason !== 'audit_unavailable') await audit('deny', { reason }).catch(() => undefined);
       throw err;
+    } finally {
+      inFlightCall.leave();
     }
   }
 
@@ -225,6 +244,13 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     },
     verifyLive,
   };
+}
+
+const KILL_REASONS: ReadonlySet<Reason> = new Set(['tenant_revoked', 'principal_revoked', 'session_revoked', 'token_revoked', 'session_quarantined']);
+const isKill = (reason: Reason) => KILL_REASONS.has(reason);
+
+function killMessage(reason: Reason): string {
+  return reason === 'session_quarantined' ? 'this session was quarantined while the call was being authorized' : `${revocationMessage(reason)} while the call was being authorized`;
 }
 
 function revocationMessage(reason: Reason): string {

@@ -1,4 +1,5 @@
 import type { AuditLog } from '../audit/audit-log';
+import { quarantineKey } from './in-flight-calls';
 import type { CredentialResolver } from '../credentials/credential-resolver';
 import { BrokerError } from '../errors';
 import type { QuotaStore } from '../quotas/quota-store';
@@ -23,6 +24,8 @@ export interface CompletionDeps {
   quotas: Pick<QuotaStore, 'releaseSlot'>;
   credentials: Pick<CredentialResolver, 'revokeLease'>;
   audit: Pick<AuditLog, 'append'>;
+  /** Reaches the session's calls in flight on every replica (as a revoke does), so none of them is allowed after this answers. */
+  kills: { kill(key: string): Promise<void> };
 }
 
 /**
@@ -47,7 +50,11 @@ export function createCompletion(deps: CompletionDeps) {
       );
     }
     const quarantined = call.max_records !== undefined && request.records !== undefined && request.records > call.max_records;
-    if (quarantined) await deps.sessions.quarantine(call.tenant, call.session, `call ${call.call_id} returned ${request.records} records (max ${call.max_records})`);
+    if (quarantined) {
+      await deps.sessions.quarantine(call.tenant, call.session, `call ${call.call_id} returned ${request.records} records (max ${call.max_records})`);
+      // After the quarantine is stored (new calls see it) and before it is answered or recorded.
+      await deps.kills.kill(quarantineKey(call.tenant, call.session));
+    }
 
     const base = { call_id: call.call_id, server: call.server, principal: call.principal, session: call.session, tool: call.tool };
     await deps.audit.append(call.tenant, { type: 'complete', ...base, status: request.status, records: request.records });

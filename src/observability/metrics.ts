@@ -11,6 +11,8 @@ export interface BrokerMetrics {
   tokensIssued: Counter<'grant'>;
   tokenErrors: Counter<'error'>;
   revocations: Counter<'kind'>;
+  killedInFlight: Counter;
+  killedInFlightLeasesRevoked: Counter;
   upstreamErrors: Counter<'source'>;
   auditFailures: Counter;
   keyAgeSeconds: Gauge<'state'>;
@@ -38,6 +40,12 @@ export function createMetrics(): BrokerMetrics {
     tokensIssued: new Counter({ name: 'bulkhead_tokens_issued_total', help: 'Tokens issued by grant type.', labelNames: ['grant'], registers }),
     tokenErrors: new Counter({ name: 'bulkhead_token_errors_total', help: 'Token endpoint errors by OAuth error code.', labelNames: ['error'], registers }),
     revocations: new Counter({ name: 'bulkhead_revocations_total', help: 'Revocations by target kind.', labelNames: ['kind'], registers }),
+    killedInFlight: new Counter({ name: 'bulkhead_killed_in_flight_total', help: 'Calls a revoke or quarantine reached while their credential was resolving; each was denied.', registers }),
+    killedInFlightLeasesRevoked: new Counter({
+      name: 'bulkhead_killed_in_flight_leases_revoked_total',
+      help: 'Upstream leases minted for calls a kill reached in flight, revoked before anyone saw them.',
+      registers,
+    }),
     upstreamErrors: new Counter({ name: 'bulkhead_upstream_errors_total', help: 'Upstream credential source failures.', labelNames: ['source'], registers }),
     auditFailures: new Counter({ name: 'bulkhead_audit_write_failures_total', help: 'Audit appends that could not be made durable.', registers }),
     keyAgeSeconds: new Gauge({ name: 'bulkhead_signing_key_age_seconds', help: 'Age of each signing key by lifecycle state.', labelNames: ['state'], registers }),

@@ -1,10 +1,11 @@
 import type { AuditLog } from '../audit/audit-log';
+import type { InFlightCalls } from '../authorize/in-flight-calls';
 import type { Clock } from '../clock';
 import type { CredentialResolver } from '../credentials/credential-resolver';
 import { BrokerError, isBrokerError } from '../errors';
 import type { Policy } from '../policy/schema';
 import type { QuotaStore } from '../quotas/quota-store';
-import type { RevocationStore, RevocationTarget } from '../revocation/revocation-store';
+import { revocationKey, type RevocationStore, type RevocationTarget } from '../revocation/revocation-store';
 import type { SessionStore } from '../sessions/session-store';
 
 export interface RevokeInput {
@@ -29,13 +30,20 @@ export interface KillSwitchDeps {
   quotas: Pick<QuotaStore, 'releaseSlot'>;
   credentials: Pick<CredentialResolver, 'revokeLease'>;
   audit: Pick<AuditLog, 'append'>;
+  inFlight: Pick<InFlightCalls, 'kill'>;
   clock: Clock;
 }
 
 /**
- * The operator's kill switch. The revocation is durable (and, scaled out, published) before this
- * answers, so "answered" means "no replica allows the target again". Upstream leases held by the
- * target's open calls are revoked after that, best effort, and counted.
+ * The operator's kill switch. Why the steps are in this order:
+ * 1. The revocation is durable and visible to this replica's revocation view (scaled out: published,
+ *    and every other replica has applied it and settled its own calls in flight, or is failing closed).
+ *    From here on no authorize that has not yet made its final check can be allowed.
+ * 2. This replica's calls in flight for the target are killed: those still resolving upstream are
+ *    denied at their final check (their leases revoked there), and those past it are waited for.
+ * 3. Upstream leases of the target's open calls are revoked, best effort, and counted.
+ * 4. The revoke record goes into the tenant's stream — after every allow it covers — and only once it is
+ *    durable does this answer, so "answered" means "no replica answers allow for the target again".
  */
 export function createKillSwitch(deps: KillSwitchDeps) {
   async function revoke(input: RevokeInput): Promise<RevokeResult> {
@@ -46,6 +54,8 @@ export function createKillSwitch(deps: KillSwitchDeps) {
       if (isBrokerError(err)) throw err;
       throw new BrokerError('state_unavailable', 'the revocation could not be stored; nothing was revoked', { cause: err });
     });
+
+    await deps.inFlight.kill(revocationKey(target));
 
     const filter =
       target.kind === 'tenant' ? { tenant: target.tenant } : target.kind === 'principal' ? { tenant: target.tenant, principal: target.principal } : target.kind === 'session' ? { session: target.session } : null;
@@ -66,13 +76,15 @@ export function createKillSwitch(deps: KillSwitchDeps) {
         }
       }
     }
-    // A session's tenant is not in the request; the session store knows it while the session is live.
+    // A session's tenant is not in the request; the session store knows it from the session's first token
+    // until that session's last token expires.
     const tenant =
       'tenant' in target ? target.tenant : target.kind === 'session' ? await deps.sessions.tenantOfSession(target.session, Object.keys(deps.policy().tenants)).catch(() => null) : null;
     if (tenant) {
-      await deps.audit
-        .append(tenant, { type: 'revoke', operator: input.operator, detail: describe(target), reason: input.reason?.slice(0, 200) })
-        .catch(() => undefined);
+      await deps.audit.append(tenant, { type: 'revoke', operator: input.operator, detail: describe(target), reason: input.reason?.slice(0, 200) }).catch((err) => {
+        // In effect already (and it stays so); the operator retries to get it recorded.
+        throw new BrokerError('audit_unavailable', 'the revocation is in effect but its audit record could not be written; retry to record it', { cause: err });
+      });
     }
     return { revoked: publicTarget(target), upstream_leases_revoked: leasesRevoked, effective_at: new Date(at).toISOString() };
   }

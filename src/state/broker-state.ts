@@ -25,6 +25,14 @@ export interface BrokerState {
   onKeysChanged?(listener: () => void): void;
   /** Shared state only: a policy reload on one replica is announced, and the others reload their file. */
   policyChanges?: { announce(): Promise<void>; onChange(listener: () => void): void };
+  /**
+   * Shared state only: calls `listener` with the key of every revocation (or announced kill) another
+   * replica made, after it is in this replica's revocation view and before this replica acknowledges
+   * it, so the acknowledgement also means "my calls in flight for it are settled".
+   */
+  onKill?(listener: (key: string) => Promise<void>): void;
+  /** Shared state only: tells every replica to kill its calls in flight for `key` (a quarantine); resolves once they have. */
+  announceKill?(key: string): Promise<void>;
   /** Readiness of each backing service, for /readyz. */
   ready(): Promise<Record<string, boolean>>;
   close(): Promise<void>;

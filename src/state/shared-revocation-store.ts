@@ -19,7 +19,7 @@ import { createRevocationMirror, type RevocationChange, type RevocationMirror } 
  */
 export interface SharedRevocationStoreOptions {
   table: RevocationTable;
-  createFeed: (hooks: Pick<RevocationFeedOptions, 'apply' | 'resync'>) => RevocationFeed;
+  createFeed: (hooks: Pick<RevocationFeedOptions, 'apply' | 'settle' | 'resync'>) => RevocationFeed;
   logger: Pick<Logger, 'info' | 'warn'>;
   reconcileMs?: number;
   clock?: Clock;
@@ -28,6 +28,10 @@ export interface SharedRevocationStoreOptions {
 export interface SharedRevocationStore extends RevocationStore {
   /** Subscribes and loads the table; rejects if that does not happen within timeoutMs. */
   start(timeoutMs: number): Promise<void>;
+  /** Called with every newly active revocation key (pushed or re-read) before this replica acknowledges it. */
+  onKill(listener: (key: string) => Promise<void>): void;
+  /** Broadcasts a kill that is not a revocation (a quarantine) to every replica's `onKill`; resolves when all have acknowledged. */
+  announceKill(key: string): Promise<void>;
   live(): boolean;
   close(): Promise<void>;
 }
@@ -37,8 +41,16 @@ const STALE = 'revocation state may be stale (shared state unreachable); failing
 export function createSharedRevocationStore(options: SharedRevocationStoreOptions): SharedRevocationStore {
   const { table, logger } = options;
   const mirror: RevocationMirror = createRevocationMirror();
-  const merge = (changes: RevocationChange[]) => changes.forEach((c) => mirror.apply(c));
-  const feed = options.createFeed({ apply: (change) => mirror.apply(change), resync: async () => merge(await table.readAll()) });
+  let killListener: (key: string) => Promise<void> = async () => undefined;
+  const settle = (change: RevocationChange) => (change.active ? killListener(change.key) : Promise.resolve());
+  // A revocation this replica missed on the feed and learns from the table still reaches its calls in flight.
+  const merge = (changes: RevocationChange[]) => changes.forEach((c) => mirror.apply(c) && void settle(c).catch(() => undefined));
+  const feed = options.createFeed({
+    // Announced kills (quarantines) live in the session store, not in the revocation table or the mirror.
+    apply: (change) => void (isAnnouncedKill(change.key) || mirror.apply(change)),
+    settle,
+    resync: async () => merge(await table.readAll()),
+  });
   let reconciler: NodeJS.Timeout | undefined;
 
   function assertLive(): void {
@@ -76,6 +88,15 @@ export function createSharedRevocationStore(options: SharedRevocationStoreOption
       await propagate(change, 'revocation');
     },
 
+    onKill(listener) {
+      killListener = listener;
+    },
+
+    async announceKill(key) {
+      if (!isAnnouncedKill(key)) throw new Error(`not an announced kill key: ${key}`);
+      await propagate({ key, active: true, version: 0 }, 'kill');
+    },
+
     async restoreTenant(tenant) {
       const change = await table.restoreTenant(tenant);
       if (!change) return false;
@@ -102,6 +123,11 @@ export function createSharedRevocationStore(options: SharedRevocationStoreOption
       await feed.close();
     },
   };
+}
+
+/** Keys of kills that are announced on the feed but kept elsewhere (quarantines: the session store). */
+function isAnnouncedKill(key: string): boolean {
+  return key.startsWith('quarantine:');
 }
 
 function assertTarget(target: RevocationTarget): void {

@@ -130,6 +130,8 @@ export async function createSharedState(options: SharedStateOptions): Promise<Sh
       leaderLock,
       onKeysChanged: (listener) => keyChanges.onChange(listener),
       policyChanges: { announce: () => policyChanges.announce(), onChange: (listener) => policyChanges.onChange(listener) },
+      onKill: (listener) => revocations.onKill(listener),
+      announceKill: (key) => revocations.announceKill(key),
       async ready() {
         const [postgres, redisUp] = await Promise.all([
           audit.ready!(),

@@ -22,6 +22,8 @@ import { createRevocationMessages, type ChangeMessage } from './revocation-messa
  *    that publish's message, which the replica applied first.
  * A replica that did not acknowledge within ackTimeoutMs (> staleAfterMs) therefore either applied the
  * change or has no heartbeat newer than the publish — and is failing closed — by the time revoke answers.
+ * 4. A replica acknowledges only after `settle`: its calls in flight for the key that had not made their
+ *    final check are killed, and those that had are durable in the audit stream (see in-flight-calls.ts).
  * Changes and acknowledgements are HMAC-signed (revocation-messages.ts), and acknowledgements are counted once
  * per replica, so nobody who can merely publish to Redis can lift a revocation or fake the agreement.
  * The liveness clock is monotonic (performance.now), not the broker's injectable clock: it measures how
@@ -38,6 +40,12 @@ export interface RevocationFeedOptions {
   replicaId?: string;
   /** Applies a change to the local mirror (synchronously: it must be in effect before the ack). */
   apply(change: RevocationChange): void;
+  /**
+   * Runs after `apply` and before the ack: settles this replica's calls in flight for the change's key
+   * (kills those not yet at their final check, waits for those past it), so the revoking replica, which
+   * records the revoke only after every ack, never records it before an allow it covers.
+   */
+  settle?(change: RevocationChange): Promise<void>;
   /** Re-reads the whole table into the mirror; the feed is not live until it has succeeded after subscribing. */
   resync(): Promise<void>;
   logger: Pick<Logger, 'info' | 'warn'>;
@@ -156,7 +164,8 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
       return;
     }
     options.apply(message);
-    redis.publish(keyspace.revocationAckChannel, messages.encodeAck(message.id, replicaId)).catch(() => undefined);
+    const settled = message.active && options.settle ? options.settle(message).catch((err) => logger.warn({ err }, 'settling calls in flight for a revocation failed')) : Promise.resolve();
+    void settled.then(() => redis.publish(keyspace.revocationAckChannel, messages.encodeAck(message.id, replicaId)).catch(() => undefined));
   }
 
   async function beat(): Promise<void> {
