@@ -6,6 +6,7 @@ import type { Logger } from 'pino';
 import { createAuthorizer, type Authorizer } from './authorize/authorizer';
 import { createCompletion } from './authorize/completion';
 import { createInFlightCalls } from './authorize/in-flight-calls';
+import { createDenyBudget } from './audit/deny-budget';
 import { systemClock, type Clock } from './clock';
 import type { CredentialSource } from './credentials/credential-source';
 import { createCredentialResolver, type CredentialResolver } from './credentials/credential-resolver';
@@ -17,7 +18,7 @@ import { createMetrics, type BrokerMetrics } from './observability/metrics';
 import { createKillSwitch } from './operator/kill-switch';
 import { createLivePolicy, type LivePolicy, type ReloadResult } from './policy/live-policy';
 import { PolicyError } from './policy/load';
-import type { Policy } from './policy/schema';
+import { DEFAULT_AUDITED_DENIES_PER_MINUTE, type Policy } from './policy/schema';
 import type { BrokerState } from './state/broker-state';
 import { createBrokerState } from './compose/broker-state';
 import { createCredentialSources } from './compose/credential-sources';
@@ -51,6 +52,8 @@ export interface BrokerOptions {
   leaderLock?: LeaderLock;
   /** How long a credential source may take before the call fails closed (default 5 s; tests shorten it). */
   upstreamTimeoutMs?: number;
+  /** The audited-deny budget's window (default one minute; tests shorten it to see a summary written). */
+  denyWindowMs?: number;
 }
 
 export interface Broker {
@@ -143,6 +146,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       await state.announceKill?.(key);
     },
   };
+  const denies = createDenyBudget({ audit, perWindow: (tenant) => policy.tenants[tenant]?.quotas.audited_denies_per_minute ?? DEFAULT_AUDITED_DENIES_PER_MINUTE, windowMs: options.denyWindowMs, logger });
   const authorizer = createAuthorizer({
     policy: currentPolicy,
     verifier,
@@ -152,6 +156,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     approvals: state.approvals,
     credentials,
     audit,
+    denies,
     clock,
     inFlight,
     onDecision: (decision, reason) => metrics.decisions.inc({ decision, reason }),
@@ -266,6 +271,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         ),
       );
       await credentials.close();
+      // After the servers stopped taking calls and before the audit closes: the last summaries are written.
+      await denies.close();
       await state.close();
     },
   };

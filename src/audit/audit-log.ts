@@ -6,7 +6,7 @@
 export const GENESIS_HASH = '0'.repeat(64);
 
 export interface AuditEvent {
-  type: 'authorize' | 'complete' | 'revoke' | 'restore' | 'approval' | 'token' | 'quarantine' | 'policy';
+  type: 'authorize' | 'complete' | 'revoke' | 'restore' | 'approval' | 'token' | 'quarantine' | 'policy' | 'deny_summary';
   decision?: 'allow' | 'deny';
   reason?: string;
   call_id?: string;
@@ -29,6 +29,12 @@ export interface AuditEvent {
   detail?: string;
   /** The version (content hash) of the policy the decision was made under. */
   policy_version?: string;
+  /** deny_summary: how many denies past the tenant's audited-deny budget this record stands for. */
+  denied?: number;
+  /** deny_summary: those denies by reason code. */
+  reasons?: Record<string, number>;
+  /** deny_summary: ISO-8601 start of the interval it covers (the record's ts is its end). */
+  since?: string;
 }
 
 export interface AuditRecord extends AuditEvent {

@@ -28,6 +28,9 @@ const EVENT_FIELDS = [
   'operator',
   'detail',
   'policy_version',
+  'denied',
+  'reasons',
+  'since',
 ] as const satisfies readonly (keyof AuditEvent)[];
 
 export interface ChainHead {

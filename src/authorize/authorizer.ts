@@ -1,5 +1,6 @@
 import type { ApprovalStore } from '../approvals/approval-store';
 import type { AuditLog } from '../audit/audit-log';
+import type { DenyBudget } from '../audit/deny-budget';
 import type { Clock } from '../clock';
 import type { CredentialResolver } from '../credentials/credential-resolver';
 import { BrokerError, isBrokerError, type Reason } from '../errors';
@@ -52,6 +53,8 @@ export interface AuthorizerDeps {
   approvals: Pick<ApprovalStore, 'request' | 'consume'>;
   credentials: Pick<CredentialResolver, 'resolve' | 'revokeLease'>;
   audit: Pick<AuditLog, 'append'>;
+  /** Where denies are recorded: one by one within the tenant's budget, summarised past it. */
+  denies: Pick<DenyBudget, 'record'>;
   clock: Clock;
   /** The calls this process is deciding, which kills reach (in-flight-calls.ts); one per process. */
   inFlight?: InFlightCalls;
@@ -108,20 +111,20 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     const tenant = token.tenant;
     const callId = request.call_id;
     const tool = recordedTool(policy, request.server, request.tool);
-    const audit = (decision: 'allow' | 'deny', extra: Record<string, unknown>) =>
-      deps.audit.append(tenant, {
-        type: 'authorize',
-        decision,
-        call_id: callId,
-        server: request.server,
-        principal: token.principal,
-        session: token.session,
-        jti: token.jti,
-        ...tool,
-        // The version this call read at its start: a reload meanwhile does not change what it ran under.
-        policy_version: policyVersion(policy),
-        ...extra,
-      });
+    const event = (decision: 'allow' | 'deny', extra: Record<string, unknown>) => ({
+      type: 'authorize' as const,
+      decision,
+      call_id: callId,
+      server: request.server,
+      principal: token.principal,
+      session: token.session,
+      jti: token.jti,
+      ...tool,
+      // The version this call read at its start: a reload meanwhile does not change what it ran under.
+      policy_version: policyVersion(policy),
+      ...extra,
+    });
+    const audit = (decision: 'allow' | 'deny', extra: Record<string, unknown>) => deps.audit.append(tenant, event(decision, extra));
 
     let slotHeld = false;
     // Entered before the first revocation check, so a kill either is visible to that check or reaches this call.
@@ -224,7 +227,8 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
       if (slotHeld) await deps.quotas.releaseSlot(tenant, callId).catch(() => undefined);
       const reason = isBrokerError(err) ? err.reason : 'state_unavailable';
       // A deny is recorded in the tenant's stream when possible, but a failing audit never turns it into an allow.
-      if (reason !== 'audit_unavailable') await audit('deny', { reason }).catch(() => undefined);
+      // Past the tenant's audited-deny budget it is counted into the interval's summary instead (deny-budget.ts).
+      if (reason !== 'audit_unavailable') await deps.denies.record(tenant, { ...event('deny', {}), reason });
       throw err;
     } finally {
       inFlightCall.leave();

@@ -9,6 +9,12 @@ import { parseSize } from './size';
  * credential, a principal naming a tool) are checked in `checkReferences` so errors name the path.
  */
 
+/**
+ * Enough for an agent's honest mistakes to be recorded one by one, few enough that a tenant hammering
+ * denied calls writes at most ~430k records a day into the disk every tenant's audit shares.
+ */
+export const DEFAULT_AUDITED_DENIES_PER_MINUTE = 300;
+
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const idSchema = z.string().regex(ID, 'must be 1-64 characters of letters, digits, ".", "_" or "-", starting with a letter or digit');
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase SHA-256 hex digest (64 characters)');
@@ -149,7 +155,15 @@ const tenant = z
         z.object({ aws_kms: z.object({ key_id: z.string().min(1).max(2048) }).strict() }).strict(),
       ])
       .optional(),
-    quotas: z.object({ calls_per_minute: z.number().int().positive().default(600), concurrency: z.number().int().positive().default(8) }).strict().prefault({}),
+    quotas: z
+      .object({
+        calls_per_minute: z.number().int().positive().default(600),
+        concurrency: z.number().int().positive().default(8),
+        // Denies written to the audit stream one by one per minute; past it they are summarised (deny-budget.ts).
+        audited_denies_per_minute: z.number().int().positive().default(DEFAULT_AUDITED_DENIES_PER_MINUTE),
+      })
+      .strict()
+      .prefault({}),
   })
   .strict();
 
