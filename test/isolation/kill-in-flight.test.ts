@@ -5,7 +5,8 @@ import { bootstrapBao, lookupLease, type BaoFixture } from '../integration/suppo
 import { withUpstreams } from '../integration/support/upstream-policy';
 import { startHarness, type Harness } from '../support/broker-harness';
 import { gatedProxy } from '../support/gated-proxy';
-import { auditEvents, callId, claimsOf, expectDeny, expectNoAllowAnywhere } from '../support/isolation-assertions';
+import { DB_CREDS, expectAllowed, expectKilledInOrder, killWhileResolving, leasesMinted, metricValue } from '../support/in-flight-kills';
+import { auditEvents, claimsOf, expectDeny, expectNoAllowAnywhere } from '../support/isolation-assertions';
 import { describeWithUpstream, upstreamEnv } from '../support/upstreams';
 
 /**
@@ -16,9 +17,6 @@ import { describeWithUpstream, upstreamEnv } from '../support/upstreams';
  * freshly minted lease revoked and counted, and no allow for it may follow the kill in the stream.
  */
 jest.setTimeout(60_000);
-
-const KV_READ = /^GET \/v1\/secret\/data\//;
-const DB_CREDS = /^GET \/v1\/database\/creds\//;
 
 describeWithUpstream(['bao', 'postgres'], 'a kill reaches the calls it finds in flight (embedded)', () => {
   const env = upstreamEnv();
@@ -41,68 +39,31 @@ describeWithUpstream(['bao', 'postgres'], 'a kill reaches the calls it finds in 
 
   const revoke = (target: Record<string, string>) => h.post('/v1/revoke', { ...target, reason: 'kill in flight' }, h.operatorToken);
   const complete = (id: string, records: number) => h.post('/v1/complete', { call_id: id, status: 'success', records }, h.serverKeys['crm-mcp']);
-  const metric = async (name: string) => Number(new RegExp(`^${name} (\\d+)`, 'm').exec((await h.get('/metrics')).body)?.[1] ?? 0);
-
-  /** A call that is allowed (so the tenant's Vault login is warm and later holds catch only the read). */
-  async function allowed(token: string, tool = 'query_crm') {
-    const id = callId('warm');
-    const answer = await h.authorize('crm-mcp', { token, tool, arguments: tool === 'query_crm' ? { path: `${claimsOf(token).tid}/x` } : {}, call_id: id });
-    expect([answer.status, answer.body.decision]).toEqual([200, 'allow']);
-    return id;
-  }
-
-  /**
-   * Holds the upstream read, starts the call, kills while the broker waits on OpenBao, and only after the
-   * kill has answered lets the read through. Returns the call's answer and id.
-   */
-  async function killWhileResolving(token: string, kill: () => Promise<{ status: number }>, hold = KV_READ, tool = 'query_crm') {
-    const id = callId(`in-flight-${tool}`);
-    vault.hold(hold);
-    const pending = h.authorize('crm-mcp', { token, tool, arguments: tool === 'query_crm' ? { path: `${claimsOf(token).tid}/x` } : {}, call_id: id });
-    await vault.held();
-    const killed = await kill();
-    expect(killed.status).toBe(200);
-    vault.release();
-    return { answer: await pending, id };
-  }
-
-  /** No allow for the call anywhere, its deny recorded after the kill, and no allow for the target after the kill. */
-  async function expectKilledInOrder(tenant: string, id: string, reason: string, isKill: (e: any) => boolean, coveredBy: (e: any) => boolean) {
-    await expectNoAllowAnywhere(h, [id]);
-    const events = await auditEvents(h, tenant);
-    const killAt = events.findIndex(isKill);
-    expect(killAt).toBeGreaterThanOrEqual(0);
-    expect(events.filter((e) => e.call_id === id).map((e) => [e.decision, e.reason])).toEqual([['deny', reason]]);
-    expect(events.findIndex((e) => e.call_id === id)).toBeGreaterThan(killAt);
-    const allowsAfter = events.slice(killAt + 1).filter((e) => e.decision === 'allow' && coveredBy(e));
-    expect(allowsAfter).toEqual([]);
-    expect((await h.get(`/v1/audit/verify?tenant=${tenant}`, h.operatorToken)).body.ok).toBe(true);
-  }
 
   it('denies a call whose KV read was in flight when its session was revoked (session_revoked)', async () => {
     const token = await h.token('acme-agent', 'crm-mcp');
-    await allowed(token);
+    await expectAllowed(h, token);
     const sid = claimsOf(token).sid as string;
-    const { answer, id } = await killWhileResolving(token, () => revoke({ session: sid }));
+    const { answer, id } = await killWhileResolving(vault, h, token, () => revoke({ session: sid }));
     expectDeny(h, answer, 403, 'session_revoked');
-    await expectKilledInOrder('acme', id, 'session_revoked', (e) => e.type === 'revoke' && e.detail === `session ${sid}`, (e) => e.session === sid);
+    await expectKilledInOrder(h, 'acme', id, 'session_revoked', (e) => e.type === 'revoke' && e.detail === `session ${sid}`, (e) => e.session === sid);
   });
 
   it('denies a call in flight when its principal is revoked, and leaves the tenant\'s other principal alone (principal_revoked)', async () => {
     const token = await h.token('globex-reader', 'crm-mcp');
     const bystander = await h.token('globex-agent', 'crm-mcp');
-    await allowed(token);
-    await allowed(bystander);
-    const { answer, id } = await killWhileResolving(token, () => revoke({ principal: 'globex/globex-reader' }));
+    await expectAllowed(h, token);
+    await expectAllowed(h, bystander);
+    const { answer, id } = await killWhileResolving(vault, h, token, () => revoke({ principal: 'globex/globex-reader' }));
     expectDeny(h, answer, 403, 'principal_revoked');
-    await expectKilledInOrder('globex', id, 'principal_revoked', (e) => e.type === 'revoke' && e.detail === 'principal globex/globex-reader', (e) => e.principal === 'globex-reader');
-    await allowed(bystander);
+    await expectKilledInOrder(h, 'globex', id, 'principal_revoked', (e) => e.type === 'revoke' && e.detail === 'principal globex/globex-reader', (e) => e.principal === 'globex-reader');
+    await expectAllowed(h, bystander);
   });
 
   it('denies a call in flight when one token id is revoked (token_revoked)', async () => {
     const token = await h.token('acme-reader', 'crm-mcp');
-    await allowed(token);
-    const { answer, id } = await killWhileResolving(token, () => revoke({ jti: claimsOf(token).jti }));
+    await expectAllowed(h, token);
+    const { answer, id } = await killWhileResolving(vault, h, token, () => revoke({ jti: claimsOf(token).jti }));
     expectDeny(h, answer, 403, 'token_revoked');
     await expectNoAllowAnywhere(h, [id]);
     expect((await auditEvents(h, 'acme')).filter((e) => e.call_id === id).map((e) => e.reason)).toEqual(['token_revoked']);
@@ -110,42 +71,42 @@ describeWithUpstream(['bao', 'postgres'], 'a kill reaches the calls it finds in 
 
   it('revokes and counts the lease minted for a leased credential the kill reached in flight', async () => {
     const token = await h.token('acme-agent', 'crm-mcp');
-    await allowed(token, 'export_report');
-    const before = { calls: await metric('bulkhead_killed_in_flight_total'), leases: await metric('bulkhead_killed_in_flight_leases_revoked_total') };
+    await expectAllowed(h, token, 'export_report');
+    const before = { calls: await metricValue(h, 'bulkhead_killed_in_flight_total'), leases: await metricValue(h, 'bulkhead_killed_in_flight_leases_revoked_total') };
     const seen = vault.responses().length;
     const sid = claimsOf(token).sid as string;
-    const { answer, id } = await killWhileResolving(token, () => revoke({ session: sid }), DB_CREDS, 'export_report');
+    const { answer, id } = await killWhileResolving(vault, h, token, () => revoke({ session: sid }), { hold: DB_CREDS, tool: 'export_report' });
     expectDeny(h, answer, 403, 'session_revoked');
-    await expectKilledInOrder('acme', id, 'session_revoked', (e) => e.type === 'revoke' && e.detail === `session ${sid}`, (e) => e.session === sid);
+    await expectKilledInOrder(h, 'acme', id, 'session_revoked', (e) => e.type === 'revoke' && e.detail === `session ${sid}`, (e) => e.session === sid);
     // The lease OpenBao minted for the held read, which nobody was shown, is already revoked.
-    const leases = [...vault.responses().slice(seen).matchAll(/"lease_id":"(database\/creds\/[^"]+)"/g)].map((m) => m[1]!);
+    const leases = leasesMinted(vault, seen);
     expect(leases).toHaveLength(1);
     expect((await lookupLease(env.VAULT_ADDR, env.VAULT_TOKEN, leases[0]!)).status).toBe(400);
-    expect(await metric('bulkhead_killed_in_flight_total')).toBe(before.calls + 1);
-    expect(await metric('bulkhead_killed_in_flight_leases_revoked_total')).toBe(before.leases + 1);
+    expect(await metricValue(h, 'bulkhead_killed_in_flight_total')).toBe(before.calls + 1);
+    expect(await metricValue(h, 'bulkhead_killed_in_flight_leases_revoked_total')).toBe(before.leases + 1);
   });
 
   it('denies a call in flight when its session is quarantined by another call\'s completion (session_quarantined)', async () => {
     const token = await h.token('initech-agent', 'crm-mcp');
-    const exporting = await allowed(token, 'export_report');
+    const exporting = await expectAllowed(h, token, 'export_report');
     const sid = claimsOf(token).sid as string;
-    const { answer, id } = await killWhileResolving(token, async () => {
+    const { answer, id } = await killWhileResolving(vault, h, token, async () => {
       const done = await complete(exporting, 5000);
       expect(done.body).toMatchObject({ quarantined: true });
       return done;
     });
     expectDeny(h, answer, 403, 'session_quarantined');
-    await expectKilledInOrder('initech', id, 'session_quarantined', (e) => e.type === 'quarantine' && e.session === sid, (e) => e.session === sid);
+    await expectKilledInOrder(h, 'initech', id, 'session_quarantined', (e) => e.type === 'quarantine' && e.session === sid, (e) => e.session === sid);
   });
 
   it('denies a call in flight when its whole tenant is revoked, and other tenants keep working (tenant_revoked)', async () => {
     const token = await h.token('initech-reader', 'crm-mcp');
     const other = await h.token('acme-agent', 'crm-mcp');
-    await allowed(token);
-    const { answer, id } = await killWhileResolving(token, () => revoke({ tenant: 'initech' }));
+    await expectAllowed(h, token);
+    const { answer, id } = await killWhileResolving(vault, h, token, () => revoke({ tenant: 'initech' }));
     expectDeny(h, answer, 403, 'tenant_revoked');
-    await expectKilledInOrder('initech', id, 'tenant_revoked', (e) => e.type === 'revoke' && e.detail === 'tenant initech', (e) => e.decision === 'allow');
-    await allowed(other);
+    await expectKilledInOrder(h, 'initech', id, 'tenant_revoked', (e) => e.type === 'revoke' && e.detail === 'tenant initech', (e) => e.decision === 'allow');
+    await expectAllowed(h, other);
     expect((await h.post('/v1/restore', { tenant: 'initech' }, h.operatorToken)).status).toBe(200);
   });
 });

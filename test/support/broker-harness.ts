@@ -91,23 +91,37 @@ export function isolationPolicy(hashes: { servers: Record<string, string>; opera
   return parsePolicy(raw, 'test policy');
 }
 
-export async function startHarness(options: { overrides?: (p: any) => void; brokerOptions?: Partial<BrokerOptions> } = {}): Promise<Harness> {
+export interface HarnessOptions {
+  overrides?: (p: any) => void;
+  brokerOptions?: Partial<BrokerOptions>;
+  /**
+   * Another replica of `replicaOf`'s deployment: the same policy and secrets, its own data dir and port.
+   * Scaled out (policy with broker.state), both share Redis and PostgreSQL; pass the same
+   * BULKHEAD_MASTER_KEY to both through `brokerOptions.env`.
+   */
+  replicaOf?: Harness;
+}
+
+export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
   const dataDir = await mkdtemp(join(tmpdir(), 'bulkhead-test-'));
   const logFile = join(dataDir, 'broker.log');
-  const serverKeys: Record<string, string> = { 'crm-mcp': random(), 'mail-mcp': random() };
-  const operatorToken = random();
-  const clientSecrets: Record<string, string> = {};
-  for (const t of TENANTS) for (const p of ['agent', 'reader']) clientSecrets[`${t}-${p}`] = random();
-  const upstream: Record<string, string> = Object.fromEntries(TENANTS.map((t) => [t, `${t}-upstream-${random()}`]));
-  const policy = isolationPolicy(
-    {
-      servers: Object.fromEntries(Object.entries(serverKeys).map(([k, v]) => [k, sha256Hex(v)])),
-      operator: sha256Hex(operatorToken),
-      clients: Object.fromEntries(Object.entries(clientSecrets).map(([k, v]) => [k, sha256Hex(v)])),
-    },
-    options.overrides,
-  );
-  const masterKey = await loadOrCreateMasterKey(dataDir);
+  const peer = options.replicaOf;
+  const serverKeys: Record<string, string> = peer?.serverKeys ?? { 'crm-mcp': random(), 'mail-mcp': random() };
+  const operatorToken = peer?.operatorToken ?? random();
+  const clientSecrets: Record<string, string> = peer?.clientSecrets ?? {};
+  if (!peer) for (const t of TENANTS) for (const p of ['agent', 'reader']) clientSecrets[`${t}-${p}`] = random();
+  const upstream: Record<string, string> = peer?.upstream ?? Object.fromEntries(TENANTS.map((t) => [t, `${t}-upstream-${random()}`]));
+  const policy =
+    peer?.policy ??
+    isolationPolicy(
+      {
+        servers: Object.fromEntries(Object.entries(serverKeys).map(([k, v]) => [k, sha256Hex(v)])),
+        operator: sha256Hex(operatorToken),
+        clients: Object.fromEntries(Object.entries(clientSecrets).map(([k, v]) => [k, sha256Hex(v)])),
+      },
+      options.overrides,
+    );
+  const masterKey = await loadOrCreateMasterKey(dataDir, options.brokerOptions?.env);
   const store = createLocalSecretStore({ dataDir, masterKey });
   for (const t of TENANTS) await store.set(t, 'crm', upstream[t]!);
 
