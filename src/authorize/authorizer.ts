@@ -128,7 +128,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
 
     let slotHeld = false;
     // Entered before the first revocation check, so a kill either is visible to that check or reaches this call.
-    const inFlightCall = inFlight.enter({ tid: tenant, sub: token.principal, sid: token.session, jti: token.jti });
+    const inFlightCall = inFlight.enter({ tid: tenant, sub: token.principal, sid: token.session, jti: token.jti, iat: Math.floor(token.issuedAt / 1000) });
     try {
       await assertNotRevoked(token);
       if (await step('state_unavailable', 'session state is unavailable', () => deps.sessions.isQuarantined(tenant, token.session))) {
