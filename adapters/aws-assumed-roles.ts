@@ -1,5 +1,6 @@
 import { AssumeRoleCommand, type STSClient } from '@aws-sdk/client-sts';
 import type { Clock } from '../src/clock';
+import { withDeadline } from '../src/deadline';
 import { awsFailure } from './aws-error';
 
 /**
@@ -42,13 +43,10 @@ export function createAssumedRoles(options: AssumedRolesOptions): AssumedRoles {
   const inFlight = new Map<string, Promise<AwsIdentity & { expiresAt: number }>>();
 
   async function assume(tenant: string, roleArn: string) {
-    const answer = await options.sts
-      .send(new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: `bulkhead-${tenant}`.slice(0, 64), DurationSeconds: sessionSeconds }), {
-        abortSignal: AbortSignal.timeout(options.timeoutMs),
-      })
-      .catch((err: unknown) => {
-        throw awsFailure('sts:AssumeRole', roleArn, err);
-      });
+    const command = new AssumeRoleCommand({ RoleArn: roleArn, RoleSessionName: `bulkhead-${tenant}`.slice(0, 64), DurationSeconds: sessionSeconds });
+    const answer = await withDeadline(options.timeoutMs, 'sts client timeout', undefined, (abortSignal) => options.sts.send(command, { abortSignal })).catch((err: unknown) => {
+      throw awsFailure('sts:AssumeRole', roleArn, err);
+    });
     const c = answer.Credentials;
     if (!c?.AccessKeyId || !c.SecretAccessKey) throw awsFailure('sts:AssumeRole', roleArn, new Error('no credentials in the answer'));
     const expiresAt = c.Expiration ? c.Expiration.getTime() : options.clock.now() + sessionSeconds * 1000;

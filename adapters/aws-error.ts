@@ -1,3 +1,4 @@
+import { deadlineBound } from '../src/deadline';
 import { networkCode, statusWord, UpstreamFailure } from './upstream-failure';
 
 /**
@@ -13,5 +14,6 @@ export function awsFailure(operation: string, ref: string, err: unknown): Upstre
     return new UpstreamFailure(`aws ${operation} ${ref}: ${statusWord(status)} (${name})`, { statusCode: status, code: name });
   }
   const code = networkCode(err);
-  return new UpstreamFailure(`aws ${operation} ${ref}: no answer (${code})`, { code });
+  const bound = deadlineBound(err);
+  return new UpstreamFailure(`aws ${operation} ${ref}: no answer (${bound ?? code})`, { code, bound });
 }

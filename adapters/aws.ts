@@ -2,6 +2,7 @@ import { GetSecretValueCommand, SecretsManagerClient, type SecretsManagerClientC
 import { STSClient } from '@aws-sdk/client-sts';
 import type { Clock } from '../src/clock';
 import type { CredentialRequest, CredentialSource, ResolvedCredential } from '../src/credentials/credential-source';
+import { withDeadline } from '../src/deadline';
 import { BrokerError, isBrokerError } from '../src/errors';
 import { createAssumedRoles, isRoleArn } from './aws-assumed-roles';
 import { awsFailure } from './aws-error';
@@ -62,8 +63,8 @@ export function createAwsSource(options: AwsSourceOptions): CredentialSource {
     const stage = spec.version_stage;
     const client = clientFor(request.tenant, spec.role_arn);
     // Our own bound as well as the SDK's: two attempts at most, each within the client timeout.
-    const abortSignal = AbortSignal.any([signal, AbortSignal.timeout(options.timeoutMs * 2)]);
-    const answer = await client.send(new GetSecretValueCommand({ SecretId: spec.secret_id, VersionStage: stage }), { abortSignal }).catch((err: unknown) => {
+    const command = new GetSecretValueCommand({ SecretId: spec.secret_id, VersionStage: stage });
+    const answer = await withDeadline(options.timeoutMs * 2, 'aws client timeout', signal, (abortSignal) => client.send(command, { abortSignal })).catch((err: unknown) => {
       throw awsFailure('GetSecretValue', `${spec.secret_id}@${stage}`, err);
     });
     let document: unknown;

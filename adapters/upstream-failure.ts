@@ -11,11 +11,14 @@ export class UpstreamFailure extends Error {
   readonly statusCode?: number;
   /** Network or SDK error code (ECONNREFUSED, TimeoutError, AccessDeniedException...). */
   readonly code?: string;
+  /** Which deadline ended the request when one did (`vault client timeout`, `upstream budget`...). */
+  readonly bound?: string;
 
-  constructor(message: string, details: { statusCode?: number; code?: string } = {}) {
+  constructor(message: string, details: { statusCode?: number; code?: string; bound?: string } = {}) {
     super(message);
     this.statusCode = details.statusCode;
     this.code = details.code;
+    this.bound = details.bound;
   }
 }
 

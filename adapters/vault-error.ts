@@ -1,3 +1,4 @@
+import { deadlineBound } from '../src/deadline';
 import { networkCode, statusWord, UpstreamFailure } from './upstream-failure';
 
 /**
@@ -15,5 +16,6 @@ export function vaultFailure(operation: string, ref: string, err: unknown): Upst
   const status = vaultStatus(err);
   if (status !== undefined) return new UpstreamFailure(`vault ${operation} ${ref}: ${statusWord(status)}`, { statusCode: status });
   const code = networkCode(err);
-  return new UpstreamFailure(`vault ${operation} ${ref}: no answer (${code})`, { code });
+  const bound = deadlineBound(err);
+  return new UpstreamFailure(`vault ${operation} ${ref}: no answer (${bound ?? code})`, { code, bound });
 }

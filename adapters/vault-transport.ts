@@ -1,3 +1,4 @@
+import { startDeadline } from '../src/deadline';
 import { createKeepAliveTransport } from '../src/net/keep-alive-http';
 
 /**
@@ -42,15 +43,21 @@ export function createVaultTransport(options: VaultTransportOptions): { defaults
 
   const request: VaultRequestFn = async (req) => {
     const url = new URL(req.uri);
-    const timeout = AbortSignal.timeout(options.timeoutMs);
-    const signal = req.signal ? AbortSignal.any([req.signal, timeout]) : timeout;
+    // One deadline joins the client timeout and the caller's signal (src/deadline.ts: a strongly held
+    // timer; AbortSignal.any() over AbortSignal.timeout() lost the timeout after a garbage collection).
+    const deadline = startDeadline(options.timeoutMs, 'vault client timeout', req.signal);
     const headers: Record<string, string> = { ...(req.headers ?? {}) };
     let body: string | undefined;
     if (req.json !== undefined && typeof req.json === 'object') {
       body = JSON.stringify(req.json);
       headers['content-type'] ??= 'application/json';
     }
-    const response = await transport.request({ method: req.method, url, headers, body, signal });
+    let response;
+    try {
+      response = await transport.request({ method: req.method, url, headers, body, signal: deadline.signal });
+    } finally {
+      deadline.cancel();
+    }
     let parsed: unknown;
     if (response.text.length > 0) {
       try {

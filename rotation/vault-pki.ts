@@ -1,5 +1,6 @@
 import { X509Certificate } from 'node:crypto';
 import type { Clock } from '../src/clock';
+import { withDeadline } from '../src/deadline';
 import type { CertificateAuthority, IssuedCertificate } from './certificate-authority';
 
 /**
@@ -35,31 +36,30 @@ export async function vaultRequest(connection: VaultConnection, method: string, 
   const headers: Record<string, string> = { 'X-Vault-Token': await connection.token() };
   if (connection.namespace) headers['X-Vault-Namespace'] = connection.namespace;
   if (body !== undefined) headers['content-type'] = 'application/json';
-  let response: Response;
+  let answer: { status: number; ok: boolean; text: string };
   try {
-    response = await doFetch(`${connection.address.replace(/\/+$/, '')}/v1/${path}`, {
-      method,
-      headers,
-      body: body === undefined ? undefined : JSON.stringify(body),
-      signal: AbortSignal.timeout(connection.timeoutMs ?? 5000),
+    // One deadline over the request and its body: a server that stalls mid-answer is bounded too.
+    answer = await withDeadline(connection.timeoutMs ?? 5000, 'vault client timeout', undefined, async (signal) => {
+      const response = await doFetch(`${connection.address.replace(/\/+$/, '')}/v1/${path}`, { method, headers, body: body === undefined ? undefined : JSON.stringify(body), signal });
+      if (response.status === 204 || response.status === 404) {
+        await response.body?.cancel();
+        return { status: response.status, ok: response.ok, text: '' };
+      }
+      return { status: response.status, ok: response.ok, text: await response.text() };
     });
   } catch (err) {
     throw new Error(`vault: ${method} ${path} failed: ${(err as Error).name === 'TimeoutError' ? 'timed out' : 'unreachable'}`, { cause: err });
   }
-  if (response.status === 204 || response.status === 404) {
-    await response.body?.cancel();
-    return null;
-  }
-  const text = await response.text();
+  if (answer.status === 204 || answer.status === 404) return null;
   let parsed: Record<string, any>;
   try {
-    parsed = JSON.parse(text) as Record<string, any>;
+    parsed = JSON.parse(answer.text) as Record<string, any>;
   } catch {
-    throw new Error(`vault: ${method} ${path} answered ${response.status} with a non-JSON body`);
+    throw new Error(`vault: ${method} ${path} answered ${answer.status} with a non-JSON body`);
   }
-  if (!response.ok) {
+  if (!answer.ok) {
     const errors = Array.isArray(parsed.errors) ? parsed.errors.filter((e: unknown) => typeof e === 'string').join('; ') : '';
-    throw new Error(`vault: ${method} ${path} answered ${response.status}${errors ? `: ${errors}` : ''}`);
+    throw new Error(`vault: ${method} ${path} answered ${answer.status}${errors ? `: ${errors}` : ''}`);
   }
   return parsed;
 }

@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { withDeadline } from '../deadline';
 import { DEMO_FILE, type DemoCredentials } from '../policy/demo';
 import { DEFAULT_URL } from './options';
 import { UsageError } from './usage-error';
@@ -18,12 +19,15 @@ export async function callBroker(url: string | undefined, path: string, init: { 
     body = JSON.stringify(init.body);
   }
   let response: Response;
+  let text: string;
   try {
-    response = await fetch(new URL(path, base), { method: init.method, headers, body, signal: AbortSignal.timeout(10_000) });
+    ({ response, text } = await withDeadline(10_000, 'broker request', undefined, async (signal) => {
+      const answer = await fetch(new URL(path, base), { method: init.method, headers, body, signal });
+      return { response: answer, text: await answer.text() };
+    }));
   } catch (err) {
     throw new Error(`cannot reach the broker at ${base} (${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message})`);
   }
-  const text = await response.text();
   let json: unknown;
   try {
     json = JSON.parse(text);

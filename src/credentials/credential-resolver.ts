@@ -1,4 +1,5 @@
 import type { Clock } from '../clock';
+import { isDeadlineExceeded, withDeadline } from '../deadline';
 import { BrokerError, isBrokerError } from '../errors';
 import { canonicalJson } from '../crypto/hash';
 import type { CredentialSpec, Policy } from '../policy/schema';
@@ -27,6 +28,9 @@ export interface CredentialResolverOptions {
   onUpstreamError?: (source: string, err: unknown) => void;
 }
 
+/** The name of the broker's overall bound per resolution (each adapter's own client timeout sits inside it). */
+export const UPSTREAM_BUDGET = 'upstream budget';
+
 interface CacheEntry {
   value: ResolvedCredential;
   expiresAt: number;
@@ -41,27 +45,19 @@ export function createCredentialResolver(options: CredentialResolverOptions): Cr
   async function fetchNow(input: Parameters<CredentialResolver['resolve']>[0]): Promise<ResolvedCredential> {
     const source = bySource.get(input.spec.source);
     if (!source) throw new BrokerError('upstream_unavailable', `no adapter is configured for source "${input.spec.source}"`);
-    const controller = new AbortController();
-    let timer: NodeJS.Timeout | undefined;
-    const timeout = new Promise<never>((_, reject) => {
-      timer = setTimeout(() => {
-        controller.abort();
-        reject(new BrokerError('upstream_unavailable', `credential source "${input.spec.source}" did not answer in time`));
-      }, options.timeoutMs);
-    });
     try {
-      const resolved = await Promise.race([source.resolve({ ...input, signal: controller.signal }), timeout]);
+      // The adapter gets the signal (to cancel its I/O) and the caller is released at the budget either way.
+      const resolved = await withDeadline(options.timeoutMs, UPSTREAM_BUDGET, undefined, (signal) => source.resolve({ ...input, signal }));
       if (typeof resolved?.value !== 'string' || resolved.value.length === 0) {
         throw new BrokerError('upstream_unavailable', `credential "${input.name}" resolved to no value`);
       }
       return resolved;
     } catch (err) {
       options.onUpstreamError?.(input.spec.source, err);
+      if (isDeadlineExceeded(err, UPSTREAM_BUDGET)) throw new BrokerError('upstream_unavailable', `credential source "${input.spec.source}" did not answer in time`, { cause: err });
       if (isBrokerError(err) && err.reason === 'upstream_unavailable') throw err;
       // Whatever the adapter threw, the client learns only which credential failed, not why.
       throw new BrokerError('upstream_unavailable', `credential "${input.name}" could not be resolved from ${input.spec.source}`, { cause: err });
-    } finally {
-      clearTimeout(timer);
     }
   }
 

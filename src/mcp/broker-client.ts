@@ -1,4 +1,5 @@
 import type { AllowDecision } from '../authorize/authorizer';
+import { withDeadline } from '../deadline';
 import type { DenyReason, OtherReason } from '../errors';
 import { createKeepAliveTransport } from '../net/keep-alive-http';
 
@@ -82,7 +83,7 @@ export function createBrokerClient(options: BrokerClientOptions): BrokerClient {
   /** One POST; `null` when no contract answer came back (network, timeout, non-JSON body). */
   async function post(url: URL, body: unknown): Promise<{ status: number; json: Record<string, unknown>; retryAfter: string | null } | null> {
     try {
-      const response = await transport.request({ method: 'POST', url, headers, body: JSON.stringify(body), signal: AbortSignal.timeout(timeoutMs) });
+      const response = await withDeadline(timeoutMs, 'broker request', undefined, (signal) => transport.request({ method: 'POST', url, headers, body: JSON.stringify(body), signal }));
       const json = JSON.parse(response.text) as unknown;
       if (!json || typeof json !== 'object' || Array.isArray(json)) return null;
       const retryAfter = response.headers['retry-after'];

@@ -4,6 +4,7 @@ import { InvalidTokenError, ServerError } from '@modelcontextprotocol/sdk/server
 import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/provider.js';
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { systemClock, type Clock } from '../clock';
+import { withDeadline } from '../deadline';
 
 /**
  * An `OAuthTokenVerifier` for the SDK's `requireBearerAuth`: checks a Bulkhead access token locally
@@ -82,8 +83,10 @@ export function createBulkheadTokenVerifier(options: BulkheadTokenVerifierOption
   /** Discovered once; concurrent first calls share the request, and a failure is retried next time. */
   function brokerIssuer(): Promise<string> {
     issuer ??= (async () => {
-      const response = await doFetch(new URL('/.well-known/oauth-authorization-server', base), { signal: AbortSignal.timeout(timeoutMs) });
-      const body = (await response.json()) as { issuer?: unknown };
+      const { response, body } = await withDeadline(timeoutMs, 'broker metadata request', undefined, async (signal) => {
+        const answer = await doFetch(new URL('/.well-known/oauth-authorization-server', base), { signal });
+        return { response: answer, body: (await answer.json()) as { issuer?: unknown } };
+      });
       if (!response.ok || typeof body.issuer !== 'string') throw new Error('no issuer in the broker metadata');
       return body.issuer;
     })().catch((err: unknown) => {
