@@ -30,11 +30,11 @@ export interface Deadline {
   cancel(): void;
 }
 
-/** Starts a deadline `ms` from now; `bound` names it in the abort reason. */
+/** Starts a deadline `ms` from now (already passed if `ms` ≤ 0); `bound` names it in the abort reason. */
 export function startDeadline(ms: number, bound: string, parent?: AbortSignal): Deadline {
   const controller = new AbortController();
   const onParentAbort = () => finish(parent!.reason);
-  const timer = setTimeout(() => finish(new DeadlineExceeded(bound, ms)), Math.max(0, ms));
+  const timer = setTimeout(() => finish(new DeadlineExceeded(bound, Math.max(0, Math.round(ms)))), Math.max(0, ms));
   // A pending bound is no reason to keep the process alive; it is still held by the timer list.
   timer.unref();
   function finish(reason?: unknown): void {
@@ -43,6 +43,7 @@ export function startDeadline(ms: number, bound: string, parent?: AbortSignal): 
     if (reason !== undefined && !controller.signal.aborted) controller.abort(reason);
   }
   if (parent?.aborted) finish(parent.reason);
+  else if (ms <= 0) finish(new DeadlineExceeded(bound, Math.max(0, Math.round(ms))));
   else parent?.addEventListener('abort', onParentAbort, { once: true });
   return { signal: controller.signal, cancel: () => finish() };
 }

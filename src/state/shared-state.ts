@@ -114,7 +114,7 @@ export async function createSharedState(options: SharedStateOptions): Promise<Sh
     closers.push(() => revocations.close());
     await revocations.start(startTimeoutMs);
 
-    const audit = createPostgresAuditLog({ pool, clock, groupCommitMs: options.auditGroupCommitMs });
+    const audit = createPostgresAuditLog({ pool, clock, groupCommitMs: options.auditGroupCommitMs, timeoutMs });
     closers.push(() => audit.close());
     const leaderLock = createPostgresLeaderLock({ pool, name: SIGNING_KEY_LOCK, onError: (err) => complain('postgres', err) });
     logger.info({ redis: describeUrl(options.redisUrl), postgres: describeUrl(options.postgresUrl), prefix: options.redisPrefix, holder: leaderLock.holder }, 'shared state ready');

@@ -2,6 +2,7 @@ import type { Pool, PoolClient } from 'pg';
 import { buildRecord, checkHead, createChainVerifier, type ChainHead } from '../../audit/chain';
 import { GENESIS_HASH, type AuditEvent, type AuditLog, type AuditRecord, type AuditVerifyResult } from '../../audit/audit-log';
 import type { Clock } from '../../clock';
+import { startDeadline } from '../../deadline';
 import { BrokerError } from '../../errors';
 import { inTransaction } from './pool';
 
@@ -17,6 +18,12 @@ import { inTransaction } from './pool';
  * transaction (one commit, synchronous_commit on), and only after COMMIT resolves those promises, so an
  * allow is never answered before its record is durable. If the transaction fails, the whole batch
  * rejects with `audit_unavailable` and nothing of it is stored.
+ *
+ * Bounded wait: each append is answered within `timeoutMs` of being queued, however the server fails
+ * (down, hung, dropping connections). A batch's transaction runs under one deadline, the one of its
+ * oldest record; a record whose time ran out while an earlier batch held the line is refused without
+ * being written. A record is therefore never stored after its caller was told it failed, except in the
+ * one case no client can rule out: the server received COMMIT and the answer never came back.
  */
 export interface PostgresAuditLogOptions {
   pool: Pool;
@@ -25,11 +32,15 @@ export interface PostgresAuditLogOptions {
   groupCommitMs?: number;
   /** Most records one tenant writes in one transaction. */
   maxBatch?: number;
+  /** Longest an append waits for its commit, from the moment it is queued (default 2 s). */
+  timeoutMs?: number;
 }
 
 interface Pending {
   event: AuditEvent;
   ts: string;
+  /** performance.now() when queued: the start of this record's bounded wait. */
+  queuedAt: number;
   resolve(record: AuditRecord): void;
   reject(error: unknown): void;
 }
@@ -40,6 +51,7 @@ export function createPostgresAuditLog(options: PostgresAuditLogOptions): AuditL
   const { pool, clock } = options;
   const groupCommitMs = options.groupCommitMs ?? 2;
   const maxBatch = options.maxBatch ?? 500;
+  const timeoutMs = options.timeoutMs ?? 2000;
   const queues = new Map<string, Pending[]>();
   const counters = { records: 0, batches: 0, failedBatches: 0 };
   let timer: NodeJS.Timeout | undefined;
@@ -80,7 +92,11 @@ export function createPostgresAuditLog(options: PostgresAuditLogOptions): AuditL
   }
 
   async function flush(tenant: string, batch: Pending[]): Promise<void> {
+    // Records are queued in order, so the first one's time runs out first.
+    const remainingMs = batch[0]!.queuedAt + timeoutMs - performance.now();
+    const deadline = startDeadline(remainingMs, 'audit commit');
     try {
+      deadline.signal.throwIfAborted();
       const records = await inTransaction(pool, async (client) => {
         let head = await lockHead(client, tenant);
         const built = batch.map((p) => {
@@ -97,7 +113,7 @@ export function createPostgresAuditLog(options: PostgresAuditLogOptions): AuditL
           [tenant, built.map((r) => r.seq), built.map((r) => r.hash), built.map((r) => JSON.stringify(r)), head.seq, head.hash],
         );
         return built;
-      });
+      }, deadline.signal);
       // Committed: only now are these records acknowledged.
       counters.batches += 1;
       counters.records += records.length;
@@ -106,6 +122,8 @@ export function createPostgresAuditLog(options: PostgresAuditLogOptions): AuditL
       counters.failedBatches += 1;
       const error = new BrokerError('audit_unavailable', 'audit log is unavailable', { cause: err });
       for (const p of batch) p.reject(error);
+    } finally {
+      deadline.cancel();
     }
   }
 
@@ -125,7 +143,7 @@ export function createPostgresAuditLog(options: PostgresAuditLogOptions): AuditL
       const pending = queue;
       return new Promise<AuditRecord>((resolve, reject) => {
         // Copied now: a caller mutating its object after append must not change what is recorded.
-        pending.push({ event: { ...event }, ts: new Date(clock.now()).toISOString(), resolve, reject });
+        pending.push({ event: { ...event }, ts: new Date(clock.now()).toISOString(), queuedAt: performance.now(), resolve, reject });
         schedule();
       });
     },

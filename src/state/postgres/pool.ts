@@ -1,4 +1,5 @@
 import { Pool, type PoolClient } from 'pg';
+import { settleBy } from '../../deadline';
 
 /**
  * The PostgreSQL connection pool for shared state. Every way a call can wait is bounded by `timeoutMs`:
@@ -37,21 +38,66 @@ export function createPgPool(options: PgPoolOptions): Pool {
 }
 
 /**
- * Runs `work` in one transaction on one connection. On any error the transaction is rolled back and the
- * connection is discarded rather than reused, since after a timeout its state is unknown.
+ * Runs `work` in one transaction on one connection, within `signal` (a deadline from src/deadline.ts)
+ * when given: the whole transaction, from waiting for a connection to COMMIT, is one bound, so a hung
+ * server costs a caller at most that long, however many statements the transaction has.
+ *
+ * The connection is discarded rather than reused after any failure, since its state is then unknown;
+ * closing it makes the server roll back. (No ROLLBACK is sent: on a connection that just timed out it
+ * would wait a whole timeout of its own before failing too.)
+ *
+ * While checked out, a client is the caller's to watch: pg emits 'error' on it when the server drops the
+ * connection (a crash, pg_terminate_backend, a fast shutdown, a failover), and an 'error' event without
+ * a listener ends the process. The listener here turns it into this transaction's failure instead.
  */
-export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>): Promise<T> {
-  const client = await pool.connect();
+export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) => Promise<T>, signal?: AbortSignal): Promise<T> {
+  signal?.throwIfAborted();
+  const connecting = pool.connect();
+  let client: PoolClient;
   try {
+    client = signal ? await settleBy(connecting, signal) : await connecting;
+  } catch (err) {
+    // A connection that arrives after the deadline goes straight back.
+    connecting.then((late) => late.release(), () => undefined);
+    throw err;
+  }
+
+  let lost: Error | undefined;
+  const onError = (err: Error) => {
+    lost ??= err;
+  };
+  client.on('error', onError);
+  let released = false;
+  const discard = (err: Error) => {
+    if (released) return;
+    released = true;
+    // The listener stays: a discarded client can still report its socket's end, and must not crash us.
+    client.release(err);
+  };
+  const onAbort = () => discard(signal!.reason instanceof Error ? signal!.reason : new Error(String(signal!.reason)));
+  signal?.addEventListener('abort', onAbort, { once: true });
+
+  const run = async () => {
     await client.query('BEGIN');
     const result = await work(client);
     await client.query('COMMIT');
-    client.release();
+    return result;
+  };
+  try {
+    const result = signal ? await settleBy(run(), signal) : await run();
+    // COMMIT answered, so the work is durable; a connection that died just after is still not reused.
+    if (lost) {
+      discard(lost);
+    } else {
+      released = true;
+      client.removeListener('error', onError);
+      client.release();
+    }
     return result;
   } catch (err) {
-    await client.query('ROLLBACK').catch(() => undefined);
-    client.release(err instanceof Error ? err : new Error(String(err)));
+    discard(err instanceof Error ? err : new Error(String(err)));
     throw err;
+  } finally {
+    signal?.removeEventListener('abort', onAbort);
   }
 }
-

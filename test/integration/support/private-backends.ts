@@ -1,10 +1,11 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
-import { appendFileSync, chownSync, existsSync, readdirSync } from 'node:fs';
+import { appendFileSync, chownSync, existsSync, readdirSync, readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
+import { Client } from 'pg';
 import { freePort } from '../../../bench/cluster';
 
 /**
@@ -77,7 +78,17 @@ export interface PrivatePostgres {
   port: number;
   /** pg_ctl stop -m immediate: the server goes away without a clean shutdown. */
   stop(): Promise<void>;
+  /** pg_ctl stop -m fast: every session is terminated (mid-transaction too), then the server exits. */
+  stopFast(): Promise<void>;
   start(): Promise<void>;
+  /** Runs one statement as the superuser, on a connection of its own. */
+  sql(text: string): Promise<Array<Record<string, unknown>>>;
+  /** The postmaster's pid and its children's (backends, background workers). */
+  processes(): number[];
+  /** SIGSTOP to every server process: connections stay open and nothing answers (a hung server). */
+  freeze(): void;
+  /** SIGCONT: the hung server carries on. */
+  thaw(): void;
   destroy(): Promise<void>;
 }
 
@@ -111,18 +122,61 @@ export async function startPrivatePostgres(): Promise<PrivatePostgres> {
     await pg('pg_ctl', ['start', '-D', data, '-l', join(dir, 'postgres.log'), '-w', '-t', '30', '-s']);
     await waitForPort(port, true);
   };
-  const stop = async () => {
-    await pg('pg_ctl', ['stop', '-D', data, '-m', 'immediate', '-w', '-t', '30', '-s']).catch(() => undefined);
+  const stopWith = async (mode: 'immediate' | 'fast') => {
+    await pg('pg_ctl', ['stop', '-D', data, '-m', mode, '-w', '-t', '30', '-s']).catch(() => undefined);
     await waitForPort(port, false);
+  };
+  const url = `postgres://bulkhead@127.0.0.1:${port}/postgres`;
+  const processes = (): number[] => {
+    const pidFile = join(data, 'postmaster.pid');
+    if (!existsSync(pidFile)) return [];
+    const postmaster = Number(readFileSync(pidFile, 'utf8').split('\n')[0]);
+    const children = readdirSync('/proc')
+      .filter((name) => /^\d+$/.test(name))
+      .filter((pid) => {
+        try {
+          // /proc/<pid>/stat: "pid (comm) state ppid ..."; comm may contain spaces, so split after ')'.
+          const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+          return Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[1]) === postmaster;
+        } catch {
+          return false;
+        }
+      })
+      .map(Number);
+    return [postmaster, ...children];
+  };
+  const signalAll = (signal: NodeJS.Signals) => {
+    for (const pid of processes()) {
+      try {
+        process.kill(pid, signal);
+      } catch {
+        // Exited in between.
+      }
+    }
   };
   await start();
   return {
-    url: `postgres://bulkhead@127.0.0.1:${port}/postgres`,
+    url,
     port,
-    stop,
+    stop: () => stopWith('immediate'),
+    stopFast: () => stopWith('fast'),
     start,
+    async sql(text) {
+      const client = new Client({ connectionString: url, connectionTimeoutMillis: 10_000 });
+      client.on('error', () => undefined);
+      await client.connect();
+      try {
+        return (await client.query(text)).rows;
+      } finally {
+        await client.end().catch(() => undefined);
+      }
+    },
+    processes,
+    freeze: () => signalAll('SIGSTOP'),
+    thaw: () => signalAll('SIGCONT'),
     async destroy() {
-      await stop();
+      signalAll('SIGCONT');
+      await stopWith('immediate');
       await rm(dir, { recursive: true, force: true });
     },
   };
