@@ -165,7 +165,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       metrics.killedInFlightLeasesRevoked.inc(leasesRevoked);
     },
   });
-  const complete = createCompletion({ sessions: state.sessions, quotas: state.quotas, credentials, audit, kills });
+  const complete = createCompletion({ sessions: state.sessions, quotas: state.quotas, credentials, audit, kills, clock });
   const killSwitch = createKillSwitch({ policy: currentPolicy, revocations: state.revocations, sessions: state.sessions, quotas: state.quotas, credentials, audit, inFlight, clock });
 
   const app = createHttpApp({

@@ -49,7 +49,7 @@ export interface AuthorizerDeps {
   verifier: { verify(token: string, audience: string): Promise<VerifiedToken> };
   revocations: Pick<RevocationStore, 'check'>;
   quotas: Pick<QuotaStore, 'takeCall' | 'acquireSlot' | 'releaseSlot'>;
-  sessions: Pick<SessionStore, 'touch' | 'isQuarantined' | 'putCall' | 'hasCall'>;
+  sessions: Pick<SessionStore, 'touch' | 'isQuarantined' | 'putCall' | 'hasCall' | 'takeCall'>;
   approvals: Pick<ApprovalStore, 'request' | 'consume'>;
   credentials: Pick<CredentialResolver, 'resolve' | 'revokeLease'>;
   audit: Pick<AuditLog, 'append'>;
@@ -186,13 +186,17 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
       const spec = policy.tenants[tenant]!.credentials[toolPolicy.credential]!;
       const credential = await deps.credentials.resolve({ tenant, name: toolPolicy.credential, spec, session: token.session, callId });
       const leaseIds = credential.lease_id ? [credential.lease_id] : [];
+      let callOpened = false;
       try {
         await step('state_unavailable', 'session state is unavailable', async () => {
           await deps.sessions.touch(tenant, token.session, token.expiresAt);
+          const ttlMs = Math.max(1000, token.expiresAt - deps.clock.now());
+          const now = deps.clock.now();
           await deps.sessions.putCall(
-            { call_id: callId, server: request.server, tenant, principal: token.principal, session: token.session, tool: request.tool, lease_ids: leaseIds, max_records: toolPolicy.max_records, started_at: deps.clock.now() },
-            Math.max(1000, token.expiresAt - deps.clock.now()),
+            { call_id: callId, server: request.server, tenant, principal: token.principal, session: token.session, tool: request.tool, lease_ids: leaseIds, max_records: toolPolicy.max_records, started_at: now, expires_at: now + ttlMs },
+            ttlMs,
           );
+          callOpened = true;
         });
         // The final check, however long the upstream took: the local revocation view (no I/O; scaled out,
         // the mirror the feed keeps current) and any kill that reached this call. From `commit` on, a kill
@@ -205,7 +209,9 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
         );
       } catch (err) {
         const killed = isBrokerError(err) && isKill(err.reason);
-        // The caller never sees this credential, so give its lease back at once.
+        // A refused call leaves nothing behind: no open call (its id is free for the retry, and
+        // /v1/complete finds nothing to complete) and no lease (the caller never saw this credential).
+        if (callOpened) await deps.sessions.takeCall(callId, request.server).catch(() => undefined);
         let revoked = 0;
         for (const lease of leaseIds) await deps.credentials.revokeLease(tenant, lease).then(() => revoked++, () => undefined);
         if (killed) deps.onKilledInFlight?.(revoked);

@@ -4,11 +4,21 @@ import { dirname } from 'node:path';
 /**
  * An append-only JSON-lines file for embedded state that must survive a restart (revocations,
  * quarantines). `append` resolves only after the line is fsynced; concurrent appends share one write and
- * one fsync (group commit). Once a write fails the journal refuses further appends, because a partial
- * line may sit at its end: callers fail closed instead of writing after garbage.
+ * one fsync (group commit).
+ *
+ * A failed write (a full disk, an I/O error) fails that batch only. It may have left part of its bytes
+ * at the end of the file, so the file is cut back to the last durable byte — at once, and again before
+ * the next write if that did not work — and nothing is ever written after garbage. The journal therefore
+ * works again as soon as the disk does, without a restart, and a line whose append was refused is not in
+ * the file after a restart either (unless the process died between the failed write and the repair, in
+ * which case the line is either torn, and cut when the file is opened, or whole and durable).
  */
 export interface JsonlJournal {
-  append(entry: unknown): Promise<void>;
+  /**
+   * Resolves once the line is durable. `onDurable` runs at that moment, before any later line's, so
+   * state applied through it follows the file's order exactly (what a restart would replay).
+   */
+  append(entry: unknown, onDurable?: () => void): Promise<void>;
   close(): Promise<void>;
 }
 
@@ -33,12 +43,18 @@ export async function openJsonlJournal(path: string): Promise<OpenedJournal> {
   const entries = parseLines(path, complete);
 
   const handle = await open(path, 'a', 0o600);
-  if (existing !== null && complete.length !== existing.length) {
-    await handle.truncate(Buffer.byteLength(complete, 'utf8'));
-    await handle.sync();
+  const durableBytes = Buffer.byteLength(complete, 'utf8');
+  try {
+    if (existing !== null && complete.length !== existing.length) {
+      await handle.truncate(durableBytes);
+      await handle.sync();
+    }
+    if (existing === null) await syncDirectory(dirname(path));
+  } catch (err) {
+    await handle.close();
+    throw err;
   }
-  if (existing === null) await syncDirectory(dirname(path));
-  return { entries, journal: createJournal(handle, path) };
+  return { entries, journal: createJournal(handle, path, durableBytes) };
 }
 
 function parseLines(path: string, text: string): unknown[] {
@@ -57,12 +73,44 @@ function parseLines(path: string, text: string): unknown[] {
   return entries;
 }
 
-function createJournal(handle: FileHandle, path: string): JsonlJournal {
-  type Waiter = { line: string; resolve: () => void; reject: (err: unknown) => void };
+function createJournal(handle: FileHandle, path: string, initialBytes: number): JsonlJournal {
+  type Waiter = { line: string; onDurable?: () => void; resolve: () => void; reject: (err: unknown) => void };
   let pending: Waiter[] = [];
   let flushing: Promise<void> | null = null;
-  let broken: unknown = null;
   let closed = false;
+  /** Bytes of the file that are whole lines, fsynced: the only content the file may hold when a write starts. */
+  let durableBytes = initialBytes;
+  /** A write failed and its leftovers may still sit after `durableBytes`. */
+  let dirty = false;
+
+  async function repair(): Promise<void> {
+    // Shrinking a file needs no free space, so this works on a full disk too.
+    await handle.truncate(durableBytes);
+    await handle.datasync();
+    dirty = false;
+  }
+
+  async function writeBatch(batch: Waiter[]): Promise<void> {
+    if (dirty) {
+      try {
+        await repair();
+      } catch (err) {
+        throw new Error(`${path}: journal could not be repaired after a failed write; nothing was written`, { cause: err });
+      }
+    }
+    const data = batch.map((w) => w.line).join('');
+    try {
+      // Opened for appending (O_APPEND): the write lands at the end, which the repair made `durableBytes`.
+      await handle.appendFile(data, 'utf8');
+      await handle.datasync();
+    } catch (err) {
+      dirty = true;
+      // Cut the failed batch off now, so a restart cannot find a line whose append was refused.
+      await repair().catch(() => undefined);
+      throw new Error(`${path}: journal write failed; nothing of this batch was stored`, { cause: err });
+    }
+    durableBytes += Buffer.byteLength(data, 'utf8');
+  }
 
   async function flush(): Promise<void> {
     // Yield once so every append made in this tick joins the same write and fsync.
@@ -70,29 +118,24 @@ function createJournal(handle: FileHandle, path: string): JsonlJournal {
     while (pending.length > 0) {
       const batch = pending;
       pending = [];
-      if (broken !== null) {
-        for (const w of batch) w.reject(broken);
+      try {
+        await writeBatch(batch);
+      } catch (err) {
+        for (const w of batch) w.reject(err);
         continue;
       }
-      try {
-        await handle.appendFile(batch.map((w) => w.line).join(''), 'utf8');
-        await handle.datasync();
-        for (const w of batch) w.resolve();
-      } catch (err) {
-        broken = new Error(`${path}: journal write failed; later writes are refused`, { cause: err });
-        for (const w of batch) w.reject(broken);
-      }
+      for (const w of batch) w.onDurable?.();
+      for (const w of batch) w.resolve();
     }
     flushing = null;
   }
 
   return {
-    append(entry) {
+    append(entry, onDurable) {
       if (closed) return Promise.reject(new Error(`${path}: journal is closed`));
-      if (broken !== null) return Promise.reject(broken);
       const line = JSON.stringify(entry) + '\n';
       return new Promise<void>((resolve, reject) => {
-        pending.push({ line, resolve, reject });
+        pending.push({ line, onDurable, resolve, reject });
         flushing ??= flush();
       });
     },

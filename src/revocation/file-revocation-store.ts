@@ -10,6 +10,12 @@ import { notBeforeOf, untilPastSecond, type RevocationRecord, type RevocationSto
  * durable before `revoke` resolves. A `{restore: tenant}` line lifts a tenant revocation for tokens
  * issued after the latest revoke (its `at` stays the tenant's "not before", rebuilt from the same lines
  * on restart); sessions, principals and tokens have no way back. The memory variant is the same store without the file.
+ *
+ * Durable, then in effect: a change reaches the index only once its line is fsynced, applied in file
+ * order (the journal's `onDurable`), so the index is always exactly what a restart would replay. A
+ * revoke or restore that failed to store is therefore not in effect either, and its error ("nothing was
+ * revoked") is the truth, now and after a restart. The revoke has not answered while its line is being
+ * written, so nobody has been promised it is in effect yet.
  */
 export const REVOCATIONS_FILE = 'revocations.jsonl';
 
@@ -19,7 +25,8 @@ export interface FileRevocationStoreOptions {
 }
 
 type RestoreLine = { restore: string; at: number };
-type Persist = (entry: RevocationRecord | RestoreLine) => Promise<void>;
+/** Makes the entry durable, then applies it (`apply` runs in file order). */
+type Persist = (entry: RevocationRecord | RestoreLine, apply: () => void) => Promise<void>;
 
 export async function createFileRevocationStore(options: FileRevocationStoreOptions): Promise<RevocationStore & { close(): Promise<void> }> {
   const path = join(options.dataDir, REVOCATIONS_FILE);
@@ -31,12 +38,12 @@ export async function createFileRevocationStore(options: FileRevocationStoreOpti
     await journal.close();
     throw err;
   }
-  return createStore(index, (entry) => journal.append(entry), options.clock ?? systemClock, journal);
+  return createStore(index, (entry, apply) => journal.append(entry, apply), options.clock ?? systemClock, journal);
 }
 
 /** For tests and single-shot tools: identical behaviour, nothing survives the process. */
 export function createMemoryRevocationStore(options: { clock?: Clock } = {}): RevocationStore & { close(): Promise<void> } {
-  return createStore(createRevocationIndex(), async () => undefined, options.clock ?? systemClock, null);
+  return createStore(createRevocationIndex(), async (_entry, apply) => apply(), options.clock ?? systemClock, null);
 }
 
 function createStore(index: RevocationIndex, persist: Persist, clock: Clock, journal: JsonlJournal | null): RevocationStore & { close(): Promise<void> } {
@@ -44,19 +51,12 @@ function createStore(index: RevocationIndex, persist: Persist, clock: Clock, jou
     async revoke(record) {
       assertTarget(record.target);
       const copy: RevocationRecord = { target: { ...record.target }, at: record.at, ...(record.reason === undefined ? {} : { reason: record.reason }) };
-      // Visible before durable: if the write fails the caller gets an error, and denying a little early
-      // (or until restart) is the safe side of that failure.
-      index.revoke(copy.target, copy.at);
-      await persist(copy);
+      await persist(copy, () => index.revoke(copy.target, copy.at));
     },
     async restoreTenant(tenant) {
-      const revision = index.tenants.get(tenant);
-      if (revision === undefined) return false;
-      // Durable before visible: a lift that is not on disk must not be in effect, or a restart would
-      // silently re-revoke what an operator saw restored.
-      await persist({ restore: tenant, at: clock.now() });
-      // A revoke that landed while the restore was being written comes after it in the file too, so it wins.
-      if (index.tenants.get(tenant) === revision) index.tenants.delete(tenant);
+      if (!index.tenants.has(tenant)) return false;
+      // Applied in file order: a revoke written after this restore lands after it in the index too, as on replay.
+      await persist({ restore: tenant, at: clock.now() }, () => index.tenants.delete(tenant));
       await untilPastSecond(clock, index.notBefore.get(tenant)!);
       return true;
     },
@@ -71,8 +71,8 @@ function createStore(index: RevocationIndex, persist: Persist, clock: Clock, jou
 }
 
 interface RevocationIndex {
-  /** Revoked tenants, each with the revision of its latest revoke. */
-  tenants: Map<string, number>;
+  /** Revoked tenants. */
+  tenants: Set<string>;
   /** Every tenant ever revoked → its latest revoke's second: tokens with iat ≤ it stay revoked after a restore. */
   notBefore: Map<string, number>;
   revoke(target: RevocationTarget, at: number): void;
@@ -89,9 +89,8 @@ const ANSWER: Record<'tenant_revoked' | 'principal_revoked' | 'session_revoked' 
 };
 
 function createRevocationIndex(): RevocationIndex {
-  const tenants = new Map<string, number>();
+  const tenants = new Set<string>();
   const notBefore = new Map<string, number>();
-  let revision = 0;
   // Principal ids are only unique within a tenant, so they are nested under it (no string building per check).
   const principals = new Map<string, Set<string>>();
   const sessions = new Set<string>();
@@ -103,7 +102,7 @@ function createRevocationIndex(): RevocationIndex {
     revoke(target, at) {
       switch (target.kind) {
         case 'tenant':
-          tenants.set(target.tenant, ++revision);
+          tenants.add(target.tenant);
           notBefore.set(target.tenant, Math.max(notBefore.get(target.tenant) ?? Number.NEGATIVE_INFINITY, notBeforeOf(at)));
           return;
         case 'principal': {

@@ -14,6 +14,8 @@ export interface CallRecord {
   max_records?: number;
   /** Epoch ms. */
   started_at: number;
+  /** Epoch ms when the call expires with its token; lets a refused completion put the call back for the rest of its life. */
+  expires_at?: number;
 }
 
 export interface SessionStore {

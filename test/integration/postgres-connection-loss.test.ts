@@ -151,17 +151,17 @@ describeWithUpstream(['redis'], 'scale-out: PostgreSQL drops the connections of 
     const pool = createPgPool({ url: cluster.databaseUrl, timeoutMs: 30_000 });
     const audit = createPostgresAuditLog({ pool, clock: systemClock, timeoutMs: 300, groupCommitMs: 0 });
     try {
-      await audit.append('acme', { type: 'probe' });
+      await audit.append('acme', { type: 'token', detail: 'probe' });
       postgres.freeze();
       let failures: unknown[];
       try {
-        const first = audit.append('acme', { type: 'probe' }).then(
+        const first = audit.append('acme', { type: 'token', detail: 'probe' }).then(
           () => null,
           (err: unknown) => err,
         );
         await sleep(100);
         // Queued behind the hung batch: its own deadline, not the sum of both.
-        const second = audit.append('acme', { type: 'probe' }).then(
+        const second = audit.append('acme', { type: 'token', detail: 'probe' }).then(
           () => null,
           (err: unknown) => err,
         );
@@ -174,7 +174,7 @@ describeWithUpstream(['redis'], 'scale-out: PostgreSQL drops the connections of 
         ['audit_unavailable', 'audit commit'],
       ]);
       // Recovered without a new pool: the hung connection was discarded.
-      await expect(audit.append('acme', { type: 'probe' })).resolves.toMatchObject({ tenant: 'acme' });
+      await expect(audit.append('acme', { type: 'token', detail: 'probe' })).resolves.toMatchObject({ tenant: 'acme' });
       expect((await audit.verify('acme')).ok).toBe(true);
     } finally {
       await audit.close();

@@ -100,11 +100,14 @@ export interface HarnessOptions {
    * BULKHEAD_MASTER_KEY to both through `brokerOptions.env`.
    */
   replicaOf?: Harness;
+  /** An empty directory to use as the data dir (e.g. a tmpfs of the test's); the caller removes it. The log then goes elsewhere. */
+  dataDir?: string;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
-  const dataDir = await mkdtemp(join(tmpdir(), 'bulkhead-test-'));
-  const logFile = join(dataDir, 'broker.log');
+  const dataDir = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'bulkhead-test-')));
+  const logDir = options.dataDir === undefined ? dataDir : await mkdtemp(join(tmpdir(), 'bulkhead-test-log-'));
+  const logFile = join(logDir, 'broker.log');
   const peer = options.replicaOf;
   const serverKeys: Record<string, string> = peer?.serverKeys ?? { 'crm-mcp': random(), 'mail-mcp': random() };
   const operatorToken = peer?.operatorToken ?? random();
@@ -194,7 +197,8 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
     async close() {
       await broker.close();
       await new Promise<void>((resolve) => logStream.end(resolve));
-      await rm(dataDir, { recursive: true, force: true });
+      await rm(logDir, { recursive: true, force: true });
+      if (options.dataDir === undefined) await rm(dataDir, { recursive: true, force: true });
     },
   };
   return harness;
