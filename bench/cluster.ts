@@ -40,6 +40,8 @@ export interface ClusterOptions {
   label: string;
   /** Per-tenant quotas (default: high enough never to deny). */
   quotas?: Partial<Record<Tenant, Quotas>>;
+  /** `max_records` of the tool (default: none), for the anomaly rule. */
+  maxRecords?: number;
   /** `broker.rotation.signing_key` (default 24h). */
   signingKeyRotation?: string;
   /** Extra environment for the replicas. */
@@ -123,7 +125,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
         t,
         {
           principals: { [`${t}-agent`]: { secret_sha256: sha256Hex(clientSecrets[`${t}-agent`]!), tools: [TOOL] } },
-          tools: { [TOOL]: { credential: 'crm', resource: { arg: 'path', prefix: `${t}/` } } },
+          tools: { [TOOL]: { credential: 'crm', resource: { arg: 'path', prefix: `${t}/` }, ...(options.maxRecords === undefined ? {} : { max_records: options.maxRecords }) } },
           credentials: { crm: { source: 'local', name: 'crm' } },
           quotas: options.quotas?.[t] ?? unlimited,
         },
