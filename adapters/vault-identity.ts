@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import type NodeVault from 'node-vault';
 import type { Logger } from 'pino';
 import type { Clock } from '../src/clock';
+import { settleBy } from '../src/deadline';
 import { vaultFailure, vaultStatus } from './vault-error';
 import { UpstreamFailure } from './upstream-failure';
 
@@ -126,7 +127,7 @@ export function createVaultIdentity(options: VaultIdentityOptions): VaultIdentit
     async token(signal) {
       if (closed) throw new UpstreamFailure('the Vault adapter is closed');
       if (usable(current)) return current.value;
-      const held = await raceAbort(loginOnce(), signal);
+      const held = await settleBy(loginOnce(), signal);
       return held.value;
     },
 
@@ -155,31 +156,11 @@ export function createVaultIdentity(options: VaultIdentityOptions): VaultIdentit
  */
 async function tokenIsLost(client: NodeVault.client, token: string, signal?: AbortSignal): Promise<boolean> {
   try {
-    await raceAbort(client.tokenLookupSelf({ requestOptions: { headers: { 'X-Vault-Token': token } } }), signal);
+    await settleBy(client.tokenLookupSelf({ requestOptions: { headers: { 'X-Vault-Token': token } } }), signal);
     return false;
   } catch (err) {
     return vaultStatus(err) === 403;
   }
-}
-
-/** Resolves with `promise` unless `signal` aborts first (the shared work goes on for other callers). */
-export function raceAbort<T>(promise: Promise<T>, signal?: AbortSignal): Promise<T> {
-  if (!signal) return promise;
-  if (signal.aborted) return Promise.reject(signal.reason);
-  return new Promise<T>((resolve, reject) => {
-    const onAbort = () => reject(signal.reason);
-    signal.addEventListener('abort', onAbort, { once: true });
-    promise.then(
-      (value) => {
-        signal.removeEventListener('abort', onAbort);
-        resolve(value);
-      },
-      (err) => {
-        signal.removeEventListener('abort', onAbort);
-        reject(err);
-      },
-    );
-  });
 }
 
 /**

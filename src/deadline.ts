@@ -61,8 +61,12 @@ export async function withDeadline<T>(ms: number, bound: string, parent: AbortSi
   }
 }
 
-/** `promise`, or a rejection with the signal's reason as soon as it aborts (the promise's own outcome is then ignored). */
-export function settleBy<T>(promise: Promise<T>, signal: AbortSignal): Promise<T> {
+/**
+ * `promise`, or a rejection with the signal's reason as soon as it aborts (the promise's own outcome is
+ * then ignored: shared work, such as one login for many callers, goes on for the others).
+ */
+export function settleBy<T>(promise: Promise<T>, signal: AbortSignal | undefined): Promise<T> {
+  if (!signal) return promise;
   if (signal.aborted) {
     promise.catch(() => undefined);
     return Promise.reject(signal.reason);

@@ -6,6 +6,7 @@ import { createPostgresAuditLog } from '../../src/state/postgres/audit-log';
 import { createPgPool } from '../../src/state/postgres/pool';
 import { ensureBuiltCli } from '../support/built-cli';
 import { describeWithUpstream, upstreamEnv } from '../support/upstreams';
+import { untilAllowed } from './support/until-allowed';
 import { startPrivatePostgres, type PrivatePostgres } from './support/private-backends';
 
 /**
@@ -19,18 +20,6 @@ jest.setTimeout(180_000);
 
 const TYPED_503 = new Set(['audit_unavailable', 'state_unavailable']);
 
-/** Calls until the answer is 200; every answer before that is returned for inspection. */
-async function untilAllowed(call: () => Promise<HttpAnswer>, timeoutMs = 60_000): Promise<HttpAnswer[]> {
-  const seen: HttpAnswer[] = [];
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const answer = await call();
-    seen.push(answer);
-    if (answer.status === 200) return seen;
-    if (Date.now() > deadline) throw new Error(`no recovery: last answer ${answer.status} ${JSON.stringify(answer.body)}`);
-    await sleep(100);
-  }
-}
 
 /** Keeps `workers` authorize loops busy on every replica until stopped; records every answer. */
 function startLoad(cluster: Cluster, token: string, workers: number): { answers: HttpAnswer[]; stop(): Promise<void> } {

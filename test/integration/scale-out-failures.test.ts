@@ -1,7 +1,7 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { startCluster, TOOL, type Cluster, type HttpAnswer, type Replica } from '../../bench/cluster';
 import { ensureBuiltCli } from '../support/built-cli';
 import { describeWithUpstream, upstreamEnv } from '../support/upstreams';
+import { untilAllowed } from './support/until-allowed';
 import { startPrivatePostgres, startPrivateRedis, type PrivatePostgres, type PrivateRedis } from './support/private-backends';
 
 /**
@@ -16,18 +16,6 @@ jest.setTimeout(120_000);
 
 const sid = (token: string) => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString()).sid as string;
 
-/** Calls until the answer is 200 (recovered); every answer before that is returned for inspection. */
-async function untilAllowed(call: () => Promise<HttpAnswer>, timeoutMs = 60_000): Promise<HttpAnswer[]> {
-  const seen: HttpAnswer[] = [];
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const answer = await call();
-    seen.push(answer);
-    if (answer.status === 200) return seen;
-    if (Date.now() > deadline) throw new Error(`no recovery: last answer ${answer.status} ${JSON.stringify(answer.body)}`);
-    await sleep(100);
-  }
-}
 
 describeWithUpstream(['postgres', 'redis'], 'scale-out: Redis goes down mid-run', () => {
   const env = upstreamEnv();

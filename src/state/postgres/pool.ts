@@ -55,7 +55,7 @@ export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) =>
   const connecting = pool.connect();
   let client: PoolClient;
   try {
-    client = signal ? await settleBy(connecting, signal) : await connecting;
+    client = await settleBy(connecting, signal);
   } catch (err) {
     // A connection that arrives after the deadline goes straight back.
     connecting.then((late) => late.release(), () => undefined);
@@ -84,7 +84,7 @@ export async function inTransaction<T>(pool: Pool, work: (client: PoolClient) =>
     return result;
   };
   try {
-    const result = signal ? await settleBy(run(), signal) : await run();
+    const result = await settleBy(run(), signal);
     // COMMIT answered, so the work is durable; a connection that died just after is still not reused.
     if (lost) {
       discard(lost);
