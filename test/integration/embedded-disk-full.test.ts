@@ -67,11 +67,17 @@ describeWithTmpfs('embedded broker on a full disk: typed 503s, recovery without 
 
     // 2. Calls: the audit file's last block fills up within a few records, then every call is refused.
     const attempts: Array<{ callId: string; status: number; reason?: string }> = [];
+    // A completion that cannot be audited is refused too, and its call stays open for the retry.
+    const stillOpen: string[] = [];
     for (let i = 0; i < 200 && !attempts.some((a) => a.status === 503); i++) {
       const callId = `call-${i}-${randomBytes(3).toString('hex')}`;
       const answer = await query(caller, callId);
       attempts.push({ callId, status: answer.status, reason: answer.body.reason });
-      if (answer.status === 200) expect((await complete({ call_id: callId, status: 'success' })).status).toBe(200);
+      if (answer.status !== 200) continue;
+      const done = await complete({ call_id: callId, status: 'success' });
+      if (done.status === 200) continue;
+      expect([done.status, done.body.error]).toEqual([503, 'audit_unavailable']);
+      stillOpen.push(callId);
     }
     const refused = attempts.find((a) => a.status === 503)!;
     expect(refused).toMatchObject({ status: 503, reason: 'audit_unavailable' });
@@ -94,6 +100,7 @@ describeWithTmpfs('embedded broker on a full disk: typed 503s, recovery without 
     // ...and the journal takes writes again.
     expect((await revoke({ session: sid(doomed), reason: longReason('doomed') })).status).toBe(200);
     expect((await query(doomed)).body.reason).toBe('session_revoked');
+    for (const callId of stillOpen) expect((await complete({ call_id: callId, status: 'success' })).status).toBe(200);
     // The refused call id is free, and completes normally.
     expect((await query(caller, refused.callId)).status).toBe(200);
     expect((await complete({ call_id: refused.callId, status: 'success' })).status).toBe(200);
