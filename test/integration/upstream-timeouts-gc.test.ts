@@ -20,13 +20,16 @@ import { blackHoleServer } from '../support/black-hole';
  * AbortSignal.timeout(t)])` loses its timeout after a collection, and the call then waits for the outer
  * budget. Every bound now comes from src/deadline.ts (a strongly held timer); these tests force
  * collections during a hung request and check *which* bound ended it: the adapter's, while the outer
- * one (ten times longer) is still pending.
+ * one (a hundred times longer) is still pending.
  */
 setFlagsFromString('--expose-gc');
 const gc = runInNewContext('gc') as () => void;
 
+jest.setTimeout(120_000);
+
 const ADAPTER_TIMEOUT_MS = 300;
-const OUTER_BUDGET_MS = ADAPTER_TIMEOUT_MS * 10;
+// Far above the adapter's: on a loaded machine the adapter's bound still fires long before it.
+const OUTER_BUDGET_MS = 30_000;
 
 /** Collects garbage (with some garbage to collect) every few milliseconds until stopped. */
 function collectContinuously(): () => void {
