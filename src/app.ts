@@ -25,6 +25,7 @@ import { createCredentialSources } from './compose/credential-sources';
 import { createRemoteIdpKeys } from './tokens/idp-keys';
 import { createKeyRing, type KeyRing } from './tokens/key-ring';
 import { registeringSessions } from './sessions/session-registering-issuer';
+import { createCallContextSigner } from './tokens/call-context';
 import { createTokenIssuer } from './tokens/issuer';
 import { createTokenService, type TokenService } from './tokens/token-service';
 import { createTokenVerifier } from './tokens/verifier';
@@ -174,7 +175,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     servers: { digests: () => digestsOf(currentPolicy().servers, (s) => s.key_sha256), fromCertificate: tls?.fromCertificate },
     operators: { digests: () => digestsOf(currentPolicy().operators, (o) => o.token_sha256), fromCertificate: tls?.fromCertificate },
     token: { tokens, jwks: () => keyRing.jwks(), issuer: policy.broker.issuer, metrics },
-    server: { policy: currentPolicy, authorizer, complete, metrics },
+    server: { policy: currentPolicy, authorizer, complete, metrics, callContext: createCallContextSigner({ keyRing, clock, issuer: policy.broker.issuer }) },
     operator: {
       policy: currentPolicy,
       killSwitch,

@@ -17,12 +17,16 @@ import { createKeepAliveTransport } from '../net/keep-alive-http';
 
 /**
  * The broker's reasons (a deny, or an error such as `server_unauthenticated` on /v1/complete), plus the
- * wrapper's own: `broker_unavailable`, the broker could not be asked at all.
+ * wrapper's own: `broker_unavailable`, the broker could not be asked at all, and `handle_invalid`, a
+ * handle presented to a tool was not minted for this caller (handles.ts).
  */
-export type McpDenyReason = DenyReason | OtherReason | 'broker_unavailable';
+export type McpDenyReason = DenyReason | OtherReason | 'broker_unavailable' | 'handle_invalid';
 
-/** The allow answer is the broker's own type: one definition of the wire contract for both sides. */
-export type Allow = AllowDecision;
+/**
+ * The allow answer is the broker's own type: one definition of the wire contract for both sides; plus
+ * the signed call context the route adds when the tool's policy names a downstream service.
+ */
+export type Allow = AllowDecision & { call_context?: string };
 export type ResolvedCredential = AllowDecision['credential'];
 
 export interface Deny {
@@ -113,7 +117,7 @@ export function createBrokerClient(options: BrokerClientOptions): BrokerClient {
       const deny = denyOf(answer);
       if (deny) return deny;
       const json = answer.json;
-      if (answer.status === 200 && json.decision === 'allow' && isCredential(json.credential) && isRecord(json.arguments) && typeof json.call_id === 'string') {
+      if (answer.status === 200 && json.decision === 'allow' && isCredential(json.credential) && isRecord(json.arguments) && typeof json.call_id === 'string' && (json.call_context === undefined || typeof json.call_context === 'string')) {
         return json as unknown as Allow;
       }
       return unavailable('authorize this call');

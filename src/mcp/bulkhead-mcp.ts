@@ -42,6 +42,10 @@ export interface BulkheadMcpOptions {
   jwksCooldownMs?: number;
   /** Verified tokens remembered until their expiry (saves the EdDSA verify per request); default 10000, 0 disables. */
   tokenCacheEntries?: number;
+  /** Key of the handles tools mint (≥ 32 bytes, the same on every replica); default derived from serverKey. */
+  handleKey?: Uint8Array | string;
+  /** The longest a minted handle resolves; default 3600 s. */
+  handleTtlSeconds?: number;
   /** v1: a call that needs approval waits in-request, default 30 s. v2: default 0, the MRTR round replaces the wait. */
   approval?: ApprovalWait;
   /** Defaults to JSON logs on stderr (stdout may be an MCP stdio channel). */
@@ -78,8 +82,8 @@ export interface BulkheadMcp {
 }
 
 export function createBulkheadMcp(options: BulkheadMcpOptions): BulkheadMcp {
-  const { resourceUrl, metadataUrl, logger, broker, verifier, onTokenRefused } = createWrapperParts(options);
-  const guard = createToolGuard({ broker, approval: options.approval, logger, clock: options.clock, onTokenRefused });
+  const { resourceUrl, metadataUrl, logger, broker, verifier, handles, onTokenRefused } = createWrapperParts(options);
+  const guard = createToolGuard({ broker, handles, approval: options.approval, logger, clock: options.clock, onTokenRefused });
   const sessionRouters: SessionRouter[] = [];
 
   async function createProtectedServer(setup: Pick<ProtectedServerSetup, 'info' | 'serverOptions' | 'setup'>): Promise<McpServer> {

@@ -1,4 +1,5 @@
 import type { Allow, ResolvedCredential } from './broker-client';
+import type { CallHandles } from './handles';
 
 /**
  * What an allowed tool call hands its handler: who is calling (from the verified token, via the
@@ -21,6 +22,14 @@ export interface BulkheadCall {
   readonly arguments: Readonly<Record<string, unknown>>;
   /** The tenant's upstream credential for this call. Throws once the call has ended. */
   readonly credential: Readonly<ResolvedCredential>;
+  /**
+   * The broker-signed call context (a `bulkhead-call+jwt`, ≤ 60 s) for the downstream service the tool's
+   * policy names (`downstream.audience`); undefined when it names none. Send it to that service next to
+   * the credential, so it can check the tenant, principal, tool and arguments itself. Throws once the call has ended.
+   */
+  readonly callContext: string | undefined;
+  /** Handles bound to this caller's tenant and principal: `mint(value)` here, `resolve(handle)` on a later call. */
+  readonly handles: CallHandles;
   /** How many records the call returned; sent to /v1/complete, where `max_records` is enforced. */
   reportRecords(count: number): void;
 }
@@ -34,8 +43,9 @@ export interface CallGrant {
 
 const grants = new WeakMap<object, BulkheadCall>();
 
-export function createCallGrant(allow: Allow): CallGrant {
+export function createCallGrant(allow: Allow, handles: CallHandles): CallGrant {
   let credential: Readonly<ResolvedCredential> | null = loggable(allow.credential);
+  let released = false;
   let records: number | undefined;
   const call = {
     callId: allow.call_id,
@@ -44,6 +54,7 @@ export function createCallGrant(allow: Allow): CallGrant {
     session: allow.session,
     tool: allow.tool,
     arguments: Object.freeze({ ...allow.arguments }),
+    handles,
     reportRecords(count: number) {
       if (!Number.isSafeInteger(count) || count < 0) throw new TypeError('bulkhead: reportRecords needs a non-negative integer');
       records = (records ?? 0) + count;
@@ -57,12 +68,20 @@ export function createCallGrant(allow: Allow): CallGrant {
       return credential;
     },
   });
+  Object.defineProperty(call, 'callContext', {
+    enumerable: false,
+    get(): string | undefined {
+      if (released) throw new Error(`bulkhead: the call context of call ${allow.call_id} was released when the call ended`);
+      return allow.call_context;
+    },
+  });
   Object.freeze(call);
   return {
     call,
     records: () => records,
     release() {
       credential = null;
+      released = true;
     },
   };
 }

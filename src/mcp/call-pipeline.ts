@@ -2,6 +2,7 @@ import { systemClock, type Clock } from '../clock';
 import { sha256Hex } from '../crypto/hash';
 import type { Allow, BrokerClient, Deny } from './broker-client';
 import { createCallGrant, type BulkheadCall } from './call-grant';
+import { BulkheadHandleError, type HandleCodec } from './handles';
 import type { BulkheadIdentity } from './token-verifier';
 import { denyResult, redactSecret, type ToolResult } from './tool-results';
 
@@ -47,6 +48,8 @@ export interface ApprovalWait {
 
 export interface CallPipelineOptions {
   broker: BrokerClient;
+  /** Seals the handles a call mints to its tenant and principal. */
+  handles: HandleCodec;
   approval?: ApprovalWait;
   /** The default of `approval.waitMs`. */
   defaultWaitMs: number;
@@ -134,14 +137,19 @@ export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
     },
 
     async run<R extends ToolResult>(decision: Allow, invoke: (call: BulkheadCall) => Promise<R>): Promise<R> {
-      const grant = createCallGrant(decision);
+      const grant = createCallGrant(decision, options.handles.for(decision));
       const secret = decision.credential.value;
       let result: ToolResult;
       try {
         result = await invoke(grant.call);
       } catch (err) {
-        // What the SDKs do with a throwing tool, done here too so the message is redacted below.
-        result = { isError: true, content: [{ type: 'text', text: err instanceof Error ? err.message : String(err) }] };
+        if (err instanceof BulkheadHandleError) {
+          log?.warn({ tool: decision.tool, call_id: decision.call_id, tenant: decision.tenant, reason: err.reason }, 'tool call presented a handle not minted for this caller');
+          result = denyResult({ reason: err.reason, message: err.message });
+        } else {
+          // What the SDKs do with a throwing tool, done here too so the message is redacted below.
+          result = { isError: true, content: [{ type: 'text', text: err instanceof Error ? err.message : String(err) }] };
+        }
       }
       grant.release();
       const records = grant.records();
@@ -157,7 +165,10 @@ export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
       }
       const cleaned = redactSecret(result, secret);
       if (cleaned.found) log?.warn(where, 'tool result contained the call credential; redacted');
-      return cleaned.value as R;
+      // The call context is for the downstream service, not for the client.
+      const context = redactSecret(cleaned.value, decision.call_context ?? '');
+      if (context.found) log?.warn(where, 'tool result contained the call context; redacted');
+      return context.value as R;
     },
 
     async list(token, tools) {

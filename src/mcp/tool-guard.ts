@@ -5,6 +5,7 @@ import type { Clock } from '../clock';
 import type { BrokerClient } from './broker-client';
 import { attachCall } from './call-grant';
 import { createCallPipeline, deniedToolField, type ApprovalWait, type GuardLogger } from './call-pipeline';
+import type { HandleCodec } from './handles';
 import { identityOf } from './token-verifier';
 import { denyResult, type ToolResult } from './tool-results';
 
@@ -27,6 +28,7 @@ type CallHandler = (request: CallToolRequest, extra: Extra) => CallToolResult | 
 
 export interface ToolGuardOptions {
   broker: BrokerClient;
+  handles: HandleCodec;
   approval?: ApprovalWait;
   logger?: GuardLogger;
   clock?: Clock;

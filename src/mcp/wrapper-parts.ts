@@ -2,6 +2,7 @@ import { createLogger } from '../observability/logger';
 import type { BulkheadMcpOptions } from './bulkhead-mcp';
 import { createBrokerClient, type BrokerClient } from './broker-client';
 import type { GuardLogger } from './call-pipeline';
+import { createHandleCodec, type HandleCodec } from './handles';
 import { resourceMetadataUrl } from './resource-metadata';
 import { createBulkheadTokenVerifier, type BulkheadTokenVerifier } from './token-verifier';
 
@@ -12,6 +13,8 @@ export interface WrapperParts {
   logger: GuardLogger;
   broker: BrokerClient;
   verifier: BulkheadTokenVerifier;
+  /** Seals the handles tools mint to the caller's tenant and principal (the same key on every replica). */
+  handles: HandleCodec;
   /** The broker said a token is refused: the verifier stops remembering it. */
   onTokenRefused: (token: string) => void;
 }
@@ -26,6 +29,7 @@ export function createWrapperParts(options: BulkheadMcpOptions): WrapperParts {
     logger: options.logger ?? createLogger({ destination: process.stderr }),
     broker: createBrokerClient({ brokerUrl: options.brokerUrl, serverKey: options.serverKey, timeoutMs: options.timeoutMs }),
     verifier,
+    handles: createHandleCodec({ serverKey: options.serverKey, key: options.handleKey, ttlSeconds: options.handleTtlSeconds, clock: options.clock }),
     onTokenRefused: (token) => verifier.forget(token),
   };
 }

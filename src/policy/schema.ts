@@ -128,6 +128,8 @@ const tool = z
     inject: z.record(z.string(), z.unknown()).optional(),
     approval: z.boolean().default(false),
     max_records: z.number().int().positive().optional(),
+    // The service the tool's credential opens: each allow then carries a signed call context for it (docs/mcp.md).
+    downstream: z.object({ audience: z.string().min(1).max(2048) }).strict().optional(),
   })
   .strict();
 

@@ -2,11 +2,13 @@ import { randomUUID } from 'node:crypto';
 import { Router, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { Authorizer } from '../../authorize/authorizer';
+import type { AllowDecision, Authorizer } from '../../authorize/authorizer';
 import type { createCompletion } from '../../authorize/completion';
 import { allowedTools } from '../../authorize/allowed-tools';
+import { BrokerError } from '../../errors';
 import type { BrokerMetrics } from '../../observability/metrics';
 import type { Policy } from '../../policy/schema';
+import type { CallContextSigner } from '../../tokens/call-context';
 import { parseBody } from '../parse-body';
 import { sendDeny, sendError } from '../respond';
 
@@ -42,6 +44,8 @@ export interface ServerRouteDeps {
   complete: ReturnType<typeof createCompletion>;
   metrics: BrokerMetrics;
   logger: Logger;
+  /** Signs the call context of an allow whose tool names a downstream service; absent: none is added. */
+  callContext?: CallContextSigner;
 }
 
 /**
@@ -53,6 +57,23 @@ function grantableScope(policy: Policy, tenantId: string, principal: string, ser
   const tenant = Object.hasOwn(policy.tenants, tenantId) ? policy.tenants[tenantId]! : undefined;
   const idpScope = tenant && !Object.hasOwn(tenant.principals, principal) ? tenant.idp?.scope : undefined;
   return idpScope ? tools.filter((tool) => idpScope.includes(tool)) : tools;
+}
+
+/**
+ * The allow answer, with `call_context` when the tool's policy names a downstream service. Signed after
+ * the allow was decided (and audited): the assertion adds nothing the decision did not already grant. If
+ * it cannot be signed, the call is closed at once (its concurrency slot freed) and refused fail closed.
+ */
+async function withCallContext(deps: ServerRouteDeps, server: string, allowed: AllowDecision): Promise<AllowDecision & { call_context?: string }> {
+  const tenant = deps.policy().tenants[allowed.tenant];
+  const audience = tenant && Object.hasOwn(tenant.tools, allowed.tool) ? tenant.tools[allowed.tool]!.downstream?.audience : undefined;
+  if (!deps.callContext || audience === undefined) return allowed;
+  try {
+    return { ...allowed, call_context: await deps.callContext.sign(allowed, { server, audience }) };
+  } catch (err) {
+    await deps.complete({ server, call_id: allowed.call_id, status: 'error' }).catch(() => undefined);
+    throw new BrokerError('state_unavailable', 'the call context could not be signed; nothing was allowed', { cause: err });
+  }
 }
 
 /** The endpoints an authenticated MCP server calls around every tool execution. */
@@ -77,9 +98,10 @@ export function serverRoutes(deps: ServerRouteDeps): Router {
         callIdFromCaller: body.call_id !== undefined,
         claimedTenants,
       });
+      const answer = await withCallContext(deps, res.locals.server as string, allowed);
       decision = 'allow';
       res.setHeader('Cache-Control', 'no-store');
-      res.status(200).json(allowed);
+      res.status(200).json(answer);
     } catch (err) {
       if ((err as { reason?: string }).reason === 'bad_request') deps.metrics.decisions.inc({ decision: 'deny', reason: 'bad_request' });
       sendDeny(req, res, err, deps.logger, callId);

@@ -56,9 +56,9 @@ export interface BulkheadMcpV2 {
 }
 
 export function createBulkheadMcp(options: BulkheadMcpV2Options): BulkheadMcpV2 {
-  const { resourceUrl, metadataUrl, logger, broker, verifier, onTokenRefused } = createWrapperParts(options);
+  const { resourceUrl, metadataUrl, logger, broker, verifier, handles, onTokenRefused } = createWrapperParts(options);
   const approvals = createApprovalStateCodec({ serverKey: options.serverKey, key: options.requestStateKey, ttlSeconds: options.requestStateTtlSeconds });
-  const guard = createToolGuardV2({ broker, approvals, approval: options.approval, logger, clock: options.clock, onTokenRefused });
+  const guard = createToolGuardV2({ broker, handles, approvals, approval: options.approval, logger, clock: options.clock, onTokenRefused });
   const handlers: McpHttpHandler[] = [];
 
   async function createProtectedServer(setup: Pick<ProtectedServerSetupV2, 'info' | 'serverOptions' | 'setup'>): Promise<McpServer> {

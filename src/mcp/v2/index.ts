@@ -7,5 +7,6 @@ export { protectV2 as protect, isProtectedV2 as isProtected } from './protect';
 export { createToolGuardV2, APPROVAL_INPUT, type ToolGuardV2, type ToolGuardV2Options } from './tool-guard';
 export { createApprovalStateCodec, type ApprovalState, type ApprovalStateCodec } from './approval-state';
 export { bulkheadCall, type BulkheadCall } from '../call-grant';
+export { BulkheadHandleError, type CallHandles, type HandleScope, type MintOptions } from '../handles';
 export type { ApprovalWait, PendingApproval, GuardLogger } from '../call-pipeline';
 export { DENY_META_KEY, type DenyMeta } from '../tool-results';

@@ -17,6 +17,7 @@ import type { Clock } from '../../clock';
 import type { BrokerClient } from '../broker-client';
 import { attachCall } from '../call-grant';
 import { createCallPipeline, deniedToolField, type ApprovalWait, type GuardLogger } from '../call-pipeline';
+import type { HandleCodec } from '../handles';
 import { identityOf, type BulkheadIdentity } from '../token-verifier';
 import { denyResult, type ToolResult } from '../tool-results';
 import { isApprovalState, type ApprovalStateCodec } from './approval-state';
@@ -48,6 +49,7 @@ const TENANT_HEADER = /^(x-)?(bulkhead-)?tenant(-id)?$|^mcp-param-tenant(-?id)?$
 
 export interface ToolGuardV2Options {
   broker: BrokerClient;
+  handles: HandleCodec;
   approvals: ApprovalStateCodec;
   /** `waitMs` defaults to 0 here: the MRTR round replaces waiting in-request. */
   approval?: ApprovalWait;
