@@ -137,19 +137,33 @@ export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
     },
 
     async run<R extends ToolResult>(decision: Allow, invoke: (call: BulkheadCall) => Promise<R>): Promise<R> {
-      const grant = createCallGrant(decision, options.handles.for(decision));
+      // A refused handle decides the result whatever the handler did with the error (the SDKs turn a
+      // throwing tool into an error result of their own before it gets back here).
+      let refusedHandle: BulkheadHandleError | null = null;
+      const handles = options.handles.for(decision);
+      const grant = createCallGrant(decision, {
+        mint: handles.mint,
+        resolve<T>(handle: unknown, resolveOptions?: { kind?: string }): T {
+          try {
+            return handles.resolve<T>(handle, resolveOptions);
+          } catch (err) {
+            if (err instanceof BulkheadHandleError) refusedHandle = err;
+            throw err;
+          }
+        },
+      });
       const secret = decision.credential.value;
       let result: ToolResult;
       try {
         result = await invoke(grant.call);
       } catch (err) {
-        if (err instanceof BulkheadHandleError) {
-          log?.warn({ tool: decision.tool, call_id: decision.call_id, tenant: decision.tenant, reason: err.reason }, 'tool call presented a handle not minted for this caller');
-          result = denyResult({ reason: err.reason, message: err.message });
-        } else {
-          // What the SDKs do with a throwing tool, done here too so the message is redacted below.
-          result = { isError: true, content: [{ type: 'text', text: err instanceof Error ? err.message : String(err) }] };
-        }
+        // What the SDKs do with a throwing tool, done here too so the message is redacted below.
+        result = { isError: true, content: [{ type: 'text', text: err instanceof Error ? err.message : String(err) }] };
+      }
+      if (refusedHandle !== null) {
+        const { reason, message } = refusedHandle as BulkheadHandleError;
+        log?.warn({ tool: decision.tool, call_id: decision.call_id, tenant: decision.tenant, reason }, 'tool call presented a handle not minted for this caller');
+        result = denyResult({ reason, message });
       }
       grant.release();
       const records = grant.records();

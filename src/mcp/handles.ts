@@ -97,9 +97,11 @@ export function createHandleCodec(options: { serverKey: string; key?: Uint8Array
         resolve<T>(handle: unknown, resolveOptions: { kind?: string } = {}): T {
           const kind = resolveOptions.kind ?? 'handle';
           if (typeof handle !== 'string' || !handle.startsWith(PREFIX) || handle.length > MAX_HANDLE_LENGTH || !KIND.test(kind)) throw new BulkheadHandleError();
-          const raw = Buffer.from(handle.slice(PREFIX.length), 'base64url');
+          const text = handle.slice(PREFIX.length);
+          const raw = Buffer.from(text, 'base64url');
           const scope = SCOPES[raw[1] ?? -1];
-          if (raw.length < 2 + 12 + 16 + 1 || raw[0] !== 1 || scope === undefined) throw new BulkheadHandleError();
+          // One spelling per handle: a decoder that skips stray characters would accept many texts for one seal.
+          if (raw.toString('base64url') !== text || raw.length < 2 + 12 + 16 + 1 || raw[0] !== 1 || scope === undefined) throw new BulkheadHandleError();
           let json: string;
           try {
             const decipher = createDecipheriv('aes-256-gcm', key, raw.subarray(2, 14));
