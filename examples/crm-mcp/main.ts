@@ -26,6 +26,8 @@ const HELP = `Usage: node dist/examples/crm-mcp/main.js [--data-dir DIR] [--brok
   --data-dir DIR   the broker's data dir, for the demo credentials (default ./.bulkhead or $BULKHEAD_DATA_DIR)
   --broker URL     where Bulkhead listens (default $BULKHEAD_URL or http://127.0.0.1:8700)
   --port PORT      where this MCP server listens (default 8800)
+  --entry v2|v1    v2 (default): bulkhead/mcp/v2 on SDK 2.x, protocol 2026-07-28
+                   v1: bulkhead/mcp on SDK 1.x, for 2025-11-25 clients (run client.js with CRM_MCP_ENTRY=v1)
   --store KIND     memory: demo rows opened by each tenant's demo secret (default)
                    postgres: rows in PostgreSQL, opened by each tenant's database login (run setup-postgres first)
 Outside the demo, set BULKHEAD_SERVER_ID and BULKHEAD_SERVER_KEY (memory mode then has no rows).`;
@@ -39,6 +41,7 @@ async function main(argv: string[]): Promise<number> {
       broker: { type: 'string' },
       port: { type: 'string' },
       store: { type: 'string' },
+      entry: { type: 'string' },
       'database-url': { type: 'string' },
       help: { type: 'boolean', short: 'h' },
     },
@@ -63,19 +66,25 @@ async function main(argv: string[]): Promise<number> {
     store = createMemoryCrmStore(demo ? DEMO_TENANTS.map((t) => demoDataset(t, Object.values(demo.secrets[t] ?? {}))) : []);
   } else throw new Error('--store must be memory or postgres');
 
+  const entry = values.entry ?? 'v2';
+  if (entry !== 'v1' && entry !== 'v2') throw new Error('--entry must be v2 or v1');
   const brokerUrl = values.broker ?? process.env.BULKHEAD_URL ?? 'http://127.0.0.1:8700';
   const crm = await startCrmServer({
+    entry,
     brokerUrl,
     serverId,
     serverKey,
     store,
     port: Number(values.port ?? 8800),
     approval: {
+      // The demo agent waits in-request on both entries (with progress), so the walkthrough reads the same;
+      // on v2 a client that can answer elicitations gets an MRTR approval round once this wait is over.
+      waitMs: 120_000,
       onPending: (p) =>
         process.stderr.write(`\n${p.tenant}/${p.principal} waits for approval of ${p.tool}: node dist/examples/crm-mcp/client.js approve ${p.approvalId}\n\n`),
     },
   });
-  process.stderr.write(`CRM MCP server (${values.store ?? 'memory'} store) on ${crm.url}, protected by Bulkhead at ${brokerUrl} as "${serverId}"\n`);
+  process.stderr.write(`CRM MCP server (${values.store ?? 'memory'} store, ${entry} entry) on ${crm.url}, protected by Bulkhead at ${brokerUrl} as "${serverId}"\n`);
   await new Promise<void>((done) => {
     process.once('SIGINT', done);
     process.once('SIGTERM', done);

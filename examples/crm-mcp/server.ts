@@ -1,10 +1,11 @@
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import express from 'express';
-// In your own project: import { createBulkheadMcp } from 'bulkhead/mcp';
-import { createBulkheadMcp, type ApprovalWait, type GuardLogger } from '../../src/mcp';
-// For SDK 2.x servers (protocol 2026-07-28): import { createBulkheadMcp } from 'bulkhead/mcp/v2';
+import { localhostHostValidation } from '@modelcontextprotocol/express';
+// In your own project: import { createBulkheadMcp } from 'bulkhead/mcp/v2' (SDK 2.x, protocol 2026-07-28)…
 import { createBulkheadMcp as createBulkheadMcpV2 } from '../../src/mcp/v2';
+// …or from 'bulkhead/mcp' (SDK 1.x, 2025-11-25 clients).
+import { createBulkheadMcp, type ApprovalWait, type GuardLogger } from '../../src/mcp';
 import type { CrmStore } from './crm-store';
 import { registerCrmTools } from './tools';
 
@@ -26,7 +27,7 @@ export interface CrmServerOptions {
   approval?: ApprovalWait;
   logger?: GuardLogger;
   brokerTimeoutMs?: number;
-  /** `v2`: SDK 2.x and protocol 2026-07-28 (`bulkhead/mcp/v2`); `v1` (default): SDK 1.x and 2025-11-25 clients. */
+  /** `v2` (default): SDK 2.x and protocol 2026-07-28 (`bulkhead/mcp/v2`); `v1`: SDK 1.x and 2025-11-25 clients (`bulkhead/mcp`). */
   entry?: 'v1' | 'v2';
 }
 
@@ -37,10 +38,15 @@ export interface CrmServer {
   close(): Promise<void>;
 }
 
+const LOOPBACK = new Set(['127.0.0.1', 'localhost', '::1']);
+
 export async function startCrmServer(options: CrmServerOptions): Promise<CrmServer> {
   const host = options.host ?? '127.0.0.1';
   const app = express();
   app.disable('x-powered-by');
+  // DNS rebinding: a server on loopback answers only requests addressed to a loopback name, so a web page
+  // whose name was rebound to 127.0.0.1 cannot reach it (the bearer token is a second wall, not the only one).
+  if (LOOPBACK.has(host)) app.use(localhostHostValidation());
   const server = createServer(app);
   // Listen first: the MCP URL (with its port) is the RFC 9728 resource identifier.
   await new Promise<void>((resolve, reject) => {
@@ -52,7 +58,7 @@ export async function startCrmServer(options: CrmServerOptions): Promise<CrmServ
 
   // --- Bulkhead: the whole integration ---
   const config = { brokerUrl: options.brokerUrl, serverId: options.serverId, serverKey: options.serverKey, resourceUrl: url, issuer: options.issuer, approval: options.approval, logger: options.logger, timeoutMs: options.brokerTimeoutMs, resourceName: 'Example CRM' };
-  const bulkhead = options.entry === 'v2' ? createBulkheadMcpV2(config) : createBulkheadMcp(config);
+  const bulkhead = options.entry === 'v1' ? createBulkheadMcp(config) : createBulkheadMcpV2(config);
   app.use(bulkhead.router({ info: { name: 'crm-mcp-example', version: '1.0.0' }, setup: (mcp: object) => void registerCrmTools(mcp, options.store) }));
   // --- end ---
 

@@ -41,6 +41,7 @@ describe('bulkhead/mcp protecting the example CRM server, with the MCP SDK clien
     });
     store = createMemoryCrmStore(TENANTS.map((t) => demoDataset(t, [h.upstream[t]!])));
     crm = await startCrmServer({
+      entry: 'v1',
       brokerUrl: h.url,
       serverId: 'crm-mcp',
       serverKey: h.serverKeys['crm-mcp']!,

@@ -66,7 +66,7 @@ describeWithUpstream(['postgres'], 'example CRM over PostgreSQL, gated by the cr
       // The operator's step: store each tenant's database login as its `crm` credential in Bulkhead.
       const secrets = createLocalSecretStore({ dataDir: h.dataDir, masterKey: await loadOrCreateMasterKey(h.dataDir) });
       for (const ns of ['acme', 'globex']) await secrets.set(ns, 'crm', logins[ns]!);
-      crm = await startCrmServer({ brokerUrl: h.url, serverId: 'crm-mcp', serverKey: h.serverKeys['crm-mcp']!, store: createPostgresCrmStore(), port: 0, logger: { info: () => undefined, warn: () => undefined } });
+      crm = await startCrmServer({ entry: 'v1', brokerUrl: h.url, serverId: 'crm-mcp', serverKey: h.serverKeys['crm-mcp']!, store: createPostgresCrmStore(), port: 0, logger: { info: () => undefined, warn: () => undefined } });
     });
 
     afterAll(async () => {
