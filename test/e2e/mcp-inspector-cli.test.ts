@@ -14,6 +14,8 @@ import { startHarness, TENANTS, type Harness } from '../support/broker-harness';
  */
 
 const CLI = require.resolve('@modelcontextprotocol/inspector/clients/launcher/build/index.js');
+// Each check starts the Inspector (a Node process) once or twice; on a loaded machine that takes a while.
+const SLOW = 120_000;
 
 describe.each(['v2', 'v1'] as const)('the MCP Inspector CLI against the example CRM on the %s entry', (entry) => {
   let h: Harness;
@@ -64,7 +66,7 @@ describe.each(['v2', 'v1'] as const)('the MCP Inspector CLI against the example 
     expect(acme.json.tools.map((t: { name: string }) => t.name).sort()).toEqual(['export_report', 'query_crm', 'send_email']);
     const globex = await inspector('globex-agent', ['--method', 'tools/list']);
     expect(globex.json.tools.map((t: { name: string }) => t.name).sort()).toEqual(['export_report', 'query_crm']);
-  });
+  }, SLOW);
 
   it("calls a tool with the caller's credential: acme's rows, region forced by policy", async () => {
     const result = await inspector('acme-agent', ['--method', 'tools/call', '--tool-name', 'query_crm', '--tool-arg', 'path=acme/contacts']);
@@ -73,7 +75,7 @@ describe.each(['v2', 'v1'] as const)('the MCP Inspector CLI against the example 
     expect(answer.region).toBe('eu-west-1');
     expect(answer.rows.length).toBeGreaterThan(0);
     expect(JSON.stringify(result.json)).not.toContain(h.upstream.acme);
-  });
+  }, SLOW);
 
   it("refuses globex's call on acme's path: resource_out_of_scope, acme's data never opened", async () => {
     const before = store.opened('acme');
@@ -82,5 +84,5 @@ describe.each(['v2', 'v1'] as const)('the MCP Inspector CLI against the example 
     expect(result.json.isError).toBe(true);
     expect(result.json._meta['bulkhead/deny'].reason).toBe('resource_out_of_scope');
     expect(store.opened('acme')).toBe(before);
-  });
+  }, SLOW);
 });
