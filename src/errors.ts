@@ -29,13 +29,14 @@ export const DENY_REASONS = [
 export type DenyReason = (typeof DENY_REASONS)[number];
 
 /** Reasons used outside the authorize decision (operator API, token endpoint plumbing). */
-export type OtherReason = 'operator_unauthenticated' | 'not_found' | 'conflict' | 'policy_invalid' | 'internal_error';
+export type OtherReason = 'operator_unauthenticated' | 'csrf_refused' | 'not_found' | 'conflict' | 'policy_invalid' | 'internal_error';
 
 export type Reason = DenyReason | OtherReason;
 
 const STATUS: Record<Reason, number> = {
   server_unauthenticated: 401,
   operator_unauthenticated: 401,
+  csrf_refused: 403,
   bad_request: 400,
   token_invalid: 403,
   token_expired: 403,

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
+import { consoleRoutes } from '../console/console-routes';
 import { BrokerError } from '../errors';
 import { authenticate, type Identities } from './authenticate';
 import { requireJsonBody } from './content-type';
@@ -44,7 +45,22 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.use(serverRoutes({ ...deps.server, logger: deps.logger }));
   const operatorOnly = authenticate('operator', deps.operators);
   app.use(['/v1/revoke', '/v1/restore', '/v1/audit', '/v1/tenants', '/v1/approvals', '/v1/keys', '/v1/policy'], operatorOnly);
-  app.use(operatorRoutes({ ...deps.operator, logger: deps.logger }));
+  const operatorApi = operatorRoutes({ ...deps.operator, logger: deps.logger });
+  app.use(operatorApi);
+  // The console runs the same operator routes in-process, behind its own session, same-origin and CSRF checks.
+  app.use(
+    '/console',
+    consoleRoutes({
+      operators: deps.operators,
+      operatorApi,
+      policy: deps.operator.policy,
+      approvals: deps.operator.approvals,
+      policyVersion: deps.health.policyVersion,
+      scrapeMetrics: () => deps.health.registry.metrics(),
+      clock: deps.operator.clock,
+      logger: deps.logger,
+    }),
+  );
 
   app.use((req, res, next) => {
     const notFound = new BrokerError('not_found', `no route for ${req.method} ${req.path}`);
