@@ -82,7 +82,8 @@ export function sampleOf(t: number, lines: PromLine[]): MetricsSample {
 }
 
 export function createMetricsHistory(options: MetricsHistoryOptions) {
-  const minIntervalMs = options.minIntervalMs ?? 5000;
+  // Below the page's 5 s poll, so each poll of a watching console adds a sample.
+  const minIntervalMs = options.minIntervalMs ?? 4000;
   const windowMs = options.windowMs ?? 60 * 60_000;
   const samples: MetricsSample[] = [];
   let inFlight: Promise<void> | null = null;
