@@ -34,7 +34,7 @@ export function lineChart(options: LineChartOptions): SVGElement {
   const y = (v: number) => height - PAD.bottom - (yMax === 0 ? 0 : (v / yMax) * (height - PAD.top - PAD.bottom));
   const latest = options.series.map((x) => `${x.name} ${x.points.length ? options.format(x.points[x.points.length - 1]![1]) : 'no data'}`).join(', ');
 
-  const svg = s('svg', { class: 'chart', viewBox: `0 0 ${width} ${height + 18 * Math.ceil(options.series.length / 3)}`, role: 'img', 'aria-label': `${options.title}. Latest: ${latest}.` }, s('title', {}, options.title));
+  const svg = s('svg', { class: 'chart', viewBox: `0 0 ${width} ${height + 18 * Math.ceil(options.series.length / 2)}`, role: 'img', 'aria-label': `${options.title}. Latest: ${latest}.` }, s('title', {}, options.title));
   for (let i = 0; i <= 4; i++) {
     const v = (yMax / 4) * i;
     svg.append(s('line', { x1: PAD.left, x2: width - PAD.right, y1: y(v), y2: y(v), class: 'gridline' }), s('text', { x: PAD.left - 6, y: y(v) + 4, class: 'axis', 'text-anchor': 'end' }, options.format(v)));
@@ -52,8 +52,8 @@ export function lineChart(options: LineChartOptions): SVGElement {
       .join('');
     svg.append(s('path', { d, class: `line series-${i % 8}` }));
     if (series.points.length === 1) svg.append(s('circle', { cx: x(series.points[0]![0]), cy: y(series.points[0]![1]), r: 3, class: `dot series-${i % 8}` }));
-    const lx = PAD.left + (i % 3) * 170;
-    const ly = height + 4 + 18 * Math.floor(i / 3);
+    const lx = PAD.left + (i % 2) * 250;
+    const ly = height + 4 + 18 * Math.floor(i / 2);
     svg.append(s('rect', { x: lx, y: ly, width: 12, height: 4, class: `swatch series-${i % 8}` }), s('text', { x: lx + 16, y: ly + 6, class: 'legend' }, series.name));
   });
   return svg;
