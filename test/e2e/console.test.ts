@@ -58,6 +58,8 @@ describeWithChromium('operator console in Chromium', () => {
     h = await startHarness({ overrides: (p) => void (p.operators.oncall = { token_sha256: sha256Hex(oncallToken) }) });
     store = createMemoryCrmStore(TENANTS.map((t) => demoDataset(t, [h.upstream[t]!])));
     crm = await startCrmServer({
+      // The v1 entry holds a call that needs approval in-request, so the agent simply waits on its call.
+      entry: 'v1',
       brokerUrl: h.url,
       serverId: 'crm-mcp',
       serverKey: h.serverKeys['crm-mcp']!,
