@@ -27,6 +27,10 @@ import { createKeyRing, type KeyRing } from './tokens/key-ring';
 import { registeringSessions } from './sessions/session-registering-issuer';
 import { createCallContextSigner } from './tokens/call-context';
 import { createTokenIssuer } from './tokens/issuer';
+import { createAuthorizationFlow } from './oauth/authorization-flow';
+import { clientMetadataSettings, createClientMetadataResolver } from './oauth/client-metadata-document';
+import { createClientRegistry } from './oauth/clients';
+import { createIdpLogin } from './oauth/idp-login';
 import { createTokenService, type TokenService } from './tokens/token-service';
 import { createTokenVerifier } from './tokens/verifier';
 import { createBrokerTls, type BrokerTls } from '../rotation/broker-tls';
@@ -106,7 +110,17 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     clock,
     onFailure: (tenant, err) => logger.warn({ tenant, failure: (err as { failure?: string }).failure ?? 'unknown', err: { message: (err as Error)?.message } }, 'tenant IdP JWKS fetch failed; that tenant\'s exchanges back off'),
   });
-  const tokens = createTokenService({ policy: currentPolicy, issuer, verifier, revocations: state.revocations, clock, idpJwks });
+  // One set of tenant IdP keys for token exchange and browser logins alike (one fetch state per tenant).
+  const idpLimits = { timeoutMs: policy.broker.upstreams.idp.timeout, maxBytes: policy.broker.upstreams.idp.body_limit };
+  const tokens = createTokenService({ policy: currentPolicy, issuer, verifier, revocations: state.revocations, clock, idpJwks, codes: state.oneTime });
+  const authorizationFlow = createAuthorizationFlow({
+    policy: currentPolicy,
+    clients: createClientRegistry({ policy: currentPolicy, metadata: createClientMetadataResolver({ settings: () => clientMetadataSettings(policy), clock }) }),
+    idp: createIdpLogin({ clock, keysFor: (tenant, idp) => idpJwks(tenant, idp, idpLimits), limits: idpLimits, clockSkewMs: policy.broker.clock_skew }),
+    store: state.oneTime,
+    clock,
+    issuer: policy.broker.issuer,
+  });
 
   const sources = options.sources ?? (await createCredentialSources({ policy, dataDir, masterKey, logger, clock }));
   const credentials = createCredentialResolver({
@@ -174,7 +188,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     bodyLimit: policy.broker.body_limit,
     servers: { digests: () => digestsOf(currentPolicy().servers, (s) => s.key_sha256), fromCertificate: tls?.fromCertificate },
     operators: { digests: () => digestsOf(currentPolicy().operators, (o) => o.token_sha256), fromCertificate: tls?.fromCertificate },
-    token: { tokens, jwks: () => keyRing.jwks(), issuer: policy.broker.issuer, metrics },
+    token: { tokens, jwks: () => keyRing.jwks(), issuer: policy.broker.issuer, clientMetadataDocuments: policy.broker.authorization.client_metadata.enabled, metrics },
+    authorization: { flow: authorizationFlow },
     server: { policy: currentPolicy, authorizer, complete, metrics, callContext: createCallContextSigner({ keyRing, clock, issuer: policy.broker.issuer }) },
     operator: {
       policy: currentPolicy,

@@ -104,6 +104,7 @@ function describeDiff(versions: { old: string; new: string }, d: PolicyDiff): st
   }
   entries('servers', d.servers);
   entries('operators', d.operators);
+  entries('clients', d.clients);
   if (d.broker.length) lines.push(`~ broker (restart needed): ${d.broker.join(', ')}`);
   return lines.join('\n') + '\n';
 }

@@ -7,6 +7,7 @@ import { authenticate, type Identities } from './authenticate';
 import { requireJsonBody } from './content-type';
 import { strictJsonBody } from './json-body';
 import { bodyParserError, sendDeny, sendError } from './respond';
+import { authorizationRoutes, type AuthorizationRouteDeps } from './routes/authorization';
 import { healthRoutes, type HealthDeps } from './routes/health';
 import { operatorRoutes, type OperatorRouteDeps } from './routes/operator';
 import { serverRoutes, type ServerRouteDeps } from './routes/authorize';
@@ -20,6 +21,7 @@ export interface HttpAppDeps {
   token: Omit<TokenRouteDeps, 'logger'>;
   server: Omit<ServerRouteDeps, 'logger'>;
   operator: Omit<OperatorRouteDeps, 'logger'>;
+  authorization: Omit<AuthorizationRouteDeps, 'logger'>;
   health: HealthDeps;
 }
 
@@ -40,6 +42,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
 
   app.use(healthRoutes(deps.health));
   app.use(tokenRoutes({ ...deps.token, logger: deps.logger }));
+  app.use(authorizationRoutes({ ...deps.authorization, logger: deps.logger }));
   const serverOnly = authenticate('server', deps.servers);
   app.use(['/v1/authorize', '/v1/complete', '/v1/manifest'], serverOnly);
   app.use(serverRoutes({ ...deps.server, logger: deps.logger }));

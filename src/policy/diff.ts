@@ -19,6 +19,7 @@ export interface PolicyDiff {
   tenants: EntryChanges & { details: Record<string, TenantDiff> };
   servers?: EntryChanges;
   operators?: EntryChanges;
+  clients?: EntryChanges;
   /** Dotted paths under `broker` whose values differ: these take effect only at a restart. */
   broker: string[];
   /** True when the two policies are the same version. */
@@ -39,7 +40,9 @@ export function diffPolicies(before: Policy, after: Policy): PolicyDiff {
   if (!isEmpty(servers)) diff.servers = servers;
   const operators = diffEntries(before.operators, after.operators);
   if (!isEmpty(operators)) diff.operators = operators;
-  diff.same = isEmpty(tenants) && !diff.servers && !diff.operators && diff.broker.length === 0;
+  const clients = diffEntries(before.clients, after.clients);
+  if (!isEmpty(clients)) diff.clients = clients;
+  diff.same = isEmpty(tenants) && !diff.servers && !diff.operators && !diff.clients && diff.broker.length === 0;
   return diff;
 }
 

@@ -77,6 +77,30 @@ const upstreams = z
   })
   .strict();
 
+/** The browser-facing authorization code flow (`/authorize`), federated to each tenant's IdP. */
+const authorization = z
+  .object({
+    // An authorization code is redeemed at once by the client that asked for it: a minute is plenty.
+    code_ttl: duration.prefault('60s'),
+    // From /authorize to the IdP's callback: the person logs in in between.
+    login_ttl: duration.prefault('10m'),
+    // Client ID Metadata Documents: a client_id that is an https URL names its own registration.
+    client_metadata: z
+      .object({
+        enabled: z.boolean().default(true),
+        timeout: duration.prefault('5s'),
+        max_bytes: z.number().int().positive().max(65_536).default(5120),
+        // Fetches of documents not in the cache, across all clients: a flood of made-up URLs costs this much.
+        fetches_per_minute: z.number().int().positive().default(60),
+        cache: duration.prefault('5m'),
+        // Tests and local development only: http://127.0.0.1 / [::1] / localhost document URLs.
+        allow_http_loopback: z.boolean().default(false),
+      })
+      .strict()
+      .prefault({}),
+  })
+  .strict();
+
 const broker = z
   .object({
     issuer: url.default('http://127.0.0.1:8700'),
@@ -102,6 +126,7 @@ const broker = z
     // How long an unwrapped tenant data key is reused before its root (master key, transit, KMS) is asked again.
     data_key_cache: duration.prefault('60s'),
     body_limit: size.default('64kb'),
+    authorization: authorization.prefault({}),
   })
   .strict();
 
@@ -143,6 +168,20 @@ const tenant = z
         audience: z.string().min(1),
         principal_claim: z.string().default('sub'),
         scope: toolList.optional(),
+        // People of this tenant log in here for the authorization code flow (Bulkhead is an OIDC client).
+        login: z
+          .object({
+            client_id: z.string().min(1).max(256),
+            // The file holds the client secret (client_secret_basic); omitted: a public client (PKCE only).
+            client_secret_file: z.string().min(1).optional(),
+            authorization_endpoint: url,
+            token_endpoint: url,
+            scope: z.string().regex(/^openid( [\x21\x23-\x5b\x5d-\x7e]+)*$/, 'must start with "openid"').default('openid'),
+            // A login_hint (email) in one of these domains picks this tenant at /authorize.
+            domains: z.array(z.string().regex(/^[a-z0-9]([a-z0-9-]*[a-z0-9])?(\.[a-z0-9]([a-z0-9-]*[a-z0-9])?)+$/, 'must be a lowercase domain name')).default([]),
+          })
+          .strict()
+          .optional(),
       })
       .strict()
       .optional(),
@@ -174,6 +213,11 @@ const policyObject = z
     broker: broker.prefault({}),
     operators: z.record(idSchema, z.object({ token_sha256: sha256Hex }).strict()).prefault({}),
     servers: z.record(idSchema, z.object({ key_sha256: sha256Hex, tools: toolList, resource: url.optional() }).strict()).prefault({}),
+    // OAuth clients registered by the operator (public clients: PKCE, exact redirect URIs). A client
+    // with a tenant logs its users in at that tenant's IdP without asking which organisation they are in.
+    clients: z
+      .record(idSchema, z.object({ redirect_uris: z.array(url).min(1), tenant: idSchema.optional(), name: z.string().max(128).optional() }).strict())
+      .prefault({}),
     tenants: z.record(idSchema, tenant).prefault({}),
   })
   .strict();
@@ -198,6 +242,7 @@ function checkReferences(policy: z.output<typeof policyObject>, ctx: z.Refinemen
   if (b.state.redis_url && !b.state.postgres_url) issue(['broker', 'state', 'postgres_url'], 'is required with redis_url (scale-out needs both)');
   if (b.state.postgres_url && !b.state.redis_url) issue(['broker', 'state', 'redis_url'], 'is required with postgres_url (scale-out needs both)');
   const issuers = new Map<string, string>();
+  const domains = new Map<string, string>();
   for (const [tenantId, t] of Object.entries(policy.tenants)) {
     for (const [toolName, tl] of Object.entries(t.tools)) {
       // Object.hasOwn: these maps are plain objects, and "constructor" or "toString" are valid ids.
@@ -235,8 +280,41 @@ function checkReferences(policy: z.output<typeof policyObject>, ctx: z.Refinemen
       t.idp.scope?.forEach((name, i) => {
         if (!Object.hasOwn(t.tools, name)) issue(['tenants', tenantId, 'idp', 'scope', i], `unknown tool "${name}"`);
       });
+      t.idp.login?.domains.forEach((domain, i) => {
+        const owner = domains.get(domain);
+        if (owner) issue(['tenants', tenantId, 'idp', 'login', 'domains', i], `domain already belongs to tenant "${owner}"`);
+        domains.set(domain, tenantId);
+      });
     }
   }
+  for (const [clientId, client] of Object.entries(policy.clients)) {
+    if (client.tenant !== undefined && !Object.hasOwn(policy.tenants, client.tenant)) issue(['clients', clientId, 'tenant'], `unknown tenant "${client.tenant}"`);
+    else if (client.tenant !== undefined && !policy.tenants[client.tenant]!.idp?.login) issue(['clients', clientId, 'tenant'], `tenant "${client.tenant}" has no idp.login`);
+    client.redirect_uris.forEach((uri, i) => {
+      const problem = redirectUriProblem(uri);
+      if (problem) issue(['clients', clientId, 'redirect_uris', i], problem);
+    });
+  }
+}
+
+/**
+ * OAuth 2.1 §2.3.1 / RFC 9700: a redirect URI is compared exactly, so it must be absolute, without a
+ * fragment, and over https unless it is a loopback address (a native app's local listener).
+ */
+export function redirectUriProblem(uri: string): string | null {
+  let parsed: URL;
+  try {
+    parsed = new URL(uri);
+  } catch {
+    return 'must be an absolute URL';
+  }
+  if (parsed.hash !== '' || uri.includes('#')) return 'must not have a fragment';
+  if (parsed.username !== '' || parsed.password !== '') return 'must not carry user information';
+  const loopback = parsed.hostname === '127.0.0.1' || parsed.hostname === '[::1]' || parsed.hostname === 'localhost';
+  // RFC 8252 §7.1: a native app's private-use scheme is a reversed domain name (com.example.app:/cb).
+  const privateUse = /^[a-z][a-z0-9+-]*(\.[a-z0-9+-]+)+:$/.test(parsed.protocol);
+  if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && loopback) && !privateUse) return 'must be https, http on a loopback address, or a private-use scheme (com.example.app:/…)';
+  return null;
 }
 
 /** Argument keys that name a tenant; a differing value in arguments is a `tenant_override`. */

@@ -4,6 +4,7 @@ import type { AuditLog } from '../audit/audit-log';
 import type { QuotaStore } from '../quotas/quota-store';
 import type { RevocationStore } from '../revocation/revocation-store';
 import type { SessionStore } from '../sessions/session-store';
+import type { OneTimeStore } from '../oauth/one-time-store';
 import type { KeyStore } from '../tokens/key-store';
 
 /**
@@ -17,6 +18,8 @@ export interface BrokerState {
   quotas: QuotaStore;
   sessions: SessionStore;
   approvals: ApprovalStore;
+  /** Pending logins and authorization codes: single use, short-lived. */
+  oneTime: OneTimeStore;
   audit: AuditLog;
   keys: KeyStore;
   /** Who rotates the signing keys: one replica at a time when shared; the embedded broker always holds it. */

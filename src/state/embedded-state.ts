@@ -3,6 +3,7 @@ import { createSoleLeaderLock } from '../../rotation/leader-lock';
 import { createMemoryApprovalStore } from '../approvals/memory-approval-store';
 import { createFileAuditLog } from '../audit/file-audit-log';
 import type { Clock } from '../clock';
+import { createMemoryOneTimeStore } from '../oauth/one-time-store';
 import { createMemoryQuotaStore } from '../quotas/memory-quota-store';
 import { createFileRevocationStore } from '../revocation/file-revocation-store';
 import { createMemorySessionStore } from '../sessions/memory-session-store';
@@ -26,6 +27,7 @@ export async function createEmbeddedState(options: { dataDir: string; masterKey:
     quotas: createMemoryQuotaStore({ clock }),
     sessions,
     approvals: createMemoryApprovalStore({}),
+    oneTime: createMemoryOneTimeStore({ clock }),
     audit,
     keys: createFileKeyStore(dataDir, masterKey),
     leaderLock: createSoleLeaderLock(),

@@ -12,6 +12,7 @@ import { createPgPool, inTransaction } from './postgres/pool';
 import { createQuarantineTable } from './postgres/quarantine-table';
 import { createRevocationTable } from './postgres/revocation-table';
 import { assertSchema } from './postgres/schema';
+import { createRedisOneTimeStore } from './redis/one-time-store';
 import { createRedisApprovalStore } from './redis/approval-store';
 import { connectRedis, createRedisClient } from './redis/client';
 import { createFeedSigner } from './redis/feed-signer';
@@ -125,6 +126,7 @@ export async function createSharedState(options: SharedStateOptions): Promise<Sh
       quotas: createRedisQuotaStore({ redis, keyspace }),
       sessions: createRedisSessionStore({ redis, keyspace, quarantines: createQuarantineTable(pool), clock }),
       approvals: createRedisApprovalStore({ redis, keyspace }),
+      oneTime: createRedisOneTimeStore({ redis, keyspace }),
       audit,
       keys,
       leaderLock,

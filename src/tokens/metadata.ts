@@ -2,31 +2,45 @@ import { TOKEN_EXCHANGE_GRANT } from './token-exchange';
 
 /**
  * RFC 8414 authorization server metadata, served at `/.well-known/oauth-authorization-server`.
- * `issuer` is returned exactly as configured: it must equal the `iss` of every token we sign.
+ * `issuer` is returned exactly as configured: it must equal the `iss` of every token we sign, and the
+ * `iss` of every authorization response (RFC 9207). What MCP clients look for is all here: an
+ * authorization endpoint with code + S256 PKCE, the grants, and Client ID Metadata Documents.
  */
 
 export interface AuthorizationServerMetadata {
   issuer: string;
+  authorization_endpoint: string;
   token_endpoint: string;
   jwks_uri: string;
-  grant_types_supported: string[];
-  token_endpoint_auth_methods_supported: string[];
   response_types_supported: string[];
+  response_modes_supported: string[];
+  grant_types_supported: string[];
+  code_challenge_methods_supported: string[];
+  token_endpoint_auth_methods_supported: string[];
+  authorization_response_iss_parameter_supported: boolean;
+  client_id_metadata_document_supported: boolean;
 }
 
+export const AUTHORIZE_PATH = '/authorize';
 export const TOKEN_PATH = '/v1/token';
 export const JWKS_PATH = '/.well-known/jwks.json';
+export const AUTHORIZATION_CODE_GRANT = 'authorization_code';
 
-export function authorizationServerMetadata(issuerUrl: string): AuthorizationServerMetadata {
+export function authorizationServerMetadata(issuerUrl: string, options: { clientMetadataDocuments: boolean }): AuthorizationServerMetadata {
   const base = issuerUrl.replace(/\/+$/, '');
   return {
     issuer: issuerUrl,
+    authorization_endpoint: base + AUTHORIZE_PATH,
     token_endpoint: base + TOKEN_PATH,
     jwks_uri: base + JWKS_PATH,
-    grant_types_supported: ['client_credentials', TOKEN_EXCHANGE_GRANT],
-    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
-    // No authorization endpoint: clients are machines holding client credentials or an IdP token.
-    response_types_supported: [],
+    response_types_supported: ['code'],
+    response_modes_supported: ['query'],
+    grant_types_supported: [AUTHORIZATION_CODE_GRANT, 'client_credentials', TOKEN_EXCHANGE_GRANT],
+    code_challenge_methods_supported: ['S256'],
+    // `none`: public clients (static clients in policy, metadata documents) on the authorization_code grant.
+    token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
+    authorization_response_iss_parameter_supported: true,
+    client_id_metadata_document_supported: options.clientMetadataDocuments,
     // No scopes_supported: scopes are tool names, they differ per tenant and are not advertised publicly.
   };
 }

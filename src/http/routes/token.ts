@@ -10,6 +10,8 @@ export interface TokenRouteDeps {
   tokens: Pick<TokenService, 'grant'>;
   jwks: () => unknown;
   issuer: string;
+  /** Whether client_id may be a Client ID Metadata Document URL (advertised in the metadata). */
+  clientMetadataDocuments: boolean;
   metrics: BrokerMetrics;
   logger: Logger;
 }
@@ -43,7 +45,7 @@ export function tokenRoutes(deps: TokenRouteDeps): Router {
   });
 
   router.get('/.well-known/oauth-authorization-server', (_req, res) => {
-    res.json(authorizationServerMetadata(deps.issuer));
+    res.json(authorizationServerMetadata(deps.issuer, { clientMetadataDocuments: deps.clientMetadataDocuments }));
   });
 
   return router;

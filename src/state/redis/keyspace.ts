@@ -29,6 +29,8 @@ export interface Keyspace {
   approvalOpen(callKeyHash: string): string;
   /** Sorted set of this tenant's pending approval ids (score: created_at), for operators to list. */
   approvalsPending(tenant: string): string;
+  /** A pending login or an authorization code (key: a digest of the browser's random value). */
+  oneTime(key: string): string;
 }
 
 export function createKeyspace(prefix: string): Keyspace {
@@ -50,5 +52,6 @@ export function createKeyspace(prefix: string): Keyspace {
     approvalPrefix: `${p}:approval:`,
     approvalOpen: (hash) => `${p}:approval-open:${hash}`,
     approvalsPending: (tenant) => `${p}:approvals-pending:${tenant}`,
+    oneTime: (key) => `${p}:once:${key}`,
   };
 }

@@ -1,4 +1,3 @@
-import { authorizationServerMetadata } from '../../../src/tokens/metadata';
 import { OAuthError } from '../../../src/tokens/oauth-error';
 import { createTokenService, type TokenService } from '../../../src/tokens/token-service';
 import { ISSUER, MINUTE, SECRETS, revocationStub, tempDir, testPolicy, tokenKit } from './fixtures';
@@ -209,18 +208,5 @@ describe('token endpoint: refresh by token exchange', () => {
     expect(await oauthFailure(refresh({ subject_token_type: 'urn:x:saml' }))).toMatchObject({ error: 'invalid_request', error_description: 'subject_token_type is invalid' });
     expect(await oauthFailure(refresh({ actor_token: first.access_token }))).toMatchObject({ error: 'invalid_request' });
     expect(await oauthFailure(refresh({ subject_token: 'not-a-jwt' }))).toMatchObject({ error: 'invalid_grant' });
-  });
-});
-
-describe('authorization server metadata', () => {
-  it('describes the issuer, token endpoint, JWKS and supported grants (RFC 8414)', () => {
-    expect(authorizationServerMetadata(ISSUER)).toEqual({
-      issuer: ISSUER,
-      token_endpoint: `${ISSUER}/v1/token`,
-      jwks_uri: `${ISSUER}/.well-known/jwks.json`,
-      grant_types_supported: ['client_credentials', EXCHANGE],
-      token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post'],
-      response_types_supported: [],
-    });
   });
 });
