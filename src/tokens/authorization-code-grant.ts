@@ -20,7 +20,8 @@ export interface RedeemedCode {
   principal: string;
   clientId: string;
   audience: string;
-  resource: string;
+  /** The server's URL as policy spells it, when the client named the server by URL. */
+  resourceUrl?: string;
   scope: string[];
   authTime: number;
 }
@@ -57,10 +58,17 @@ export function createAuthorizationCodeGrant(deps: { codes: Pick<OneTimeStore, '
       const tenant = own(policy.tenants, grant.tenant);
       const server = own(policy.servers, grant.server);
       if (!tenant || !server) throw new OAuthError('invalid_grant', 'the organisation or server of this code no longer exists');
+      let target;
+      try {
+        target = resolveAudience(policy, { resource: grant.resource });
+      } catch {
+        throw new OAuthError('invalid_grant', 'the server of this code is no longer reachable by that resource');
+      }
+      if (target.id !== grant.server) throw new OAuthError('invalid_grant', 'the server of this code is no longer reachable by that resource');
       const ceiling = tenant.idp ? (tenant.idp.scope ?? tenantTools(tenant)) : [];
       const scope = intersect(grant.scope, ceiling, tenantTools(tenant), server.tools);
       if (scope.length === 0) throw new OAuthError('invalid_scope', 'no tools are allowed for this user on this server any more');
-      return { tenant: grant.tenant, principal: grant.principal, clientId: grant.client_id, audience: grant.server, resource: grant.resource, scope, authTime: grant.auth_time };
+      return { tenant: grant.tenant, principal: grant.principal, clientId: grant.client_id, audience: grant.server, ...(target.resourceUrl !== undefined ? { resourceUrl: target.resourceUrl } : {}), scope, authTime: grant.auth_time };
     },
   };
 }

@@ -7,8 +7,14 @@ export interface TokenClaims {
   iss: string;
   /** Principal. */
   sub: string;
-  /** The one MCP server (server id) this token is for. */
-  aud: string;
+  /**
+   * The one MCP server this token is for: its server id, alone, or first followed by the RFC 8707
+   * resource URL the client asked for (`[id, url]`), so RFC 9068 validators checking their URL and
+   * Bulkhead checking the server id both find theirs.
+   */
+  aud: string | [string, string];
+  /** RFC 9068 §2.2: the OAuth client the token was issued to. */
+  client_id: string;
   /** Tenant. */
   tid: string;
   /** Session: kept across refreshes, so revoking it ends the whole chain. */
@@ -35,7 +41,9 @@ export interface VerifiedToken {
   readonly principal: string;
   readonly session: string;
   readonly jti: string;
+  /** The server id (`aud`, or its first entry). */
   readonly audience: string;
+  readonly clientId: string;
   readonly scope: readonly string[];
   /** Epoch ms. */
   readonly issuedAt: number;

@@ -17,7 +17,7 @@ export function own<T>(record: Readonly<Record<string, T>>, key: string): T | un
  * may be the server id or the MCP server's own URL (`servers.<id>.resource`, what an MCP client learns
  * from the server's RFC 9728 metadata); either way the token's `aud` is the server id.
  */
-export function resolveAudience(policy: Policy, fields: { audience?: string; resource?: string }, fallback?: string): { id: string; server: ServerPolicy } {
+export function resolveAudience(policy: Policy, fields: { audience?: string; resource?: string }, fallback?: string): { id: string; server: ServerPolicy; resourceUrl?: string } {
   const { audience } = fields;
   const resource = fields.resource === undefined ? undefined : serverIdOfResource(policy, fields.resource);
   if (audience !== undefined && resource !== undefined && audience !== resource) {
@@ -27,7 +27,9 @@ export function resolveAudience(policy: Policy, fields: { audience?: string; res
   if (id === undefined) throw new OAuthError('invalid_target', 'audience (or resource) is required');
   const server = own(policy.servers, id);
   if (!server) throw new OAuthError('invalid_target', 'audience is not a known server');
-  return { id, server };
+  // Named by its URL: the token's `aud` carries the URL as policy spells it (RFC 9068 §4 compares exactly).
+  const byUrl = fields.resource !== undefined && fields.resource !== id && server.resource !== undefined;
+  return byUrl ? { id, server, resourceUrl: server.resource! } : { id, server };
 }
 
 function serverIdOfResource(policy: Policy, resource: string): string {

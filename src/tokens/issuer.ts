@@ -21,7 +21,12 @@ export interface TokenIssuerDeps {
 export interface IssueRequest {
   tenant: string;
   principal: string;
+  /** The server id. */
   audience: string;
+  /** The RFC 8707 resource URL the client named, when it named one (joins `aud`). */
+  resource?: string;
+  /** RFC 9068 `client_id`; default `tenant/principal`, the canonical id of a policy principal's client. */
+  clientId?: string;
   scope: readonly string[];
   /** Kept on refresh, with the session's start; a new session (starting now) otherwise. */
   session?: { id: string; startedAt: number };
@@ -66,7 +71,8 @@ export function createTokenIssuer(deps: TokenIssuerDeps): TokenIssuer {
       const claims: TokenClaims = {
         iss: deps.issuer,
         sub: request.principal,
-        aud: request.audience,
+        aud: request.resource !== undefined && request.resource !== request.audience ? [request.audience, request.resource] : request.audience,
+        client_id: request.clientId ?? `${request.tenant}/${request.principal}`,
         tid: request.tenant,
         sid: request.session?.id ?? random(),
         jti: random(),

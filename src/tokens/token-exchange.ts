@@ -28,6 +28,8 @@ const PRINCIPAL = /^[^\u0000-\u001f\u007f]{1,256}$/;
 export interface ExchangeSubject {
   tenant: string;
   principal: string;
+  /** RFC 9068 client_id: kept on refresh; for an IdP token, the client the IdP issued it to. */
+  clientId: string;
   /** The most the new token may carry before the server's tools and the requested scope narrow it. */
   ceiling: string[];
   /** Set on refresh: what the new token inherits and may never change. */
@@ -66,6 +68,7 @@ export function createSubjectResolver(deps: SubjectResolverDeps) {
     return {
       tenant: verified.tenant,
       principal: verified.principal,
+      clientId: verified.clientId,
       ceiling: intersect(verified.scope, current, tenantTools(tenant)),
       refresh: {
         session: { id: verified.session, startedAt: Math.floor(verified.sessionStartedAt / 1000) },
@@ -97,7 +100,8 @@ export function createSubjectResolver(deps: SubjectResolverDeps) {
     if (typeof principal !== 'string' || !PRINCIPAL.test(principal)) {
       throw new OAuthError('invalid_grant', `subject_token claim "${idp.principal_claim}" is not a usable principal id`);
     }
-    return { tenant: tenantId, principal, ceiling: intersect(idp.scope ?? tenantTools(tenant), tenantTools(tenant)) };
+    const clientId = typeof payload.azp === 'string' ? payload.azp : typeof payload.client_id === 'string' ? payload.client_id : idp.audience;
+    return { tenant: tenantId, principal, clientId, ceiling: intersect(idp.scope ?? tenantTools(tenant), tenantTools(tenant)) };
   }
 
   return {

@@ -4,6 +4,9 @@ import { BrokerError, isBrokerError } from '../errors';
 import type { Policy } from '../policy/schema';
 import type { RevocationStore, RevocationSubject } from '../revocation/revocation-store';
 import { authenticatePresented, CLIENT_AUTH_FAILED, type AuthenticatedClient } from './client-auth';
+import type { OneTimeStore } from '../oauth/one-time-store';
+import { createAuthorizationCodeGrant } from './authorization-code-grant';
+import { AUTHORIZATION_CODE_GRANT } from './metadata';
 import { intersect, narrowScope, resolveAudience, tenantTools } from './grant-scope';
 import { createRemoteIdpKeys, type IdpKeyResolver } from './idp-keys';
 import { SessionEndedError, type IssueRequest, type TokenIssuer } from './issuer';
@@ -28,6 +31,8 @@ export interface TokenServiceDeps {
   verifier: Pick<TokenVerifier, 'verify'>;
   revocations: Pick<RevocationStore, 'check'>;
   clock: Clock;
+  /** Authorization codes issued by /authorize/callback, redeemed once here. */
+  codes?: Pick<OneTimeStore, 'take'>;
   /** Per-tenant IdP keys; defaults to each tenant's remote JWKS (bounded fetch, cached per tenant). */
   idpJwks?: IdpKeyResolver;
 }
@@ -79,6 +84,8 @@ const credentialParams = z.object({ client_id: common.client_id, client_secret: 
 export function createTokenService(deps: TokenServiceDeps): TokenService {
   const source = deps.policy;
   const currentPolicy = typeof source === 'function' ? source : () => source;
+  // Without a code store (unit tests of the other grants) no code is ever valid.
+  const codes = createAuthorizationCodeGrant({ codes: deps.codes ?? { take: async () => null } });
   const subjects = createSubjectResolver({ verifier: deps.verifier, idpKeys: deps.idpJwks ?? createRemoteIdpKeys({ clock: deps.clock }), clock: deps.clock });
 
   async function revokedReason(subject: RevocationSubject): Promise<string | null> {
@@ -121,11 +128,13 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
   async function clientCredentials(policy: Policy, raw: Record<string, unknown>, client: AuthenticatedClient | null): Promise<TokenResponse> {
     const params = parse(clientCredentialsParams, raw);
     if (!client) throw new OAuthError('invalid_client', CLIENT_AUTH_FAILED, 401);
-    const { id: audience, server } = resolveAudience(policy, params);
+    const { id: audience, server, resourceUrl } = resolveAudience(policy, params);
     const tenant = policy.tenants[client.tenant]!;
     const allowed = intersect(tenant.principals[client.principal]!.tools, tenantTools(tenant), server.tools);
     const scope = narrowScope(allowed, params.scope);
-    return issue({ tenant: client.tenant, principal: client.principal, audience, scope, ttlMs: lifetimeMs(policy, params.expires_in) });
+    const request: IssueRequest = { tenant: client.tenant, principal: client.principal, audience, scope, ttlMs: lifetimeMs(policy, params.expires_in) };
+    if (resourceUrl !== undefined) request.resource = resourceUrl;
+    return issue(request);
   }
 
   /**
@@ -144,10 +153,11 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     }
     if (!refresh && client && client.tenant !== subject.tenant) throw new OAuthError('invalid_client', 'this client is not of the subject_token\'s tenant', 401);
 
-    const { id: audience, server } = resolveAudience(policy, params, refresh?.audience);
+    const { id: audience, server, resourceUrl } = resolveAudience(policy, params, refresh?.audience);
     if (refresh && audience !== refresh.audience) throw new OAuthError('invalid_target', 'a refreshed token keeps the subject_token\'s audience');
     const scope = narrowScope(intersect(subject.ceiling, server.tools), params.scope);
-    const request: IssueRequest = { tenant: subject.tenant, principal: subject.principal, audience, scope, ttlMs: lifetimeMs(policy, params.expires_in) };
+    const request: IssueRequest = { tenant: subject.tenant, principal: subject.principal, clientId: subject.clientId, audience, scope, ttlMs: lifetimeMs(policy, params.expires_in) };
+    if (resourceUrl !== undefined) request.resource = resourceUrl;
     if (refresh) {
       request.session = refresh.session;
       request.sessionEndsAt = refresh.session.startedAt + Math.floor(policy.broker.session_max_lifetime / 1000);
@@ -156,9 +166,17 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     return { ...answer, issued_token_type: TOKEN_TYPE_ACCESS_TOKEN };
   }
 
+  /** Public clients redeem their code: the new session starts with the person's login at the IdP. */
+  async function authorizationCode(policy: Policy, raw: Record<string, unknown>, authenticated: boolean): Promise<TokenResponse> {
+    const code = await codes.redeem(policy, raw, authenticated);
+    return issue({ tenant: code.tenant, principal: code.principal, clientId: code.clientId, audience: code.audience, ...(code.resourceUrl !== undefined ? { resource: code.resourceUrl } : {}), scope: code.scope, ttlMs: lifetimeMs(policy, undefined) });
+  }
+
   return {
     async grant(params, basic) {
       const policy = currentPolicy();
+      // Public clients: the code grant takes a client_id without a secret, and refuses any secret.
+      if (params.grant_type === AUTHORIZATION_CODE_GRANT) return authorizationCode(policy, params, basic !== undefined);
       // Before anything else, on every grant: presented credentials are verified, never ignored.
       const presented = parse(credentialParams, params);
       const client = authenticatePresented(policy, { basic, ...presented });

@@ -110,10 +110,13 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
 }
 
 function toEntry(payload: JWTPayload, kid: string): CacheEntry {
-  const { sub, aud, tid, sid, jti, scope, iat, nbf, exp, auth_time } = payload;
+  const { sub, tid, sid, jti, scope, iat, nbf, exp, auth_time } = payload;
+  const aud = serverAudience(payload.aud);
+  // Tokens signed before RFC 9068's client_id was added name their client only as the principal.
+  const clientId = payload.client_id === undefined ? sub : payload.client_id;
   const text = (value: unknown): value is string => typeof value === 'string' && value.length > 0;
   const time = (value: unknown): value is number => typeof value === 'number' && Number.isFinite(value);
-  if (!text(sub) || !text(aud) || !text(tid) || !text(sid) || !text(jti) || typeof scope !== 'string' || !time(iat) || !time(nbf) || !time(exp) || (auth_time !== undefined && !time(auth_time))) {
+  if (!text(sub) || !text(aud) || !text(clientId) || !text(tid) || !text(sid) || !text(jti) || typeof scope !== 'string' || !time(iat) || !time(nbf) || !time(exp) || (auth_time !== undefined && !time(auth_time))) {
     throw new BrokerError('token_invalid', 'token claims are missing or of the wrong type');
   }
   const verified: VerifiedToken = Object.freeze({
@@ -122,12 +125,25 @@ function toEntry(payload: JWTPayload, kid: string): CacheEntry {
     session: sid,
     jti,
     audience: aud,
+    clientId,
     scope: Object.freeze(parseScope(scope)),
     issuedAt: iat * 1000,
     sessionStartedAt: (auth_time ?? iat) * 1000,
     expiresAt: exp * 1000,
   });
   return { verified, kid, nbf, exp };
+}
+
+/**
+ * The server id: `aud` itself, or the first of `[server id, resource URL]` — the only shapes we sign. A
+ * server id never contains ":" and a resource URL always does, so two server ids never pass as one
+ * token's audience.
+ */
+function serverAudience(aud: unknown): unknown {
+  if (typeof aud === 'string') return aud.includes(':') ? undefined : aud;
+  if (!Array.isArray(aud) || aud.length !== 2) return undefined;
+  const [id, url] = aud as unknown[];
+  return typeof id === 'string' && !id.includes(':') && typeof url === 'string' && /^https?:\/\//.test(url) ? id : undefined;
 }
 
 /** jose's errors carry the decoded payload; keep only their code as the private cause. */

@@ -12,7 +12,7 @@ import { decodeJwt, expectCleanJson, raw, type RawAnswer } from './raw-http';
 
 const ALLOW_KEYS = ['arguments', 'call_id', 'credential', 'decision', 'expires_at', 'principal', 'session', 'tenant', 'tool'];
 const DENY_KEYS = new Set(['decision', 'reason', 'message', 'call_id', 'request_id', 'approval_id']);
-const CLAIMS = ['aud', 'auth_time', 'exp', 'iat', 'iss', 'jti', 'nbf', 'scope', 'sid', 'sub', 'tid'];
+const CLAIMS = ['aud', 'auth_time', 'client_id', 'exp', 'iat', 'iss', 'jti', 'nbf', 'scope', 'sid', 'sub', 'tid'];
 const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
 const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
@@ -108,6 +108,7 @@ describe('POST /v1/token', () => {
       iss: 'http://bulkhead.test',
       sub: 'acme-agent',
       aud: 'crm-mcp',
+      client_id: 'acme/acme-agent',
       tid: 'acme',
       sid: expect.stringMatching(/^[0-9a-f-]{36}$/),
       jti: expect.stringMatching(/^[0-9a-f-]{36}$/),

@@ -1,6 +1,6 @@
 import { OAuthError } from '../../../src/tokens/oauth-error';
 import { createTokenService, type TokenService } from '../../../src/tokens/token-service';
-import { ISSUER, MINUTE, SECRETS, revocationStub, tempDir, testPolicy, tokenKit } from './fixtures';
+import { MINUTE, SECRETS, revocationStub, tempDir, testPolicy, tokenKit } from './fixtures';
 
 type Kit = Awaited<ReturnType<typeof tokenKit>>;
 

@@ -52,6 +52,7 @@ describe('token issuer and verifier', () => {
     expect(good.claims.exp - good.claims.iat).toBe(15 * 60);
     const verified = await kit.verifier.verify(good.token, 'crm-mcp');
     expect(verified).toEqual({
+      clientId: 'acme/acme-agent',
       tenant: 'acme',
       principal: 'acme-agent',
       session: good.claims.sid,
@@ -131,6 +132,11 @@ describe('token issuer and verifier', () => {
     expect(await refused(await signWithBrokerKey({ ...good.claims, tid: 7 }))).toBe('token_invalid');
     expect(await refused(await signWithBrokerKey({ ...good.claims, scope: ['query_crm'] }))).toBe('token_invalid');
     expect(await refused(await signWithBrokerKey({ ...good.claims, aud: ['crm-mcp', 'billing-mcp'] }))).toBe('token_invalid');
+    // [server id, resource URL] is the one array we sign: anything else is two servers' token, or junk.
+    expect(await refused(await signWithBrokerKey({ ...good.claims, aud: ['https://crm.example/mcp', 'crm-mcp'] }))).toBe('token_invalid');
+    expect(await refused(await signWithBrokerKey({ ...good.claims, aud: ['crm-mcp', 'https://crm.example/mcp', 'billing-mcp'] }))).toBe('token_invalid');
+    expect(await refused(await signWithBrokerKey({ ...good.claims, aud: ['crm-mcp'] }))).toBe('token_invalid');
+    expect(await refused(await signWithBrokerKey({ ...good.claims, client_id: 7 }))).toBe('token_invalid');
     expect(await refused(await signWithBrokerKey({ ...good.claims, exp: String(good.claims.exp) }))).toBe('token_invalid');
   });
 
