@@ -26,12 +26,18 @@ import { findTenant } from './tenant-finder';
  */
 
 export const CALLBACK_PATH = '/authorize/callback';
-export const LOGIN_COOKIE = 'bulkhead_login';
+/**
+ * The cookie binding a login to the browser that started it, one per login in progress (named after
+ * its state), so two logins in two tabs do not overwrite each other's binding.
+ */
+export function loginCookieName(state: string): string {
+  return `bulkhead_login_${handleKey(state).slice(0, 16)}`;
+}
 
 export type FlowOutcome =
   | { kind: 'page'; status: number; title: string; message: string }
   | { kind: 'organization'; request: AuthorizationRequest; client: OAuthClient; unknown: boolean }
-  | { kind: 'redirect'; location: string; cookie?: { value: string; maxAgeSeconds: number } | 'clear' };
+  | { kind: 'redirect'; location: string; cookie?: { name: string; value: string; maxAgeSeconds: number } | { name: string; clear: true } };
 
 /** What the pending login keeps between /authorize and the callback. */
 interface PendingLogin {
@@ -77,13 +83,13 @@ export function createAuthorizationFlow(deps: AuthorizationFlowDeps) {
   const page = (status: number, title: string, message: string): FlowOutcome => ({ kind: 'page', status, title, message });
 
   /** RFC 6749 §4.1.2 / §4.1.2.1 plus RFC 9207: every answer to the client names us as `iss`. */
-  function toClient(redirectUri: string, params: Record<string, string | undefined>, cookie?: 'clear'): FlowOutcome {
+  function toClient(redirectUri: string, params: Record<string, string | undefined>, cookie?: { name: string; clear: true }): FlowOutcome {
     const url = new URL(redirectUri);
     for (const [name, value] of Object.entries(params)) if (value !== undefined) url.searchParams.set(name, value);
     url.searchParams.set('iss', deps.issuer);
     return { kind: 'redirect', location: url.href, ...(cookie ? { cookie } : {}) };
   }
-  const clientError = (request: { redirectUri: string; state?: string | undefined }, error: string, description: string, cookie?: 'clear') =>
+  const clientError = (request: { redirectUri: string; state?: string | undefined }, error: string, description: string, cookie?: { name: string; clear: true }) =>
     toClient(request.redirectUri, { error, error_description: description, state: request.state }, cookie);
 
   async function begin(query: URLSearchParams): Promise<FlowOutcome> {
@@ -134,10 +140,10 @@ export function createAuthorizationFlow(deps: AuthorizationFlowDeps) {
     const ttl = policy.broker.authorization.login_ttl;
     if (!(await deps.store.put(handleKey(state), JSON.stringify(pending), ttl))) return clientError(request, 'temporarily_unavailable', 'too many logins in progress; try again shortly');
     const location = deps.idp.authorizationUrl(idp, { state, nonce: pending.nonce, verifier: pending.verifier, redirectUri: callbackUrl, ...(request.loginHint !== undefined ? { loginHint: request.loginHint } : {}) });
-    return { kind: 'redirect', location: location.href, cookie: { value: binding, maxAgeSeconds: Math.ceil(ttl / 1000) } };
+    return { kind: 'redirect', location: location.href, cookie: { name: loginCookieName(state), value: binding, maxAgeSeconds: Math.ceil(ttl / 1000) } };
   }
 
-  async function callback(query: URLSearchParams, bindingCookie: string | undefined): Promise<FlowOutcome> {
+  async function callback(query: URLSearchParams, cookie: (name: string) => string | undefined): Promise<FlowOutcome> {
     const state = query.getAll('state');
     if (state.length !== 1 || state[0]!.length > 256) return page(400, 'This sign-in cannot continue', 'the sign-in response has no valid state');
     // Taken first, whatever follows: a state works once, even when this attempt fails.
@@ -145,19 +151,21 @@ export function createAuthorizationFlow(deps: AuthorizationFlowDeps) {
     if (raw === null) return page(400, 'This sign-in cannot continue', 'the sign-in expired or was already used; start again from the application');
     const pending = JSON.parse(raw) as PendingLogin;
     const back = { redirectUri: pending.redirect_uri, state: pending.state };
+    const clear = { name: loginCookieName(state[0]!), clear: true } as const;
+    const bindingCookie = cookie(clear.name);
     if (bindingCookie === undefined || handleKey(bindingCookie) !== pending.binding) {
       return page(400, 'This sign-in cannot continue', 'the sign-in was started in another browser');
     }
     const policy = deps.policy();
     const tenant = own(policy.tenants, pending.tenant);
     const idp = loginSettingsOf(tenant);
-    if (!tenant || !idp) return clientError(back, 'access_denied', 'this organisation no longer signs in here', 'clear');
+    if (!tenant || !idp) return clientError(back, 'access_denied', 'this organisation no longer signs in here', clear);
     // RFC 9207 on our own leg: a response that names another issuer is a mix-up, whatever else it holds.
     const iss = query.getAll('iss');
-    if (iss.length > 1 || (iss.length === 1 && iss[0] !== idp.issuer)) return clientError(back, 'access_denied', 'the identity provider response came from another issuer', 'clear');
-    if (query.has('error')) return clientError(back, 'access_denied', 'the identity provider did not sign the user in', 'clear');
+    if (iss.length > 1 || (iss.length === 1 && iss[0] !== idp.issuer)) return clientError(back, 'access_denied', 'the identity provider response came from another issuer', clear);
+    if (query.has('error')) return clientError(back, 'access_denied', 'the identity provider did not sign the user in', clear);
     const code = query.getAll('code');
-    if (code.length !== 1 || code[0]!.length === 0 || code[0]!.length > 4096) return clientError(back, 'access_denied', 'the identity provider returned no code', 'clear');
+    if (code.length !== 1 || code[0]!.length === 0 || code[0]!.length > 4096) return clientError(back, 'access_denied', 'the identity provider returned no code', clear);
 
     let principal: string;
     try {
@@ -165,8 +173,8 @@ export function createAuthorizationFlow(deps: AuthorizationFlowDeps) {
       principal = await deps.idp.verifyIdToken(pending.tenant, idp, idToken, pending.nonce);
     } catch (err) {
       if (!(err instanceof IdpLoginError)) throw err;
-      if (err.kind === 'unavailable') return clientError(back, 'temporarily_unavailable', 'the organisation\'s identity provider could not be reached', 'clear');
-      return clientError(back, 'access_denied', err.message, 'clear');
+      if (err.kind === 'unavailable') return clientError(back, 'temporarily_unavailable', 'the organisation\'s identity provider could not be reached', clear);
+      return clientError(back, 'access_denied', err.message, clear);
     }
 
     let scope: string[];
@@ -174,7 +182,7 @@ export function createAuthorizationFlow(deps: AuthorizationFlowDeps) {
       const { server } = resolveAudience(policy, { audience: pending.server });
       scope = narrowScope(intersect(idp.scope ?? tenantTools(tenant), tenantTools(tenant), server.tools), pending.scope);
     } catch (err) {
-      if (err instanceof OAuthError) return clientError(back, err.error === 'invalid_target' ? 'invalid_target' : 'invalid_scope', err.error_description, 'clear');
+      if (err instanceof OAuthError) return clientError(back, err.error === 'invalid_target' ? 'invalid_target' : 'invalid_scope', err.error_description, clear);
       throw err;
     }
     const grant: CodeGrant = {
@@ -190,9 +198,9 @@ export function createAuthorizationFlow(deps: AuthorizationFlowDeps) {
     };
     const authorizationCode = randomHandle();
     if (!(await deps.store.put(handleKey(authorizationCode), JSON.stringify(grant), policy.broker.authorization.code_ttl))) {
-      return clientError(back, 'temporarily_unavailable', 'try again shortly', 'clear');
+      return clientError(back, 'temporarily_unavailable', 'try again shortly', clear);
     }
-    return toClient(pending.redirect_uri, { code: authorizationCode, state: pending.state }, 'clear');
+    return toClient(pending.redirect_uri, { code: authorizationCode, state: pending.state }, clear);
   }
 
   return { begin, callback };

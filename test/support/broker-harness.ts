@@ -102,6 +102,8 @@ export interface HarnessOptions {
   replicaOf?: Harness;
   /** An empty directory to use as the data dir (e.g. a tmpfs of the test's); the caller removes it. The log then goes elsewhere. */
   dataDir?: string;
+  /** A fixed port (the issuer URL names it); default any free one. */
+  port?: number;
 }
 
 export async function startHarness(options: HarnessOptions = {}): Promise<Harness> {
@@ -130,7 +132,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
 
   let logStream: WriteStream = createWriteStream(logFile, { flags: 'a' });
   let broker = await createBroker({ policy, dataDir, logger: createLogger({ destination: logStream, level: 'debug' }), ...options.brokerOptions });
-  let url = (await broker.listen()).url;
+  let url = (await broker.listen(options.port)).url;
   const bodies: string[] = [];
   const exchanges: Exchange[] = [];
   const issuedTokens: string[] = [];
@@ -192,7 +194,7 @@ export async function startHarness(options: HarnessOptions = {}): Promise<Harnes
       await new Promise<void>((resolve) => logStream.end(resolve));
       logStream = createWriteStream(logFile, { flags: 'a' });
       broker = await createBroker({ policy, dataDir, logger: createLogger({ destination: logStream, level: 'debug' }), ...options.brokerOptions });
-      url = (await broker.listen()).url;
+      url = (await broker.listen(options.port)).url;
     },
     async close() {
       await broker.close();

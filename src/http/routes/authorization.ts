@@ -1,6 +1,6 @@
 import { Router, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
-import { CALLBACK_PATH, LOGIN_COOKIE, type AuthorizationFlow, type FlowOutcome } from '../../oauth/authorization-flow';
+import { CALLBACK_PATH, type AuthorizationFlow, type FlowOutcome } from '../../oauth/authorization-flow';
 import { messagePage, organizationPage } from '../../oauth/pages';
 
 export interface AuthorizationRouteDeps {
@@ -35,14 +35,15 @@ export function authorizationRoutes(deps: AuthorizationRouteDeps): Router {
   };
 
   router.get('/authorize', run((req) => deps.flow.begin(queryOf(req))));
-  router.get(CALLBACK_PATH, run((req) => deps.flow.callback(queryOf(req), cookieOf(req, LOGIN_COOKIE))));
+  router.get(CALLBACK_PATH, run((req) => deps.flow.callback(queryOf(req), (name) => cookieOf(req, name))));
   return router;
 }
 
 function send(req: Request, res: Response, outcome: FlowOutcome): void {
   if (outcome.kind === 'redirect') {
-    if (outcome.cookie === 'clear') res.setHeader('Set-Cookie', `${LOGIN_COOKIE}=; Path=${CALLBACK_PATH}; Max-Age=0; HttpOnly; SameSite=Lax${secure(req)}`);
-    else if (outcome.cookie) res.setHeader('Set-Cookie', `${LOGIN_COOKIE}=${outcome.cookie.value}; Path=${CALLBACK_PATH}; Max-Age=${outcome.cookie.maxAgeSeconds}; HttpOnly; SameSite=Lax${secure(req)}`);
+    const cookie = outcome.cookie;
+    if (cookie && 'clear' in cookie) res.setHeader('Set-Cookie', `${cookie.name}=; Path=${CALLBACK_PATH}; Max-Age=0; HttpOnly; SameSite=Lax${secure(req)}`);
+    else if (cookie) res.setHeader('Set-Cookie', `${cookie.name}=${cookie.value}; Path=${CALLBACK_PATH}; Max-Age=${cookie.maxAgeSeconds}; HttpOnly; SameSite=Lax${secure(req)}`);
     res.status(303).setHeader('Location', outcome.location).end();
     return;
   }
