@@ -4,7 +4,7 @@ import { join, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
 import { createLocalSecretStore } from '../../adapters/local';
 import { loadOrCreateMasterKey } from '../../src/crypto/master-key';
-import { DEMO_FILE, DEMO_TENANTS, type DemoCredentials } from '../../src/policy/demo';
+import { DEMO_FILE, DEMO_MCP_URL, DEMO_TENANTS, type DemoCredentials } from '../../src/policy/demo';
 import { createMemoryCrmStore, demoDataset, type CrmStore } from './crm-store';
 import { createPostgresCrmStore, setupPostgresDemo } from './postgres-store';
 import { startCrmServer } from './server';
@@ -75,7 +75,8 @@ async function main(argv: string[]): Promise<number> {
     serverId,
     serverKey,
     store,
-    port: Number(values.port ?? 8800),
+    // The demo policy's servers.demo-mcp.resource is DEMO_MCP_URL: listen there unless told otherwise.
+    port: Number(values.port ?? new URL(DEMO_MCP_URL).port),
     approval: {
       // The demo agent waits in-request on both entries (with progress), so the walkthrough reads the same;
       // on v2 a client that can answer elicitations gets an MRTR approval round once this wait is over.

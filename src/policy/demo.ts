@@ -13,6 +13,11 @@ import type { Policy } from './schema';
 export const DEMO_FILE = 'demo-credentials.json';
 export const DEMO_SERVER = 'demo-mcp';
 export const DEMO_TENANTS = ['acme', 'globex'] as const;
+/**
+ * Where the example CRM (examples/crm-mcp) listens by default: its RFC 9728 `resource`, so an MCP
+ * client that asks for `resource=<this URL>` (RFC 8707) gets a demo-mcp token out of the box.
+ */
+export const DEMO_MCP_URL = 'http://127.0.0.1:8800/mcp';
 
 export interface DemoCredentials {
   server: { id: string; key: string };
@@ -71,7 +76,7 @@ export function demoPolicy(creds: DemoCredentials, issuer: string): Policy {
     {
       broker: { issuer },
       operators: { [creds.operator.id]: { token_sha256: sha256Hex(creds.operator.token) } },
-      servers: { [DEMO_SERVER]: { key_sha256: sha256Hex(creds.server.key), tools: ['query_crm', 'export_report', 'send_email'] } },
+      servers: { [DEMO_SERVER]: { key_sha256: sha256Hex(creds.server.key), tools: ['query_crm', 'export_report', 'send_email'], resource: DEMO_MCP_URL } },
       tenants,
     },
     'demo policy',

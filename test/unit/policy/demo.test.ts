@@ -1,7 +1,10 @@
 import { stat } from 'node:fs/promises';
 import { join } from 'node:path';
 import { sha256Hex } from '../../../src/crypto/hash';
-import { DEMO_FILE, DEMO_SERVER, demoPolicy, loadOrCreateDemoCredentials } from '../../../src/policy/demo';
+import { decodeJwt } from 'jose';
+import { createBroker } from '../../../src/app';
+import { createLogger } from '../../../src/observability/logger';
+import { DEMO_FILE, DEMO_MCP_URL, DEMO_SERVER, demoPolicy, loadOrCreateDemoCredentials } from '../../../src/policy/demo';
 import { tempDir, type TempDir } from './policy-fixtures';
 
 /** The demo `bulkhead serve` runs with no --config: valid, frozen, and with no default secrets. */
@@ -40,6 +43,26 @@ describe('the demo policy', () => {
       expect((await stat(join(tmp.dir, DEMO_FILE))).mode & 0o777).toBe(0o600);
     } finally {
       await other.cleanup();
+    }
+  });
+
+  it('names the example CRM\'s default URL as demo-mcp\'s resource, so an RFC 8707 client gets a token for it', async () => {
+    const creds = await loadOrCreateDemoCredentials(tmp.dir);
+    const policy = demoPolicy(creds, 'http://127.0.0.1:8700');
+    expect(policy.servers[DEMO_SERVER]!.resource).toBe(DEMO_MCP_URL);
+    expect(DEMO_MCP_URL).toBe('http://127.0.0.1:8800/mcp'); // examples/crm-mcp/main.ts listens here by default
+    const broker = await createBroker({ policy, dataDir: tmp.dir, logger: createLogger({ level: 'silent' }) });
+    try {
+      const { url } = await broker.listen();
+      const answer = await fetch(`${url}/v1/token`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/x-www-form-urlencoded' },
+        body: new URLSearchParams({ grant_type: 'client_credentials', client_id: 'acme-agent', client_secret: creds.clients['acme-agent']!.secret, resource: DEMO_MCP_URL }),
+      });
+      expect(answer.status).toBe(200);
+      expect(decodeJwt(((await answer.json()) as { access_token: string }).access_token)).toMatchObject({ aud: [DEMO_SERVER, DEMO_MCP_URL], client_id: 'acme/acme-agent', tid: 'acme' });
+    } finally {
+      await broker.close();
     }
   });
 });
