@@ -6,7 +6,7 @@ import type { RevocationSubject } from '../revocation/revocation-store';
 import { intersect, own, tenantTools } from './grant-scope';
 import type { IdpKeyResolver, IdpSettings } from './idp-keys';
 import { OAuthError } from './oauth-error';
-import type { TokenVerifier } from './verifier';
+import { serverAudience, type TokenVerifier } from './verifier';
 
 /**
  * RFC 8693 token exchange: who the subject token speaks for. Two kinds of subject token:
@@ -55,7 +55,8 @@ export function createSubjectResolver(deps: SubjectResolverDeps) {
     let verified;
     try {
       // Any audience it was issued for: `aud` is signed, so the unverified value is only a lookup key.
-      verified = await deps.verifier.verify(token, typeof claims.aud === 'string' ? claims.aud : '');
+      const audience = serverAudience(claims.aud);
+      verified = await deps.verifier.verify(token, typeof audience === 'string' ? audience : '');
     } catch (err) {
       if (isBrokerError(err) && err.reason === 'token_expired') throw new OAuthError('invalid_grant', 'subject_token has expired');
       throw new OAuthError('invalid_grant', 'subject_token is invalid', 400, { cause: err });

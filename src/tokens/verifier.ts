@@ -139,7 +139,7 @@ function toEntry(payload: JWTPayload, kid: string): CacheEntry {
  * server id never contains ":" and a resource URL always does, so two server ids never pass as one
  * token's audience.
  */
-function serverAudience(aud: unknown): unknown {
+export function serverAudience(aud: unknown): unknown {
   if (typeof aud === 'string') return aud.includes(':') ? undefined : aud;
   if (!Array.isArray(aud) || aud.length !== 2) return undefined;
   const [id, url] = aud as unknown[];

@@ -1,0 +1,102 @@
+import type * as OAuth4WebApi from 'oauth4webapi' with { 'resolution-mode': 'import' };
+// oauth4webapi is ESM-only; jest (and Node 24's require) load it as CommonJS.
+// eslint-disable-next-line @typescript-eslint/no-require-imports
+const oauth = require('oauth4webapi') as typeof OAuth4WebApi;
+import { startHarness, type Harness } from '../support/broker-harness';
+import { freePort } from '../support/free-port';
+
+/**
+ * A standard OAuth client nobody on the project wrote (panva's oauth4webapi, strict about every RFC
+ * it implements) against the broker: RFC 8414 discovery, client credentials with an RFC 8707 resource,
+ * RFC 8693 token exchange, and RFC 9068 validation of the access tokens as a resource server would do
+ * it. Then the audience rules from the other side: a token for one server is refused by another's
+ * validator, whether it checks the server id or the URL.
+ */
+
+const CRM_URL = 'https://crm.example.test/mcp';
+const insecure = { [oauth.allowInsecureRequests]: true } as const;
+
+describe('oauth4webapi: discovery, client credentials, token exchange, RFC 9068 validation', () => {
+  let h: Harness;
+  let as: OAuth4WebApi.AuthorizationServer;
+  const client: OAuth4WebApi.Client = { client_id: 'acme-agent' };
+  let auth: OAuth4WebApi.ClientAuth;
+
+  beforeAll(async () => {
+    const port = await freePort();
+    h = await startHarness({
+      port,
+      overrides: (p) => {
+        p.broker.issuer = `http://127.0.0.1:${port}`;
+        p.servers['crm-mcp'].resource = CRM_URL;
+      },
+    });
+    auth = oauth.ClientSecretPost(h.clientSecrets['acme-agent']!);
+    const issuer = new URL(h.url);
+    as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }));
+  });
+  afterAll(() => h?.close());
+
+  const validate = (token: string, audience: string) =>
+    oauth.validateJwtAccessToken(as, new Request(CRM_URL, { headers: { authorization: `Bearer ${token}` } }), audience, { signingAlgorithms: ['EdDSA'], ...insecure });
+
+  async function clientCredentials(fields: Record<string, string>): Promise<string> {
+    const response = await oauth.clientCredentialsGrantRequest(as, client, auth, new URLSearchParams(fields), insecure);
+    return (await oauth.processClientCredentialsResponse(as, client, response)).access_token;
+  }
+
+  it('discovers metadata every client accepts: authorization code + S256, the grants, metadata documents, RFC 9207', () => {
+    expect(as).toMatchObject({
+      issuer: h.url,
+      authorization_endpoint: `${h.url}/authorize`,
+      token_endpoint: `${h.url}/v1/token`,
+      jwks_uri: `${h.url}/.well-known/jwks.json`,
+      response_types_supported: ['code'],
+      code_challenge_methods_supported: ['S256'],
+      grant_types_supported: expect.arrayContaining(['authorization_code', 'client_credentials', 'urn:ietf:params:oauth:grant-type:token-exchange']),
+      token_endpoint_auth_methods_supported: expect.arrayContaining(['client_secret_basic', 'client_secret_post', 'none']),
+      authorization_response_iss_parameter_supported: true,
+      client_id_metadata_document_supported: true,
+    });
+  });
+
+  it('issues, by client credentials with resource=<URL>, a token RFC 9068 validation accepts for the URL and the server id', async () => {
+    const token = await clientCredentials({ resource: CRM_URL });
+    const claims = await validate(token, CRM_URL);
+    expect(claims).toMatchObject({ iss: h.url, sub: 'acme-agent', client_id: 'acme/acme-agent', aud: ['crm-mcp', CRM_URL], tid: 'acme' });
+    await expect(validate(token, 'crm-mcp')).resolves.toMatchObject({ tid: 'acme' });
+    // Bulkhead's own audience check (the server id) keeps working on the same token.
+    expect((await h.authorize('crm-mcp', { token, tool: 'query_crm', arguments: { path: 'acme/x' } })).body.decision).toBe('allow');
+    expect((await h.authorize('mail-mcp', { token, tool: 'send_email', arguments: {} })).body.reason).toBe('audience_mismatch');
+  });
+
+  it('keeps aud the server id alone when the client named the server by id', async () => {
+    const token = await clientCredentials({ audience: 'crm-mcp' });
+    expect(await validate(token, 'crm-mcp')).toMatchObject({ aud: 'crm-mcp', client_id: 'acme/acme-agent' });
+    await expect(validate(token, CRM_URL)).rejects.toThrow(/aud/);
+  });
+
+  it('refuses another server\'s token in a validator for this one, by id and by URL', async () => {
+    const mail = await clientCredentials({ audience: 'mail-mcp' });
+    await expect(validate(mail, 'crm-mcp')).rejects.toThrow(/aud/);
+    await expect(validate(mail, CRM_URL)).rejects.toThrow(/aud/);
+  });
+
+  it('exchanges (refreshes) a token with the same client; the new one keeps client_id, audience and session', async () => {
+    const first = await clientCredentials({ resource: CRM_URL });
+    const response = await oauth.genericTokenEndpointRequest(
+      as,
+      client,
+      auth,
+      'urn:ietf:params:oauth:grant-type:token-exchange',
+      new URLSearchParams({ subject_token: first, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', resource: CRM_URL }),
+      insecure,
+    );
+    if (response.status !== 200) throw new Error(await response.clone().text());
+    const exchanged = await oauth.processGenericTokenEndpointResponse(as, client, response);
+    const before = await validate(first, CRM_URL);
+    const after = await validate(exchanged.access_token, CRM_URL);
+    expect(after).toMatchObject({ client_id: before.client_id, sid: before.sid, aud: ['crm-mcp', CRM_URL] });
+    expect(after.jti).not.toBe(before.jti);
+  });
+});
