@@ -31,6 +31,7 @@ import { createAuthorizationFlow } from './oauth/authorization-flow';
 import { clientMetadataSettings, createClientMetadataResolver } from './oauth/client-metadata-document';
 import { createClientRegistry } from './oauth/clients';
 import { createIdpLogin } from './oauth/idp-login';
+import { createTokenIntrospection } from './tokens/token-introspection';
 import { createTokenService, type TokenService } from './tokens/token-service';
 import { createTokenVerifier } from './tokens/verifier';
 import { createBrokerTls, type BrokerTls } from '../rotation/broker-tls';
@@ -188,7 +189,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     bodyLimit: policy.broker.body_limit,
     servers: { digests: () => digestsOf(currentPolicy().servers, (s) => s.key_sha256), fromCertificate: tls?.fromCertificate },
     operators: { digests: () => digestsOf(currentPolicy().operators, (o) => o.token_sha256), fromCertificate: tls?.fromCertificate },
-    token: { tokens, jwks: () => keyRing.jwks(), issuer: policy.broker.issuer, clientMetadataDocuments: policy.broker.authorization.client_metadata.enabled, metrics },
+    token: { tokens, introspection: createTokenIntrospection({ policy: currentPolicy, verifier, revocations: state.revocations, revoke: (input) => killSwitch.revoke(input) }), jwks: () => keyRing.jwks(), issuer: policy.broker.issuer, clientMetadataDocuments: policy.broker.authorization.client_metadata.enabled, metrics },
     authorization: { flow: authorizationFlow },
     server: { policy: currentPolicy, authorizer, complete, metrics, callContext: createCallContextSigner({ keyRing, clock, issuer: policy.broker.issuer }) },
     operator: {

@@ -12,6 +12,7 @@ import { healthRoutes, type HealthDeps } from './routes/health';
 import { operatorRoutes, type OperatorRouteDeps } from './routes/operator';
 import { serverRoutes, type ServerRouteDeps } from './routes/authorize';
 import { tokenRoutes, type TokenRouteDeps } from './routes/token';
+import { INTROSPECTION_PATH } from '../tokens/metadata';
 
 export interface HttpAppDeps {
   logger: Logger;
@@ -41,6 +42,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.use('/v1/token', express.urlencoded({ extended: false, limit: deps.bodyLimit, parameterLimit: 50 }));
 
   app.use(healthRoutes(deps.health));
+  app.use(INTROSPECTION_PATH, authenticate('server', deps.servers));
   app.use(tokenRoutes({ ...deps.token, logger: deps.logger }));
   app.use(authorizationRoutes({ ...deps.authorization, logger: deps.logger }));
   const serverOnly = authenticate('server', deps.servers);
@@ -68,7 +70,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.use((req, res, next) => {
     const notFound = new BrokerError('not_found', `no route for ${req.method} ${req.path}`);
     // The token endpoint answers in RFC 6749 shape even to a wrong method; the error handler knows how.
-    if (req.path === '/v1/token') next(notFound);
+    if (req.path.startsWith('/v1/token')) next(notFound);
     else sendError(req, res, notFound, deps.logger);
   });
   app.use(errorHandler(deps.logger));
@@ -95,11 +97,13 @@ function requestLog(logger: Logger): RequestHandler {
 function errorHandler(logger: Logger): ErrorRequestHandler {
   return (err, req, res, _next) => {
     const error = bodyParserError(err) ?? err;
-    if (req.path === '/v1/token') {
-      // The token endpoint speaks RFC 6749 errors, even about unreadable bodies.
+    if (req.path.startsWith('/v1/token')) {
+      // The token endpoints (token, introspection, revocation) speak RFC 6749 errors, even about unreadable bodies.
       const known = error instanceof BrokerError;
       if (!known) logger.error({ err, requestId: res.locals.requestId }, 'token endpoint failed');
-      res.status(known ? error.status : 500).json(known ? { error: 'invalid_request', error_description: error.message } : { error: 'server_error', error_description: 'internal error' });
+      const code = known && error.status === 401 ? 'invalid_client' : 'invalid_request';
+      if (known && error.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="bulkhead"');
+      res.status(known ? error.status : 500).json(known ? { error: code, error_description: error.message } : { error: 'server_error', error_description: 'internal error' });
       return;
     }
     // A deny before the route ran (server authentication) still echoes the caller's call_id.

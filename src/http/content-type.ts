@@ -6,12 +6,13 @@ import { JSON_TYPES } from './json-body';
 /**
  * A body the JSON parser does not read must not reach a handler as "no body": a client that sends
  * `text/plain` or a form to a JSON endpoint gets a 415 naming the content type it should use, rather
- * than a confusing "token: Required". The token endpoint also takes forms (RFC 6749).
+ * than a confusing "token: Required". The token, introspection and revocation endpoints also take
+ * forms (RFC 6749, 7662, 7009).
  *
  * Every body is UTF-8: a declared charset other than utf-8 (utf-16le, utf-7, latin1…) is a 415 here,
  * before any parser could decode it into text other than the bytes a UTF-8 reader behind us would see.
  */
-const FORM_PATHS = new Set(['/v1/token']);
+const FORM_PATHS = new Set(['/v1/token', '/v1/token/introspect', '/v1/token/revoke']);
 const UTF8 = new Set(['utf-8', 'utf8']);
 
 export function requireJsonBody(): RequestHandler {

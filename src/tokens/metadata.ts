@@ -19,11 +19,17 @@ export interface AuthorizationServerMetadata {
   token_endpoint_auth_methods_supported: string[];
   authorization_response_iss_parameter_supported: boolean;
   client_id_metadata_document_supported: boolean;
+  introspection_endpoint: string;
+  introspection_endpoint_auth_methods_supported: string[];
+  revocation_endpoint: string;
+  revocation_endpoint_auth_methods_supported: string[];
 }
 
 export const AUTHORIZE_PATH = '/authorize';
 export const TOKEN_PATH = '/v1/token';
 export const JWKS_PATH = '/.well-known/jwks.json';
+export const INTROSPECTION_PATH = '/v1/token/introspect';
+export const REVOCATION_PATH = '/v1/token/revoke';
 export const AUTHORIZATION_CODE_GRANT = 'authorization_code';
 
 export function authorizationServerMetadata(issuerUrl: string, options: { clientMetadataDocuments: boolean }): AuthorizationServerMetadata {
@@ -41,6 +47,11 @@ export function authorizationServerMetadata(issuerUrl: string, options: { client
     token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
     authorization_response_iss_parameter_supported: true,
     client_id_metadata_document_supported: options.clientMetadataDocuments,
+    introspection_endpoint: base + INTROSPECTION_PATH,
+    // A registered MCP server's key, as a bearer token (the same credential as for /v1/authorize).
+    introspection_endpoint_auth_methods_supported: ['bearer'],
+    revocation_endpoint: base + REVOCATION_PATH,
+    revocation_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],
     // No scopes_supported: scopes are tool names, they differ per tenant and are not advertised publicly.
   };
 }

@@ -3,7 +3,7 @@
  * never a presented secret or token. The HTTP layer turns this into `{error, error_description}`.
  */
 
-export type OAuthErrorCode = 'invalid_request' | 'invalid_client' | 'invalid_grant' | 'invalid_scope' | 'invalid_target' | 'unsupported_grant_type';
+export type OAuthErrorCode = 'invalid_request' | 'invalid_client' | 'invalid_grant' | 'invalid_scope' | 'invalid_target' | 'unsupported_grant_type' | 'unauthorized_client';
 
 export class OAuthError extends Error {
   readonly error: OAuthErrorCode;

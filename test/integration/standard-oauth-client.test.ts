@@ -99,4 +99,40 @@ describe('oauth4webapi: discovery, client credentials, token exchange, RFC 9068 
     expect(after).toMatchObject({ client_id: before.client_id, sid: before.sid, aud: ['crm-mcp', CRM_URL] });
     expect(after.jti).not.toBe(before.jti);
   });
+
+  /** A resource server's introspection client: its server key as the bearer credential. */
+  function introspect(token: string, server = 'crm-mcp') {
+    const asServer: OAuth4WebApi.ClientAuth = (_as, _client, _body, headers) => headers.set('authorization', `Bearer ${h.serverKeys[server]!}`);
+    return oauth.introspectionRequest(as, { client_id: server }, asServer, token, insecure).then((response) => oauth.processIntrospectionResponse(as, { client_id: server }, response));
+  }
+
+  it('introspects (RFC 7662) for the token\'s own server only, and reports a revoked token inactive at once', async () => {
+    const token = await clientCredentials({ resource: CRM_URL });
+    expect(await introspect(token)).toMatchObject({ active: true, client_id: 'acme/acme-agent', sub: 'acme-agent', aud: ['crm-mcp', CRM_URL], tid: 'acme', scope: 'query_crm export_report send_email' });
+    expect(await introspect(token, 'mail-mcp')).toEqual({ active: false });
+    expect(await introspect('not-a-token')).toEqual({ active: false });
+    const anonymous = await fetch(as.introspection_endpoint!, { method: 'POST', headers: { 'content-type': 'application/x-www-form-urlencoded' }, body: new URLSearchParams({ token }) });
+    expect([anonymous.status, ((await anonymous.json()) as { error: string }).error]).toEqual([401, 'invalid_client']);
+
+    const claims = await validate(token, CRM_URL);
+    expect((await h.post('/v1/revoke', { session: claims.sid }, h.operatorToken)).status).toBe(200);
+    expect(await introspect(token)).toEqual({ active: false });
+  });
+
+  it('revokes (RFC 7009) a token for the client it was issued to, never for another client', async () => {
+    const token = await clientCredentials({ audience: 'crm-mcp' });
+    const reader: OAuth4WebApi.Client = { client_id: 'acme-reader' };
+    const refused = await oauth.revocationRequest(as, reader, oauth.ClientSecretPost(h.clientSecrets['acme-reader']!), token, insecure);
+    expect([refused.status, ((await refused.json()) as { error: string }).error]).toEqual([400, 'unauthorized_client']);
+    expect(await introspect(token)).toMatchObject({ active: true });
+    const wrongSecret = await oauth.revocationRequest(as, client, oauth.ClientSecretPost('wrong'), token, insecure);
+    expect(wrongSecret.status).toBe(401);
+    expect(await introspect(token)).toMatchObject({ active: true });
+
+    await oauth.processRevocationResponse(await oauth.revocationRequest(as, client, auth, token, insecure));
+    expect(await introspect(token)).toEqual({ active: false });
+    expect((await h.authorize('crm-mcp', { token, tool: 'query_crm', arguments: { path: 'acme/x' } })).body.reason).toBe('token_revoked');
+    // An invalid token is no error (RFC 7009 §2.2).
+    expect((await oauth.revocationRequest(as, client, auth, 'not-a-token', insecure)).status).toBe(200);
+  });
 });

@@ -1,13 +1,15 @@
-import { Router, type Request } from 'express';
+import { Router, type Request, type Response } from 'express';
 import type { Logger } from 'pino';
 import { isBrokerError } from '../../errors';
 import type { BrokerMetrics } from '../../observability/metrics';
-import { authorizationServerMetadata } from '../../tokens/metadata';
+import { authorizationServerMetadata, INTROSPECTION_PATH, REVOCATION_PATH } from '../../tokens/metadata';
 import { OAuthError } from '../../tokens/oauth-error';
+import type { TokenIntrospection } from '../../tokens/token-introspection';
 import type { TokenService } from '../../tokens/token-service';
 
 export interface TokenRouteDeps {
   tokens: Pick<TokenService, 'grant'>;
+  introspection: TokenIntrospection;
   jwks: () => unknown;
   issuer: string;
   /** Whether client_id may be a Client ID Metadata Document URL (advertised in the metadata). */
@@ -38,6 +40,35 @@ export function tokenRoutes(deps: TokenRouteDeps): Router {
       res.status(status).json(body);
     }
   });
+
+  /** RFC 7662, for a registered MCP server (server key, checked in front of this route). */
+  router.post(INTROSPECTION_PATH, async (req, res) => {
+    res.setHeader('Cache-Control', 'no-store');
+    try {
+      res.json(await deps.introspection.introspect(String(res.locals.server), paramsOf(req.body)));
+    } catch (err) {
+      sendOAuthError(req, res, err);
+    }
+  });
+
+  /** RFC 7009, for the client the token was issued to. */
+  router.post(REVOCATION_PATH, async (req, res) => {
+    res.setHeader('Cache-Control', 'no-store');
+    try {
+      await deps.introspection.revoke(paramsOf(req.body), basicCredentials(req));
+      res.status(200).end();
+    } catch (err) {
+      sendOAuthError(req, res, err);
+    }
+  });
+
+  function sendOAuthError(req: Request, res: Response, err: unknown): void {
+    const { status, body } = oauthErrorBody(err, String(res.locals.requestId));
+    if (!(err instanceof OAuthError)) deps.logger.warn({ err, requestId: res.locals.requestId }, 'token endpoint failed');
+    if (status === 401 && req.headers.authorization?.startsWith('Basic ')) res.setHeader('WWW-Authenticate', 'Basic realm="bulkhead"');
+    if (status === 503) res.setHeader('Retry-After', '1');
+    res.status(status).json(body);
+  }
 
   router.get('/.well-known/jwks.json', (_req, res) => {
     res.setHeader('Cache-Control', 'public, max-age=60');
@@ -80,7 +111,13 @@ function basicCredentials(req: Request): { id: string; secret: string } | undefi
   }
 }
 
+function paramsOf(body: unknown): Record<string, unknown> {
+  if (Array.isArray(body)) throw new OAuthError('invalid_request', 'request body must be a form or a JSON object');
+  return body && typeof body === 'object' ? (body as Record<string, unknown>) : {};
+}
+
 function grantLabel(grant: unknown): string {
+  if (grant === 'authorization_code') return 'authorization_code';
   if (grant === 'client_credentials') return 'client_credentials';
   if (grant === 'urn:ietf:params:oauth:grant-type:token-exchange') return 'token_exchange';
   return 'other';
