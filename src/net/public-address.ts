@@ -10,7 +10,10 @@ import { BlockList, isIP, type LookupFunction } from 'node:net';
  * checked by `literalRefused`.
  */
 
-const internal = new BlockList();
+// One list per family: a BlockList matches IPv4 addresses against IPv6 rules too (as ::ffff:a.b.c.d),
+// so the IPv4-mapped rule below would otherwise catch every IPv4 address.
+const internalV4 = new BlockList();
+const internalV6 = new BlockList();
 for (const [net, prefix] of [
   ['0.0.0.0', 8],
   ['10.0.0.0', 8],
@@ -22,7 +25,7 @@ for (const [net, prefix] of [
   ['192.168.0.0', 16],
   ['198.18.0.0', 15],
   ['224.0.0.0', 3],
-] as const) internal.addSubnet(net, prefix, 'ipv4');
+] as const) internalV4.addSubnet(net, prefix, 'ipv4');
 for (const [net, prefix] of [
   ['::', 127],
   ['::ffff:0:0', 96],
@@ -30,7 +33,7 @@ for (const [net, prefix] of [
   ['fc00::', 7],
   ['fe80::', 10],
   ['ff00::', 8],
-] as const) internal.addSubnet(net, prefix, 'ipv6');
+] as const) internalV6.addSubnet(net, prefix, 'ipv6');
 
 const loopback = new BlockList();
 loopback.addSubnet('127.0.0.0', 8, 'ipv4');
@@ -39,7 +42,8 @@ loopback.addAddress('::1', 'ipv6');
 export function isInternalAddress(address: string, allowLoopback: boolean): boolean {
   const family = isIP(address) === 6 ? 'ipv6' : 'ipv4';
   if (allowLoopback && loopback.check(address, family)) return false;
-  return internal.check(address, family) || (family === 'ipv6' && loopback.check(address, family));
+  if (family === 'ipv4') return internalV4.check(address, 'ipv4');
+  return internalV6.check(address, 'ipv6') || loopback.check(address, 'ipv6');
 }
 
 /** For a URL host that is an IP literal (`[::1]` included): is it refused? */
