@@ -6,9 +6,13 @@ import { auth, Client, StreamableHTTPClientTransport, type OAuthClientProvider, 
 import { decodeJwt } from 'jose';
 import { startHarness, type Harness } from '../support/broker-harness';
 import { freePort } from '../support/free-port';
+import { findLeaks } from '../support/leak-scan';
 import { REVISION } from '../support/mcp-client-v2';
 import { startTestIdp, type TestIdp } from '../support/oidc-idp';
 import { ScriptedBrowser, type Page } from '../support/scripted-browser';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { challengeOf } from '../../src/oauth/pkce';
 import { createMemoryCrmStore, demoDataset, type MemoryCrmStore } from '../../examples/crm-mcp/crm-store';
 import { startCrmServer, type CrmServer } from '../../examples/crm-mcp/server';
 
@@ -73,6 +77,8 @@ describe('authorization code + PKCE federated to the tenant IdP, driven by the M
   let secretsDir: string;
   const idps: Record<string, TestIdp> = {};
   const open: Client[] = [];
+  /** Every IdP client secret, authorization code and access token of the run: none may reach a log or a file. */
+  const planted: Array<{ label: string; value: string }> = [];
 
   beforeAll(async () => {
     const [brokerPort, crmPort] = [await freePort(), await freePort()];
@@ -82,6 +88,7 @@ describe('authorization code + PKCE federated to the tenant IdP, driven by the M
     const login: Record<string, unknown> = {};
     for (const [tenant, user] of [['acme', 'alice@acme.example'], ['globex', 'bob@globex.example']] as const) {
       const secret = randomBytes(24).toString('base64url');
+      planted.push({ label: `${tenant} IdP client secret`, value: secret });
       await writeFile(join(secretsDir, tenant), secret + '\n', { mode: 0o600 });
       const idp = await startTestIdp({ name: `${tenant} SSO`, users: [user], client: { client_id: 'bulkhead', client_secret: secret, redirect_uris: [callback] } });
       idps[tenant] = idp;
@@ -96,6 +103,8 @@ describe('authorization code + PKCE federated to the tenant IdP, driven by the M
       port: brokerPort,
       overrides: (p) => {
         p.broker.issuer = brokerUrl;
+        // The metadata documents below are served from 127.0.0.1 over http (tests and development only).
+        p.broker.authorization = { client_metadata: { allow_http_loopback: true } };
         p.servers['crm-mcp'].resource = `http://127.0.0.1:${crmPort}/mcp`;
         p.tenants.acme.idp = login.acme;
         p.tenants.globex.idp = { ...(login.globex as object), scope: ['query_crm'] };
@@ -131,7 +140,9 @@ describe('authorization code + PKCE federated to the tenant IdP, driven by the M
     if (!('html' in idpPage)) throw new Error(`expected the IdP login form, got ${idpPage.stoppedAt}`);
     const back = await browser.submit(idpPage, { login: user }, { stopAt: isRedirect });
     if (!('stoppedAt' in back)) throw new Error(`expected a redirect back to the client, got ${back.status}: ${back.html.slice(0, 300)}`);
-    return new URL(back.stoppedAt);
+    const url = new URL(back.stoppedAt);
+    planted.push({ label: 'authorization code', value: url.searchParams.get('code')! });
+    return url;
   }
 
   async function connect(provider: DesktopClient): Promise<Client> {
@@ -152,6 +163,7 @@ describe('authorization code + PKCE federated to the tenant IdP, driven by the M
     expect(back.searchParams.get('iss')).toBe(h.url);
     expect(await auth(provider, { serverUrl: crm.url, authorizationCode: back.searchParams.get('code')!, iss: back.searchParams.get('iss')! })).toBe('AUTHORIZED');
 
+    planted.push({ label: 'access token', value: provider.saved!.access_token });
     const claims = decodeJwt(provider.saved!.access_token);
     expect(claims).toMatchObject({ iss: h.url, tid: 'acme', sub: 'alice@acme.example', client_id: 'desktop-agent', aud: ['crm-mcp', crm.url] });
     const client = await connect(provider);
@@ -334,5 +346,55 @@ describe('authorization code + PKCE federated to the tenant IdP, driven by the M
     url.searchParams.set('resource', 'https://unknown.example/mcp');
     const location = new URL((await fetch(url, { redirect: 'manual' })).headers.get('location')!);
     expect([location.searchParams.get('error'), location.searchParams.get('state'), location.searchParams.get('iss')]).toEqual(['invalid_target', url.searchParams.get('state'), h.url]);
+  });
+
+  describe('a client registered by its Client ID Metadata Document', () => {
+    let documents: Server;
+    let clientId: string;
+    beforeAll(async () => {
+      documents = createServer((req, res) => {
+        const url = `http://127.0.0.1:${(documents.address() as AddressInfo).port}${req.url}`;
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ client_id: url, client_name: 'Metadata agent', redirect_uris: [REDIRECT], token_endpoint_auth_method: 'none' }));
+      });
+      await new Promise<void>((resolve) => documents.listen(0, '127.0.0.1', resolve));
+      clientId = `http://127.0.0.1:${(documents.address() as AddressInfo).port}/agent.json`;
+    });
+    afterAll(() => new Promise<void>((resolve) => documents.close(() => resolve())));
+
+    function authorizeUrl(verifier: string, extra: Record<string, string> = {}): string {
+      const url = new URL(`${h.url}/authorize`);
+      for (const [k, v] of Object.entries({ response_type: 'code', client_id: clientId, redirect_uri: REDIRECT, code_challenge: challengeOf(verifier), code_challenge_method: 'S256', resource: crm.url, state: 'st-1', login_hint: 'alice@acme.example', ...extra })) url.searchParams.set(k, v);
+      return url.href;
+    }
+
+    it('logs in with the document URL as client_id; the token names it as client_id', async () => {
+      const verifier = randomBytes(32).toString('base64url');
+      const browser = new ScriptedBrowser();
+      // The email login hint picks acme at once: no organisation page.
+      const idpPage = await browser.navigate(authorizeUrl(verifier), { stopAt: isRedirect });
+      const back = await browser.submit(idpPage as Page, { login: 'alice@acme.example' }, { stopAt: isRedirect });
+      const code = new URL((back as { stoppedAt: string }).stoppedAt).searchParams.get('code')!;
+      const answer = await tokenRequest({ grant_type: 'authorization_code', code, client_id: clientId, redirect_uri: REDIRECT, code_verifier: verifier, resource: crm.url });
+      expect(answer.status).toBe(200);
+      expect(decodeJwt(((await answer.json()) as { access_token: string }).access_token)).toMatchObject({ client_id: clientId, tid: 'acme', sub: 'alice@acme.example' });
+    });
+
+    it('refuses a redirect URI its document does not list, and a secret at the token endpoint', async () => {
+      const verifier = randomBytes(32).toString('base64url');
+      const foreign = await fetch(authorizeUrl(verifier, { redirect_uri: 'http://127.0.0.1:47619/elsewhere' }), { redirect: 'manual' });
+      expect([foreign.status, foreign.headers.get('location')]).toEqual([400, null]);
+      const browser = new ScriptedBrowser();
+      const idpPage = await browser.navigate(authorizeUrl(verifier), { stopAt: isRedirect });
+      const back = await browser.submit(idpPage as Page, { login: 'alice@acme.example' }, { stopAt: isRedirect });
+      const code = new URL((back as { stoppedAt: string }).stoppedAt).searchParams.get('code')!;
+      const withSecret = await tokenRequest({ grant_type: 'authorization_code', code, client_id: clientId, client_secret: 'x', redirect_uri: REDIRECT, code_verifier: verifier });
+      expect([withSecret.status, ((await withSecret.json()) as { error: string }).error]).toEqual([401, 'invalid_client']);
+    });
+  });
+
+  it('leaks no IdP client secret, authorization code or access token into a log line or a data file', async () => {
+    expect(planted.length).toBeGreaterThan(5);
+    expect(await findLeaks(h, planted)).toEqual([]);
   });
 });
