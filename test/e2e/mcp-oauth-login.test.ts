@@ -264,44 +264,37 @@ describe('authorization code + PKCE federated to the tenant IdP, driven by the M
     expect([answer.status, answer.headers.get('location')]).toEqual([400, null]);
   });
 
-  it('refuses the other tenant\'s IdP answering an acme login: its issuer, its code', async () => {
-    // Two logins in one browser: acme's state, globex's answer.
-    const browser = new ScriptedBrowser();
-    const acme = new DesktopClient();
-    const { page: acmePage } = await startLogin(acme, browser);
-    const toAcmeIdp = await browser.submit(acmePage, { organization: 'acme' }, { stopAt: isRedirect });
-    expect('html' in toAcmeIdp).toBe(true);
+  /**
+   * Two logins in one browser: one for acme (stopped at acme's IdP), one for globex carried through
+   * globex's IdP up to its answer to the broker's callback. Returns that answer and acme's state: what
+   * an attacker holding a globex account has to splice.
+   */
+  async function globexAnswerAndAcmeState(browser: ScriptedBrowser): Promise<{ answer: URL; acmeState: string }> {
+    const { page: acmePage } = await startLogin(new DesktopClient(), browser);
+    expect('html' in (await browser.submit(acmePage, { organization: 'acme' }, { stopAt: isRedirect }))).toBe(true);
     const acmeState = new URL(browser.hops.find((hop) => hop.location?.startsWith(idps.acme!.authorization_endpoint))!.location!).searchParams.get('state')!;
-
-    const globex = new DesktopClient();
-    const { page: globexPage } = await startLogin(globex, browser);
+    const { page: globexPage } = await startLogin(new DesktopClient(), browser);
     const globexIdpPage = await browser.submit(globexPage, { organization: 'globex' }, { stopAt: isRedirect });
-    // Stop where globex's IdP sends the browser to the broker's callback: that answer is the attacker's.
     const idpAnswer = await browser.submit(globexIdpPage as Page, { login: 'bob@globex.example' }, { stopAt: (l) => l.startsWith(`${h.url}/authorize/callback`) });
-    const answer = new URL((idpAnswer as { stoppedAt: string }).stoppedAt);
-    expect(answer.searchParams.get('iss')).toBe(idps.globex!.issuer);
+    return { answer: new URL((idpAnswer as { stoppedAt: string }).stoppedAt), acmeState };
+  }
 
-    const withIss = new URL(answer);
-    withIss.searchParams.set('state', acmeState);
-    const refused = await browser.navigate(withIss.href, { stopAt: isRedirect });
+  it('refuses the other tenant\'s IdP answering an acme login: its issuer', async () => {
+    const browser = new ScriptedBrowser();
+    const { answer, acmeState } = await globexAnswerAndAcmeState(browser);
+    expect(answer.searchParams.get('iss')).toBe(idps.globex!.issuer);
+    answer.searchParams.set('state', acmeState);
+    const refused = await browser.navigate(answer.href, { stopAt: isRedirect });
     const location = new URL((refused as { stoppedAt: string }).stoppedAt);
     expect([location.searchParams.get('error'), location.searchParams.get('error_description'), location.searchParams.get('code')]).toEqual(['access_denied', 'the identity provider response came from another issuer', null]);
   });
 
   it('refuses a globex code delivered without its issuer to an acme login (acme\'s IdP does not know it)', async () => {
     const browser = new ScriptedBrowser();
-    const acme = new DesktopClient();
-    const { page: acmePage } = await startLogin(acme, browser);
-    await browser.submit(acmePage, { organization: 'acme' }, { stopAt: isRedirect });
-    const acmeState = new URL(browser.hops.find((hop) => hop.location?.startsWith(idps.acme!.authorization_endpoint))!.location!).searchParams.get('state')!;
-    const globex = new DesktopClient();
-    const { page: globexPage } = await startLogin(globex, browser);
-    const globexIdpPage = await browser.submit(globexPage, { organization: 'globex' }, { stopAt: isRedirect });
-    const idpAnswer = await browser.submit(globexIdpPage as Page, { login: 'bob@globex.example' }, { stopAt: (l) => l.startsWith(`${h.url}/authorize/callback`) });
-    const swapped = new URL((idpAnswer as { stoppedAt: string }).stoppedAt);
-    swapped.searchParams.set('state', acmeState);
-    swapped.searchParams.delete('iss');
-    const refused = await browser.navigate(swapped.href, { stopAt: isRedirect });
+    const { answer, acmeState } = await globexAnswerAndAcmeState(browser);
+    answer.searchParams.set('state', acmeState);
+    answer.searchParams.delete('iss');
+    const refused = await browser.navigate(answer.href, { stopAt: isRedirect });
     const location = new URL((refused as { stoppedAt: string }).stoppedAt);
     expect([location.searchParams.get('error'), location.searchParams.get('code')]).toEqual(['access_denied', null]);
   });
