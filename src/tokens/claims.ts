@@ -43,6 +43,8 @@ export interface VerifiedToken {
   readonly jti: string;
   /** The server id (`aud`, or its first entry). */
   readonly audience: string;
+  /** The resource URL `aud` carries after the server id, when the client named the server by URL. */
+  readonly resource?: string;
   readonly clientId: string;
   readonly scope: readonly string[];
   /** Epoch ms. */

@@ -37,6 +37,8 @@ export interface ExchangeSubject {
     session: { id: string; startedAt: number };
     /** The old token's audience: a refresh is for the same server, so a stolen token cannot be re-aimed. */
     audience: string;
+    /** The old token's resource URL in `aud`, if it had one: the new token's `aud` is the old one's, exactly. */
+    resource?: string;
     /** The old token's identity, checked against revocations before anything is issued. */
     revocationSubject: RevocationSubject;
   };
@@ -74,6 +76,7 @@ export function createSubjectResolver(deps: SubjectResolverDeps) {
       refresh: {
         session: { id: verified.session, startedAt: Math.floor(verified.sessionStartedAt / 1000) },
         audience: verified.audience,
+        ...(verified.resource !== undefined ? { resource: verified.resource } : {}),
         revocationSubject: { tid: verified.tenant, sub: verified.principal, sid: verified.session, jti: verified.jti, iat: Math.floor(verified.issuedAt / 1000) },
       },
     };

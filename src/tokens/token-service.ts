@@ -157,7 +157,9 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     if (refresh && audience !== refresh.audience) throw new OAuthError('invalid_target', 'a refreshed token keeps the subject_token\'s audience');
     const scope = narrowScope(intersect(subject.ceiling, server.tools), params.scope);
     const request: IssueRequest = { tenant: subject.tenant, principal: subject.principal, clientId: subject.clientId, audience, scope, ttlMs: lifetimeMs(policy, params.expires_in) };
-    if (resourceUrl !== undefined) request.resource = resourceUrl;
+    // A refresh keeps `aud` exactly: the old token's resource URL, or none, whatever this request named.
+    const resource = refresh ? refresh.resource : resourceUrl;
+    if (resource !== undefined) request.resource = resource;
     if (refresh) {
       request.session = refresh.session;
       request.sessionEndsAt = refresh.session.startedAt + Math.floor(policy.broker.session_max_lifetime / 1000);

@@ -125,6 +125,7 @@ function toEntry(payload: JWTPayload, kid: string): CacheEntry {
     session: sid,
     jti,
     audience: aud,
+    ...(Array.isArray(payload.aud) ? { resource: payload.aud[1] } : {}),
     clientId,
     scope: Object.freeze(parseScope(scope)),
     issuedAt: iat * 1000,

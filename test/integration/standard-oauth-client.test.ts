@@ -98,6 +98,9 @@ describe('oauth4webapi: discovery, client credentials, token exchange, RFC 9068 
     const after = await validate(exchanged.access_token, CRM_URL);
     expect(after).toMatchObject({ client_id: before.client_id, sid: before.sid, aud: ['crm-mcp', CRM_URL] });
     expect(after.jti).not.toBe(before.jti);
+    // A refresh keeps aud exactly, whichever way this request names the same server.
+    const byId = await oauth.genericTokenEndpointRequest(as, client, auth, 'urn:ietf:params:oauth:grant-type:token-exchange', new URLSearchParams({ subject_token: first, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', audience: 'crm-mcp' }), insecure);
+    expect(await validate((await oauth.processGenericTokenEndpointResponse(as, client, byId)).access_token, CRM_URL)).toMatchObject({ aud: ['crm-mcp', CRM_URL] });
   });
 
   /** A resource server's introspection client: its server key as the bearer credential. */
