@@ -8,7 +8,7 @@ import type { Clock } from '../clock';
  * browser carries, never the values themselves.
  */
 export interface OneTimeStore {
-  /** Stores `value` under `key` for `ttlMs`; false when the store is full (the caller answers 503). */
+  /** Stores `value` under `key` for `ttlMs`; false when the key is taken or the store is full (the caller answers 503). */
   put(key: string, value: string, ttlMs: number): Promise<boolean>;
   /** The value, removed in the same step; null when it never existed, expired or was taken. */
   take(key: string): Promise<string | null>;
@@ -30,6 +30,9 @@ export function createMemoryOneTimeStore(options: { clock: Clock; maxEntries?: n
 
   return {
     async put(key, value, ttlMs) {
+      // Never overwritten, as in Redis (SET NX): a live key is a collision of 256-bit values, or a bug.
+      const existing = entries.get(key);
+      if (existing && existing.expiresAt > options.clock.now()) return false;
       if (entries.size >= maxEntries) sweep();
       if (entries.size >= maxEntries) return false;
       entries.set(key, { value, expiresAt: options.clock.now() + ttlMs });
