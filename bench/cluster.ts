@@ -46,6 +46,10 @@ export interface ClusterOptions {
   signingKeyRotation?: string;
   /** Extra environment for the replicas. */
   env?: Record<string, string>;
+  /** Edits the policy document before it is written (e.g. to add canary tenants). */
+  extendPolicy?: (policy: any) => void;
+  /** Extra local secrets stored in every replica's data dir. */
+  secrets?: Array<{ tenant: string; name: string; value: string }>;
 }
 
 export interface Replica {
@@ -112,7 +116,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
   const upstream: Record<string, string> = Object.fromEntries(TENANTS.map((t) => [t, `${t}-upstream-${random()}`]));
   const unlimited: Quotas = { calls_per_minute: 1_000_000, concurrency: 100_000 };
 
-  const policy = {
+  const policy: Record<string, any> = {
     broker: {
       issuer: 'http://bulkhead.cluster.test',
       rotation: { signing_key: options.signingKeyRotation ?? '24h' },
@@ -132,6 +136,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       ]),
     ),
   };
+  options.extendPolicy?.(policy);
   const policyFile = join(root, 'policy.json');
   writeFileSync(policyFile, JSON.stringify(policy, null, 2), { mode: 0o600 });
   const env = { ...process.env, BULKHEAD_MASTER_KEY: masterKey.toString('base64'), BULKHEAD_LOG_LEVEL: 'info', ...options.env };
@@ -153,6 +158,7 @@ export async function startCluster(options: ClusterOptions): Promise<Cluster> {
       // Each replica has its own data dir (embedded secret store, logs) but the shared master key.
       const store = createLocalSecretStore({ dataDir, masterKey });
       for (const t of TENANTS) await store.set(t, 'crm', upstream[t]!);
+      for (const s of options.secrets ?? []) await store.set(s.tenant, s.name, s.value);
       return spawnReplica({ index, dataDir, policyFile, env });
     }
     // Started together, as a deployment rolls out: they race for the first key ring on purpose.

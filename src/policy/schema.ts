@@ -160,6 +160,8 @@ const tool = z
 
 const tenant = z
   .object({
+    // A canary tenant exists to be attacked by `bulkhead selftest`: local canary secrets only, never real data.
+    canary: z.boolean().default(false),
     principals: z.record(idSchema, z.object({ secret_sha256: sha256Hex, tools: toolList }).strict()).prefault({}),
     idp: z
       .object({
@@ -273,6 +275,11 @@ function checkReferences(policy: z.output<typeof policyObject>, ctx: z.Refinemen
       else if (!t.vault && !(b.upstreams.vault.auth?.approle ?? b.upstreams.vault.auth?.token_file)) issue(['tenants', tenantId, 'vault', 'approle'], 'needed by encryption.vault_transit (the key is used with the tenant\'s own Vault identity)');
     }
     if (t.encryption && 'aws_kms' in t.encryption && !b.upstreams.aws) issue(['tenants', tenantId, 'encryption', 'aws_kms'], 'needs broker.upstreams.aws');
+    if (t.canary) {
+      for (const [credName, c] of Object.entries(t.credentials)) {
+        if (c.source !== 'local') issue(['tenants', tenantId, 'credentials', credName, 'source'], 'a canary tenant may hold only local canary secrets (never a real upstream)');
+      }
+    }
     if (t.idp) {
       const other = issuers.get(t.idp.issuer);
       if (other) issue(['tenants', tenantId, 'idp', 'issuer'], `issuer already belongs to tenant "${other}"`);

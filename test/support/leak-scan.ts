@@ -1,5 +1,6 @@
 import { readdir, readFile } from 'node:fs/promises';
 import { join, relative } from 'node:path';
+import { needlesFor, type Needle } from '../../src/selftest/leak-needles';
 import type { Harness } from './broker-harness';
 
 /**
@@ -15,25 +16,6 @@ import type { Harness } from './broker-harness';
  *
  * Findings name where and what kind of value was found, never the value itself.
  */
-
-interface Needle {
-  label: string;
-  bytes: Buffer;
-}
-
-function needlesFor(label: string, value: string): Needle[] {
-  const raw = Buffer.from(value, 'utf8');
-  const forms: Array<[string, string]> = [
-    ['raw', value],
-    ['base64', raw.toString('base64')],
-    ['base64 (unpadded)', raw.toString('base64').replace(/=+$/, '')],
-    ['base64url', raw.toString('base64url')],
-    ['hex', raw.toString('hex')],
-    ['HEX', raw.toString('hex').toUpperCase()],
-  ];
-  const seen = new Set<string>();
-  return forms.filter(([, text]) => !seen.has(text) && seen.add(text)).map(([form, text]) => ({ label: `${label} (${form})`, bytes: Buffer.from(text, 'utf8') }));
-}
 
 function needlesOf(h: Harness, extra: Array<{ label: string; value: string }>): Needle[] {
   const named: Array<{ label: string; value: string }> = [
