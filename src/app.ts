@@ -7,6 +7,7 @@ import { createAuthorizer, type Authorizer } from './authorize/authorizer';
 import { createCompletion } from './authorize/completion';
 import { createInFlightCalls } from './authorize/in-flight-calls';
 import { createDenyBudget } from './audit/deny-budget';
+import { createSpending } from './authorize/spend';
 import { systemClock, type Clock } from './clock';
 import type { CredentialSource } from './credentials/credential-source';
 import { createCredentialResolver, type CredentialResolver } from './credentials/credential-resolver';
@@ -162,7 +163,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       await state.announceKill?.(key);
     },
   };
-  const denies = createDenyBudget({ audit, perWindow: (tenant) => policy.tenants[tenant]?.quotas.audited_denies_per_minute ?? DEFAULT_AUDITED_DENIES_PER_MINUTE, windowMs: options.denyWindowMs, logger });
+  const denies = createDenyBudget({ audit, perWindow: (tenant) => currentPolicy().tenants[tenant]?.quotas.audited_denies_per_minute ?? DEFAULT_AUDITED_DENIES_PER_MINUTE, windowMs: options.denyWindowMs, logger });
+  const spending = createSpending({ budgets: state.budgets, quotas: state.quotas, now: () => clock.now() });
   const authorizer = createAuthorizer({
     policy: currentPolicy,
     verifier,
@@ -173,15 +175,19 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     credentials,
     audit,
     denies,
+    spending,
     clock,
     inFlight,
-    onDecision: (decision, reason) => metrics.decisions.inc({ decision, reason }),
+    onDecision: (decision, reason) => {
+      metrics.decisions.inc({ decision, reason });
+      if (reason === 'budget_exceeded') metrics.budgetDenials.inc();
+    },
     onKilledInFlight: (leasesRevoked) => {
       metrics.killedInFlight.inc();
       metrics.killedInFlightLeasesRevoked.inc(leasesRevoked);
     },
   });
-  const complete = createCompletion({ sessions: state.sessions, quotas: state.quotas, credentials, audit, kills, clock });
+  const complete = createCompletion({ sessions: state.sessions, quotas: state.quotas, credentials, audit, kills, clock, spending });
   const killSwitch = createKillSwitch({ policy: currentPolicy, revocations: state.revocations, sessions: state.sessions, quotas: state.quotas, credentials, audit, inFlight, clock });
 
   const app = createHttpApp({
@@ -198,6 +204,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       revocations: state.revocations,
       sessions: state.sessions,
       quotas: state.quotas,
+      budgets: state.budgets,
       approvals: state.approvals,
       audit: { read: (t, o) => state.audit.read(t, o), verify: (t) => state.audit.verify(t), append: audit.append },
       rotateKeys: () => keyRotation.rotateNow(),

@@ -27,6 +27,10 @@ export interface AuditEvent {
   records?: number;
   operator?: string;
   detail?: string;
+  /** Cost units charged against budgets (allow: the estimate; complete: the reported usage). */
+  cost?: number;
+  /** Tokens the MCP server reported the call used (complete records). */
+  tokens?: number;
   /** The version (content hash) of the policy the decision was made under. */
   policy_version?: string;
   /** deny_summary: how many denies past the tenant's audited-deny budget this record stands for. */

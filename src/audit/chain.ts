@@ -31,6 +31,8 @@ const EVENT_FIELDS = [
   'denied',
   'reasons',
   'since',
+  'cost',
+  'tokens',
 ] as const satisfies readonly (keyof AuditEvent)[];
 
 export interface ChainHead {

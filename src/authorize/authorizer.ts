@@ -13,6 +13,7 @@ import type { SessionStore } from '../sessions/session-store';
 import type { VerifiedToken } from '../tokens/claims';
 import { isToolAllowed, principalInPolicy } from './allowed-tools';
 import { createInFlightCalls, type InFlightCalls } from './in-flight-calls';
+import type { Spend, Spending } from './spend';
 import { checkResourceScope } from './resource-scope';
 import { findShadowingKey } from './shadowed-fields';
 import { applyInject, findTenantOverride } from './tenant-override';
@@ -55,6 +56,8 @@ export interface AuthorizerDeps {
   audit: Pick<AuditLog, 'append'>;
   /** Where denies are recorded: one by one within the tenant's budget, summarised past it. */
   denies: Pick<DenyBudget, 'record'>;
+  /** Budgets and per-credential rates; absent in unit tests that do not exercise spending. */
+  spending?: Spending;
   clock: Clock;
   /** The calls this process is deciding, which kills reach (in-flight-calls.ts); one per process. */
   inFlight?: InFlightCalls;
@@ -129,6 +132,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     let slotHeld = false;
     // Entered before the first revocation check, so a kill either is visible to that check or reaches this call.
     const inFlightCall = inFlight.enter({ tid: tenant, sub: token.principal, sid: token.session, jti: token.jti, iat: Math.floor(token.issuedAt / 1000) });
+    let spend: Spend | null = null;
     try {
       await assertNotRevoked(token);
       if (await step('state_unavailable', 'session state is unavailable', () => deps.sessions.isQuarantined(tenant, token.session))) {
@@ -171,6 +175,10 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
       if (!rate.allowed) throw new BrokerError('quota_exceeded', `tenant call quota of ${quotas.calls_per_minute} per minute is used up`, { retryAfter: rate.retryAfterSeconds });
       slotHeld = await step('state_unavailable', 'quota state is unavailable', () => deps.quotas.acquireSlot(tenant, callId, quotas.concurrency, Math.max(1000, token.expiresAt - deps.clock.now())));
       if (!slotHeld) throw new BrokerError('concurrency_exceeded', `tenant already has ${quotas.concurrency} calls in flight`, { retryAfter: 1 });
+      // Budgets, then the credential's own rate: before a human or an upstream spends anything on the call.
+      // A call refused after this point is refunded below.
+      spend = (await deps.spending?.charge(policy, tenant, token.principal, request.tool)) ?? null;
+      await deps.spending?.takeCredentialRate(policy, tenant, toolPolicy.credential);
 
       if (toolPolicy.approval) {
         const now = deps.clock.now();
@@ -193,7 +201,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
           const ttlMs = Math.max(1000, token.expiresAt - deps.clock.now());
           const now = deps.clock.now();
           await deps.sessions.putCall(
-            { call_id: callId, server: request.server, tenant, principal: token.principal, session: token.session, tool: request.tool, lease_ids: leaseIds, max_records: toolPolicy.max_records, started_at: now, expires_at: now + ttlMs },
+            { call_id: callId, server: request.server, tenant, principal: token.principal, session: token.session, tool: request.tool, lease_ids: leaseIds, max_records: toolPolicy.max_records, started_at: now, expires_at: now + ttlMs, ...(spend ? { spend } : {}) },
             ttlMs,
           );
           callOpened = true;
@@ -205,7 +213,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
         const lateKill = inFlightCall.commit();
         if (lateKill) throw new BrokerError(lateKill, killMessage(lateKill));
         await step('audit_unavailable', 'the audit record could not be written; nothing was allowed', () =>
-          audit('allow', { arguments_sha256: argsSha, credential_ref: `${credential.source}:${credential.ref}`, lease_id: credential.lease_id }),
+          audit('allow', { arguments_sha256: argsSha, credential_ref: `${credential.source}:${credential.ref}`, lease_id: credential.lease_id, cost: spend?.cost }),
         );
       } catch (err) {
         const killed = isBrokerError(err) && isKill(err.reason);
@@ -231,6 +239,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
       };
     } catch (err) {
       if (slotHeld) await deps.quotas.releaseSlot(tenant, callId).catch(() => undefined);
+      await deps.spending?.refund(spend);
       const reason = isBrokerError(err) ? err.reason : 'state_unavailable';
       // A deny is recorded in the tenant's stream when possible, but a failing audit never turns it into an allow.
       // Past the tenant's audited-deny budget it is counted into the interval's summary instead (deny-budget.ts).

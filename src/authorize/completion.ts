@@ -5,12 +5,15 @@ import { quarantineKey } from './in-flight-calls';
 import { BrokerError } from '../errors';
 import type { QuotaStore } from '../quotas/quota-store';
 import type { CallRecord, SessionStore } from '../sessions/session-store';
+import type { Spending } from './spend';
 
 export interface CompleteRequest {
   server: string;
   call_id: string;
   status: 'success' | 'error';
   records?: number;
+  /** What the call really cost, as the MCP server measured it: replaces the tool's estimated cost. */
+  usage?: { cost?: number; tokens?: number };
 }
 
 export interface CompleteResult {
@@ -28,6 +31,7 @@ export interface CompletionDeps {
   /** Reaches the session's calls in flight on every replica (as a revoke does), so none of them is allowed after this answers. */
   kills: { kill(key: string): Promise<void> };
   clock: Clock;
+  spending?: Pick<Spending, 'correct'>;
 }
 
 /**
@@ -62,9 +66,11 @@ export function createCompletion(deps: CompletionDeps) {
           throw new BrokerError('state_unavailable', 'the calls in flight of the quarantined session could not be reached; the call is still open, complete it again', { cause: err });
         });
       }
+      // Reported usage replaces the estimate before the completion is recorded (a failure reopens the call).
+      if (call.spend && request.usage?.cost !== undefined) await deps.spending?.correct(call.spend, request.usage.cost);
       // Both records in one group commit: they are stored together or not at all.
       await Promise.all([
-        deps.audit.append(call.tenant, { type: 'complete', ...base, status: request.status, records: request.records }),
+        deps.audit.append(call.tenant, { type: 'complete', ...base, status: request.status, records: request.records, cost: request.usage?.cost, tokens: request.usage?.tokens }),
         ...(quarantined ? [deps.audit.append(call.tenant, { type: 'quarantine', ...base, records: request.records, reason: 'max_records_exceeded' })] : []),
       ]).catch((err) => {
         throw new BrokerError('audit_unavailable', 'the completion could not be audited; the call is still open, complete it again', { cause: err });

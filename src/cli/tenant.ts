@@ -1,10 +1,16 @@
 import { MASTER_KEK_ID } from '../crypto/key-encryption-key';
 import { idSchema } from '../policy/schema';
+import { callBroker } from './http-client';
+import { operatorOptions, operatorToken } from './operator';
 import { parseVerb, stateOptions } from './options';
 import { openTenantStore } from './tenant-store';
 import { UsageError } from './usage-error';
 
-export const TENANT_HELP = `Usage: bulkhead tenant shred T --yes --config FILE [--data-dir DIR]
+export const TENANT_HELP = `Usage: bulkhead tenant status T [--url URL]
+       bulkhead tenant shred T --yes --config FILE [--data-dir DIR]
+
+  status  the tenant as the broker sees it now (GET /v1/tenants/T): revoked, live sessions, quota use,
+          and budget use per window (used, limit, resets_at), as JSON.
 
   shred   crypto-shreds the tenant's sealed data at rest. With an external root (tenants.T.encryption:
           vault_transit or aws_kms) it first destroys that root: the transit key is deleted, the KMS key
@@ -24,6 +30,7 @@ export async function tenant(argv: string[]): Promise<number> {
     process.stdout.write(TENANT_HELP + '\n');
     return action === undefined ? 2 : 0;
   }
+  if (action === 'status') return status(id, rest);
   if (action !== 'shred') throw new UsageError(`bulkhead tenant: unknown action "${action}" (see bulkhead tenant --help)`);
   const { values } = parseVerb('tenant shred', rest, { ...stateOptions, yes: { type: 'boolean' } });
   if (values.help || id === '--help') {
@@ -56,4 +63,16 @@ export async function tenant(argv: string[]): Promise<number> {
   } finally {
     await opened.close();
   }
+}
+
+async function status(id: string | undefined, argv: string[]): Promise<number> {
+  const { values } = parseVerb('tenant status', argv, operatorOptions);
+  if (values.help || id === '--help') {
+    process.stdout.write(TENANT_HELP + '\n');
+    return 0;
+  }
+  if (!id || !idSchema.safeParse(id).success) throw new UsageError('bulkhead tenant status: name the tenant: bulkhead tenant status T');
+  const answer = await callBroker(values.url, `/v1/tenants/${id}`, { method: 'GET', bearer: operatorToken(values) });
+  process.stdout.write(JSON.stringify(answer, null, 2) + '\n');
+  return 0;
 }

@@ -21,6 +21,8 @@ export interface BrokerMetrics {
   /** 1 for the policy version now serving (a content hash, never a tenant name), so replicas' convergence shows. */
   policyVersion: Gauge<'version'>;
   policyReloads: Counter<'result'>;
+  /** Calls denied budget_exceeded, over all tenants (no tenant label). */
+  budgetDenials: Counter;
 }
 
 export function createMetrics(): BrokerMetrics {
@@ -52,6 +54,7 @@ export function createMetrics(): BrokerMetrics {
     nextRotationSeconds: new Gauge({ name: 'bulkhead_next_rotation_seconds', help: 'Seconds until the next scheduled rotation.', labelNames: ['kind'], registers }),
     certificateAgeSeconds: new Gauge({ name: 'bulkhead_certificate_age_seconds', help: 'Age of the current certificate.', labelNames: ['kind'], registers }),
     policyVersion: new Gauge({ name: 'bulkhead_policy_info', help: 'The policy version this replica serves (value 1).', labelNames: ['version'], registers }),
+    budgetDenials: new Counter({ name: 'bulkhead_budget_denials_total', help: 'Calls denied because a tenant or principal budget was spent (all tenants).', registers }),
     policyReloads: new Counter({ name: 'bulkhead_policy_reloads_total', help: 'Policy reloads by result (applied, unchanged, refused).', labelNames: ['result'], registers }),
   };
 }

@@ -130,10 +130,12 @@ const broker = z
   })
   .strict();
 
+// Calls per minute through one credential for the tenant: protects an upstream key several tools share.
+const perCredentialRate = z.number().int().positive().optional();
 const credential = z.discriminatedUnion('source', [
-  z.object({ source: z.literal('local'), name: idSchema, cache_ttl: duration.optional() }).strict(),
-  z.object({ source: z.literal('vault'), path: z.string().min(1), field: z.string().optional(), cache_ttl: duration.optional() }).strict(),
-  z.object({ source: z.literal('vault-database'), role: z.string().min(1), mount: z.string().default('database') }).strict(),
+  z.object({ source: z.literal('local'), name: idSchema, cache_ttl: duration.optional(), calls_per_minute: perCredentialRate }).strict(),
+  z.object({ source: z.literal('vault'), path: z.string().min(1), field: z.string().optional(), cache_ttl: duration.optional(), calls_per_minute: perCredentialRate }).strict(),
+  z.object({ source: z.literal('vault-database'), role: z.string().min(1), mount: z.string().default('database'), calls_per_minute: perCredentialRate }).strict(),
   z
     .object({
       source: z.literal('aws'),
@@ -142,9 +144,15 @@ const credential = z.discriminatedUnion('source', [
       field: z.string().optional(),
       role_arn: z.string().optional(),
       cache_ttl: duration.optional(),
+      calls_per_minute: perCredentialRate,
     })
     .strict(),
 ]);
+
+const budgets = z
+  .object({ hourly: z.number().positive().finite().optional(), daily: z.number().positive().finite().optional() })
+  .strict()
+  .refine((b) => b.hourly !== undefined || b.daily !== undefined, 'must set hourly, daily or both');
 
 const tool = z
   .object({
@@ -155,6 +163,8 @@ const tool = z
     max_records: z.number().int().positive().optional(),
     // The service the tool's credential opens: each allow then carries a signed call context for it (docs/mcp.md).
     downstream: z.object({ audience: z.string().min(1).max(2048) }).strict().optional(),
+    // Cost units charged per call against the tenant's (and principal's) budgets; usage reported on /v1/complete corrects it.
+    cost: z.number().nonnegative().finite().default(0),
   })
   .strict();
 
@@ -162,7 +172,7 @@ const tenant = z
   .object({
     // A canary tenant exists to be attacked by `bulkhead selftest`: local canary secrets only, never real data.
     canary: z.boolean().default(false),
-    principals: z.record(idSchema, z.object({ secret_sha256: sha256Hex, tools: toolList }).strict()).prefault({}),
+    principals: z.record(idSchema, z.object({ secret_sha256: sha256Hex, tools: toolList, budgets: budgets.optional() }).strict()).prefault({}),
     idp: z
       .object({
         issuer: z.string().min(1),
@@ -207,6 +217,8 @@ const tenant = z
       })
       .strict()
       .prefault({}),
+    // Cost units per UTC hour and day for the whole tenant; a call over either is denied budget_exceeded.
+    budgets: budgets.optional(),
   })
   .strict();
 

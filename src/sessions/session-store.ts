@@ -16,6 +16,8 @@ export interface CallRecord {
   started_at: number;
   /** Epoch ms when the call expires with its token; lets a refused completion put the call back for the rest of its life. */
   expires_at?: number;
+  /** What the call was charged against budgets, so reported usage can correct it. */
+  spend?: { cost: number; keys: string[]; at: number };
 }
 
 export interface SessionStore {

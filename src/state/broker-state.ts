@@ -1,6 +1,7 @@
 import type { LeaderLock } from '../../rotation/leader-lock';
 import type { ApprovalStore } from '../approvals/approval-store';
 import type { AuditLog } from '../audit/audit-log';
+import type { BudgetStore } from '../budgets/budget-store';
 import type { QuotaStore } from '../quotas/quota-store';
 import type { RevocationStore } from '../revocation/revocation-store';
 import type { SessionStore } from '../sessions/session-store';
@@ -16,6 +17,7 @@ export interface BrokerState {
   kind: 'embedded' | 'shared';
   revocations: RevocationStore;
   quotas: QuotaStore;
+  budgets: BudgetStore;
   sessions: SessionStore;
   approvals: ApprovalStore;
   /** Pending logins and authorization codes: single use, short-lived. */

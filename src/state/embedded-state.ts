@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import { createSoleLeaderLock } from '../../rotation/leader-lock';
 import { createMemoryApprovalStore } from '../approvals/memory-approval-store';
 import { createFileAuditLog } from '../audit/file-audit-log';
+import { createFileBudgetStore } from '../budgets/file-budget-store';
 import type { Clock } from '../clock';
 import { createMemoryOneTimeStore } from '../oauth/one-time-store';
 import { createMemoryQuotaStore } from '../quotas/memory-quota-store';
@@ -12,7 +13,7 @@ import type { BrokerState } from './broker-state';
 
 /**
  * The embedded default: one process, everything durable under --data-dir (signing keys, revocations,
- * quarantines, audit); counters and approvals in memory. Nothing here needs a network service.
+ * quarantines, audit, budget charges); counters and approvals in memory. Nothing here needs a network service.
  */
 export async function createEmbeddedState(options: { dataDir: string; masterKey: Buffer; clock: Clock }): Promise<BrokerState> {
   const { dataDir, masterKey, clock } = options;
@@ -21,10 +22,12 @@ export async function createEmbeddedState(options: { dataDir: string; masterKey:
   const sessions = createMemorySessionStore({ clock, dataDir });
   // Load the quarantine journal now: a damaged file stops the broker at start, not every call later.
   await sessions.ready();
+  const budgets = await createFileBudgetStore({ dataDir, now: () => clock.now() });
   return {
     kind: 'embedded',
     revocations,
     quotas: createMemoryQuotaStore({ clock }),
+    budgets,
     sessions,
     approvals: createMemoryApprovalStore({}),
     oneTime: createMemoryOneTimeStore({ clock }),
@@ -36,6 +39,7 @@ export async function createEmbeddedState(options: { dataDir: string; masterKey:
       await audit.close();
       await revocations.close?.();
       await sessions.close?.();
+      await budgets.close?.();
     },
   };
 }

@@ -16,6 +16,7 @@ import { createRedisOneTimeStore } from './redis/one-time-store';
 import { createRedisApprovalStore } from './redis/approval-store';
 import { connectRedis, createRedisClient } from './redis/client';
 import { createFeedSigner } from './redis/feed-signer';
+import { createRedisBudgetStore } from './redis/budget-store';
 import { createChangeFeed } from './redis/change-feed';
 import { createKeyspace } from './redis/keyspace';
 import { createRedisQuotaStore } from './redis/quota-store';
@@ -124,6 +125,7 @@ export async function createSharedState(options: SharedStateOptions): Promise<Sh
       kind: 'shared',
       revocations,
       quotas: createRedisQuotaStore({ redis, keyspace }),
+      budgets: createRedisBudgetStore({ redis, keyspace }),
       sessions: createRedisSessionStore({ redis, keyspace, quarantines: createQuarantineTable(pool), clock }),
       approvals: createRedisApprovalStore({ redis, keyspace }),
       oneTime: createRedisOneTimeStore({ redis, keyspace }),

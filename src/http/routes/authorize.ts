@@ -33,7 +33,12 @@ const authorizeBody = z
   .strict();
 
 const completeBody = z
-  .object({ call_id: callId, status: z.enum(['success', 'error']), records: z.number().int().nonnegative().optional() })
+  .object({
+    call_id: callId,
+    status: z.enum(['success', 'error']),
+    records: z.number().int().nonnegative().optional(),
+    usage: z.object({ cost: z.number().nonnegative().finite().optional(), tokens: z.number().int().nonnegative().optional() }).strict().optional(),
+  })
   .strict();
 
 const manifestBody = z.object({ token }).strict();

@@ -11,6 +11,7 @@ import type { ReloadResult } from '../../policy/live-policy';
 import { PolicyError } from '../../policy/load';
 import { idSchema, type Policy } from '../../policy/schema';
 import type { QuotaStore } from '../../quotas/quota-store';
+import { secondsUntilReset, tenantBudgetKey, type BudgetStore } from '../../budgets/budget-store';
 import type { RevocationStore } from '../../revocation/revocation-store';
 import type { SessionStore } from '../../sessions/session-store';
 import { parseBody } from '../parse-body';
@@ -34,6 +35,7 @@ export interface OperatorRouteDeps {
   revocations: Pick<RevocationStore, 'isTenantRevoked'>;
   sessions: Pick<SessionStore, 'liveSessions'>;
   quotas: Pick<QuotaStore, 'usage'>;
+  budgets: Pick<BudgetStore, 'usage'>;
   approvals: Pick<ApprovalStore, 'decide' | 'listPending'>;
   audit: Pick<AuditLog, 'read' | 'verify' | 'append'>;
   rotateKeys: () => Promise<{ kid: string }>;
@@ -101,8 +103,11 @@ export function operatorRoutes(deps: OperatorRouteDeps): Router {
         deps.sessions.liveSessions(tenant, deps.clock.now()),
         deps.quotas.usage(tenant),
       ]);
-      const limits = deps.policy().tenants[tenant]!.quotas;
-      res.json({ tenant, revoked, live_sessions: live, quota: { ...usage, calls_per_minute: limits.calls_per_minute, concurrency: limits.concurrency } });
+      const tenantPolicy = deps.policy().tenants[tenant]!;
+      const limits = tenantPolicy.quotas;
+      const now = deps.clock.now();
+      const budget = tenantPolicy.budgets ? await budgetUse(tenantPolicy.budgets, await deps.budgets.usage(tenantBudgetKey(tenant), now), now) : null;
+      res.json({ tenant, revoked, live_sessions: live, quota: { ...usage, calls_per_minute: limits.calls_per_minute, concurrency: limits.concurrency }, budget });
     } catch (err) {
       sendError(req, res, err, deps.logger);
     }
@@ -172,4 +177,11 @@ export function operatorRoutes(deps: OperatorRouteDeps): Router {
   });
 
   return router;
+}
+
+/** Each configured window's use, limit and reset time, as the operator API reports a tenant's budget. */
+function budgetUse(limits: { hourly?: number; daily?: number }, use: { hourly: number; daily: number }, now: number) {
+  const window = (name: 'hourly' | 'daily', limit: number | undefined) =>
+    limit === undefined ? undefined : { used: use[name], limit, resets_at: new Date(now + secondsUntilReset(name, now) * 1000).toISOString() };
+  return { hourly: window('hourly', limits.hourly), daily: window('daily', limits.daily) };
 }

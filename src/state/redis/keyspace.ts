@@ -31,6 +31,8 @@ export interface Keyspace {
   approvalsPending(tenant: string): string;
   /** A pending login or an authorization code (key: a digest of the browser's random value). */
   oneTime(key: string): string;
+  /** A budget counter: `key` is `t:<tenant>` or `p:<tenant>/<principal>`, `window` e.g. `h493817`. */
+  budget(key: string, window: string): string;
 }
 
 export function createKeyspace(prefix: string): Keyspace {
@@ -53,5 +55,6 @@ export function createKeyspace(prefix: string): Keyspace {
     approvalOpen: (hash) => `${p}:approval-open:${hash}`,
     approvalsPending: (tenant) => `${p}:approvals-pending:${tenant}`,
     oneTime: (key) => `${p}:once:${key}`,
+    budget: (key, window) => `${p}:budget:${key}:${window}`,
   };
 }
