@@ -16,6 +16,8 @@ ${OPERATOR_AUTH}`;
 export const RESTORE_HELP = `Usage: bulkhead restore --tenant T
 
 Lifts a tenant revocation (sessions, principals and tokens revoked one by one stay revoked).
+The restore admits tokens issued after it only: tokens issued at or before the revoke stay
+tenant_revoked (agents get new ones).
 ${OPERATOR_AUTH}`;
 
 export const KEYS_HELP = `Usage: bulkhead keys rotate
