@@ -335,6 +335,8 @@ describe('operator API', () => {
       revoked: false,
       live_sessions: expect.any(Number),
       quota: { calls_last_minute: expect.any(Number), in_flight: expect.any(Number), calls_per_minute: 100_000, concurrency: 64 },
+      // No budgets in this policy.
+      budget: null,
     });
     expect(answer.json.live_sessions).toBeGreaterThan(0);
   });
