@@ -9,7 +9,9 @@ export const OPERATOR_AUTH = `  --operator-token-file F   operator token (else $
 
 export const REVOKE_HELP = `Usage: bulkhead revoke (--tenant T | --session SID | --principal [TENANT/]P | --jti JTI) [--reason TEXT]
 
-Kill switch: once this returns, no replica allows the target again, and its upstream leases are revoked.
+Kill switch: once this returns, no replica allows the target again — including calls already in flight
+whose upstream is still resolving — and its upstream leases are revoked; the revoke record is in the
+tenant's audit stream, after every allow it covers.
 Sessions, principals and tokens stay revoked; a tenant stays revoked until \`bulkhead restore\`.
 ${OPERATOR_AUTH}`;
 
