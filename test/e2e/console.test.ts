@@ -55,7 +55,12 @@ describeWithChromium('operator console in Chromium', () => {
   beforeAll(async () => {
     shots = process.env.BULKHEAD_SCREENSHOTS ? resolve(process.env.BULKHEAD_SCREENSHOTS) : await mkdtemp(join(tmpdir(), 'bulkhead-console-shots-'));
     await mkdir(shots, { recursive: true });
-    h = await startHarness({ overrides: (p) => void (p.operators.oncall = { token_sha256: sha256Hex(oncallToken) }) });
+    h = await startHarness({
+      overrides: (p) => {
+        p.operators.oncall = { token_sha256: sha256Hex(oncallToken) };
+        p.tenants.acme.budgets = { hourly: 1000, daily: 5000 };
+      },
+    });
     store = createMemoryCrmStore(TENANTS.map((t) => demoDataset(t, [h.upstream[t]!])));
     crm = await startCrmServer({
       // The v1 entry holds a call that needs approval in-request, so the agent simply waits on its call.
@@ -234,6 +239,9 @@ describeWithChromium('operator console in Chromium', () => {
     const html = await page.content();
     for (const id of globexIds) expect(html).not.toContain(id);
     expect(html).not.toContain('globex-agent');
+    // Budget use from GET /v1/tenants/:id, drawn as gauges.
+    await page.getByText(/hourly budget \(resets/).waitFor();
+    await page.getByText(/daily budget \(resets/).waitFor();
     // Views for endpoints this broker does not have say so instead of failing.
     await page.locator('[data-unavailable]').first().waitFor();
     await page.getByLabel('Decision').selectOption('deny');

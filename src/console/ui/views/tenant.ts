@@ -103,6 +103,11 @@ export function renderTenant(main: HTMLElement, _ctx: ViewContext, tenant: strin
         h('p', {}, s.revoked ? h('span', { class: 'badge danger' }, 'revoked') : h('span', { class: 'badge ok' }, 'active'), ' ', `${s.live_sessions} live session(s)`),
         gauge('calls in the last minute', s.quota.calls_last_minute, s.quota.calls_per_minute),
         gauge('calls in flight', s.quota.in_flight, s.quota.concurrency),
+        ...(['hourly', 'daily'] as const).flatMap((w) => {
+          const use = s.budget?.[w];
+          return use ? [gauge(`${w} budget (resets ${new Date(use.resets_at).toLocaleTimeString()})`, use.used, use.limit)] : [];
+        }),
+        ...(s.budget ? [] : [h('p', { class: 'muted' }, 'No budgets in policy for this tenant.')]),
       ),
     )
     .catch((err) => replace(state, h('h2', {}, 'State'), h('p', { class: 'error' }, (err as Error).message)));
@@ -122,7 +127,6 @@ export function renderTenant(main: HTMLElement, _ctx: ViewContext, tenant: strin
     .catch((err) => replace(chain, h('h2', {}, 'Audit chain'), h('p', { class: 'error' }, (err as Error).message)));
 
   void Promise.all([
-    optionalPanel('Budget', () => op<Record<string, unknown>>('GET', `/v1/budgets?tenant=${q}`), (b) => h('pre', { class: 'args' }, JSON.stringify(b, null, 1))),
     optionalPanel('Checkpoints', () => op<{ checkpoints: unknown[] }>('GET', `/v1/audit/checkpoints?tenant=${q}`), (c) => h('p', {}, `${c.checkpoints.length} signed checkpoint(s)`)),
   ]).then((panels) => extras.append(...panels, exportPanel(tenant)));
   return () => undefined;

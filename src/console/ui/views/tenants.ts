@@ -3,6 +3,12 @@ import { h, replace } from '../dom';
 import { gauge } from '../charts/gauge';
 import type { ViewContext } from '../main';
 
+export interface BudgetWindowUse {
+  used: number;
+  limit: number;
+  resets_at: string;
+}
+
 export interface TenantStatus {
   tenant: string;
   revoked: boolean;
@@ -10,7 +16,8 @@ export interface TenantStatus {
   quota: { calls_last_minute: number; in_flight: number; calls_per_minute: number; concurrency: number };
   /** Present once the broker reports them (quarantine listing, budgets). */
   quarantined_sessions?: number;
-  budget?: Record<string, unknown>;
+  /** Null when the tenant has no budgets; otherwise each configured window's use. */
+  budget?: { hourly?: BudgetWindowUse; daily?: BudgetWindowUse } | null;
 }
 
 /** Every tenant at a glance: revoked or not, live sessions, quota use, and the policy version served. */
