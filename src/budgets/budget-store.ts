@@ -30,6 +30,11 @@ export interface BudgetStore {
   /** Adds `delta` (negative: a refund) to the windows of each key that contain `at`, if still current. */
   adjust(keys: string[], delta: number, at: number, now: number): Promise<void>;
   usage(key: string, now: number): Promise<BudgetUse>;
+  /**
+   * Deletes every counter of the tenant and of its principals (tenant delete), in memory and at rest,
+   * so no file or key names the tenant any more. Idempotent: a second call finds nothing and succeeds.
+   */
+  forgetTenant(tenant: string): Promise<void>;
   close?(): Promise<void>;
 }
 
@@ -46,6 +51,8 @@ export function secondsUntilReset(window: BudgetWindow, now: number): number {
 
 export const tenantBudgetKey = (tenant: string) => `t:${tenant}`;
 export const principalBudgetKey = (tenant: string, principal: string) => `p:${tenant}/${principal}`;
+/** Whether a budget key (above) counts for this tenant: its own, or one of its principals'. */
+export const isTenantBudgetKey = (key: string, tenant: string) => key === tenantBudgetKey(tenant) || key.startsWith(`p:${tenant}/`);
 
 /** The first limit the new totals would pass, if any: daily before hourly, so Retry-After is the longer wait. */
 export function exceeded(use: BudgetUse, cost: number, limits: BudgetLimits): BudgetWindow | null {

@@ -1,7 +1,8 @@
 import { readdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { openJsonlJournal, type JsonlJournal } from '../journal/jsonl-journal';
-import { dayOf, exceeded, hourOf, secondsUntilReset, type BudgetStore, type BudgetUse } from './budget-store';
+import { replaceFile } from '../storage/atomic-file';
+import { dayOf, exceeded, hourOf, isTenantBudgetKey, secondsUntilReset, type BudgetStore, type BudgetUse } from './budget-store';
 
 interface Entry {
   k: string;
@@ -82,6 +83,21 @@ export async function createFileBudgetStore(options: { dataDir: string; now: () 
     },
     async usage(key, now) {
       return useOf(key, now);
+    },
+    async forgetTenant(tenant) {
+      // The journal is append-only, so the day's file is rewritten without the tenant's lines (atomically:
+      // a crash leaves the old file, and a rerun rewrites it). Charges meanwhile fail closed on the
+      // closed journal; the tenant being deleted is revoked first, so they are other tenants' retries.
+      await rollOver(options.now());
+      await journal.close();
+      const path = join(dir, `${day}.jsonl`);
+      const opened = await openJsonlJournal(path);
+      await opened.journal.close();
+      const kept = (opened.entries as Entry[]).filter((e) => !isTenantBudgetKey(e.k, tenant));
+      if (kept.length !== opened.entries.length) await replaceFile(path, kept.map((e) => JSON.stringify(e) + '\n').join(''));
+      hourly.clear();
+      daily.clear();
+      await openDay();
     },
     close: () => journal.close(),
   };

@@ -63,5 +63,15 @@ export function createRedisBudgetStore(options: { redis: Redis; keyspace: Keyspa
       const [h, d] = await redis.mget(hourKey(key, now), dayKey(key, now));
       return { hourly: Number(h ?? 0), daily: Number(d ?? 0) };
     },
+    async forgetTenant(tenant) {
+      // Tenant ids are letters, digits, ".", "_" and "-" (idSchema): nothing in them is a glob character.
+      for (const match of keyspace.tenantBudgets(tenant)) {
+        for (let cursor = '0'; ; ) {
+          const [next, keys] = await redis.scan(cursor, 'MATCH', match, 'COUNT', 500);
+          if (keys.length > 0) await redis.unlink(...keys);
+          if ((cursor = next) === '0') break;
+        }
+      }
+    },
   };
 }

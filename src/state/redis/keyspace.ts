@@ -33,6 +33,8 @@ export interface Keyspace {
   oneTime(key: string): string;
   /** A budget counter: `key` is `t:<tenant>` or `p:<tenant>/<principal>`, `window` e.g. `h493817`. */
   budget(key: string, window: string): string;
+  /** SCAN patterns matching every budget counter of the tenant and its principals (tenant delete). */
+  tenantBudgets(tenant: string): string[];
 }
 
 export function createKeyspace(prefix: string): Keyspace {
@@ -56,5 +58,6 @@ export function createKeyspace(prefix: string): Keyspace {
     approvalsPending: (tenant) => `${p}:approvals-pending:${tenant}`,
     oneTime: (key) => `${p}:once:${key}`,
     budget: (key, window) => `${p}:budget:${key}:${window}`,
+    tenantBudgets: (tenant) => [`${p}:budget:t:${tenant}:*`, `${p}:budget:p:${tenant}/*`],
   };
 }
