@@ -113,6 +113,11 @@ export function createMemoryQuotaStore(options: { clock: Clock }): QuotaStore & 
       return { calls_last_minute: calls, in_flight: inFlight };
     },
 
+    async forgetTenant(tenant) {
+      windows.delete(tenant);
+      slots.delete(tenant);
+    },
+
     async close() {
       windows.clear();
       slots.clear();

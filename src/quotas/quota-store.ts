@@ -18,5 +18,7 @@ export interface QuotaStore {
   /** Frees the slot; false if it was not held (already released or expired). */
   releaseSlot(tenant: string, callId: string): Promise<boolean>;
   usage(tenant: string): Promise<QuotaUsage>;
+  /** Drops the tenant's call window and slots (tenant delete). Idempotent. */
+  forgetTenant(tenant: string): Promise<void>;
   close?(): Promise<void>;
 }

@@ -81,5 +81,8 @@ export function createRedisQuotaStore(options: { redis: Redis; keyspace: Keyspac
       const [calls, inFlight] = (await USAGE(redis, [keyspace.rate(tenant), keyspace.slots(tenant)], [WINDOW_MS])) as [number, number];
       return { calls_last_minute: calls, in_flight: inFlight };
     },
+    async forgetTenant(tenant) {
+      await redis.unlink(keyspace.rate(tenant), keyspace.slots(tenant));
+    },
   };
 }

@@ -5,12 +5,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { principalBudgetKey, tenantBudgetKey, type BudgetStore } from '../../src/budgets/budget-store';
 import { createFileBudgetStore } from '../../src/budgets/file-budget-store';
+import { manualClock } from '../../src/clock';
+import { createMemoryQuotaStore } from '../../src/quotas/memory-quota-store';
+import type { QuotaStore } from '../../src/quotas/quota-store';
 import { createKeyspace } from '../../src/state/redis/keyspace';
+import { createRedisQuotaStore } from '../../src/state/redis/quota-store';
 import { createRedisBudgetStore } from '../../src/state/redis/budget-store';
 import { describeWithUpstream, requireUpstream } from '../support/upstreams';
 
 /**
- * Tenant delete's budget step: `forgetTenant` leaves no counter of the tenant or of its principals, in
+ * Tenant delete's quota and budget steps. Quotas: `forgetTenant` drops the tenant's calls-per-minute
+ * window and concurrency slots (memory, Redis) and no other tenant's. Budgets: `forgetTenant` leaves no counter of the tenant or of its principals, in
  * the embedded store's files (a walk of the data dir) or in Redis (a SCAN of the prefix), while tenants
  * whose ids share its prefix ("acme-eu"), and another tenant's principal named like it, keep theirs.
  * Run twice it succeeds and changes nothing (idempotent).
@@ -93,7 +98,30 @@ describe('budget store forgetTenant (embedded, files)', () => {
   });
 });
 
-describeWithUpstream(['redis'], 'budget store forgetTenant (Redis, shared by replicas)', () => {
+/** Two calls and a held slot for "acme", and the same for the lookalike "acme-eu" that must stay. */
+async function useQuotas(store: QuotaStore): Promise<void> {
+  for (const tenant of ['acme', 'acme-eu']) {
+    for (let i = 0; i < 2; i++) expect((await store.takeCall(tenant, 10)).allowed).toBe(true);
+    expect(await store.acquireSlot(tenant, `${tenant}-call`, 5, 60_000)).toBe(true);
+  }
+}
+
+async function expectQuotasForgotten(store: QuotaStore): Promise<void> {
+  await store.forgetTenant('acme');
+  await store.forgetTenant('acme'); // idempotent
+  expect(await store.usage('acme')).toEqual({ calls_last_minute: 0, in_flight: 0 });
+  expect(await store.usage('acme-eu')).toEqual({ calls_last_minute: 2, in_flight: 1 });
+}
+
+describe('quota store forgetTenant (memory)', () => {
+  it('drops the tenant\'s window and slots only', async () => {
+    const store = createMemoryQuotaStore({ clock: manualClock(NOW) });
+    await useQuotas(store);
+    await expectQuotasForgotten(store);
+  });
+});
+
+describeWithUpstream(['redis'], 'quota and budget stores forgetTenant (Redis, shared by replicas)', () => {
   let redis: Redis;
   beforeAll(() => {
     redis = new Redis(requireUpstream('redis').REDIS_URL);
@@ -109,7 +137,16 @@ describeWithUpstream(['redis'], 'budget store forgetTenant (Redis, shared by rep
     }
   }
 
-  it('deletes every counter of the tenant and its principals, and nothing else', async () => {
+  it('quotas: deletes the tenant\'s rate and slot keys, and nothing else', async () => {
+    const keyspace = createKeyspace(`test-forget-${randomBytes(4).toString('hex')}`);
+    const store = createRedisQuotaStore({ redis, keyspace });
+    await useQuotas(store);
+    expect(await keysUnder(keyspace.prefix)).toEqual([keyspace.rate('acme'), keyspace.rate('acme-eu'), keyspace.slots('acme'), keyspace.slots('acme-eu')].sort());
+    await expectQuotasForgotten(store);
+    expect(await keysUnder(keyspace.prefix)).toEqual([keyspace.rate('acme-eu'), keyspace.slots('acme-eu')].sort());
+  });
+
+  it('budgets: deletes every counter of the tenant and its principals, and nothing else', async () => {
     const keyspace = createKeyspace(`test-forget-${randomBytes(4).toString('hex')}`);
     const store = createRedisBudgetStore({ redis, keyspace });
     await spend(store);
