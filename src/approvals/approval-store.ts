@@ -28,5 +28,7 @@ export interface ApprovalStore {
   consume(tenant: string, session: string, tool: string, argumentsSha256: string, now: number): Promise<Approval | null>;
   /** This tenant's pending, unexpired approvals, oldest first, at most MAX_LISTED_APPROVALS. */
   listPending(tenant: string, now: number): Promise<Approval[]>;
+  /** Deletes every approval of the tenant, whatever its status, and its indexes (tenant delete). Idempotent. */
+  forgetTenant(tenant: string): Promise<void>;
   close?(): Promise<void>;
 }

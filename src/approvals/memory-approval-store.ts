@@ -106,6 +106,15 @@ export function createMemoryApprovalStore(options: MemoryApprovalStoreOptions = 
       return pending.sort((x, y) => x.created_at - y.created_at).slice(0, MAX_LISTED_APPROVALS);
     },
 
+    async forgetTenant(tenant) {
+      for (const [id, a] of byId) {
+        if (a.tenant !== tenant) continue;
+        byId.delete(id);
+        const key = callKey(a.tenant, a.session, a.tool, a.arguments_sha256);
+        if (openByCall.get(key) === id) openByCall.delete(key);
+      }
+    },
+
     async close() {
       byId.clear();
       openByCall.clear();

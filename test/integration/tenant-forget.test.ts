@@ -5,7 +5,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { principalBudgetKey, tenantBudgetKey, type BudgetStore } from '../../src/budgets/budget-store';
 import { createFileBudgetStore } from '../../src/budgets/file-budget-store';
+import type { ApprovalStore } from '../../src/approvals/approval-store';
+import { createMemoryApprovalStore } from '../../src/approvals/memory-approval-store';
 import { manualClock } from '../../src/clock';
+import { createRedisApprovalStore } from '../../src/state/redis/approval-store';
 import { createMemoryQuotaStore } from '../../src/quotas/memory-quota-store';
 import type { QuotaStore } from '../../src/quotas/quota-store';
 import { createKeyspace } from '../../src/state/redis/keyspace';
@@ -14,7 +17,8 @@ import { createRedisBudgetStore } from '../../src/state/redis/budget-store';
 import { describeWithUpstream, requireUpstream } from '../support/upstreams';
 
 /**
- * Tenant delete's quota and budget steps. Quotas: `forgetTenant` drops the tenant's calls-per-minute
+ * Tenant delete's approval, quota and budget steps. Approvals: every approval of the tenant, pending,
+ * approved or denied, goes with its indexes; "acme-eu"'s stay usable. Quotas: `forgetTenant` drops the tenant's calls-per-minute
  * window and concurrency slots (memory, Redis) and no other tenant's. Budgets: `forgetTenant` leaves no counter of the tenant or of its principals, in
  * the embedded store's files (a walk of the data dir) or in Redis (a SCAN of the prefix), while tenants
  * whose ids share its prefix ("acme-eu"), and another tenant's principal named like it, keep theirs.
@@ -113,6 +117,36 @@ async function expectQuotasForgotten(store: QuotaStore): Promise<void> {
   expect(await store.usage('acme-eu')).toEqual({ calls_last_minute: 2, in_flight: 1 });
 }
 
+/** For each of "acme" and "acme-eu": one approved (not yet used), one denied, one pending. Returns the ids. */
+async function useApprovals(store: ApprovalStore): Promise<Record<string, string[]>> {
+  const ids: Record<string, string[]> = {};
+  for (const tenant of ['acme', 'acme-eu']) {
+    const ask = (tool: string) => store.request({ tenant, principal: 'alice', session: 's1', tool, arguments_sha256: 'a'.repeat(64), expires_at: NOW + 600_000 }, NOW);
+    const [approved, denied, pending] = [await ask('pay'), await ask('refund'), await ask('wire')];
+    await store.decide(approved.id, 'approved', 'op', NOW);
+    await store.decide(denied.id, 'denied', 'op', NOW);
+    ids[tenant] = [approved.id, denied.id, pending.id];
+  }
+  return ids;
+}
+
+async function expectApprovalsForgotten(store: ApprovalStore, ids: Record<string, string[]>): Promise<void> {
+  await store.forgetTenant('acme');
+  await store.forgetTenant('acme'); // idempotent
+  for (const id of ids.acme!) expect(await store.get(id)).toBeNull();
+  expect(await store.listPending('acme', NOW)).toEqual([]);
+  expect(await store.consume('acme', 's1', 'pay', 'a'.repeat(64), NOW)).toBeNull();
+  expect((await store.listPending('acme-eu', NOW)).map((a) => a.id)).toEqual([ids['acme-eu']![2]]);
+  expect((await store.consume('acme-eu', 's1', 'pay', 'a'.repeat(64), NOW))?.id).toBe(ids['acme-eu']![0]);
+}
+
+describe('approval store forgetTenant (memory)', () => {
+  it('deletes every approval of the tenant and no other', async () => {
+    const store = createMemoryApprovalStore({ clock: manualClock(NOW) });
+    await expectApprovalsForgotten(store, await useApprovals(store));
+  });
+});
+
 describe('quota store forgetTenant (memory)', () => {
   it('drops the tenant\'s window and slots only', async () => {
     const store = createMemoryQuotaStore({ clock: manualClock(NOW) });
@@ -136,6 +170,24 @@ describeWithUpstream(['redis'], 'quota and budget stores forgetTenant (Redis, sh
       if ((cursor = next) === '0') return out.sort();
     }
   }
+
+  it('approvals: deletes every approval hash, open key and index of the tenant, and nothing else', async () => {
+    const keyspace = createKeyspace(`test-forget-${randomBytes(4).toString('hex')}`);
+    const store = createRedisApprovalStore({ redis, keyspace });
+    const ids = await useApprovals(store);
+    const before = await keysUnder(keyspace.prefix);
+    const acmeKeys = [...ids.acme!.map((id) => keyspace.approval(id)), keyspace.approvalsPending('acme')];
+    for (const key of acmeKeys) expect(before).toContain(key);
+    const openKeys = before.filter((k) => k.includes(':approval-open:'));
+    expect(openKeys).toHaveLength(4); // approved and pending, per tenant
+
+    await expectApprovalsForgotten(store, ids);
+    const after = await keysUnder(keyspace.prefix);
+    for (const key of after) expect(await redis.hget(key, 'tenant').catch(() => null)).not.toBe('acme');
+    // Left: acme-eu's three hashes, its pending index and its pending call's open key (the approved one was used).
+    expect(after).toEqual([...ids['acme-eu']!.map((id) => keyspace.approval(id)), keyspace.approvalsPending('acme-eu'), ...after.filter((k) => k.includes(':approval-open:'))].sort());
+    expect(after.filter((k) => k.includes(':approval-open:'))).toHaveLength(1);
+  });
 
   it('quotas: deletes the tenant\'s rate and slot keys, and nothing else', async () => {
     const keyspace = createKeyspace(`test-forget-${randomBytes(4).toString('hex')}`);

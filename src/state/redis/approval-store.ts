@@ -88,6 +88,15 @@ end
 return out
 `);
 
+/** Deletes one approval if it is the tenant's (KEYS[1]: its hash; ARGV[1]: the tenant), with its open key. */
+const FORGET = luaScript(`
+local s = redis.call('HMGET', KEYS[1], 'tenant', 'open_key', 'id')
+if s[1] ~= ARGV[1] then return 0 end
+if s[2] and redis.call('GET', s[2]) == s[3] then redis.call('DEL', s[2]) end
+redis.call('DEL', KEYS[1])
+return 1
+`);
+
 export function createRedisApprovalStore(options: { redis: Redis; keyspace: Keyspace; random?: () => string }): ApprovalStore {
   const { redis, keyspace: ks } = options;
   const newId = options.random ?? randomUUID;
@@ -119,6 +128,16 @@ export function createRedisApprovalStore(options: { redis: Redis; keyspace: Keys
     async listPending(tenant, now) {
       const replies = (await LIST_PENDING(redis, [ks.approvalsPending(tenant)], [ks.approvalPrefix, Math.trunc(now), MAX_LISTED_APPROVALS, tenant])) as unknown[];
       return replies.map(toApproval).filter((a): a is Approval => a !== null);
+    },
+
+    async forgetTenant(tenant) {
+      // Approvals are keyed by random id, so every one is visited; each check and delete is one script.
+      for (let cursor = '0'; ; ) {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${ks.approvalPrefix}*`, 'COUNT', 500);
+        for (const key of keys) await FORGET(redis, [key], [tenant]);
+        if ((cursor = next) === '0') break;
+      }
+      await redis.unlink(ks.approvalsPending(tenant));
     },
   };
 }
