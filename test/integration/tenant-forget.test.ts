@@ -142,7 +142,7 @@ async function expectApprovalsForgotten(store: ApprovalStore, ids: Record<string
 
 describe('approval store forgetTenant (memory)', () => {
   it('deletes every approval of the tenant and no other', async () => {
-    const store = createMemoryApprovalStore({ clock: manualClock(NOW) });
+    const store = createMemoryApprovalStore();
     await expectApprovalsForgotten(store, await useApprovals(store));
   });
 });
