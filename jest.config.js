@@ -6,8 +6,9 @@ module.exports = {
   transform: {
     '^.+\\.[tj]s$': ['ts-jest', { isolatedModules: true, tsconfig: { allowJs: true, module: 'commonjs', esModuleInterop: true } }],
   },
-  // ESM-only packages (jose v6 and pkce-challenge under the MCP SDK, oauth4webapi in tests): ts-jest turns them into CommonJS.
-  transformIgnorePatterns: ['/node_modules/(?!(jose|pkce-challenge|oauth4webapi)/)'],
+  // ESM-only packages (jose v6 and pkce-challenge under the MCP SDK; oauth4webapi and canonicalize in
+  // tests): ts-jest turns them into CommonJS.
+  transformIgnorePatterns: ['/node_modules/(?!(jose|pkce-challenge|oauth4webapi|canonicalize)/)'],
   // Two cores: integration suites start real servers, so keep parallelism small.
   maxWorkers: 2,
   testTimeout: 30000,

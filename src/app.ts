@@ -3,6 +3,11 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
+import type { AuditEvent } from './audit/audit-log';
+import { createAuditEvidence } from './audit/audit-evidence';
+import { createAuditKeys } from './audit/audit-keys';
+import { createCheckpointer } from './audit/checkpointer';
+import { exportTenantBundle } from './audit/export';
 import { createAuthorizer, type Authorizer } from './authorize/authorizer';
 import { createCompletion } from './authorize/completion';
 import { createInFlightCalls } from './authorize/in-flight-calls';
@@ -16,6 +21,7 @@ import { createHttpApp } from './http/app';
 import { digestsOf } from './http/authenticate';
 import { createLogger } from './observability/logger';
 import { createMetrics, type BrokerMetrics } from './observability/metrics';
+import { currentRequestId } from './observability/request-context';
 import { createKillSwitch } from './operator/kill-switch';
 import { createLivePolicy, type LivePolicy, type ReloadResult } from './policy/live-policy';
 import { PolicyError } from './policy/load';
@@ -145,13 +151,32 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   });
   const livePolicy = live;
   metrics.policyVersion.set({ version: livePolicy.version() }, 1);
+  const auditKeys = createAuditKeys({ store: state.auditKeys, clock });
+  await auditKeys.init();
+  const auditKeyRotation = createKeyRotation({ keyRing: auditKeys.ring, lock: state.auditKeyLock ?? createSoleLeaderLock(), clock, periodMs: policy.broker.rotation.audit_key, logger });
+  const checkpointRule = { every: policy.broker.audit.checkpoint_every, intervalMs: policy.broker.audit.checkpoint_interval };
+  const checkpointer = createCheckpointer({
+    store: state.checkpoints,
+    signer: () => auditKeys.signer(),
+    clock,
+    rule: checkpointRule,
+    onError: (err) => logger.warn({ err }, 'audit checkpoint failed; retried at the next one'),
+  });
+  const evidence = createAuditEvidence({ log: state.audit, checkpoints: state.checkpoints, keys: () => auditKeys.published(), rule: checkpointRule, clock });
   const audit = {
-    // A record names the policy it was decided under; the authorizer sets the version its call read.
-    append: (tenant: string, event: Parameters<BrokerState['audit']['append']>[1]) =>
-      state.audit.append(tenant, { policy_version: livePolicy.version(), ...event }).catch((err) => {
-        metrics.auditFailures.inc();
-        throw err;
-      }),
+    // A record names the policy it was decided under (the authorizer sets the version its call read) and
+    // the HTTP request that caused it; once durable, it counts towards the next signed checkpoint.
+    append: (tenant: string, event: AuditEvent) =>
+      state.audit.append(tenant, { policy_version: livePolicy.version(), request_id: currentRequestId(), ...event }).then(
+        (record) => {
+          checkpointer.observe(record);
+          return record;
+        },
+        (err) => {
+          metrics.auditFailures.inc();
+          throw err;
+        },
+      ),
   };
   // Kills (revokes, quarantines) reach the calls this replica is deciding; scaled out, other replicas'
   // kills arrive through the revocation feed and are acknowledged only once settled here.
@@ -206,11 +231,21 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       quotas: state.quotas,
       budgets: state.budgets,
       approvals: state.approvals,
-      audit: { read: (t, o) => state.audit.read(t, o), verify: (t) => state.audit.verify(t), append: audit.append },
+      audit: { append: audit.append },
       rotateKeys: () => keyRotation.rotateNow(),
       reloadPolicy: (operator) => reloadPolicy(operator),
       metrics,
       clock,
+    },
+    audit: {
+      policy: currentPolicy,
+      log: state.audit,
+      evidence,
+      checkpointer,
+      append: audit.append,
+      keys: () => auditKeys.published(),
+      exportBundle: (tenant, range) =>
+        exportTenantBundle({ tenant, ...range, issuer: policy.broker.issuer, now: clock.now(), log: state.audit, checkpoints: state.checkpoints, evidence, keys: auditKeys.published(), signer: auditKeys.signer() }),
     },
     health: {
       registry: metrics.registry,
@@ -221,6 +256,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
 
   // Rotation starts before serving: an overdue key ring (the broker was down) steps once here.
   await keyRotation.start();
+  await auditKeyRotation.start();
+  checkpointer.start();
   await tls?.start();
   bindRotationMetrics(metrics, { clock, keys: () => keyRing.status(), nextKeyRotationAt: () => keyRotation.nextRotationAt(), serverCertificate: () => tls?.serverCertificate.status(), caIssuedAt: () => tls?.caIssuedAt() });
 
@@ -284,6 +321,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     },
     async close() {
       await keyRotation.stop();
+      await auditKeyRotation.stop();
       await tls?.stop();
       await Promise.all(
         servers.map(
@@ -297,6 +335,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       await credentials.close();
       // After the servers stopped taking calls and before the audit closes: the last summaries are written.
       await denies.close();
+      // The shutdown checkpoint: everything this process committed is signed before the log closes.
+      await checkpointer.close();
       await state.close();
     },
   };

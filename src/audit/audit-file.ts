@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { lstat, open, type FileHandle } from 'node:fs/promises';
+import { lstat, open, readdir, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BrokerError } from '../errors';
 import { idSchema } from '../policy/schema';
@@ -34,6 +34,22 @@ export function tenantFilePath(dir: string, tenant: string): string {
     throw new BrokerError('bad_request', 'invalid tenant id');
   }
   return join(dir, `${tenant}.jsonl`);
+}
+
+/** The tenants that have a `<tenant>.jsonl` in `dir` (streams, or their checkpoints), sorted. */
+export async function tenantFiles(dir: string): Promise<string[]> {
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
+    throw err;
+  }
+  return names
+    .filter((n) => n.endsWith('.jsonl'))
+    .map((n) => n.slice(0, -'.jsonl'.length))
+    .filter((t) => idSchema.safeParse(t).success && !t.includes('..'))
+    .sort();
 }
 
 const CHUNK = 64 * 1024;

@@ -6,7 +6,7 @@
 export const GENESIS_HASH = '0'.repeat(64);
 
 export interface AuditEvent {
-  type: 'authorize' | 'complete' | 'revoke' | 'restore' | 'approval' | 'token' | 'quarantine' | 'policy' | 'deny_summary';
+  type: 'authorize' | 'complete' | 'revoke' | 'restore' | 'approval' | 'token' | 'quarantine' | 'policy' | 'deny_summary' | 'export' | 'correlate';
   decision?: 'allow' | 'deny';
   reason?: string;
   call_id?: string;
@@ -39,6 +39,11 @@ export interface AuditEvent {
   reasons?: Record<string, number>;
   /** deny_summary: ISO-8601 start of the interval it covers (the record's ts is its end). */
   since?: string;
+  /**
+   * The id of the HTTP request that caused the record, as in that request's platform log line and its
+   * X-Request-Id: the one key an operator can join the two pipelines on (`bulkhead audit correlate`).
+   */
+  request_id?: string;
 }
 
 export interface AuditRecord extends AuditEvent {
@@ -59,11 +64,16 @@ export interface AuditVerifyResult {
   broken?: { seq: number; problem: string };
 }
 
+export interface AuditVerifyOptions {
+  /** Hashes records must have at these seqs (from signed checkpoints): a recomputed chain differs there. */
+  pins?: ReadonlyMap<number, string>;
+}
+
 export interface AuditLog {
   /** Resolves only once the record is durable (fsync or commit); rejects if it cannot be made so. */
   append(tenant: string, event: AuditEvent): Promise<AuditRecord>;
   read(tenant: string, options?: { afterSeq?: number; limit?: number }): Promise<AuditRecord[]>;
-  verify(tenant: string): Promise<AuditVerifyResult>;
+  verify(tenant: string, options?: AuditVerifyOptions): Promise<AuditVerifyResult>;
   tenants(): Promise<string[]>;
   ready?(): Promise<boolean>;
   close(): Promise<void>;

@@ -33,6 +33,7 @@ const EVENT_FIELDS = [
   'since',
   'cost',
   'tokens',
+  'request_id',
 ] as const satisfies readonly (keyof AuditEvent)[];
 
 export interface ChainHead {
@@ -67,11 +68,12 @@ export interface ChainVerifier {
 }
 
 /**
- * Verifies records in stored order. `broken.seq` is the position (the seq that was expected) of the
+ * Verifies records in stored order; `pins` are hashes signed checkpoints vouch for, which a chain
+ * rewritten and re-hashed from some record on cannot match. `broken.seq` is the position (the seq that was expected) of the
  * first record that fails, except for a fork: a record claiming the seq just verified and linking to the
  * same predecessor (an inserted record that was re-hashed), which names the seq both claim.
  */
-export function createChainVerifier(tenant: string): ChainVerifier {
+export function createChainVerifier(tenant: string, pins?: ReadonlyMap<number, string>): ChainVerifier {
   let head: ChainHead = EMPTY_HEAD;
   let lastPrevHash: string | undefined;
   let broken: { seq: number; problem: string } | undefined;
@@ -98,6 +100,10 @@ export function createChainVerifier(tenant: string): ChainVerifier {
     }
     if (record.prev_hash !== head.hash) return fail(expected, 'prev_hash does not link to the previous record');
     if (record.hash !== recordHash(record)) return fail(expected, 'hash does not match the record (record was altered)');
+    const pinned = pins?.get(expected);
+    if (pinned !== undefined && pinned !== record.hash) {
+      return fail(expected, `record differs from the signed checkpoint at seq ${expected} (the chain was recomputed)`);
+    }
     lastPrevHash = record.prev_hash;
     head = { seq: expected, hash: record.hash };
     return true;
@@ -118,6 +124,15 @@ export function createChainVerifier(tenant: string): ChainVerifier {
     head: () => head,
     result: () => ({ ok: broken === undefined, events: head.seq, head: head.hash, ...(broken ? { broken } : {}) }),
   };
+}
+
+/** What kind of damage a verifier problem (the messages above) is, for reports that say which. */
+export function problemKind(problem: string): 'edited' | 'deleted' | 'inserted' | 'recomputed' | 'truncated' {
+  if (problem.startsWith('record differs from the signed checkpoint')) return 'recomputed';
+  if (problem.startsWith('two records claim')) return 'inserted';
+  if (problem.startsWith('seq out of order')) return 'deleted';
+  if (problem.startsWith('records after seq')) return 'truncated';
+  return 'edited';
 }
 
 /**

@@ -1,10 +1,9 @@
 import { constants } from 'node:fs';
-import { mkdir, open, readdir } from 'node:fs/promises';
+import { mkdir, open } from 'node:fs/promises';
 import type { Clock } from '../clock';
 import { BrokerError } from '../errors';
-import { idSchema } from '../policy/schema';
 import type { AuditEvent, AuditLog, AuditRecord, AuditVerifyResult } from './audit-log';
-import { assertInPlace, openStream, scanLines, tenantFilePath, writeAll, type Acknowledged, type OpenStream } from './audit-file';
+import { assertInPlace, openStream, scanLines, tenantFilePath, tenantFiles, writeAll, type Acknowledged, type OpenStream } from './audit-file';
 import { buildRecord, checkHead, createChainVerifier, type ChainHead } from './chain';
 
 /**
@@ -211,8 +210,8 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
       return out;
     },
 
-    async verify(tenant): Promise<AuditVerifyResult> {
-      const verifier = createChainVerifier(tenant);
+    async verify(tenant, options = {}): Promise<AuditVerifyResult> {
+      const verifier = createChainVerifier(tenant, options.pins);
       const scan = await scanTenant(tenant, (line) => verifier.nextLine(line));
       let result = verifier.result();
       if (result.ok && scan.trailingBytes > 0) {
@@ -225,20 +224,7 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
       return scan.acknowledged ? checkHead(result, scan.acknowledged) : result;
     },
 
-    async tenants() {
-      let names: string[];
-      try {
-        names = await readdir(dir);
-      } catch (err) {
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return [];
-        throw err;
-      }
-      return names
-        .filter((n) => n.endsWith('.jsonl'))
-        .map((n) => n.slice(0, -'.jsonl'.length))
-        .filter((t) => idSchema.safeParse(t).success && !t.includes('..'))
-        .sort();
-    },
+    tenants: () => tenantFiles(dir),
 
     async ready() {
       return !closing;

@@ -1,15 +1,48 @@
-import { join } from 'node:path';
-import { createFileAuditLog } from '../audit/file-audit-log';
-import { systemClock } from '../clock';
-import { loadConfig } from './load-config';
+import { readFileSync } from 'node:fs';
+import { parseHead } from '../audit/audit-evidence';
+import { verifyBundle } from '../audit/bundle';
+import type { EvidenceResult } from '../audit/evidence';
+import { replaceFile } from '../storage/atomic-file';
+import { isoOption, openAuditSources, readKeySet } from './audit-sources';
+import { auditCorrelate, auditShow, CORRELATE_HELP, SHOW_HELP } from './audit-show';
+import { exportTenantBundle } from '../audit/export';
 import { parseVerb, stateOptions } from './options';
-import { openSharedAuditLog } from './shared-audit';
 import { UsageError } from './usage-error';
 
-export const AUDIT_HELP = `Usage: bulkhead audit verify [--tenant T] [--data-dir DIR] [--config FILE]
+export const VERIFY_HELP = `Usage: bulkhead audit verify [--tenant T] [--expect-head SEQ:HASH] [--json] [--keys FILE] [--data-dir DIR] [--config FILE]
+       bulkhead audit verify --bundle FILE [--keys FILE] [--json]
 
-Checks every tenant's audit hash chain (or one tenant's) and names the first broken record.
-Exit code 0 when every chain verifies, 1 when one does not.`;
+Checks every tenant's audit evidence (or one tenant's), offline: the hash chain, the signed checkpoints
+stored apart from it, and the checkpoint rule they state. Names the first problem and its kind:
+edited, deleted, inserted, recomputed, truncated, missing_stream, unknown_tenant, checkpoint_invalid,
+checkpoint_missing, unsealed, head_mismatch.
+  --expect-head SEQ:HASH   a head you kept earlier: the stream must still hold it
+  --keys FILE              audit keys you pinned (GET /.well-known/bulkhead-audit-keys.json); without it
+                           the sealed key ring is opened with the master key
+  --bundle FILE            check an export bundle instead (needs nothing but the file)
+Exit code 0 only when every named stream (or the bundle) verifies; 1 otherwise, including for an
+unknown tenant or a missing data dir.`;
+
+export const EXPORT_HELP = `Usage: bulkhead audit export --tenant T [--from ISO] [--to ISO] --out FILE [--data-dir DIR] [--config FILE]
+
+Writes one verifiable bundle of tenant T's records (docs/audit-bundle.md): the records, the checkpoints
+that cover them, the audit public keys and a manifest signed with the audit key. Only records already
+signed by a checkpoint are exported (stop the broker, or use GET /v1/audit/export on a live one).
+Refuses a stream that does not verify.`;
+
+export const AUDIT_HELP = `Usage: bulkhead audit <verify|export|show|correlate> [options]   (bulkhead audit <action> --help)
+
+  verify      check the hash chains and their signed checkpoints, offline
+  export      write a verifiable bundle of one tenant's trail
+  show        search one tenant's records
+  correlate   which tenant record holds a platform request id (operator API; audited)`;
+
+const ACTIONS: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
+  verify: { run: verify, help: VERIFY_HELP },
+  export: { run: exportBundle, help: EXPORT_HELP },
+  show: { run: auditShow, help: SHOW_HELP },
+  correlate: { run: auditCorrelate, help: CORRELATE_HELP },
+};
 
 export async function audit(argv: string[]): Promise<number> {
   const [action, ...rest] = argv;
@@ -17,36 +50,90 @@ export async function audit(argv: string[]): Promise<number> {
     process.stdout.write(AUDIT_HELP + '\n');
     return 0;
   }
-  if (action !== 'verify') throw new UsageError(`bulkhead audit: unknown action "${action}" (see bulkhead audit --help)`);
-  const { values } = parseVerb('audit verify', rest, { ...stateOptions, tenant: { type: 'string' } });
-  if (values.help) {
-    process.stdout.write(AUDIT_HELP + '\n');
+  const entry = ACTIONS[action];
+  if (!entry) throw new UsageError(`bulkhead audit: unknown action "${action}" (see bulkhead audit --help)`);
+  if (rest.includes('--help') || rest.includes('-h')) {
+    process.stdout.write(entry.help + '\n');
     return 0;
   }
-  const { policy, dataDir } = loadConfig(values);
-  // Scaled out (broker.state in the policy), the chains live in PostgreSQL, not under --data-dir.
-  const shared = await openSharedAuditLog(policy);
-  const log = shared?.log ?? createFileAuditLog({ dir: join(dataDir, 'audit'), clock: systemClock });
+  return entry.run(rest);
+}
+
+async function verify(argv: string[]): Promise<number> {
+  const { values } = parseVerb('audit verify', argv, {
+    ...stateOptions,
+    tenant: { type: 'string' },
+    'expect-head': { type: 'string' },
+    json: { type: 'boolean' },
+    keys: { type: 'string' },
+    bundle: { type: 'string' },
+  });
+  if (values.bundle) return verifyBundleFile(values.bundle, values.keys, values.json === true);
+  const expectHead = values['expect-head'] === undefined ? undefined : parseHead(values['expect-head']);
+  if (values['expect-head'] !== undefined && !expectHead) throw new UsageError('bulkhead audit verify: --expect-head must be SEQ:HASH (a seq and a 64-hex-digit hash)');
+  if (expectHead && !values.tenant) throw new UsageError('bulkhead audit verify: --expect-head needs --tenant');
+  const sources = await openAuditSources(values);
   try {
-    const tenants = values.tenant ? [values.tenant] : await log.tenants();
-    if (tenants.length === 0) {
-      process.stdout.write(`no audit streams in ${shared?.where ?? join(dataDir, 'audit')}\n`);
-      return 0;
-    }
-    let allOk = true;
-    for (const tenant of tenants) {
-      const result = await log.verify(tenant);
-      allOk &&= result.ok;
-      process.stdout.write(
-        result.ok
-          ? `${tenant}: ok, ${result.events} events, head ${result.head}\n`
-          : `${tenant}: BROKEN at record ${result.broken?.seq}: ${result.broken?.problem} (${result.events} events checked)\n`,
-      );
-    }
+    const tenants = values.tenant ? [values.tenant] : await sources.evidence.tenants();
+    const results: EvidenceResult[] = [];
+    for (const tenant of tenants) results.push(await sources.evidence.verify(tenant, { expectHead }));
+    const ok = tenants.length > 0 && results.every((r) => r.ok);
+    if (values.json) process.stdout.write(JSON.stringify({ ok, where: sources.where, tenants: results }, null, 2) + '\n');
+    else if (tenants.length === 0) process.stdout.write(`no audit streams in ${sources.where}\n`);
+    else for (const result of results) process.stdout.write(describe(result) + '\n');
     // Repairs the log made while opening files (a torn line cut, say) are worth an operator's eye.
-    for (const warning of log.warnings()) process.stderr.write(`warning: ${warning}\n`);
-    return allOk ? 0 : 1;
+    for (const warning of (sources.log as { warnings?: () => string[] }).warnings?.() ?? []) process.stderr.write(`warning: ${warning}\n`);
+    return ok ? 0 : 1;
   } finally {
-    await log.close();
+    await sources.close();
+  }
+}
+
+function describe(result: EvidenceResult): string {
+  if (!result.ok) return `${result.tenant}: BROKEN at record ${result.broken?.seq} (${result.broken?.kind}): ${result.broken?.problem} (${result.events} events checked)`;
+  const unsealed = result.unsealed > 0 ? `, ${result.unsealed} newer not signed yet` : '';
+  return `${result.tenant}: ok, ${result.events} events, head ${result.head}, signed through seq ${result.signed_through}${unsealed}`;
+}
+
+async function verifyBundleFile(file: string, keysFile: string | undefined, json: boolean): Promise<number> {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    throw new UsageError(`${file}: cannot read a bundle (JSON)`);
+  }
+  const verdict = verifyBundle(raw, keysFile ? readKeySet(keysFile) : undefined);
+  if (json) process.stdout.write(JSON.stringify(verdict, null, 2) + '\n');
+  else if (verdict.ok) process.stdout.write(`${file}: ok, tenant ${verdict.tenant}, ${verdict.selected} records selected${keysFile ? '' : ' (keys from the bundle itself: pass --keys to pin them)'}\n`);
+  else process.stdout.write(`${file}: BROKEN: ${verdict.problems.join('; ')}\n`);
+  return verdict.ok ? 0 : 1;
+}
+
+async function exportBundle(argv: string[]): Promise<number> {
+  const { values } = parseVerb('audit export', argv, { ...stateOptions, tenant: { type: 'string' }, from: { type: 'string' }, to: { type: 'string' }, out: { type: 'string' } });
+  if (!values.tenant || !values.out) throw new UsageError('bulkhead audit export: --tenant and --out are required');
+  const from = isoOption('from', values.from);
+  const to = isoOption('to', values.to);
+  const sources = await openAuditSources(values, { sign: true });
+  try {
+    const bundle = await exportTenantBundle({
+      tenant: values.tenant,
+      from,
+      to,
+      issuer: sources.issuer,
+      now: Date.now(),
+      log: sources.log,
+      checkpoints: sources.checkpoints,
+      evidence: sources.evidence,
+      keys: sources.keys,
+      signer: sources.signer(),
+    });
+    await replaceFile(values.out, JSON.stringify(bundle, null, 2) + '\n');
+    const { first_seq, last_seq } = bundle.manifest.selection;
+    process.stdout.write(`${values.out}: tenant ${values.tenant}, records ${first_seq}..${last_seq}, ${bundle.checkpoints.length} checkpoints\n`);
+    if (bundle.manifest.unsealed_excluded > 0) process.stderr.write(`warning: ${bundle.manifest.unsealed_excluded} newer records are not signed by a checkpoint yet and were left out\n`);
+    return 0;
+  } finally {
+    await sources.close();
   }
 }

@@ -40,3 +40,18 @@ export async function loadOrCreateMasterKey(dataDir: string, env: NodeJS.Process
     throw err;
   }
 }
+
+/**
+ * The master key for a verb that only reads (`audit verify`, `audit export`): never creates one, since
+ * a new key would open nothing and would leave a stray master.key in someone's data dir.
+ */
+export async function loadExistingMasterKey(dataDir: string, env: NodeJS.ProcessEnv = process.env): Promise<Buffer> {
+  if (!env.BULKHEAD_MASTER_KEY) {
+    try {
+      await stat(join(dataDir, MASTER_KEY_FILE));
+    } catch {
+      throw new Error(`no master key: ${join(dataDir, MASTER_KEY_FILE)} does not exist and BULKHEAD_MASTER_KEY is not set`);
+    }
+  }
+  return loadOrCreateMasterKey(dataDir, env);
+}

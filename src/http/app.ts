@@ -1,13 +1,16 @@
 import { randomUUID } from 'node:crypto';
-import express, { type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import express, { Router, type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
+import type { AuditKeySet } from '../audit/audit-keys';
 import { consoleRoutes } from '../console/console-routes';
 import { BrokerError } from '../errors';
 import { authenticate, type Identities } from './authenticate';
 import { requireJsonBody } from './content-type';
+import { bindRequestContext } from '../observability/request-context';
 import { strictJsonBody } from './json-body';
 import { bodyParserError, sendDeny, sendError } from './respond';
 import { authorizationRoutes, type AuthorizationRouteDeps } from './routes/authorization';
+import { auditKeysRoute, auditRoutes, type AuditRouteDeps } from './routes/audit';
 import { healthRoutes, type HealthDeps } from './routes/health';
 import { operatorRoutes, type OperatorRouteDeps } from './routes/operator';
 import { serverRoutes, type ServerRouteDeps } from './routes/authorize';
@@ -23,6 +26,7 @@ export interface HttpAppDeps {
   server: Omit<ServerRouteDeps, 'logger'>;
   operator: Omit<OperatorRouteDeps, 'logger'>;
   authorization: Omit<AuthorizationRouteDeps, 'logger'>;
+  audit: Omit<AuditRouteDeps, 'logger'> & { keys: () => AuditKeySet };
   health: HealthDeps;
 }
 
@@ -40,9 +44,11 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.use(requireJsonBody());
   app.use(strictJsonBody({ limit: deps.bodyLimit }));
   app.use('/v1/token', express.urlencoded({ extended: false, limit: deps.bodyLimit, parameterLimit: 50 }));
+  app.use(bindRequestContext());
 
   app.use(healthRoutes(deps.health));
   app.use(INTROSPECTION_PATH, authenticate('server', deps.servers));
+  app.use(auditKeysRoute(deps.audit.keys));
   app.use(tokenRoutes({ ...deps.token, logger: deps.logger }));
   app.use(authorizationRoutes({ ...deps.authorization, logger: deps.logger }));
   const serverOnly = authenticate('server', deps.servers);
@@ -50,7 +56,10 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.use(serverRoutes({ ...deps.server, logger: deps.logger }));
   const operatorOnly = authenticate('operator', deps.operators);
   app.use(['/v1/revoke', '/v1/restore', '/v1/audit', '/v1/tenants', '/v1/approvals', '/v1/keys', '/v1/policy'], operatorOnly);
-  const operatorApi = operatorRoutes({ ...deps.operator, logger: deps.logger });
+  // One router for the whole operator API (audit included), so the console below runs exactly it.
+  const operatorApi = Router();
+  operatorApi.use(operatorRoutes({ ...deps.operator, logger: deps.logger }));
+  operatorApi.use(auditRoutes({ ...deps.audit, logger: deps.logger }));
   app.use(operatorApi);
   // The console runs the same operator routes in-process, behind its own session, same-origin and CSRF checks.
   app.use(

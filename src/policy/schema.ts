@@ -111,7 +111,12 @@ const broker = z
     token_clock_skew: tolerance.prefault('5s'),
     // No token of a session expires later than the session's start (auth_time) plus this.
     session_max_lifetime: duration.prefault('8h'),
-    rotation: z.object({ signing_key: duration.prefault('24h'), certificate: duration.prefault('24h') }).strict().prefault({}),
+    rotation: z.object({ signing_key: duration.prefault('24h'), certificate: duration.prefault('24h'), audit_key: duration.prefault('30d') }).strict().prefault({}),
+    // Signed checkpoints of each tenant's audit head (src/audit/checkpointer.ts).
+    audit: z
+      .object({ checkpoint_every: z.number().int().min(1).max(1_000_000).default(1000), checkpoint_interval: duration.prefault('60s') })
+      .strict()
+      .prefault({}),
     tls: z.object({ mode: z.enum(['off', 'internal-ca', 'vault-pki']).default('off'), vault_pki_mount: z.string().optional(), vault_pki_role: z.string().optional() }).strict().prefault({}),
     state: z
       .object({

@@ -2,6 +2,7 @@ import type { LeaderLock } from '../../rotation/leader-lock';
 import type { ApprovalStore } from '../approvals/approval-store';
 import type { AuditLog } from '../audit/audit-log';
 import type { BudgetStore } from '../budgets/budget-store';
+import type { CheckpointStore } from '../audit/checkpoint-store';
 import type { QuotaStore } from '../quotas/quota-store';
 import type { RevocationStore } from '../revocation/revocation-store';
 import type { SessionStore } from '../sessions/session-store';
@@ -23,7 +24,13 @@ export interface BrokerState {
   /** Pending logins and authorization codes: single use, short-lived. */
   oneTime: OneTimeStore;
   audit: AuditLog;
+  /** Signed checkpoints of the audit heads, stored apart from the streams. */
+  checkpoints: CheckpointStore;
   keys: KeyStore;
+  /** The audit signing keys (sealed, purpose `audit-key`). */
+  auditKeys: KeyStore;
+  /** Who rotates the audit keys (a lock of its own: the two rings rotate on different timers). */
+  auditKeyLock?: LeaderLock;
   /** Who rotates the signing keys: one replica at a time when shared; the embedded broker always holds it. */
   leaderLock?: LeaderLock;
   /** Shared state only: calls `listener` when another replica may have changed the key ring (reload it). */

@@ -3,18 +3,22 @@ import { createSoleLeaderLock } from '../../rotation/leader-lock';
 import { createMemoryApprovalStore } from '../approvals/memory-approval-store';
 import { createFileAuditLog } from '../audit/file-audit-log';
 import { createFileBudgetStore } from '../budgets/file-budget-store';
+import { CHECKPOINT_DIR, createFileCheckpointStore } from '../audit/file-checkpoint-store';
 import type { Clock } from '../clock';
 import { createMemoryOneTimeStore } from '../oauth/one-time-store';
 import { createMemoryQuotaStore } from '../quotas/memory-quota-store';
 import { createFileRevocationStore } from '../revocation/file-revocation-store';
 import { createMemorySessionStore } from '../sessions/memory-session-store';
-import { createFileKeyStore } from '../tokens/key-store';
+import { createFileKeyStorage, createFileKeyStore, createSealedKeyStore } from '../tokens/key-store';
 import type { BrokerState } from './broker-state';
 
 /**
  * The embedded default: one process, everything durable under --data-dir (signing keys, revocations,
- * quarantines, audit, budget charges); counters and approvals in memory. Nothing here needs a network service.
+ * quarantines, audit streams and their checkpoints, audit keys, budget charges); counters and approvals in memory. Nothing here needs a network service.
  */
+/** The sealed audit key ring, beside keys.json. */
+export const AUDIT_KEYS_FILE = 'audit-keys.json';
+
 export async function createEmbeddedState(options: { dataDir: string; masterKey: Buffer; clock: Clock }): Promise<BrokerState> {
   const { dataDir, masterKey, clock } = options;
   const revocations = await createFileRevocationStore({ dataDir });
@@ -32,8 +36,11 @@ export async function createEmbeddedState(options: { dataDir: string; masterKey:
     approvals: createMemoryApprovalStore({}),
     oneTime: createMemoryOneTimeStore({ clock }),
     audit,
+    checkpoints: createFileCheckpointStore(join(dataDir, CHECKPOINT_DIR)),
     keys: createFileKeyStore(dataDir, masterKey),
+    auditKeys: createSealedKeyStore(masterKey, createFileKeyStorage(dataDir, AUDIT_KEYS_FILE), 'audit-key'),
     leaderLock: createSoleLeaderLock(),
+    auditKeyLock: createSoleLeaderLock(),
     ready: async () => ({ audit: (await audit.ready?.()) ?? true }),
     close: async () => {
       await audit.close();

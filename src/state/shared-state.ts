@@ -6,6 +6,7 @@ import { createKeyRing } from '../tokens/key-ring';
 import { createSealedKeyStore } from '../tokens/key-store';
 import type { BrokerState } from './broker-state';
 import { createPostgresAuditLog } from './postgres/audit-log';
+import { createCheckpointTable } from './postgres/checkpoint-table';
 import { createPostgresKeyStorage } from './postgres/key-storage';
 import { createPostgresLeaderLock, type PostgresLeaderLock } from './postgres/leader-lock';
 import { createPgPool, inTransaction } from './postgres/pool';
@@ -29,7 +30,8 @@ import { createSharedRevocationStore } from './shared-revocation-store';
  * Scale-out state: many replicas behind a load balancer behave as one broker. The authorize pipeline
  * sees the same interfaces as the embedded default; only where the state lives changes.
  *
- *   PostgreSQL  revocations (durable), audit chains, sealed signing keys, rotation lease, quarantines
+ *   PostgreSQL  revocations (durable), audit chains and their signed checkpoints, sealed signing and
+ *               audit keys, rotation leases, quarantines
  *   Redis       revocation push (pub/sub), quotas and concurrency, sessions and calls, approvals,
  *               the hot copy of quarantines
  *
@@ -60,6 +62,7 @@ export interface SharedState extends BrokerState {
 
 /** The rotation lease's name in bulkhead_leases. */
 export const SIGNING_KEY_LOCK = 'signing-key-rotation';
+export const AUDIT_KEY_LOCK = 'audit-key-rotation';
 
 export async function createSharedState(options: SharedStateOptions): Promise<SharedState> {
   const { clock } = options;
@@ -118,7 +121,14 @@ export async function createSharedState(options: SharedStateOptions): Promise<Sh
 
     const audit = createPostgresAuditLog({ pool, clock, groupCommitMs: options.auditGroupCommitMs, timeoutMs });
     closers.push(() => audit.close());
+    const auditKeys = createSealedKeyStore(options.masterKey, createPostgresKeyStorage(pool, { table: 'bulkhead_audit_keys' }), 'audit-key');
+    // As for the signing keys: replicas starting together agree on one audit key ring.
+    await inTransaction(pool, async (client) => {
+      await client.query("SELECT pg_advisory_xact_lock(hashtext('bulkhead:audit-keys'))");
+      await createKeyRing({ store: auditKeys, clock, maxTokenTtlMs: Number.POSITIVE_INFINITY, clockSkewMs: 0 }).init();
+    });
     const leaderLock = createPostgresLeaderLock({ pool, name: SIGNING_KEY_LOCK, onError: (err) => complain('postgres', err) });
+    const auditKeyLock = createPostgresLeaderLock({ pool, name: AUDIT_KEY_LOCK, onError: (err) => complain('postgres', err) });
     logger.info({ redis: describeUrl(options.redisUrl), postgres: describeUrl(options.postgresUrl), prefix: options.redisPrefix, holder: leaderLock.holder }, 'shared state ready');
 
     return {
@@ -130,8 +140,11 @@ export async function createSharedState(options: SharedStateOptions): Promise<Sh
       approvals: createRedisApprovalStore({ redis, keyspace }),
       oneTime: createRedisOneTimeStore({ redis, keyspace }),
       audit,
+      checkpoints: createCheckpointTable(pool),
       keys,
+      auditKeys,
       leaderLock,
+      auditKeyLock,
       onKeysChanged: (listener) => keyChanges.onChange(listener),
       policyChanges: { announce: () => policyChanges.announce(), onChange: (listener) => policyChanges.onChange(listener) },
       onKill: (listener) => revocations.onKill(listener),

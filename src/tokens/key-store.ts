@@ -72,26 +72,32 @@ export interface SealedKeyStorage {
   write(ring: StoredKeyRing): Promise<void>;
 }
 
-export function sealAssociatedData(kid: string): string {
-  return `signing-key:${kid}`;
+/**
+ * What a ring's keys sign. It is part of every sealed blob's associated data, so a token-signing key
+ * copied into the audit key store (or the other way round) fails to open instead of signing there.
+ */
+export type KeyPurpose = 'signing-key' | 'audit-key';
+
+export function sealAssociatedData(kid: string, purpose: KeyPurpose = 'signing-key'): string {
+  return `${purpose}:${kid}`;
 }
 
-export function createSealedKeyStore(masterKey: Buffer, storage: SealedKeyStorage): KeyStore {
+export function createSealedKeyStore(masterKey: Buffer, storage: SealedKeyStorage, purpose: KeyPurpose = 'signing-key'): KeyStore {
   return {
     async load() {
       const stored = await storage.read();
-      return stored ? { keys: await Promise.all(stored.keys.map((key) => openKey(masterKey, key))) } : null;
+      return stored ? { keys: await Promise.all(stored.keys.map((key) => openKey(masterKey, key, purpose))) } : null;
     },
     async save(ring) {
-      await storage.write({ version: 1, keys: ring.keys.map((key) => sealKey(masterKey, key)) });
+      await storage.write({ version: 1, keys: ring.keys.map((key) => sealKey(masterKey, key, purpose)) });
     },
   };
 }
 
-function sealKey(masterKey: Buffer, key: KeyRecord): StoredKey {
+function sealKey(masterKey: Buffer, key: KeyRecord, purpose: KeyPurpose): StoredKey {
   const { private_jwk, ...meta } = key;
   const plaintext = JSON.stringify({ kty: private_jwk.kty, crv: private_jwk.crv, x: private_jwk.x, d: private_jwk.d });
-  return { ...meta, private_jwk_sealed: seal(masterKey, Buffer.from(plaintext, 'utf8'), sealAssociatedData(key.kid)) };
+  return { ...meta, private_jwk_sealed: seal(masterKey, Buffer.from(plaintext, 'utf8'), sealAssociatedData(key.kid, purpose)) };
 }
 
 /**
@@ -99,18 +105,18 @@ function sealKey(masterKey: Buffer, key: KeyRecord): StoredKey {
  * store edited to swap in another public key, or to move a blob under another kid, fails to open
  * instead of verifying tokens someone else signed.
  */
-async function openKey(masterKey: Buffer, stored: StoredKey): Promise<KeyRecord> {
+async function openKey(masterKey: Buffer, stored: StoredKey, purpose: KeyPurpose): Promise<KeyRecord> {
   const { private_jwk_sealed, ...meta } = stored;
   let jwk: PrivateJwk;
   try {
-    const parsed = privateJwkSchema.parse(JSON.parse(open(masterKey, private_jwk_sealed, sealAssociatedData(stored.kid)).toString('utf8')));
+    const parsed = privateJwkSchema.parse(JSON.parse(open(masterKey, private_jwk_sealed, sealAssociatedData(stored.kid, purpose)).toString('utf8')));
     jwk = { kty: parsed.kty, crv: parsed.crv, x: parsed.x, d: parsed.d };
   } catch (err) {
-    throw new Error(`signing key ${stored.kid} cannot be opened: wrong master key or a tampered key store`, { cause: err });
+    throw new Error(`${purpose} ${stored.kid} cannot be opened: wrong master key or a tampered key store`, { cause: err });
   }
   const kid = await calculateJwkThumbprint({ kty: jwk.kty, crv: jwk.crv, x: jwk.x }, 'sha256');
   if (kid !== stored.kid || stored.public_jwk.x !== jwk.x) {
-    throw new Error(`signing key ${stored.kid}: stored public key or kid does not match the sealed private key`);
+    throw new Error(`${purpose} ${stored.kid}: stored public key or kid does not match the sealed private key`);
   }
   return { ...meta, private_jwk: jwk };
 }
@@ -153,8 +159,8 @@ export function createFileKeyStore(dataDir: string, masterKey: Buffer): KeyStore
   return createSealedKeyStore(masterKey, createFileKeyStorage(dataDir));
 }
 
-export function createFileKeyStorage(dataDir: string): SealedKeyStorage {
-  const path = join(dataDir, KEYS_FILE);
+export function createFileKeyStorage(dataDir: string, file = KEYS_FILE): SealedKeyStorage {
+  const path = join(dataDir, file);
   return {
     async read() {
       const text = await readOptional(path);

@@ -27,7 +27,6 @@ const decideBody = z.object({}).strict();
 // A reload reads the broker's own policy file: a policy is never uploaded over HTTP.
 const reloadBody = z.object({}).strict();
 const approvalsQuery = z.object({ tenant: idSchema }).strict();
-const auditQuery = z.object({ tenant: idSchema, after: z.coerce.number().int().nonnegative().optional(), limit: z.coerce.number().int().min(1).max(10_000).optional() }).strict();
 
 export interface OperatorRouteDeps {
   policy: () => Policy;
@@ -37,7 +36,7 @@ export interface OperatorRouteDeps {
   quotas: Pick<QuotaStore, 'usage'>;
   budgets: Pick<BudgetStore, 'usage'>;
   approvals: Pick<ApprovalStore, 'decide' | 'listPending'>;
-  audit: Pick<AuditLog, 'read' | 'verify' | 'append'>;
+  audit: Pick<AuditLog, 'append'>;
   rotateKeys: () => Promise<{ kid: string }>;
   reloadPolicy: (operator: string) => Promise<ReloadResult>;
   metrics: BrokerMetrics;
@@ -45,7 +44,7 @@ export interface OperatorRouteDeps {
   logger: Logger;
 }
 
-/** The operator API: kill switch, audit, tenant status, approvals, key rotation. */
+/** The operator API: kill switch, tenant status, approvals, key rotation (the audit routes are in audit.ts). */
 export function operatorRoutes(deps: OperatorRouteDeps): Router {
   const router = Router();
   const operator = (res: { locals: Record<string, unknown> }) => res.locals.operator as string;
@@ -71,25 +70,6 @@ export function operatorRoutes(deps: OperatorRouteDeps): Router {
     try {
       const body = parseBody(restoreBody, req.body);
       res.json(await deps.killSwitch.restore(body.tenant, operator(res)));
-    } catch (err) {
-      sendError(req, res, err, deps.logger);
-    }
-  });
-
-  router.get('/v1/audit', async (req, res) => {
-    try {
-      const query = parseBody(auditQuery, { ...req.query });
-      const events = await deps.audit.read(knownTenant(query.tenant), { afterSeq: query.after, limit: query.limit ?? 1000 });
-      res.json({ tenant: query.tenant, events });
-    } catch (err) {
-      sendError(req, res, err, deps.logger);
-    }
-  });
-
-  router.get('/v1/audit/verify', async (req, res) => {
-    try {
-      const query = parseBody(auditQuery, { ...req.query });
-      res.json(await deps.audit.verify(knownTenant(query.tenant)));
     } catch (err) {
       sendError(req, res, err, deps.logger);
     }

@@ -171,13 +171,13 @@ export function createPostgresAuditLog(options: PostgresAuditLogOptions): AuditL
       });
     },
 
-    verify(tenant): Promise<AuditVerifyResult> {
+    verify(tenant, options = {}): Promise<AuditVerifyResult> {
       return query(async () => {
         // The head first: records up to it are committed (head and records move in one transaction),
         // and records other replicas append while this runs are beyond it and not read.
         const headRow = await pool.query<{ seq: string; hash: string }>('SELECT seq, hash FROM bulkhead_audit_heads WHERE tenant = $1', [tenant]);
         const acknowledged: ChainHead = headRow.rows[0] ? { seq: Number(headRow.rows[0].seq), hash: headRow.rows[0].hash } : { seq: 0, hash: GENESIS_HASH };
-        const verifier = createChainVerifier(tenant);
+        const verifier = createChainVerifier(tenant, options.pins);
         let after = 0;
         for (;;) {
           const page = await pool.query<{ seq: string; record: string }>('SELECT seq, record FROM bulkhead_audit WHERE tenant = $1 AND seq > $2 AND seq <= $3 ORDER BY seq LIMIT $4', [

@@ -13,14 +13,19 @@ import { parseStoredKeyRing, type SealedKeyStorage } from '../../tokens/key-stor
  *   cannot overwrite another replica's rotation (the key ring reads the stored ring before each step,
  *   so a retry starts from the newest).
  */
-export function createPostgresKeyStorage(pool: Pool, options: { onWritten?: () => void } = {}): SealedKeyStorage {
+/** The sealed key rings kept in PostgreSQL: token signing keys, and the audit checkpoint keys. */
+export type KeyRingTable = 'bulkhead_signing_keys' | 'bulkhead_audit_keys';
+
+export function createPostgresKeyStorage(pool: Pool, options: { onWritten?: () => void; table?: KeyRingTable } = {}): SealedKeyStorage {
   /** Version of the ring this storage last read or wrote; 0 = none existed. */
   let seen: number | undefined;
-  const SOURCE = 'PostgreSQL bulkhead_signing_keys';
+  // A fixed identifier from the union below, never input: safe to splice into the statements.
+  const table = options.table ?? 'bulkhead_signing_keys';
+  const SOURCE = `PostgreSQL ${table}`;
 
   return {
     async read() {
-      const result = await pool.query<{ version: string; ring: unknown }>('SELECT version, ring FROM bulkhead_signing_keys WHERE id = 1');
+      const result = await pool.query<{ version: string; ring: unknown }>(`SELECT version, ring FROM ${table} WHERE id = 1`);
       const row = result.rows[0];
       if (!row) {
         seen = 0;
@@ -36,8 +41,8 @@ export function createPostgresKeyStorage(pool: Pool, options: { onWritten?: () =
       const json = JSON.stringify(ring);
       const result =
         seen === 0
-          ? await pool.query<{ version: string }>('INSERT INTO bulkhead_signing_keys (id, version, ring) VALUES (1, 1, $1) ON CONFLICT (id) DO NOTHING RETURNING version', [json])
-          : await pool.query<{ version: string }>('UPDATE bulkhead_signing_keys SET ring = $1, version = version + 1, updated_at = now() WHERE id = 1 AND version = $2 RETURNING version', [json, seen]);
+          ? await pool.query<{ version: string }>(`INSERT INTO ${table} (id, version, ring) VALUES (1, 1, $1) ON CONFLICT (id) DO NOTHING RETURNING version`, [json])
+          : await pool.query<{ version: string }>(`UPDATE ${table} SET ring = $1, version = version + 1, updated_at = now() WHERE id = 1 AND version = $2 RETURNING version`, [json, seen]);
       const row = result.rows[0];
       if (!row) {
         seen = undefined;

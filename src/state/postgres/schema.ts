@@ -13,11 +13,14 @@ import { inTransaction } from './pool';
  *   writer, which makes seq gap-free and ordered across replicas; it is also the acknowledged head that
  *   `verify` compares with, so records cut from the end are noticed. A trigger refuses UPDATE and DELETE
  *   on records (a superuser can still drop it; the hash chain is what proves integrity).
- * - bulkhead_signing_keys: the one sealed key ring, with a version for compare-and-swap writes.
+ * - bulkhead_audit_checkpoints: signed checkpoints of each tenant's head (src/audit/checkpoint.ts),
+ *   apart from the records they vouch for and append-only like them. Version 2.
+ * - bulkhead_signing_keys / bulkhead_audit_keys: the sealed token-signing and audit-checkpoint key rings,
+ *   one row each, with a version for compare-and-swap writes. bulkhead_audit_keys: version 2.
  * - bulkhead_leases: leader locks (rotation) as leases on the server's clock.
  * - bulkhead_quarantines: durable copy of quarantined sessions (Redis holds the hot copy).
  */
-export const SCHEMA_VERSION = 1;
+export const SCHEMA_VERSION = 2;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS bulkhead_schema (
@@ -52,6 +55,21 @@ END $$;
 DROP TRIGGER IF EXISTS bulkhead_audit_append_only ON bulkhead_audit;
 CREATE TRIGGER bulkhead_audit_append_only BEFORE UPDATE OR DELETE ON bulkhead_audit
   FOR EACH ROW EXECUTE FUNCTION bulkhead_audit_append_only();
+CREATE TABLE IF NOT EXISTS bulkhead_audit_checkpoints (
+  tenant text NOT NULL,
+  seq bigint NOT NULL,
+  checkpoint text NOT NULL,
+  PRIMARY KEY (tenant, seq)
+);
+DROP TRIGGER IF EXISTS bulkhead_audit_checkpoints_append_only ON bulkhead_audit_checkpoints;
+CREATE TRIGGER bulkhead_audit_checkpoints_append_only BEFORE UPDATE OR DELETE ON bulkhead_audit_checkpoints
+  FOR EACH ROW EXECUTE FUNCTION bulkhead_audit_append_only();
+CREATE TABLE IF NOT EXISTS bulkhead_audit_keys (
+  id integer PRIMARY KEY CHECK (id = 1),
+  version bigint NOT NULL,
+  ring jsonb NOT NULL,
+  updated_at timestamptz NOT NULL DEFAULT now()
+);
 CREATE TABLE IF NOT EXISTS bulkhead_signing_keys (
   id integer PRIMARY KEY CHECK (id = 1),
   version bigint NOT NULL,
@@ -72,7 +90,10 @@ CREATE TABLE IF NOT EXISTS bulkhead_quarantines (
 );
 `;
 
-/** Creates (or completes) the schema. Safe to run concurrently and repeatedly. */
+/**
+ * Creates the schema, or upgrades an older one in place: every statement is idempotent (IF NOT EXISTS,
+ * OR REPLACE), so version 1 becomes 2 by running the same DDL. Safe to run concurrently and repeatedly.
+ */
 export async function initSchema(pool: Pool): Promise<{ version: number; created: boolean }> {
   return inTransaction(pool, async (client) => {
     // CREATE ... IF NOT EXISTS is not safe against itself running concurrently; serialise the inits.
@@ -96,4 +117,5 @@ export async function assertSchema(pool: Pool): Promise<void> {
   }
   if (version === undefined) throw new Error('the PostgreSQL database has no Bulkhead schema: run `bulkhead state init --config FILE` first');
   if (version > SCHEMA_VERSION) throw new Error(`the PostgreSQL schema is version ${version}, newer than this build knows (${SCHEMA_VERSION}): upgrade Bulkhead`);
+  if (version < SCHEMA_VERSION) throw new Error(`the PostgreSQL schema is version ${version}, older than this build needs (${SCHEMA_VERSION}): run \`bulkhead state init --config FILE\` to upgrade it`);
 }

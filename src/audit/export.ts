@@ -1,0 +1,42 @@
+import { BrokerError } from '../errors';
+import type { AuditLog, AuditRecord } from './audit-log';
+import type { AuditKeySet, AuditSigner } from './audit-keys';
+import type { AuditEvidence } from './audit-evidence';
+import { buildBundle, type AuditBundle } from './bundle';
+import { checkpointProblem, type Checkpoint } from './checkpoint';
+import type { CheckpointStore } from './checkpoint-store';
+
+/**
+ * Exports one tenant's trail as a bundle, for the API route and the CLI alike. The stream must verify
+ * first: a bundle vouches for what it carries, so a broken stream is reported, not packaged. Only this
+ * tenant's stream is read, and the bundle builder refuses any record naming another tenant.
+ */
+export interface ExportInputs {
+  tenant: string;
+  from?: number;
+  to?: number;
+  issuer: string;
+  now: number;
+  log: Pick<AuditLog, 'read'>;
+  checkpoints: Pick<CheckpointStore, 'list'>;
+  evidence: AuditEvidence;
+  keys: AuditKeySet;
+  signer: AuditSigner;
+}
+
+const PAGE = 1000;
+
+export async function exportTenantBundle(inputs: ExportInputs): Promise<AuditBundle> {
+  const { tenant } = inputs;
+  const verdict = await inputs.evidence.verify(tenant);
+  if (!verdict.ok) throw new BrokerError('conflict', `tenant ${tenant}'s audit does not verify (${verdict.broken?.kind}: ${verdict.broken?.problem}); nothing exported`);
+  const records: AuditRecord[] = [];
+  for (let after = 0; ; ) {
+    const page = await inputs.log.read(tenant, { afterSeq: after, limit: PAGE });
+    records.push(...page);
+    if (page.length < PAGE) break;
+    after = page[page.length - 1]!.seq;
+  }
+  const checkpoints = (await inputs.checkpoints.list(tenant)).filter((c): c is Checkpoint => checkpointProblem(c, tenant, inputs.keys) === null);
+  return buildBundle({ tenant, issuer: inputs.issuer, now: inputs.now, from: inputs.from, to: inputs.to, records, checkpoints, keys: inputs.keys, signer: inputs.signer });
+}

@@ -1,0 +1,132 @@
+import { Router } from 'express';
+import type { Logger } from 'pino';
+import { z } from 'zod';
+import type { AuditEvent, AuditLog } from '../../audit/audit-log';
+import type { AuditKeySet } from '../../audit/audit-keys';
+import { parseHead, type AuditEvidence } from '../../audit/audit-evidence';
+import type { AuditBundle } from '../../audit/bundle';
+import type { Checkpointer } from '../../audit/checkpointer';
+import { searchAudit, type AuditFilter } from '../../audit/search';
+import { BrokerError } from '../../errors';
+import { idSchema, type Policy } from '../../policy/schema';
+import { parseBody } from '../parse-body';
+import { sendError } from '../respond';
+
+const text = z.string().min(1).max(256);
+const isoTime = z.iso.datetime({ offset: true }).transform((value) => Date.parse(value));
+const tenantQuery = { tenant: idSchema };
+const range = { from: isoTime.optional(), to: isoTime.optional() };
+const searchQuery = z
+  .object({
+    ...tenantQuery,
+    ...range,
+    after: z.coerce.number().int().nonnegative().optional(),
+    limit: z.coerce.number().int().min(1).max(10_000).optional(),
+    type: text.optional(),
+    decision: z.enum(['allow', 'deny']).optional(),
+    reason: text.optional(),
+    tool: text.optional(),
+    principal: text.optional(),
+    session: text.optional(),
+    server: text.optional(),
+    request_id: text.optional(),
+  })
+  .strict();
+const verifyQuery = z.object({ ...tenantQuery, expect_head: z.string().max(100).optional() }).strict();
+const exportQuery = z.object({ ...tenantQuery, ...range }).strict();
+const correlateQuery = z.object({ request_id: text }).strict();
+
+export interface AuditRouteDeps {
+  policy: () => Policy;
+  log: Pick<AuditLog, 'read'>;
+  evidence: AuditEvidence;
+  checkpointer: Pick<Checkpointer, 'sealNow'>;
+  /** The broker's audit wrapper: records made here carry the operator's request id like any other. */
+  append: (tenant: string, event: AuditEvent) => Promise<unknown>;
+  exportBundle: (tenant: string, range: { from?: number; to?: number }) => Promise<AuditBundle>;
+  logger: Logger;
+}
+
+/**
+ * The operator's audit API: search one tenant's stream, verify its evidence, export a bundle, and the
+ * one sanctioned join from a platform request id to the tenant record that holds it. Export and
+ * correlate are themselves recorded in the stream they read.
+ */
+export function auditRoutes(deps: AuditRouteDeps): Router {
+  const router = Router();
+  const operator = (res: { locals: Record<string, unknown> }) => res.locals.operator as string;
+  const knownTenant = (tenant: string) => {
+    // Own keys only: "constructor" is a valid id and must not find Object.prototype's.
+    if (!Object.hasOwn(deps.policy().tenants, tenant)) throw new BrokerError('not_found', `unknown tenant "${tenant}"`);
+    return tenant;
+  };
+
+  router.get('/v1/audit', async (req, res) => {
+    try {
+      const { tenant, after, limit, ...filter } = parseBody(searchQuery, { ...req.query });
+      const page = await searchAudit(deps.log, knownTenant(tenant), filter satisfies AuditFilter, { after, limit: limit ?? 1000 });
+      res.json({ tenant, ...page });
+    } catch (err) {
+      sendError(req, res, err, deps.logger);
+    }
+  });
+
+  router.get('/v1/audit/verify', async (req, res) => {
+    try {
+      const query = parseBody(verifyQuery, { ...req.query });
+      const expectHead = query.expect_head === undefined ? undefined : parseHead(query.expect_head);
+      if (query.expect_head !== undefined && !expectHead) throw new BrokerError('bad_request', 'expect_head must be SEQ:HASH (a seq and a 64-hex-digit hash)');
+      const tenant = knownTenant(query.tenant);
+      // What this replica committed is signed first, so a live stream verifies as strictly as a stopped one.
+      await deps.checkpointer.sealNow(tenant);
+      res.json(await deps.evidence.verify(tenant, { expectHead }));
+    } catch (err) {
+      sendError(req, res, err, deps.logger);
+    }
+  });
+
+  router.get('/v1/audit/export', async (req, res) => {
+    try {
+      const query = parseBody(exportQuery, { ...req.query });
+      const tenant = knownTenant(query.tenant);
+      await deps.checkpointer.sealNow(tenant);
+      const bundle = await deps.exportBundle(tenant, { from: query.from, to: query.to });
+      const { first_seq, last_seq } = bundle.manifest.selection;
+      // Recorded after the bundle is built: the export is evidence in the stream, not inside its own bundle.
+      await deps.append(tenant, { type: 'export', operator: operator(res), detail: `records ${first_seq}..${last_seq}` });
+      res.json(bundle);
+    } catch (err) {
+      sendError(req, res, err, deps.logger);
+    }
+  });
+
+  router.get('/v1/audit/correlate', async (req, res) => {
+    try {
+      const { request_id } = parseBody(correlateQuery, { ...req.query });
+      const matches: Array<{ tenant: string; seq: number; type: string; ts: string; hash: string }> = [];
+      for (const tenant of await deps.evidence.tenants()) {
+        const { events } = await searchAudit(deps.log, tenant, { request_id }, { limit: 100 });
+        for (const e of events) matches.push({ tenant, seq: e.seq, type: e.type, ts: e.ts, hash: e.hash });
+      }
+      const tenants = [...new Set(matches.map((m) => m.tenant))];
+      // The join is evidence in every stream it reached into; a search that found nothing revealed nothing.
+      await Promise.all(tenants.map((tenant) => deps.append(tenant, { type: 'correlate', operator: operator(res), detail: `request ${request_id}` })));
+      deps.logger.info({ operator: operator(res), correlated: request_id, streams: tenants.length }, 'audit correlate');
+      res.json({ request_id, matches });
+    } catch (err) {
+      sendError(req, res, err, deps.logger);
+    }
+  });
+
+  return router;
+}
+
+/** Public: the audit keys, every one that ever signed, for auditors to pin. */
+export function auditKeysRoute(keys: () => AuditKeySet): Router {
+  const router = Router();
+  router.get('/.well-known/bulkhead-audit-keys.json', (_req, res) => {
+    res.setHeader('Cache-Control', 'public, max-age=300');
+    res.json(keys());
+  });
+  return router;
+}

@@ -1,0 +1,26 @@
+import { AsyncLocalStorage } from 'node:async_hooks';
+import type { RequestHandler } from 'express';
+
+/**
+ * The request id of the HTTP request being served, wherever its work runs (across awaits), so the audit
+ * wrapper in app.ts can stamp it on every record the request causes without any route or the
+ * authorizer passing it along. It is the same id as the request's platform log line and X-Request-Id:
+ * the one key on which an operator may join the two pipelines (`bulkhead audit correlate`).
+ */
+const storage = new AsyncLocalStorage<{ requestId: string }>();
+
+export function currentRequestId(): string | undefined {
+  return storage.getStore()?.requestId;
+}
+
+/**
+ * Runs the rest of the chain inside the request's context. Mounted after the body parsers: they resume
+ * from stream events, which would run outside a context entered before them.
+ */
+export function bindRequestContext(): RequestHandler {
+  return (_req, res, next) => {
+    const requestId = res.locals.requestId as string | undefined;
+    if (requestId === undefined) return next();
+    storage.run({ requestId }, next);
+  };
+}
