@@ -39,7 +39,9 @@ export function createFileCheckpointStore(dir: string): CheckpointStore {
     async list(tenant) {
       const text = await readOptional(tenantFilePath(dir, tenant));
       if (text === null) return [];
-      return text
+      // A line exists once its newline is written: a final line without one is an append in flight.
+      const complete = text.slice(0, text.lastIndexOf('\n') + 1);
+      return complete
         .split('\n')
         .filter((line) => line !== '')
         .map((line) => {

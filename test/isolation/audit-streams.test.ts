@@ -96,7 +96,8 @@ describe('100 calls over three tenants', () => {
 
     const copy = await mkdtemp(join(tmpdir(), 'bulkhead-audit-copy-'));
     try {
-      await cp(join(h.dataDir, 'audit'), join(copy, 'audit'), { recursive: true });
+      // The whole data dir, as an auditor would take it: streams, checkpoints and the sealed audit keys.
+      await cp(h.dataDir, copy, { recursive: true });
       const file = join(copy, 'audit', 'globex.jsonl');
       const lines = (await readFile(file, 'utf8')).split('\n');
       // Turn one deny into an allow: the kind of edit an attacker covering tracks would make.

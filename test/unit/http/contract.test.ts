@@ -375,7 +375,8 @@ describe('operator API', () => {
     expect(after.json.events[0].seq).toBe(events.json.events[4].seq + 1);
 
     const verified = await operator('GET', '/v1/audit/verify?tenant=acme');
-    expect(verified.json).toEqual({ ok: true, events: expect.any(Number), head: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    expect(verified.json).toMatchObject({ ok: true, tenant: 'acme', events: expect.any(Number), head: expect.stringMatching(/^[0-9a-f]{64}$/), unsealed: 0 });
+    expect(verified.json.signed_through).toBe(verified.json.events);
     expect(verified.json.events).toBeGreaterThan(5);
   });
 
