@@ -3,10 +3,10 @@ import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Express } from 'express';
 import type { Logger } from 'pino';
-import type { AuditEvent } from './audit/audit-log';
-import { createAuditEvidence } from './audit/audit-evidence';
-import { createAuditKeys } from './audit/audit-keys';
-import { createCheckpointer } from './audit/checkpointer';
+import type { AuditEvent, AuditRecord } from './audit/audit-log';
+import { createAuditEvidence, type AuditEvidence } from './audit/audit-evidence';
+import { createAuditKeys, type AuditKeys } from './audit/audit-keys';
+import { createCheckpointer, type Checkpointer } from './audit/checkpointer';
 import { exportTenantBundle } from './audit/export';
 import { createAuthorizer, type Authorizer } from './authorize/authorizer';
 import { createCompletion } from './authorize/completion';
@@ -80,6 +80,8 @@ export interface Broker {
    */
   reloadPolicy(operator?: string): Promise<ReloadResult>;
   state: BrokerState;
+  /** The audit as the broker writes it (policy version, request id, checkpoints) and its evidence. */
+  audit: { append(tenant: string, event: AuditEvent): Promise<AuditRecord>; keys: AuditKeys; evidence: AuditEvidence; checkpointer: Checkpointer };
   keyRing: KeyRing;
   /** Signing-key timer, and HTTPS/mTLS (null when broker.tls.mode is off). */
   rotation: { keys: KeyRotation; tls: BrokerTls | null };
@@ -300,6 +302,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     livePolicy,
     reloadPolicy: (operator) => reloadPolicy(operator),
     state,
+    audit: { append: audit.append, keys: auditKeys, evidence, checkpointer },
     keyRing,
     rotation: { keys: keyRotation, tls },
     tokens,

@@ -63,12 +63,12 @@ export async function verifyEvidence(inputs: EvidenceInputs): Promise<EvidenceRe
   const valid: Checkpoint[] = [];
   const base = { tenant, checkpoints: 0, signed_through: 0, unsealed: 0 };
   const fail = (result: Partial<Omit<EvidenceResult, 'broken'>>, seq: number, kind: EvidenceProblemKind, problem: string): EvidenceResult => ({
-    ok: false,
     events: 0,
     head: '',
     ...base,
     checkpoints: valid.length,
     ...result,
+    ok: false,
     broken: { seq, problem, kind },
   });
 
@@ -91,7 +91,12 @@ export async function verifyEvidence(inputs: EvidenceInputs): Promise<EvidenceRe
     if (newest) return fail(counted, 1, 'missing_stream', `the audit stream is missing; signed checkpoints say it held ${newest.seq} records`);
     if (!inputs.expectHead) return fail(counted, 0, 'unknown_tenant', 'no audit stream and no checkpoints for this tenant');
   }
-  if (inputs.expectHead) pins.set(inputs.expectHead.seq, pins.get(inputs.expectHead.seq) ?? inputs.expectHead.hash);
+  if (inputs.expectHead) {
+    const { seq, hash } = inputs.expectHead;
+    const signed = pins.get(seq);
+    if (signed !== undefined && signed !== hash) return fail(counted, seq, 'head_mismatch', `the expected head differs from the signed checkpoint at seq ${seq}`);
+    pins.set(seq, hash);
+  }
 
   const chain = await inputs.log.verify(tenant, { pins });
   const result = { ok: chain.ok, events: chain.events, head: chain.head, ...counted };
