@@ -79,7 +79,7 @@ export function buildBundle(inputs: BuildBundleInputs): AuditBundle {
     if (record.tenant !== tenant) throw new Error(`record ${record.seq} names another tenant: refusing to export`);
     // What we hashed must be what a stock RFC 8785 library reproduces, or a third party cannot verify it.
     const { hash: _hash, ...body } = record;
-    if (canonicalize(body) !== canonicalJson(body)) throw new Error(`record ${record.seq} has no exact RFC 8785 form: refusing to export`);
+    if (!hasExactRfc8785Form(body)) throw new Error(`record ${record.seq} has no exact RFC 8785 form: refusing to export`);
   }
   const checkpoints = carried.length ? inputs.checkpoints.filter((c) => c.seq >= carried[0]!.seq && c.seq <= coveredBy) : [];
   const manifest: BundleManifest = {
@@ -101,6 +101,14 @@ export function buildBundle(inputs: BuildBundleInputs): AuditBundle {
   };
   const signer = inputs.signer;
   return { format: BUNDLE_FORMAT, manifest, signature: { alg: 'EdDSA', kid: signer.kid, value: signer.sign(canonicalize(manifest)) }, records: carried, checkpoints, keys: inputs.keys };
+}
+
+function hasExactRfc8785Form(value: unknown): boolean {
+  try {
+    return canonicalize(value) === canonicalJson(value);
+  } catch {
+    return false;
+  }
 }
 
 export interface BundleVerdict {
