@@ -13,7 +13,7 @@ const VERBS: Record<string, { load: () => Verb; summary: string }> = {
   token: { load: () => (require('./token') as typeof import('./token')).token, summary: 'get an access token for a principal' },
   revoke: { load: () => (require('./operator') as typeof import('./operator')).revoke, summary: 'kill switch: revoke a tenant, session, principal or token' },
   restore: { load: () => (require('./operator') as typeof import('./operator')).restore, summary: 'lift a tenant revocation' },
-  audit: { load: () => (require('./audit') as typeof import('./audit')).audit, summary: 'audit verify: check the hash chains' },
+  audit: { load: () => (require('./audit') as typeof import('./audit')).audit, summary: 'audit verify|export|show|correlate: check, export and search the audit' },
   keys: { load: () => (require('./operator') as typeof import('./operator')).keys, summary: 'keys rotate: move the signing keys one step' },
   approvals: { load: () => (require('./approvals') as typeof import('./approvals')).approvals, summary: 'approvals list|approve|deny: calls waiting for a human' },
   secret: { load: () => (require('./secret') as typeof import('./secret')).secret, summary: 'secret set|list|delete|shred: the embedded secret store' },
