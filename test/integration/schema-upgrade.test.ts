@@ -1,0 +1,38 @@
+import type { Pool } from 'pg';
+import { createScratchDatabase } from '../../bench/scratch-state';
+import { createPgPool } from '../../src/state/postgres/pool';
+import { assertSchema, initSchema, SCHEMA_VERSION } from '../../src/state/postgres/schema';
+import { describeWithUpstream, upstreamEnv } from '../support/upstreams';
+
+/** A version-1 database (before signed audit checkpoints) is refused by replicas and upgraded in place by `state init`. */
+describeWithUpstream(['postgres'], 'PostgreSQL schema upgrade 1 → 2', () => {
+  let db: Awaited<ReturnType<typeof createScratchDatabase>>;
+  let pool: Pool;
+
+  beforeAll(async () => {
+    db = await createScratchDatabase(upstreamEnv().DATABASE_URL, 'schema_upgrade');
+    pool = createPgPool({ url: db.url, timeoutMs: 5000 });
+  });
+  afterAll(async () => {
+    await pool?.end();
+    await db?.drop();
+  });
+
+  test('replicas refuse version 1; state init adds the audit tables, keeps the records, and is idempotent', async () => {
+    await initSchema(pool);
+    // What a version-1 database looks like: no checkpoint or audit key tables, one record.
+    await pool.query('DROP TABLE bulkhead_audit_checkpoints; DROP TABLE bulkhead_audit_keys; UPDATE bulkhead_schema SET version = 1');
+    await pool.query("INSERT INTO bulkhead_audit (tenant, seq, hash, record) VALUES ('acme', 1, 'h', '{}')");
+    await expect(assertSchema(pool)).rejects.toThrow(/version 1, older than this build needs \(2\): run `bulkhead state init/);
+
+    expect(await initSchema(pool)).toEqual({ version: SCHEMA_VERSION, created: false });
+    await assertSchema(pool);
+    const tables = await pool.query("SELECT count(*)::int AS n FROM pg_tables WHERE tablename IN ('bulkhead_audit_checkpoints', 'bulkhead_audit_keys')");
+    expect(tables.rows[0].n).toBe(2);
+    expect((await pool.query('SELECT count(*)::int AS n FROM bulkhead_audit')).rows[0].n).toBe(1);
+    await pool.query("INSERT INTO bulkhead_audit_checkpoints (tenant, seq, checkpoint) VALUES ('acme', 1, '{}')");
+    await expect(pool.query("DELETE FROM bulkhead_audit_checkpoints WHERE tenant = 'acme'")).rejects.toThrow(/append-only/);
+    await expect(pool.query("UPDATE bulkhead_audit_checkpoints SET checkpoint = '[]'")).rejects.toThrow(/append-only/);
+    expect(await initSchema(pool)).toEqual({ version: SCHEMA_VERSION, created: false });
+  });
+});
