@@ -9,6 +9,7 @@ import type { Checkpointer } from '../../audit/checkpointer';
 import { searchAudit, type AuditFilter } from '../../audit/search';
 import { BrokerError } from '../../errors';
 import { idSchema, type Policy } from '../../policy/schema';
+import { knownTenantOf, operatorOf } from '../operator-context';
 import { parseBody } from '../parse-body';
 import { sendError } from '../respond';
 
@@ -54,12 +55,8 @@ export interface AuditRouteDeps {
  */
 export function auditRoutes(deps: AuditRouteDeps): Router {
   const router = Router();
-  const operator = (res: { locals: Record<string, unknown> }) => res.locals.operator as string;
-  const knownTenant = (tenant: string) => {
-    // Own keys only: "constructor" is a valid id and must not find Object.prototype's.
-    if (!Object.hasOwn(deps.policy().tenants, tenant)) throw new BrokerError('not_found', `unknown tenant "${tenant}"`);
-    return tenant;
-  };
+  const operator = operatorOf;
+  const knownTenant = knownTenantOf(deps.policy);
 
   router.get('/v1/audit', async (req, res) => {
     try {

@@ -14,6 +14,7 @@ import type { QuotaStore } from '../../quotas/quota-store';
 import { secondsUntilReset, tenantBudgetKey, type BudgetStore } from '../../budgets/budget-store';
 import type { RevocationStore } from '../../revocation/revocation-store';
 import type { SessionStore } from '../../sessions/session-store';
+import { knownTenantOf, operatorOf } from '../operator-context';
 import { parseBody } from '../parse-body';
 import { sendError } from '../respond';
 
@@ -47,12 +48,8 @@ export interface OperatorRouteDeps {
 /** The operator API: kill switch, tenant status, approvals, key rotation (the audit routes are in audit.ts). */
 export function operatorRoutes(deps: OperatorRouteDeps): Router {
   const router = Router();
-  const operator = (res: { locals: Record<string, unknown> }) => res.locals.operator as string;
-  const knownTenant = (tenant: string) => {
-    // Own keys only: "constructor" is a valid id and must not find Object.prototype's.
-    if (!Object.hasOwn(deps.policy().tenants, tenant)) throw new BrokerError('not_found', `unknown tenant "${tenant}"`);
-    return tenant;
-  };
+  const operator = operatorOf;
+  const knownTenant = knownTenantOf(deps.policy);
 
   router.post('/v1/revoke', async (req, res) => {
     try {
