@@ -247,7 +247,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       append: audit.append,
       keys: () => auditKeys.published(),
       exportBundle: (tenant, range) =>
-        exportTenantBundle({ tenant, ...range, issuer: policy.broker.issuer, now: clock.now(), log: state.audit, checkpoints: state.checkpoints, evidence, keys: auditKeys.published(), signer: auditKeys.signer() }),
+        exportTenantBundle({ tenant, ...range, known: true, issuer: policy.broker.issuer, now: clock.now(), log: state.audit, checkpoints: state.checkpoints, evidence, keys: auditKeys.published(), signer: auditKeys.signer() }),
     },
     health: {
       registry: metrics.registry,

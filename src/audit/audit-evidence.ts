@@ -14,7 +14,8 @@ import { verifyEvidence, type EvidenceResult } from './evidence';
 export interface AuditEvidence {
   /** Every tenant with a stream or a checkpoint: a stream deleted outright is still named by its checkpoints. */
   tenants(): Promise<string[]>;
-  verify(tenant: string, options?: { expectHead?: ChainHead }): Promise<EvidenceResult>;
+  /** `known`: the tenant is in the policy, so having no records yet is not a finding. */
+  verify(tenant: string, options?: { expectHead?: ChainHead; known?: boolean }): Promise<EvidenceResult>;
 }
 
 export interface AuditEvidenceDeps {
@@ -43,6 +44,7 @@ export function createAuditEvidence(deps: AuditEvidenceDeps): AuditEvidence {
         rule: deps.rule,
         now: deps.clock.now(),
         expectHead: options.expectHead,
+        known: options.known,
         readAfter: (seq) => deps.log.read(tenant, { afterSeq: seq, limit: 1 }),
       });
     },

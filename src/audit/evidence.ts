@@ -54,6 +54,8 @@ export interface EvidenceInputs {
   rule: CheckpointRule;
   now: number;
   expectHead?: ChainHead;
+  /** The tenant is in the policy: with no stream and no checkpoint it has simply had no records yet. */
+  known?: boolean;
   /** Records past the last checkpoint, for their times (read only when some are unsealed). */
   readAfter: (seq: number) => Promise<Array<{ ts: string }>>;
 }
@@ -89,7 +91,7 @@ export async function verifyEvidence(inputs: EvidenceInputs): Promise<EvidenceRe
 
   if (!inputs.streamExists) {
     if (newest) return fail(counted, 1, 'missing_stream', `the audit stream is missing; signed checkpoints say it held ${newest.seq} records`);
-    if (!inputs.expectHead) return fail(counted, 0, 'unknown_tenant', 'no audit stream and no checkpoints for this tenant');
+    if (!inputs.expectHead && !inputs.known) return fail(counted, 0, 'unknown_tenant', 'no audit stream and no checkpoints for this tenant');
   }
   if (inputs.expectHead) {
     const { seq, hash } = inputs.expectHead;

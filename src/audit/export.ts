@@ -20,6 +20,8 @@ export interface ExportInputs {
   log: Pick<AuditLog, 'read'>;
   checkpoints: Pick<CheckpointStore, 'list'>;
   evidence: AuditEvidence;
+  /** The tenant is in the policy (an export of a tenant with no records yet is an empty bundle). */
+  known?: boolean;
   keys: AuditKeySet;
   signer: AuditSigner;
 }
@@ -28,7 +30,7 @@ const PAGE = 1000;
 
 export async function exportTenantBundle(inputs: ExportInputs): Promise<AuditBundle> {
   const { tenant } = inputs;
-  const verdict = await inputs.evidence.verify(tenant);
+  const verdict = await inputs.evidence.verify(tenant, { known: inputs.known });
   if (!verdict.ok) throw new BrokerError('conflict', `tenant ${tenant}'s audit does not verify (${verdict.broken?.kind}: ${verdict.broken?.problem}); nothing exported`);
   const records: AuditRecord[] = [];
   for (let after = 0; ; ) {

@@ -29,6 +29,8 @@ export interface AuditSources {
   /** The audit key ring's current key; only for verbs that sign (export). */
   signer(): AuditSigner;
   issuer: string;
+  /** Whether --config names the tenant (no records yet is then not a finding). */
+  known(tenant: string): boolean;
   where: string;
   close(): Promise<void>;
 }
@@ -55,6 +57,7 @@ export async function openAuditSources(values: { config?: string; 'data-dir'?: s
         return signerFrom(ring);
       },
       issuer: policy?.broker.issuer ?? 'http://127.0.0.1:8700',
+      known: (tenant) => policy !== null && Object.hasOwn(policy.tenants, tenant),
       where: shared?.where ?? join(dataDir, 'audit'),
       close: async () => {
         await log.close();

@@ -76,7 +76,7 @@ async function verify(argv: string[]): Promise<number> {
   try {
     const tenants = values.tenant ? [values.tenant] : await sources.evidence.tenants();
     const results: EvidenceResult[] = [];
-    for (const tenant of tenants) results.push(await sources.evidence.verify(tenant, { expectHead }));
+    for (const tenant of tenants) results.push(await sources.evidence.verify(tenant, { expectHead, known: sources.known(tenant) }));
     const ok = tenants.length > 0 && results.every((r) => r.ok);
     if (values.json) process.stdout.write(JSON.stringify({ ok, where: sources.where, tenants: results }, null, 2) + '\n');
     else if (tenants.length === 0) process.stdout.write(`no audit streams in ${sources.where}\n`);
@@ -125,6 +125,7 @@ async function exportBundle(argv: string[]): Promise<number> {
       log: sources.log,
       checkpoints: sources.checkpoints,
       evidence: sources.evidence,
+      known: sources.known(values.tenant),
       keys: sources.keys,
       signer: sources.signer(),
     });

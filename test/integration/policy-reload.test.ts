@@ -213,7 +213,7 @@ test('reload is for operators only, takes no policy over HTTP, and the chain sti
   expect((await h.post('/v1/policy/reload', {}, h.serverKeys['crm-mcp'])).status).toBe(401);
   const upload = await h.post('/v1/policy/reload', { tenants: {} }, h.operatorToken);
   expect([upload.status, upload.body.error]).toEqual([400, 'bad_request']);
-  for (const tenant of ['acme', 'globex', 'initech']) expect((await h.get(`/v1/audit/verify?tenant=${tenant}`, h.operatorToken)).body).toMatchObject({ ok: true });
+  for (const tenant of ['acme', 'globex', 'initech']) expect([tenant, (await h.get(`/v1/audit/verify?tenant=${tenant}`, h.operatorToken)).body]).toEqual([tenant, expect.objectContaining({ ok: true })]);
 });
 
 test('a broker started without a policy file refuses a reload and says why', async () => {

@@ -117,7 +117,8 @@ describeWithUpstream(['postgres', 'redis'], 'scale-out: three replicas sharing R
     expect(verify.body.events).toBe(events.length);
     for (const a of answers) expect(events.some((e) => e.call_id === a.body.call_id)).toBe(true);
 
-    const cli = await runCli(['audit', 'verify', '--config', cluster.policyFile]);
+    // The sealed audit keys open with the replicas' master key (or pass --keys with the published set).
+    const cli = await runCli(['audit', 'verify', '--config', cluster.policyFile], { BULKHEAD_MASTER_KEY: cluster.masterKey.toString('base64') });
     expect(cli.code).toBe(0);
     expect(cli.stdout).toMatch(/^acme: ok, \d+ events/m);
     expect(cli.stdout).toMatch(/^globex: ok/m);

@@ -76,7 +76,7 @@ export function auditRoutes(deps: AuditRouteDeps): Router {
       const tenant = knownTenant(query.tenant);
       // What this replica committed is signed first, so a live stream verifies as strictly as a stopped one.
       await deps.checkpointer.sealNow(tenant);
-      res.json(await deps.evidence.verify(tenant, { expectHead }));
+      res.json(await deps.evidence.verify(tenant, { expectHead, known: true }));
     } catch (err) {
       sendError(req, res, err, deps.logger);
     }
