@@ -244,6 +244,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       log: state.audit,
       evidence,
       checkpointer,
+      checkpoints: state.checkpoints,
       append: audit.append,
       keys: () => auditKeys.published(),
       exportBundle: (tenant, range) =>

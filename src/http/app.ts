@@ -1,7 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import express, { Router, type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
-import type { AuditKeySet } from '../audit/audit-keys';
 import { consoleRoutes } from '../console/console-routes';
 import { BrokerError } from '../errors';
 import { authenticate, type Identities } from './authenticate';
@@ -26,7 +25,7 @@ export interface HttpAppDeps {
   server: Omit<ServerRouteDeps, 'logger'>;
   operator: Omit<OperatorRouteDeps, 'logger'>;
   authorization: Omit<AuthorizationRouteDeps, 'logger'>;
-  audit: Omit<AuditRouteDeps, 'logger'> & { keys: () => AuditKeySet };
+  audit: Omit<AuditRouteDeps, 'logger'>;
   health: HealthDeps;
 }
 

@@ -76,6 +76,15 @@ describe('export bundles', () => {
     }
   });
 
+  it('GET /v1/audit/checkpoints lists the signed checkpoints of one stream, each covering its own tenant', async () => {
+    const answer = await h.get('/v1/audit/checkpoints?tenant=acme', op());
+    expect(answer.status).toBe(200);
+    expect(answer.body.invalid).toBe(0);
+    expect(answer.body.checkpoints.length).toBeGreaterThanOrEqual(2);
+    for (const c of answer.body.checkpoints) expect(c).toMatchObject({ kind: 'bulkhead-audit-checkpoint', tenant: 'acme', every: 4 });
+    expect((await h.get('/v1/audit/checkpoints?tenant=umbrella', op())).status).toBe(404);
+  });
+
   it('records the export in the exported tenant\'s own stream, after the bundle', async () => {
     const bundle = await exportOf('tenant=globex');
     const exports = (await h.get('/v1/audit?tenant=globex&type=export', op())).body.events;

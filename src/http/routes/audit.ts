@@ -5,6 +5,8 @@ import type { AuditEvent, AuditLog } from '../../audit/audit-log';
 import type { AuditKeySet } from '../../audit/audit-keys';
 import { parseHead, type AuditEvidence } from '../../audit/audit-evidence';
 import type { AuditBundle } from '../../audit/bundle';
+import { checkpointProblem } from '../../audit/checkpoint';
+import type { CheckpointStore } from '../../audit/checkpoint-store';
 import type { Checkpointer } from '../../audit/checkpointer';
 import { searchAudit, type AuditFilter } from '../../audit/search';
 import { BrokerError } from '../../errors';
@@ -35,6 +37,7 @@ const searchQuery = z
   .strict();
 const verifyQuery = z.object({ ...tenantQuery, expect_head: z.string().max(100).optional() }).strict();
 const exportQuery = z.object({ ...tenantQuery, ...range }).strict();
+const checkpointsQuery = z.object(tenantQuery).strict();
 const correlateQuery = z.object({ request_id: text }).strict();
 
 export interface AuditRouteDeps {
@@ -42,6 +45,8 @@ export interface AuditRouteDeps {
   log: Pick<AuditLog, 'read'>;
   evidence: AuditEvidence;
   checkpointer: Pick<Checkpointer, 'sealNow'>;
+  checkpoints: Pick<CheckpointStore, 'list'>;
+  keys: () => AuditKeySet;
   /** The broker's audit wrapper: records made here carry the operator's request id like any other. */
   append: (tenant: string, event: AuditEvent) => Promise<unknown>;
   exportBundle: (tenant: string, range: { from?: number; to?: number }) => Promise<AuditBundle>;
@@ -77,6 +82,19 @@ export function auditRoutes(deps: AuditRouteDeps): Router {
       // What this replica committed is signed first, so a live stream verifies as strictly as a stopped one.
       await deps.checkpointer.sealNow(tenant);
       res.json(await deps.evidence.verify(tenant, { expectHead, known: true }));
+    } catch (err) {
+      sendError(req, res, err, deps.logger);
+    }
+  });
+
+  // The signed checkpoints of one stream: the ones that verify against the audit keys, and how many do not.
+  router.get('/v1/audit/checkpoints', async (req, res) => {
+    try {
+      const tenant = knownTenant(parseBody(checkpointsQuery, { ...req.query }).tenant);
+      const stored = await deps.checkpoints.list(tenant);
+      const keys = deps.keys();
+      const checkpoints = stored.filter((c) => checkpointProblem(c, tenant, keys) === null);
+      res.json({ tenant, checkpoints, invalid: stored.length - checkpoints.length });
     } catch (err) {
       sendError(req, res, err, deps.logger);
     }
