@@ -242,8 +242,8 @@ describeWithChromium('operator console in Chromium', () => {
     // Budget use from GET /v1/tenants/:id, drawn as gauges.
     await page.getByText(/hourly budget \(resets/).waitFor();
     await page.getByText(/daily budget \(resets/).waitFor();
-    // Views for endpoints this broker does not have say so instead of failing.
-    await page.locator('[data-unavailable]').first().waitFor();
+    // The stream's signed checkpoints, from GET /v1/audit/checkpoints.
+    await page.getByText(/\d+ signed checkpoint\(s\)/).waitFor();
     await page.getByLabel('Decision').selectOption('deny');
     expect(await rows.evaluateAll((trs) => trs.every((tr) => tr.textContent!.includes('deny')))).toBe(true);
     await page.getByLabel('Decision').selectOption('');
