@@ -4,6 +4,7 @@ import { startCluster, SERVER, TOOL, type Cluster, type Replica } from '../../be
 import { sha256Hex } from '../../src/crypto/hash';
 import { ensureBuiltCli } from '../support/built-cli';
 import { describeWithUpstream, upstreamEnv } from '../support/upstreams';
+import { until } from '../support/until';
 
 /**
  * Live policy reload on three real `bulkhead serve` replicas sharing Redis and PostgreSQL and one policy
@@ -34,13 +35,6 @@ describeWithUpstream(['postgres', 'redis'], 'scale-out: live policy reload conve
   const versions = () => Promise.all(replicas.map(async (r) => ((await (await fetch(`${r.url}/readyz`)).json()) as { policy_version: string }).policy_version));
   const metricVersions = () => Promise.all(replicas.map(async (r) => /bulkhead_policy_info\{version="([0-9a-f]+)"\} 1/.exec(await (await fetch(`${r.url}/metrics`)).text())?.[1]));
   const authorize = (r: Replica, token: string, tenant: string) => cluster.authorize(r, { token, tool: TOOL, arguments: { path: `${tenant}/accounts/1` } });
-  async function until(predicate: () => Promise<boolean>): Promise<void> {
-    for (let i = 0; i < 400; i++) {
-      if (await predicate()) return;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    throw new Error('replicas did not converge');
-  }
 
   test('one reload request: every replica converges on the new version and serves it', async () => {
     const [first] = await versions();
@@ -60,7 +54,7 @@ describeWithUpstream(['postgres', 'redis'], 'scale-out: live policy reload conve
     expect(answer.status).toBe(200);
     expect(answer.body).toMatchObject({ changed: true, previous_version: first, diff: { tenants: { added: ['hooli'], changed: ['globex'] } } });
     const next = answer.body.version as string;
-    await until(async () => (await versions()).every((v) => v === next));
+    await until(async () => (await versions()).every((v) => v === next), 'replicas did not converge', 400);
     expect(await metricVersions()).toEqual([next, next, next]);
 
     const issued = await fetch(`${replicas[2]!.url}/v1/token`, {
@@ -88,7 +82,7 @@ describeWithUpstream(['postgres', 'redis'], 'scale-out: live policy reload conve
     expect([answer.status, answer.body.error]).toEqual([422, 'policy_invalid']);
     expect(answer.body.issues).toEqual([expect.stringMatching(/tenants\.acme\.tools\.query_crm\.credential: unknown credential "gone"/)]);
     process.kill(replicas[2]!.pid, 'SIGHUP');
-    await until(async () => readFileSync(replicas[2]!.logFile, 'utf8').includes('policy reload refused'));
+    await until(async () => readFileSync(replicas[2]!.logFile, 'utf8').includes('policy reload refused'), 'replica 3 did not log the refused reload', 400);
 
     expect(await versions()).toEqual(serving);
     const token = await cluster.token(replicas[0]!, 'acme-agent');

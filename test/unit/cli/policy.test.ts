@@ -4,6 +4,7 @@ import { parsePolicy } from '../../../src/policy/load';
 import { policyVersion } from '../../../src/policy/version';
 import { tempDir, validPolicy, type TempDir } from '../policy/policy-fixtures';
 import { ensureBuilt, freePort, runCli, startServe, type RunningServe } from './cli-harness';
+import { until } from '../../support/until';
 
 /**
  * `bulkhead policy check|diff|reload` and SIGHUP through the built CLI: check reports every error of a
@@ -176,13 +177,6 @@ describe('SIGHUP on a running serve', () => {
     await serve?.stop();
   });
 
-  async function until(predicate: () => Promise<boolean>): Promise<void> {
-    for (let i = 0; i < 200; i++) {
-      if (await predicate()) return;
-      await new Promise((r) => setTimeout(r, 25));
-    }
-    throw new Error('condition not reached');
-  }
 
   test('reloads the file: the new version serves, the process lives on', async () => {
     const started = (await readyz()).policy_version;
@@ -192,7 +186,7 @@ describe('SIGHUP on a running serve', () => {
     await dir.write('served.yaml', doc);
     const expected = policyVersion(parsePolicy(doc));
     serve.child.kill('SIGHUP');
-    await until(async () => (await readyz()).policy_version === expected);
+    await until(async () => (await readyz()).policy_version === expected, 'serve did not reload on SIGHUP');
     expect(expected).not.toBe(started);
     expect(serve.child.exitCode).toBeNull();
   });
@@ -201,7 +195,7 @@ describe('SIGHUP on a running serve', () => {
     const serving = (await readyz()).policy_version;
     await dir.write('served.yaml', 'tenants: [unclosed');
     serve.child.kill('SIGHUP');
-    await until(async () => serve.output().includes('policy reload refused'));
+    await until(async () => serve.output().includes('policy reload refused'), 'serve did not log the refused reload');
     expect((await readyz()).policy_version).toBe(serving);
     expect(serve.child.exitCode).toBeNull();
     expect(await serve.stop()).toBe(0);
