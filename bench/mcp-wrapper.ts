@@ -1,302 +1,214 @@
-import { randomBytes, randomUUID } from 'node:crypto';
-import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import express from 'express';
 import { Client } from '@modelcontextprotocol/sdk/client/index.js';
 import { StreamableHTTPClientTransport } from '@modelcontextprotocol/sdk/client/streamableHttp.js';
-import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
-import { StreamableHTTPServerTransport } from '@modelcontextprotocol/sdk/server/streamableHttp.js';
-import { isInitializeRequest, type CallToolResult } from '@modelcontextprotocol/sdk/types.js';
-import { z } from 'zod';
+import type { CallToolResult } from '@modelcontextprotocol/sdk/types.js';
 import { Client as ClientV2, StreamableHTTPClientTransport as TransportV2 } from '@modelcontextprotocol/client';
-import { toNodeHandler } from '@modelcontextprotocol/node';
-import { createMcpHandler, McpServer as McpServerV2 } from '@modelcontextprotocol/server';
-import { createLocalSecretStore } from '../adapters/local';
-import { createBroker } from '../src/app';
-import { sha256Hex } from '../src/crypto/hash';
-import { loadOrCreateMasterKey } from '../src/crypto/master-key';
-import { bulkheadCall, createBulkheadMcp } from '../src/mcp';
-import { createBulkheadMcp as createBulkheadMcpV2 } from '../src/mcp/v2';
-import { createLogger } from '../src/observability/logger';
-import { parsePolicy } from '../src/policy/load';
+import { createBrokerClient } from '../src/mcp/broker-client';
+import { BENCH_SERVER, BENCH_TOOL, type FixtureOptions } from './fixtures';
+import { interleave, type Step, type Summary } from './interleave';
+import type { LoadResult } from './load';
+import { describeMachine } from './machine';
+import type { ScenarioResult } from './results';
+import { brokerExecArgv, log, pairedRatio, runIfMain, settingsFromEnv } from './scenario';
+import { percentile, round } from './stats';
+import { startBroker, type BrokerTarget } from './steps';
+import { startTarget, type Target } from './target-process';
+import type { McpServersInfo } from './targets/mcp-servers';
 
 /**
- * What bulkhead/mcp adds to one tool call, measured side by side in one run: the same tool handler
- * behind the same Streamable HTTP stack, once plain and once wrapped (bearer verification, /v1/authorize
- * with call-time credential resolution and a durable audit record, /v1/complete), against a real
- * in-process broker on loopback. Calls alternate between the two servers so drift hits both alike.
+ * What bulkhead/mcp adds to a tool call, measured the way it is deployed: the broker in its own process
+ * (logging at its deployed level, durable audit on disk), the MCP servers in another, the SDK clients
+ * here. The same tool handler runs behind the SDK's Streamable HTTP stack plain and wrapped, for both
+ * entries (SDK 1.x on 2025-11-25, SDK 2.x on 2026-07-28). "Wrapped" adds bearer verification (cached),
+ * /v1/authorize (token, revocation, quotas, call-time credential from the embedded store, durable
+ * audit record) and /v1/complete, as a real MCP server does it.
  *
- *   npm run build && node dist/bench/mcp-wrapper.js [--calls 2000] [--warmup 200] [--state-dir /dev/shm]
+ *   npm run bench:mcp-wrapper        (BENCH_CALLS=1000 sequential calls per side; BENCH_* as in scenario.ts)
  *
- * --state-dir puts the broker's data dir (audit files, fdatasync'd before every allow) under another
- * directory: on tmpfs it separates the disk's sync latency from the wrapper's own cost.
- *
- * Writes bench/results/mcp-wrapper.json and bench/results/mcp-wrapper.md.
+ * Two measurements, each interleaved so drift hits every side alike:
+ *   - one caller: calls in turn, side after side — the latency a single agent sees (target: the wrapper
+ *     adds at most 2 ms at p50);
+ *   - BENCH_CONNECTIONS callers (default 10), each calling in a loop — calls/s (target: wrapped keeps at
+ *     least 0.6× the plain server's calls/s).
  */
-
-const args = process.argv.slice(2);
-const option = (name: string, fallback: number) => {
-  const i = args.indexOf(`--${name}`);
-  return i >= 0 ? Number(args[i + 1]) : fallback;
+const FIXTURE: FixtureOptions = {
+  tenants: 1,
+  toolsPerTenant: 1,
+  activeTenants: 1,
+  credential: { source: 'local' },
+  quotas: { calls_per_minute: 100_000_000, concurrency: 1_000 },
 };
-const CALLS = option('calls', 2000);
-const WARMUP = option('warmup', 200);
-const STATE_ROOT = args.includes('--state-dir') ? args[args.indexOf('--state-dir') + 1]! : tmpdir();
-const random = () => randomBytes(24).toString('base64url');
 
-interface Stats {
-  n: number;
-  mean: number;
-  p50: number;
-  p90: number;
-  p99: number;
-  min: number;
+type Side = 'plain' | 'wrapped' | 'plainV2' | 'wrappedV2';
+const SIDES: Side[] = ['plain', 'wrapped', 'plainV2', 'wrappedV2'];
+const LABELS: Record<Side, string> = {
+  plain: 'SDK 1.x server, unprotected',
+  wrapped: 'SDK 1.x server, bulkhead/mcp',
+  plainV2: 'SDK 2.x server, unprotected',
+  wrappedV2: 'SDK 2.x server, bulkhead/mcp/v2',
+};
+
+interface Caller {
+  call(): Promise<void>;
+  close(): Promise<void>;
 }
 
-function stats(samples: number[]): Stats {
-  const sorted = [...samples].sort((a, b) => a - b);
-  const at = (q: number) => sorted[Math.min(sorted.length - 1, Math.floor(q * sorted.length))]!;
-  return { n: sorted.length, mean: round(sorted.reduce((a, b) => a + b, 0) / sorted.length), p50: round(at(0.5)), p90: round(at(0.9)), p99: round(at(0.99)), min: round(sorted[0]!) };
-}
-
-async function listen(app: express.Express): Promise<{ server: Server; url: string }> {
-  const server = createServer(app);
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', () => resolve()));
-  return { server, url: `http://127.0.0.1:${(server.address() as AddressInfo).port}/mcp` };
-}
-
-/** The tool both servers run: look rows up by the credential, like the example CRM does. */
-function handlerBody(rows: Map<string, unknown[]>, credential: string, path: string): CallToolResult {
-  return { content: [{ type: 'text', text: JSON.stringify({ path, rows: rows.get(credential) ?? [] }) }] };
-}
-
-/** The plain server: the SDK's own Streamable HTTP pattern, one McpServer per session, no auth. */
-function plainApp(rows: Map<string, unknown[]>, credential: string): express.Express {
-  const app = express();
-  app.use(express.json());
-  const transports = new Map<string, StreamableHTTPServerTransport>();
-  app.all('/mcp', async (req, res) => {
-    const id = req.headers['mcp-session-id'];
-    const existing = typeof id === 'string' ? transports.get(id) : undefined;
-    if (existing) return existing.handleRequest(req, res, req.body);
-    if (req.method !== 'POST' || !isInitializeRequest(req.body)) return void res.status(400).json({ error: 'no session' });
-    const server = new McpServer({ name: 'plain', version: '1.0.0' });
-    server.registerTool('query_crm', { inputSchema: { path: z.string(), region: z.string().optional() } }, async ({ path }) => handlerBody(rows, credential, path));
-    const transport: StreamableHTTPServerTransport = new StreamableHTTPServerTransport({ sessionIdGenerator: randomUUID, onsessioninitialized: (sid) => void transports.set(sid, transport) });
-    await server.connect(transport);
-    await transport.handleRequest(req, res, req.body);
-  });
-  return app;
-}
-
-/** The plain SDK 2.x server (protocol 2026-07-28): a fresh McpServer per request from a factory, no auth. */
-function plainAppV2(rows: Map<string, unknown[]>, credential: string): express.Express {
-  const app = express();
-  app.use(express.json());
-  const node = toNodeHandler(
-    createMcpHandler(() => {
-      const server = new McpServerV2({ name: 'plain-v2', version: '1.0.0' });
-      server.registerTool('query_crm', { inputSchema: { path: z.string(), region: z.string().optional() } }, async ({ path }) => handlerBody(rows, credential, path));
-      return server;
-    }, { legacy: 'reject' }),
-  );
-  app.all('/mcp', (req, res) => void node(req, res, req.body));
-  return app;
-}
-
-async function connectV2(url: string, token?: string): Promise<ClientV2> {
-  const client = new ClientV2({ name: 'bench', version: '1.0.0' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
-  await client.connect(new TransportV2(new URL(url), { requestInit: token ? { headers: { Authorization: `Bearer ${token}` } } : {} }));
-  return client;
-}
-
-async function connect(url: string, token?: string): Promise<Client> {
-  const client = new Client({ name: 'bench', version: '1.0.0' });
-  await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: token ? { headers: { Authorization: `Bearer ${token}` } } : {} }));
-  return client;
-}
-
-async function timed(run: () => Promise<unknown>): Promise<number> {
-  const started = process.hrtime.bigint();
-  await run();
-  return Number(process.hrtime.bigint() - started) / 1e6;
-}
-
-async function main(): Promise<void> {
-  const dataDir = await mkdtemp(join(STATE_ROOT, 'bulkhead-bench-mcp-'));
-  const serverKey = random();
-  const clientSecret = random();
-  const credential = `acme-upstream-${random()}`;
-  const policy = parsePolicy(
-    {
-      broker: { issuer: 'http://bulkhead.bench' },
-      operators: { ops: { token_sha256: sha256Hex(random()) } },
-      servers: { 'crm-mcp': { key_sha256: sha256Hex(serverKey), tools: ['query_crm'] } },
-      tenants: {
-        acme: {
-          principals: { 'acme-agent': { secret_sha256: sha256Hex(clientSecret), tools: ['query_crm'] } },
-          tools: { query_crm: { credential: 'crm', resource: { arg: 'path', prefix: 'acme/' }, inject: { region: 'eu-west-1' } } },
-          credentials: { crm: { source: 'local', name: 'crm' } },
-          quotas: { calls_per_minute: 10_000_000, concurrency: 64 },
-        },
-      },
+async function connect(side: Side, url: string, token: string | undefined, args: Record<string, unknown>): Promise<Caller> {
+  const requestInit = token ? { headers: { Authorization: `Bearer ${token}` } } : {};
+  let client: Pick<Client, 'callTool' | 'close'>;
+  if (side === 'plain' || side === 'wrapped') {
+    const v1 = new Client({ name: 'bench', version: '1.0.0' });
+    await v1.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit }));
+    client = v1;
+  } else {
+    const v2 = new ClientV2({ name: 'bench', version: '1.0.0' }, { versionNegotiation: { mode: { pin: '2026-07-28' } } });
+    await v2.connect(new TransportV2(new URL(url), { requestInit }));
+    client = v2 as unknown as Pick<Client, 'callTool' | 'close'>;
+  }
+  return {
+    async call() {
+      const result = (await client.callTool({ name: BENCH_TOOL, arguments: args })) as CallToolResult;
+      if (result.isError) throw new Error(`${side}: the call failed: ${JSON.stringify(result.content).slice(0, 300)}`);
     },
-    'bench policy',
-  );
-  await createLocalSecretStore({ dataDir, masterKey: await loadOrCreateMasterKey(dataDir) }).set('acme', 'crm', credential);
-  const broker = await createBroker({ policy, dataDir, logger: createLogger({ level: 'error' }) });
-  const brokerUrl = (await broker.listen()).url;
-
-  const rows = new Map<string, unknown[]>([[credential, [{ id: 1, name: 'Acme Contact 1' }, { id: 2, name: 'Acme Contact 2' }]]]);
-  const plain = await listen(plainApp(rows, credential));
-
-  const wrappedExpress = express();
-  const wrapped = await listen(wrappedExpress);
-  const bulkhead = createBulkheadMcp({ brokerUrl, serverId: 'crm-mcp', serverKey, resourceUrl: wrapped.url, logger: { info: () => undefined, warn: () => undefined } });
-  wrappedExpress.use(
-    bulkhead.router({
-      info: { name: 'wrapped', version: '1.0.0' },
-      setup: (server) =>
-        void server.registerTool('query_crm', { inputSchema: { path: z.string(), region: z.string().optional() } }, async ({ path }, extra) => handlerBody(rows, bulkheadCall(extra).credential.value, path)),
-    }),
-  );
-
-  const plainV2 = await listen(plainAppV2(rows, credential));
-  const wrappedV2Express = express();
-  const wrappedV2 = await listen(wrappedV2Express);
-  const bulkheadV2 = createBulkheadMcpV2({ brokerUrl, serverId: 'crm-mcp', serverKey, resourceUrl: wrappedV2.url, logger: { info: () => undefined, warn: () => undefined } });
-  wrappedV2Express.use(
-    bulkheadV2.router({
-      info: { name: 'wrapped-v2', version: '1.0.0' },
-      setup: (server) =>
-        void server.registerTool('query_crm', { inputSchema: { path: z.string(), region: z.string().optional() } }, async ({ path }, ctx) => handlerBody(rows, bulkheadCall(ctx).credential.value, path)),
-    }),
-  );
-
-  const tokenAnswer = await fetch(`${brokerUrl}/v1/token`, {
-    method: 'POST',
-    headers: { 'content-type': 'application/x-www-form-urlencoded' },
-    body: new URLSearchParams({ grant_type: 'client_credentials', client_id: 'acme-agent', client_secret: clientSecret, audience: 'crm-mcp' }),
-  });
-  const token = ((await tokenAnswer.json()) as { access_token: string }).access_token;
-
-  const plainClient = await connect(plain.url);
-  const wrappedClient = await connect(wrapped.url, token);
-  const plainV2Client = await connectV2(plainV2.url);
-  const wrappedV2Client = await connectV2(wrappedV2.url, token);
-  const call = (client: Pick<Client, 'callTool'> | ClientV2) => async () => {
-    const result = (await client.callTool({ name: 'query_crm', arguments: { path: 'acme/contacts' } })) as CallToolResult;
-    if (result.isError) throw new Error(`call failed: ${JSON.stringify(result.content)}`);
+    close: () => client.close(),
   };
-  // The broker's part alone, as the wrapper does it: authorize, then complete.
-  const brokerOnly = async () => {
-    const allow = await bulkhead.broker.authorize({ token, tool: 'query_crm', arguments: { path: 'acme/contacts' } });
-    if (allow.decision !== 'allow') throw new Error(`denied: ${allow.reason}`);
-    await bulkhead.broker.complete({ call_id: allow.call_id, status: 'success' });
-  };
+}
 
-  for (let i = 0; i < WARMUP; i++) {
-    await call(plainClient)();
-    await call(wrappedClient)();
-    await brokerOnly();
-    await call(plainV2Client)();
-    await call(wrappedV2Client)();
-  }
-  const samples = { plain: [] as number[], wrapped: [] as number[], broker: [] as number[], plainV2: [] as number[], wrappedV2: [] as number[] };
-  for (let i = 0; i < CALLS; i++) {
-    // Rotate the order each round so neither side always runs first.
-    const order = [
-      ['plain', call(plainClient)],
-      ['wrapped', call(wrappedClient)],
-      ['broker', brokerOnly],
-      ['plainV2', call(plainV2Client)],
-      ['wrappedV2', call(wrappedV2Client)],
-    ] as const;
-    for (let k = 0; k < order.length; k++) {
-      const [name, run] = order[(i + k) % order.length]!;
-      samples[name].push(await timed(run));
+function timed(run: () => Promise<void>): Promise<number> {
+  const started = process.hrtime.bigint();
+  return run().then(() => Number(process.hrtime.bigint() - started) / 1e6);
+}
+
+/** `callers` clients calling in a loop for `durationSec`; CPU per call of the processes that served them. */
+function loadStep(side: Side, callers: Caller[], serving: Array<Target<unknown>>): Step {
+  return {
+    label: LABELS[side],
+    async run(durationSec) {
+      const cpuBefore = await Promise.all(serving.map((t) => t.usage()));
+      const samples: number[] = [];
+      let errors = 0;
+      const until = Date.now() + durationSec * 1000;
+      await Promise.all(
+        callers.map(async (caller) => {
+          while (Date.now() < until) {
+            try {
+              samples.push(await timed(() => caller.call()));
+            } catch {
+              errors++;
+            }
+          }
+        }),
+      );
+      const cpuAfter = await Promise.all(serving.map((t) => t.usage()));
+      const perCall = cpuAfter.map((u, i) => round((u.cpuMicros - cpuBefore[i]!.cpuMicros) / Math.max(samples.length, 1), 1));
+      const cpu = perCall.reduce((sum, us) => sum + us, 0);
+      if (perCall.length > 1) log(`    ${LABELS[side]}: CPU per call, MCP server ${perCall[0]} µs + broker ${perCall[1]} µs`);
+      const result: LoadResult = {
+        rps: round(samples.length / durationSec, 0),
+        p50Ms: round(percentile(samples, 50), 3),
+        p99Ms: round(percentile(samples, 99), 3),
+        ok: samples.length,
+        non2xx: 0,
+        errors,
+        statusCodes: {},
+        connections: callers.length,
+        durationSec,
+        serverCpuUs: round(cpu, 1),
+      };
+      return result;
+    },
+  };
+}
+
+export async function run(): Promise<ScenarioResult> {
+  const settings = settingsFromEnv();
+  const machine = describeMachine();
+  const calls = Math.floor(Number(process.env.BENCH_CALLS ?? 1000));
+  const warmupCalls = Math.max(50, Math.floor(calls / 5));
+  const dir = await mkdtemp(join(tmpdir(), 'bulkhead-bench-mcp-'));
+  log(`mcp-wrapper: ${calls} calls per side at 1 caller, then ${settings.rounds} rounds × ${settings.durationSec}s at ${settings.connections} callers`);
+  const broker: BrokerTarget = await startBroker(FIXTURE, settings, dir, 'broker');
+  const { tenant, token } = broker.info.tokens[0]!;
+  const servers = await startTarget<McpServersInfo>('mcp-servers', { brokerUrl: broker.info.url, serverId: BENCH_SERVER, serverKey: broker.info.serverKey }, { execArgv: brokerExecArgv(settings) });
+  const args = { path: `${tenant}/accounts/42`, limit: 10 };
+  const brokerClient = createBrokerClient({ brokerUrl: broker.info.url, serverKey: broker.info.serverKey });
+  const opened: Caller[] = [];
+  const open = async (side: Side) => {
+    const caller = await connect(side, servers.info[side], side.startsWith('wrapped') ? token : undefined, args);
+    opened.push(caller);
+    return caller;
+  };
+  try {
+    // One caller per side, calls in turn; plus the broker's two round trips alone, as the wrapper makes them.
+    const single = Object.fromEntries(await Promise.all(SIDES.map(async (side) => [side, await open(side)] as const))) as Record<Side, Caller>;
+    const brokerOnly = async () => {
+      const allow = await brokerClient.authorize({ token, tool: BENCH_TOOL, arguments: args });
+      if (allow.decision !== 'allow') throw new Error(`the broker denied the bench call: ${allow.reason}`);
+      await brokerClient.complete({ call_id: allow.call_id, status: 'success' });
+    };
+    const order: Array<[Side | 'broker', () => Promise<void>]> = [...SIDES.map((side) => [side, () => single[side].call()] as [Side, () => Promise<void>]), ['broker', brokerOnly]];
+    const samples = new Map<Side | 'broker', number[]>(order.map(([name]) => [name, []]));
+    for (let i = 0; i < warmupCalls + calls; i++) {
+      // Rotate the order each round so no side always runs first.
+      for (let k = 0; k < order.length; k++) {
+        const [name, call] = order[(i + k) % order.length]!;
+        const ms = await timed(call);
+        if (i >= warmupCalls) samples.get(name)!.push(ms);
+      }
     }
+    const p50 = (name: Side | 'broker') => round(percentile(samples.get(name)!, 50), 3);
+    const p99 = (name: Side | 'broker') => round(percentile(samples.get(name)!, 99), 3);
+    const addedV1 = round(p50('wrapped') - p50('plain'), 3);
+    const addedV2 = round(p50('wrappedV2') - p50('plainV2'), 3);
+
+    // BENCH_CONNECTIONS callers per side, each in a loop.
+    const n = settings.connections;
+    const steps: Step[] = [];
+    for (const side of SIDES) {
+      const callers = await Promise.all(Array.from({ length: n }, () => open(side)));
+      steps.push(loadStep(side, callers, side.startsWith('wrapped') ? [servers as Target<unknown>, broker as Target<unknown>] : [servers as Target<unknown>]));
+    }
+    const loaded = await interleave(steps, { ...settings, log });
+    const by = (side: Side): Summary => loaded[LABELS[side]]!;
+    const rpsV1 = pairedRatio(by('wrapped'), by('plain'), (r) => r.rps);
+    const rpsV2 = pairedRatio(by('wrappedV2'), by('plainV2'), (r) => r.rps);
+    const errors = SIDES.reduce((sum, side) => sum + by(side).errors, 0);
+
+    return {
+      scenario: 'mcp-wrapper',
+      title: 'bulkhead/mcp: what the wrapper adds to a tool call (broker, MCP servers and clients in three processes)',
+      machine,
+      settings: { ...settings, callsPerSide: calls, warmupCallsPerSide: warmupCalls, brokerLog: 'default level (info), to a file' },
+      rows: [
+        { metric: 'SDK 1.x tool call p50 / p99, unprotected (1 caller)', value: `${p50('plain')} / ${p99('plain')}`, unit: 'ms' },
+        { metric: 'SDK 1.x tool call p50 / p99, bulkhead/mcp (1 caller)', value: `${p50('wrapped')} / ${p99('wrapped')}`, unit: 'ms' },
+        { metric: 'added by bulkhead/mcp at p50 (1 caller)', value: addedV1, unit: 'ms', target: '≤ 2 ms', met: addedV1 <= 2 },
+        { metric: 'SDK 2.x tool call p50 / p99, unprotected (1 caller)', value: `${p50('plainV2')} / ${p99('plainV2')}`, unit: 'ms' },
+        { metric: 'SDK 2.x tool call p50 / p99, bulkhead/mcp/v2 (1 caller)', value: `${p50('wrappedV2')} / ${p99('wrappedV2')}`, unit: 'ms' },
+        { metric: 'added by bulkhead/mcp/v2 at p50 (1 caller)', value: addedV2, unit: 'ms', target: '≤ 2 ms', met: addedV2 <= 2 },
+        { metric: 'broker round trips alone (authorize + complete) p50 / p99', value: `${p50('broker')} / ${p99('broker')}`, unit: 'ms' },
+        { metric: `SDK 1.x calls/s, unprotected / bulkhead/mcp (${n} callers)`, value: `${by('plain').rps} / ${by('wrapped').rps}`, unit: 'calls/s' },
+        { metric: `bulkhead/mcp calls/s / unprotected calls/s (${n} callers)`, value: rpsV1, target: '≥ 0.6', met: rpsV1 >= 0.6 },
+        { metric: `SDK 2.x calls/s, unprotected / bulkhead/mcp/v2 (${n} callers)`, value: `${by('plainV2').rps} / ${by('wrappedV2').rps}`, unit: 'calls/s' },
+        { metric: `bulkhead/mcp/v2 calls/s / unprotected calls/s (${n} callers)`, value: rpsV2, target: '≥ 0.6', met: rpsV2 >= 0.6 },
+        {
+          metric: `CPU per call, MCP server (+ broker when wrapped): v1 plain / wrapped, v2 plain / wrapped (${n} callers)`,
+          value: `${by('plain').serverCpuUs} / ${by('wrapped').serverCpuUs}, ${by('plainV2').serverCpuUs} / ${by('wrappedV2').serverCpuUs}`,
+          unit: 'µs',
+        },
+        { metric: 'failed calls (must be 0)', value: errors, target: '0', met: errors === 0 },
+      ],
+      runs: { single: Object.fromEntries([...samples].map(([name, list]) => [name, { p50: p50(name), p99: p99(name), n: list.length }])), loaded },
+    };
+  } finally {
+    for (const caller of opened) await caller.close().catch(() => undefined);
+    brokerClient.close();
+    await servers.stop();
+    await broker.stop();
+    await rm(dir, { recursive: true, force: true });
   }
-
-  const plainStats = stats(samples.plain);
-  const wrappedStats = stats(samples.wrapped);
-  const brokerStats = stats(samples.broker);
-  const plainV2Stats = stats(samples.plainV2);
-  const wrappedV2Stats = stats(samples.wrappedV2);
-  const addedV2 = { p50: round(wrappedV2Stats.p50 - plainV2Stats.p50), mean: round(wrappedV2Stats.mean - plainV2Stats.mean), p99: round(wrappedV2Stats.p99 - plainV2Stats.p99) };
-  const added = { p50: round(wrappedStats.p50 - plainStats.p50), mean: round(wrappedStats.mean - plainStats.mean), p99: round(wrappedStats.p99 - plainStats.p99) };
-  const result = {
-    benchmark: 'mcp-wrapper',
-    date: new Date().toISOString(),
-    node: process.version,
-    cpus: `${cpus().length} x ${cpus()[0]?.model ?? 'unknown'}`,
-    calls_per_side: CALLS,
-    warmup_per_side: WARMUP,
-    unit: 'ms per tool call, measured at the MCP client (SDK Client over Streamable HTTP, loopback)',
-    unwrapped: plainStats,
-    wrapped: wrappedStats,
-    broker_round_trips_only: brokerStats,
-    added_by_wrapper: added,
-    ratio_p50: round(wrappedStats.p50 / plainStats.p50),
-    v2: { unwrapped: plainV2Stats, wrapped: wrappedV2Stats, added_by_wrapper: addedV2, ratio_p50: round(wrappedV2Stats.p50 / plainV2Stats.p50) },
-    // Percentiles do not subtract exactly: an estimate of what the wrapper itself adds beyond the broker.
-    wrapper_local_estimate_p50: round(added.p50 - brokerStats.p50),
-    broker_state_dir: STATE_ROOT,
-    load_average_1m: round(loadavg()[0]!),
-    broker_share_of_added_p50: round(brokerStats.p50 / Math.max(added.p50, 1e-9)),
-  };
-
-  const md = `# bulkhead/mcp wrapper overhead
-
-${result.date} · Node ${result.node} · ${result.cpus} (load average ${result.load_average_1m}) · ${CALLS} calls per side (after ${WARMUP} warm-up), interleaved in one run · broker state under ${STATE_ROOT}.
-
-Same tool handler, same SDK Streamable HTTP stack, measured at the SDK client. "Wrapped" adds: bearer
-token verification (local, cached JWKS), \`/v1/authorize\` (token, revocation, quotas, credential resolved
-from the embedded store, durable audit record) and \`/v1/complete\`, against an in-process broker on loopback.
-
-| ms per call | p50 | p90 | p99 | mean |
-|---|---:|---:|---:|---:|
-| unwrapped | ${plainStats.p50} | ${plainStats.p90} | ${plainStats.p99} | ${plainStats.mean} |
-| wrapped | ${wrappedStats.p50} | ${wrappedStats.p90} | ${wrappedStats.p99} | ${wrappedStats.mean} |
-| broker round trips alone (authorize + complete) | ${brokerStats.p50} | ${brokerStats.p90} | ${brokerStats.p99} | ${brokerStats.mean} |
-| v2 entry (SDK 2.x, 2026-07-28): unwrapped | ${plainV2Stats.p50} | ${plainV2Stats.p90} | ${plainV2Stats.p99} | ${plainV2Stats.mean} |
-| v2 entry (SDK 2.x, 2026-07-28): wrapped | ${wrappedV2Stats.p50} | ${wrappedV2Stats.p90} | ${wrappedV2Stats.p99} | ${wrappedV2Stats.mean} |
-
-**Added by the wrapper: ${added.p50} ms at p50** (${added.mean} ms mean, ${added.p99} ms at p99); wrapped/unwrapped p50 ratio ${result.ratio_p50}.
-The broker's two round trips account for about ${Math.round(result.broker_share_of_added_p50 * 100)}% of the added p50; the wrapper's own
-work (bearer verification, session binding, grant, redaction) is roughly the remaining ${result.wrapper_local_estimate_p50} ms.
-
-**v2 entry: added ${addedV2.p50} ms at p50** (${addedV2.mean} ms mean, ${addedV2.p99} ms at p99) against the plain SDK 2.x server in the same run; ratio ${result.v2.ratio_p50}.
-`;
-
-  const out = join(__dirname, '..', '..', 'bench', 'results');
-  await mkdir(out, { recursive: true });
-  await writeFile(join(out, 'mcp-wrapper.json'), JSON.stringify(result, null, 2) + '\n');
-  await writeFile(join(out, 'mcp-wrapper.md'), md);
-  process.stdout.write(md);
-
-  await plainClient.close();
-  await wrappedClient.close();
-  await plainV2Client.close();
-  await wrappedV2Client.close();
-  await bulkhead.close();
-  await bulkheadV2.close();
-  for (const s of [plain.server, wrapped.server, plainV2.server, wrappedV2.server]) {
-    s.closeAllConnections();
-    await new Promise<void>((resolve) => s.close(() => resolve()));
-  }
-  await broker.close();
-  await rm(dataDir, { recursive: true, force: true });
 }
 
-function round(v: number): number {
-  return Math.round(v * 1000) / 1000;
-}
-
-main().catch((err: unknown) => {
-  process.stderr.write(`bench/mcp-wrapper: ${(err as Error).message}\n`);
-  process.exit(1);
-});
+runIfMain(module, run);

@@ -1,11 +1,12 @@
-import { Agent as HttpAgent, request as httpRequest, type IncomingHttpHeaders, type IncomingMessage } from 'node:http';
-import { Agent as HttpsAgent, request as httpsRequest } from 'node:https';
+import type { IncomingHttpHeaders } from 'node:http';
+import { Agent } from 'undici';
 
 /**
- * One HTTP exchange on node:http with keep-alive agents, for the small JSON calls on hot paths (the
- * Vault adapter's reads, the MCP wrapper's /v1/authorize and /v1/complete). fetch does the same job at
- * several times the client CPU per request (measured: about 1.4 ms against 0.36 ms on loopback), and
- * a fresh connection per call adds a TCP handshake to every tool call.
+ * One HTTP exchange over a keep-alive connection pool, for the small JSON calls on hot paths (the Vault
+ * adapter's reads, the MCP wrapper's /v1/authorize and /v1/complete). undici's pool, not node:http's
+ * agent: measured on loopback side by side, about 35 µs of client CPU per request against 80 µs for a
+ * keep-alive node:http request and about 1.4 ms for fetch, and half the wall time of node:http; a tool
+ * call makes two of these. A fresh connection per call would add a TCP handshake to every tool call.
  *
  * Every request ends at its AbortSignal (the caller's timeout); an abort rejects with the signal's own
  * reason, as fetch does. Answers are bounded: a body over `maxBodyBytes` is an error, not a buffer.
@@ -29,38 +30,35 @@ export interface KeepAliveResponse {
 
 export interface KeepAliveTransport {
   request(request: KeepAliveRequest): Promise<KeepAliveResponse>;
-  /** Closes the pooled sockets. */
+  /** Closes the pooled connections. */
   close(): void;
 }
 
 export function createKeepAliveTransport(options: { maxBodyBytes: number; maxSockets?: number }): KeepAliveTransport {
-  const agentOptions = { keepAlive: true, ...(options.maxSockets !== undefined ? { maxSockets: options.maxSockets } : {}) };
-  const agents = { http: new HttpAgent(agentOptions), https: new HttpsAgent(agentOptions) };
+  // undici's own timeouts are off: the caller's signal is the one deadline (it also covers connecting).
+  const agent = new Agent({ connections: options.maxSockets ?? null, headersTimeout: 0, bodyTimeout: 0 });
 
   return {
-    request({ method, url, headers = {}, body, signal }) {
-      const https = url.protocol === 'https:';
-      const send = https ? httpsRequest : httpRequest;
-      const outgoingHeaders = body === undefined ? headers : { ...headers, 'content-length': String(Buffer.byteLength(body)) };
-      return new Promise<KeepAliveResponse>((resolve, reject) => {
-        const outgoing = send(url, { method, headers: outgoingHeaders, signal, agent: https ? agents.https : agents.http }, (response: IncomingMessage) => {
-          const chunks: Buffer[] = [];
-          let size = 0;
-          response.on('data', (chunk: Buffer) => {
-            size += chunk.length;
-            if (size > options.maxBodyBytes) response.destroy(new Error('the answer is too large'));
-            else chunks.push(chunk);
-          });
-          response.on('error', (err) => reject(signal.aborted ? signal.reason : err));
-          response.on('end', () => resolve({ status: response.statusCode ?? 0, headers: response.headers, text: Buffer.concat(chunks).toString('utf8') }));
-        });
-        outgoing.on('error', (err) => reject(signal.aborted ? signal.reason : err));
-        outgoing.end(body);
-      });
+    async request({ method, url, headers = {}, body, signal }) {
+      try {
+        const response = await agent.request({ origin: url.origin, path: url.pathname + url.search, method: method as 'GET', headers, body, signal });
+        const chunks: Buffer[] = [];
+        let size = 0;
+        for await (const chunk of response.body as AsyncIterable<Buffer>) {
+          size += chunk.length;
+          if (size > options.maxBodyBytes) {
+            response.body.destroy();
+            throw new Error('the answer is too large');
+          }
+          chunks.push(chunk);
+        }
+        return { status: response.statusCode, headers: response.headers as IncomingHttpHeaders, text: Buffer.concat(chunks).toString('utf8') };
+      } catch (err) {
+        throw signal.aborted ? signal.reason : err;
+      }
     },
     close() {
-      agents.http.destroy();
-      agents.https.destroy();
+      void agent.destroy().catch(() => undefined);
     },
   };
 }
