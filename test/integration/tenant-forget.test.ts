@@ -25,7 +25,9 @@ import { describeWithUpstream, requireUpstream } from '../support/upstreams';
  * Run twice it succeeds and changes nothing (idempotent).
  */
 
-const NOW = Date.UTC(2026, 11, 2, 10, 30);
+// The real time, not a fixed date: Redis expires keys by its own clock, so a fixed date soon lies in the
+// past and every key written "until NOW + 10 minutes" is gone on arrival.
+const NOW = Date.now();
 const LIMITS = { hourly: 1000, daily: 1000 };
 
 /** Spends in both windows for "acme" (tenant and a principal) and for the lookalikes that must stay. */
