@@ -41,6 +41,8 @@ import { createIdpLogin } from './oauth/idp-login';
 import { createTokenIntrospection } from './tokens/token-introspection';
 import { createTokenService, type TokenService } from './tokens/token-service';
 import { createTokenVerifier } from './tokens/verifier';
+import { SECURITY_STREAM } from './audit/security-stream';
+import { createTokenDenies, recordingRefusals } from './audit/token-denies';
 import { createBrokerTls, type BrokerTls } from '../rotation/broker-tls';
 import { createKeyRotation, type KeyRotation } from '../rotation/key-rotation';
 import { createSoleLeaderLock, type LeaderLock } from '../rotation/leader-lock';
@@ -115,14 +117,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const tls = await createBrokerTls({ policy, currentPolicy, dataDir, masterKey, clock, logger, env: options.env });
   const issuer = registeringSessions(createTokenIssuer({ keyRing, clock, issuer: policy.broker.issuer }), state.sessions);
   // The broker's own tokens: its replicas' clocks agree, so the leeway is small (tenant IdPs get clock_skew).
-  const verifier = createTokenVerifier({ keyRing, clock, issuer: policy.broker.issuer, clockSkewMs: policy.broker.token_clock_skew });
+  const tokenVerifier = createTokenVerifier({ keyRing, clock, issuer: policy.broker.issuer, clockSkewMs: policy.broker.token_clock_skew });
   const idpJwks = createRemoteIdpKeys({
     clock,
     onFailure: (tenant, err) => logger.warn({ tenant, failure: (err as { failure?: string }).failure ?? 'unknown', err: { message: (err as Error)?.message } }, 'tenant IdP JWKS fetch failed; that tenant\'s exchanges back off'),
   });
   // One set of tenant IdP keys for token exchange and browser logins alike (one fetch state per tenant).
   const idpLimits = { timeoutMs: policy.broker.upstreams.idp.timeout, maxBytes: policy.broker.upstreams.idp.body_limit };
-  const tokens = createTokenService({ policy: currentPolicy, issuer, verifier, revocations: state.revocations, clock, idpJwks, codes: state.oneTime });
   const authorizationFlow = createAuthorizationFlow({
     policy: currentPolicy,
     clients: createClientRegistry({ policy: currentPolicy, metadata: createClientMetadataResolver({ settings: () => clientMetadataSettings(policy), clock }) }),
@@ -190,11 +191,21 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       await state.announceKill?.(key);
     },
   };
-  const denies = createDenyBudget({ audit, perWindow: (tenant) => currentPolicy().tenants[tenant]?.quotas.audited_denies_per_minute ?? DEFAULT_AUDITED_DENIES_PER_MINUTE, windowMs: options.denyWindowMs, logger });
+  const denies = createDenyBudget({
+    audit,
+    perWindow: (stream) => (stream === SECURITY_STREAM ? currentPolicy().broker.audit.security_denies_per_minute : (currentPolicy().tenants[stream]?.quotas.audited_denies_per_minute ?? DEFAULT_AUDITED_DENIES_PER_MINUTE)),
+    windowMs: options.denyWindowMs,
+    logger,
+  });
+  // Every consumer gets the verifier that records its refusals: the one choke point for token-level denies.
+  const tokenDenies = createTokenDenies({ policy: currentPolicy, denies });
+  const verifier = recordingRefusals(tokenVerifier, tokenDenies);
+  const tokens = createTokenService({ policy: currentPolicy, issuer, verifier, revocations: state.revocations, clock, idpJwks, codes: state.oneTime, refusals: tokenDenies });
   const spending = createSpending({ budgets: state.budgets, quotas: state.quotas, now: () => clock.now() });
   const authorizer = createAuthorizer({
     policy: currentPolicy,
     verifier,
+    tokenDenies,
     revocations: state.revocations,
     quotas: state.quotas,
     sessions: state.sessions,
@@ -219,12 +230,13 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
 
   const app = createHttpApp({
     logger,
+    onUnauthenticated: (reason, detail, attempt, token) => tokenDenies.withoutTenant(reason, detail, attempt, token),
     bodyLimit: policy.broker.body_limit,
     servers: { digests: () => digestsOf(currentPolicy().servers, (s) => s.key_sha256), fromCertificate: tls?.fromCertificate },
     operators: { digests: () => digestsOf(currentPolicy().operators, (o) => o.token_sha256), fromCertificate: tls?.fromCertificate },
-    token: { tokens, introspection: createTokenIntrospection({ policy: currentPolicy, verifier, revocations: state.revocations, revoke: (input) => killSwitch.revoke(input) }), jwks: () => keyRing.jwks(), issuer: policy.broker.issuer, clientMetadataDocuments: policy.broker.authorization.client_metadata.enabled, metrics },
+    token: { tokens, introspection: createTokenIntrospection({ policy: currentPolicy, verifier, revocations: state.revocations, revoke: (input) => killSwitch.revoke(input), refusals: tokenDenies }), jwks: () => keyRing.jwks(), issuer: policy.broker.issuer, clientMetadataDocuments: policy.broker.authorization.client_metadata.enabled, metrics },
     authorization: { flow: authorizationFlow },
-    server: { policy: currentPolicy, authorizer, complete, metrics, callContext: createCallContextSigner({ keyRing, clock, issuer: policy.broker.issuer }) },
+    server: { policy: currentPolicy, authorizer, complete, metrics, refusals: tokenDenies, callContext: createCallContextSigner({ keyRing, clock, issuer: policy.broker.issuer }) },
     operator: {
       policy: currentPolicy,
       killSwitch,

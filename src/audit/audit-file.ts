@@ -2,7 +2,7 @@ import { constants } from 'node:fs';
 import { lstat, open, readdir, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { BrokerError } from '../errors';
-import { idSchema } from '../policy/schema';
+import { isStreamId } from './security-stream';
 import { createChainVerifier, type ChainHead } from './chain';
 
 /**
@@ -30,7 +30,7 @@ export type Acknowledged = ChainHead & {
 
 /** Tenant ids are policy IDs; the extra checks keep a bad id from ever naming a path outside `dir`. */
 export function tenantFilePath(dir: string, tenant: string): string {
-  if (!idSchema.safeParse(tenant).success || tenant.includes('/') || tenant.includes('..') || tenant.includes('\0')) {
+  if (!isStreamId(tenant) || tenant.includes('/') || tenant.includes('..') || tenant.includes('\0')) {
     throw new BrokerError('bad_request', 'invalid tenant id');
   }
   return join(dir, `${tenant}.jsonl`);
@@ -48,7 +48,7 @@ export async function tenantFiles(dir: string): Promise<string[]> {
   return names
     .filter((n) => n.endsWith('.jsonl'))
     .map((n) => n.slice(0, -'.jsonl'.length))
-    .filter((t) => idSchema.safeParse(t).success && !t.includes('..'))
+    .filter((t) => isStreamId(t) && !t.includes('..'))
     .sort();
 }
 

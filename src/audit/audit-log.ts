@@ -1,5 +1,5 @@
 /**
- * Per-tenant, append-only, hash-chained audit. Each record's `hash` is SHA-256 over its canonical JSON
+ * Per-tenant, append-only, hash-chained audit (plus the broker's security stream, security-stream.ts). Each record's `hash` is SHA-256 over its canonical JSON
  * (without `hash`), which includes `prev_hash`; the first record's prev_hash is GENESIS_HASH.
  * Records carry references and hashes only: never a token, secret or credential value.
  */
@@ -44,6 +44,13 @@ export interface AuditEvent {
    * X-Request-Id: the one key an operator can join the two pipelines on (`bulkhead audit correlate`).
    */
   request_id?: string;
+  /**
+   * A token-level deny: the endpoint the token was presented to (e.g. "/v1/manifest"), for records that
+   * /v1/authorize did not make (`type: "token"`) and for every record of the security stream.
+   */
+  endpoint?: string;
+  /** Security stream only: SHA-256 of the refused token (security-stream.ts), never the token or a part of it. */
+  token_sha256?: string;
 }
 
 export interface AuditRecord extends AuditEvent {

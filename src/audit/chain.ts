@@ -34,6 +34,8 @@ const EVENT_FIELDS = [
   'cost',
   'tokens',
   'request_id',
+  'endpoint',
+  'token_sha256',
 ] as const satisfies readonly (keyof AuditEvent)[];
 
 export interface ChainHead {

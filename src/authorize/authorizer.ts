@@ -11,6 +11,8 @@ import type { QuotaStore } from '../quotas/quota-store';
 import type { RevocationStore } from '../revocation/revocation-store';
 import type { SessionStore } from '../sessions/session-store';
 import type { VerifiedToken } from '../tokens/claims';
+import type { TokenAttempt } from '../tokens/token-rejection';
+import type { TokenDenies } from '../audit/token-denies';
 import { isToolAllowed, principalInPolicy } from './allowed-tools';
 import { createInFlightCalls, type InFlightCalls } from './in-flight-calls';
 import type { Spend, Spending } from './spend';
@@ -47,7 +49,8 @@ export interface AllowDecision {
 
 export interface AuthorizerDeps {
   policy: () => Policy;
-  verifier: { verify(token: string, audience: string): Promise<VerifiedToken> };
+  /** Records its own refusals (expired, wrong audience, forged…) where they belong (token-denies.ts). */
+  verifier: { verify(token: string, audience: string, attempt?: TokenAttempt): Promise<VerifiedToken> };
   revocations: Pick<RevocationStore, 'check'>;
   quotas: Pick<QuotaStore, 'takeCall' | 'acquireSlot' | 'releaseSlot'>;
   sessions: Pick<SessionStore, 'touch' | 'isQuarantined' | 'putCall' | 'hasCall' | 'takeCall'>;
@@ -56,6 +59,8 @@ export interface AuthorizerDeps {
   audit: Pick<AuditLog, 'append'>;
   /** Where denies are recorded: one by one within the tenant's budget, summarised past it. */
   denies: Pick<DenyBudget, 'record'>;
+  /** Where verifyLive records a revoked token; absent in unit tests that do not look. */
+  tokenDenies?: Pick<TokenDenies, 'refusedSigned'>;
   /** Budgets and per-credential rates; absent in unit tests that do not exercise spending. */
   spending?: Spending;
   clock: Clock;
@@ -71,8 +76,8 @@ export interface AuthorizerDeps {
 
 export interface Authorizer {
   authorize(request: AuthorizeRequest): Promise<AllowDecision>;
-  /** Verifies a token for this server and checks revocation; used by manifest and complete. */
-  verifyLive(server: string, token: string): Promise<VerifiedToken>;
+  /** Verifies a token for this server and checks revocation, recording a refusal; used by manifest. */
+  verifyLive(server: string, token: string, endpoint: string): Promise<VerifiedToken>;
 }
 
 /** Runs a step that touches shared state; any failure there is a typed 503, never an allow. */
@@ -100,20 +105,27 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     if (revoked) throw new BrokerError(revoked, revocationMessage(revoked));
   }
 
-  async function verifyLive(server: string, token: string): Promise<VerifiedToken> {
-    const verified = await deps.verifier.verify(token, server);
-    await assertNotRevoked(verified);
+  async function verifyLive(server: string, token: string, endpoint: string): Promise<VerifiedToken> {
+    const attempt = { endpoint, server };
+    const verified = await deps.verifier.verify(token, server, attempt);
+    try {
+      await assertNotRevoked(verified);
+    } catch (err) {
+      if (isBrokerError(err) && err.status < 500) await deps.tokenDenies?.refusedSigned(verified, err.reason, attempt).catch(() => undefined);
+      throw err;
+    }
     return verified;
   }
 
   async function authorize(request: AuthorizeRequest): Promise<AllowDecision> {
     const policy = deps.policy();
-    // Revocation is checked first thing inside the try below, so that a revoked caller's attempts are
-    // recorded in its tenant's audit stream like every other deny of a verified token.
-    const token = await deps.verifier.verify(request.token, request.server);
-    const tenant = token.tenant;
     const callId = request.call_id;
     const tool = recordedTool(policy, request.server, request.tool);
+    // A refused token is recorded by the verifier: in its tenant's stream if its signature verified,
+    // else in the security stream. Revocation is checked first thing inside the try below, so that a
+    // revoked caller's attempts are recorded in its tenant's stream like every other deny of a verified token.
+    const token = await deps.verifier.verify(request.token, request.server, { endpoint: '/v1/authorize', server: request.server, call_id: callId, ...tool });
+    const tenant = token.tenant;
     const event = (decision: 'allow' | 'deny', extra: Record<string, unknown>) => ({
       type: 'authorize' as const,
       decision,

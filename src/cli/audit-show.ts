@@ -11,7 +11,8 @@ export const SHOW_HELP = `Usage: bulkhead audit show --tenant T [--type X] [--de
 
 Lists tenant T's audit records that match every filter given, oldest first, read from the data dir
 (or PostgreSQL when scaled out). --after SEQ starts after that record: the last line says where the
-next page starts. GET /v1/audit takes the same filters.`;
+next page starts. GET /v1/audit takes the same filters. --tenant _security shows the broker's
+security stream (refusals with no verifiable tenant).`;
 
 export const CORRELATE_HELP = `Usage: bulkhead audit correlate --request-id R [--operator-token-file F] [--url URL]
 

@@ -5,6 +5,7 @@ import { createAuditEvidence, type AuditEvidence } from '../audit/audit-evidence
 import { publishedFrom, signerFrom, type AuditKeySet, type AuditSigner } from '../audit/audit-keys';
 import type { CheckpointRule } from '../audit/checkpoint';
 import type { CheckpointStore } from '../audit/checkpoint-store';
+import { SECURITY_STREAM } from '../audit/security-stream';
 import { createFileAuditLog } from '../audit/file-audit-log';
 import { CHECKPOINT_DIR, createFileCheckpointStore } from '../audit/file-checkpoint-store';
 import { systemClock } from '../clock';
@@ -57,7 +58,8 @@ export async function openAuditSources(values: { config?: string; 'data-dir'?: s
         return signerFrom(ring);
       },
       issuer: policy?.broker.issuer ?? 'http://127.0.0.1:8700',
-      known: (tenant) => policy !== null && Object.hasOwn(policy.tenants, tenant),
+      // The security stream belongs to every broker, so having no records yet is no finding either.
+      known: (tenant) => tenant === SECURITY_STREAM || (policy !== null && Object.hasOwn(policy.tenants, tenant)),
       where: shared?.where ?? join(dataDir, 'audit'),
       close: async () => {
         await log.close();

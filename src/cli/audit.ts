@@ -20,6 +20,8 @@ checkpoint_missing, unsealed, head_mismatch.
   --keys FILE              audit keys you pinned (GET /.well-known/bulkhead-audit-keys.json); without it
                            the sealed key ring is opened with the master key
   --bundle FILE            check an export bundle instead (needs nothing but the file)
+The broker's security stream (refusals with no verifiable tenant: forged or malformed tokens, wrong
+server keys) is named _security and is checked with the tenants (--tenant _security for it alone).
 Exit code 0 only when every named stream (or the bundle) verifies; 1 otherwise, including for an
 unknown tenant or a missing data dir.`;
 

@@ -3,7 +3,7 @@ import express, { Router, type ErrorRequestHandler, type Express, type RequestHa
 import type { Logger } from 'pino';
 import { consoleRoutes } from '../console/console-routes';
 import { BrokerError } from '../errors';
-import { authenticate, type Identities } from './authenticate';
+import { authenticate, type Identities, type OnUnauthenticated } from './authenticate';
 import { requireJsonBody } from './content-type';
 import { bindRequestContext } from '../observability/request-context';
 import { strictJsonBody } from './json-body';
@@ -27,6 +27,8 @@ export interface HttpAppDeps {
   authorization: Omit<AuthorizationRouteDeps, 'logger'>;
   audit: Omit<AuditRouteDeps, 'logger'>;
   health: HealthDeps;
+  /** Records callers whose server key or operator token did not authenticate (the security stream). */
+  onUnauthenticated?: OnUnauthenticated;
 }
 
 /**
@@ -46,14 +48,14 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.use(bindRequestContext());
 
   app.use(healthRoutes(deps.health));
-  app.use(INTROSPECTION_PATH, authenticate('server', deps.servers));
+  app.use(INTROSPECTION_PATH, authenticate('server', deps.servers, deps.onUnauthenticated));
   app.use(auditKeysRoute(deps.audit.keys));
   app.use(tokenRoutes({ ...deps.token, logger: deps.logger }));
   app.use(authorizationRoutes({ ...deps.authorization, logger: deps.logger }));
-  const serverOnly = authenticate('server', deps.servers);
+  const serverOnly = authenticate('server', deps.servers, deps.onUnauthenticated);
   app.use(['/v1/authorize', '/v1/complete', '/v1/manifest'], serverOnly);
   app.use(serverRoutes({ ...deps.server, logger: deps.logger }));
-  const operatorOnly = authenticate('operator', deps.operators);
+  const operatorOnly = authenticate('operator', deps.operators, deps.onUnauthenticated);
   app.use(['/v1/revoke', '/v1/restore', '/v1/audit', '/v1/tenants', '/v1/approvals', '/v1/keys', '/v1/policy'], operatorOnly);
   // One router for the whole operator API (audit included), so the console below runs exactly it.
   const operatorApi = Router();
@@ -92,9 +94,10 @@ function requestLog(logger: Logger): RequestHandler {
     res.locals.requestId = id;
     res.setHeader('X-Request-Id', id);
     res.on('finish', () => {
-      // Allow-list only: method, path without query, status, duration, ids. No headers, no bodies.
+      // Allow-list only: method, path without query, status, duration, ids, and the reason code of a deny
+      // (set where the answer is made, or noted by a refusal answered otherwise). No headers, no bodies.
       logger.info(
-        { requestId: id, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6, server: res.locals.server, operator: res.locals.operator },
+        { requestId: id, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6, server: res.locals.server, operator: res.locals.operator, reason: res.locals.noted_reason ?? res.locals.reason },
         'request',
       );
     });
@@ -108,6 +111,7 @@ function errorHandler(logger: Logger): ErrorRequestHandler {
     if (req.path.startsWith('/v1/token')) {
       // The token endpoints (token, introspection, revocation) speak RFC 6749 errors, even about unreadable bodies.
       const known = error instanceof BrokerError;
+      res.locals.reason ??= known ? error.reason : 'internal_error';
       if (!known) logger.error({ err, requestId: res.locals.requestId }, 'token endpoint failed');
       const code = known && error.status === 401 ? 'invalid_client' : 'invalid_request';
       if (known && error.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="bulkhead"');

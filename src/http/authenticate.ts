@@ -30,13 +30,24 @@ export function findByBearer(authorization: string | undefined, digests: Record<
   return found;
 }
 
-export function authenticate(role: Role, identities: Identities) {
+/**
+ * Records a refused caller (the broker's security stream, token-denies.ts): `endpoint` is the route
+ * group's own path, `token` the token in the body if there was one (only its fingerprint is kept).
+ */
+export type OnUnauthenticated = (reason: 'server_unauthenticated' | 'operator_unauthenticated', detail: string, attempt: { endpoint: string }, token?: string) => Promise<void>;
+
+export function authenticate(role: Role, identities: Identities, onUnauthenticated?: OnUnauthenticated) {
   return (req: Request, res: Response, next: NextFunction): void => {
     const fromCert = (req.socket as TLSSocket).authorized ? identities.fromCertificate?.(req, role) ?? null : null;
     const id = fromCert ?? findByBearer(req.headers.authorization, identities.digests());
     if (!id) {
       const reason = role === 'server' ? 'server_unauthenticated' : 'operator_unauthenticated';
-      next(new BrokerError(reason, role === 'server' ? 'MCP server authentication failed' : 'operator authentication failed'));
+      const refusal = new BrokerError(reason, role === 'server' ? 'MCP server authentication failed' : 'operator authentication failed');
+      // The mount path this middleware sits on (matched case-insensitively, so lowercased): never the caller's URL.
+      const endpoint = (req.baseUrl || req.path).toLowerCase().slice(0, 64);
+      const token = (req.body as { token?: unknown } | undefined)?.token;
+      const recorded = onUnauthenticated?.(reason, refusal.message, { endpoint }, typeof token === 'string' && token.length <= 8192 ? token : undefined) ?? Promise.resolve();
+      void recorded.catch(() => undefined).then(() => next(refusal));
       return;
     }
     res.locals[role] = id;

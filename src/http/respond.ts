@@ -32,6 +32,13 @@ export function sendError(req: Request, res: Response, err: unknown, logger: Log
 }
 
 function toBrokerError(err: unknown, fallback: 'state_unavailable' | 'internal_error', res: Response, logger: Logger, req: Request): BrokerError {
+  const error = brokerErrorOf(err, fallback, res, logger, req);
+  // The request's platform log line names the reason (app.ts requestLog).
+  res.locals.reason = error.reason;
+  return error;
+}
+
+function brokerErrorOf(err: unknown, fallback: 'state_unavailable' | 'internal_error', res: Response, logger: Logger, req: Request): BrokerError {
   if (isBrokerError(err)) {
     if (err.status >= 500) logger.warn({ requestId: requestId(res), path: req.path, reason: err.reason, err: err.cause ?? err }, 'request failed closed');
     return err;

@@ -7,10 +7,20 @@ import type { RequestHandler } from 'express';
  * authorizer passing it along. It is the same id as the request's platform log line and X-Request-Id:
  * the one key on which an operator may join the two pipelines (`bulkhead audit correlate`).
  */
-const storage = new AsyncLocalStorage<{ requestId: string }>();
+const storage = new AsyncLocalStorage<{ requestId: string; locals: Record<string, unknown> }>();
 
 export function currentRequestId(): string | undefined {
   return storage.getStore()?.requestId;
+}
+
+/**
+ * Notes the reason code of a token refusal, for the request's platform log line: more precise than what
+ * some answers carry (an introspection's `active: false`, an OAuth `invalid_grant` for an expired
+ * token), so it is logged in place of the answer's own reason. A reason code names no tenant.
+ */
+export function noteDenyReason(reason: string): void {
+  const store = storage.getStore();
+  if (store && store.locals.noted_reason === undefined) store.locals.noted_reason = reason;
 }
 
 /**
@@ -21,6 +31,6 @@ export function bindRequestContext(): RequestHandler {
   return (_req, res, next) => {
     const requestId = res.locals.requestId as string | undefined;
     if (requestId === undefined) return next();
-    storage.run({ requestId }, next);
+    storage.run({ requestId, locals: res.locals }, next);
   };
 }

@@ -114,7 +114,12 @@ const broker = z
     rotation: z.object({ signing_key: duration.prefault('24h'), certificate: duration.prefault('24h'), audit_key: duration.prefault('30d') }).strict().prefault({}),
     // Signed checkpoints of each tenant's audit head (src/audit/checkpointer.ts).
     audit: z
-      .object({ checkpoint_every: z.number().int().min(1).max(1_000_000).default(1000), checkpoint_interval: duration.prefault('60s') })
+      .object({
+        checkpoint_every: z.number().int().min(1).max(1_000_000).default(1000),
+        checkpoint_interval: duration.prefault('60s'),
+        // The security stream's audited-deny budget (refusals with no verifiable tenant), like a tenant's quotas.audited_denies_per_minute.
+        security_denies_per_minute: z.number().int().min(1).max(1_000_000).default(DEFAULT_AUDITED_DENIES_PER_MINUTE),
+      })
       .strict()
       .prefault({}),
     tls: z.object({ mode: z.enum(['off', 'internal-ca', 'vault-pki']).default('off'), vault_pki_mount: z.string().optional(), vault_pki_role: z.string().optional() }).strict().prefault({}),

@@ -17,6 +17,9 @@ import { serverAudience, type TokenVerifier } from './verifier';
  *   issuer → tenant mapping and nothing in the token body (a `tid` claim there is ignored).
  */
 
+/** Where a subject token is presented, as its refusal is recorded. */
+export const TOKEN_ENDPOINT = '/v1/token';
+
 export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
 export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
 export const TOKEN_TYPE_ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
@@ -58,7 +61,7 @@ export function createSubjectResolver(deps: SubjectResolverDeps) {
     try {
       // Any audience it was issued for: `aud` is signed, so the unverified value is only a lookup key.
       const audience = serverAudience(claims.aud);
-      verified = await deps.verifier.verify(token, typeof audience === 'string' ? audience : '');
+      verified = await deps.verifier.verify(token, typeof audience === 'string' ? audience : '', { endpoint: TOKEN_ENDPOINT });
     } catch (err) {
       if (isBrokerError(err) && err.reason === 'token_expired') throw new OAuthError('invalid_grant', 'subject_token has expired');
       throw new OAuthError('invalid_grant', 'subject_token is invalid', 400, { cause: err });

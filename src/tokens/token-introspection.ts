@@ -8,6 +8,8 @@ import { authenticatePresented } from './client-auth';
 import { own } from './grant-scope';
 import { OAuthError } from './oauth-error';
 import { serverAudience, type TokenVerifier } from './verifier';
+import { INTROSPECTION_PATH, REVOCATION_PATH } from './metadata';
+import type { SignedIdentity, TokenAttempt } from './token-rejection';
 import { decodeJwt } from 'jose';
 
 /**
@@ -28,6 +30,8 @@ export interface IntrospectionDeps {
   verifier: Pick<TokenVerifier, 'verify'>;
   revocations: Pick<RevocationStore, 'check'>;
   revoke: (input: RevokeInput) => Promise<RevokeResult>;
+  /** Records a verified token found revoked (the verifier records its own refusals). */
+  refusals?: { refusedSigned(identity: SignedIdentity, reason: string, attempt: TokenAttempt): Promise<void> };
 }
 
 const tokenParams = z.object({ token: z.string().min(1).max(8192), token_type_hint: z.string().max(64).optional() });
@@ -53,14 +57,19 @@ export function createTokenIntrospection(deps: IntrospectionDeps) {
     /** `server`: the authenticated MCP server asking. */
     async introspect(server: string, raw: Record<string, unknown>): Promise<Record<string, unknown>> {
       const token = tokenOf(raw);
+      const attempt = { endpoint: INTROSPECTION_PATH, server };
       let verified;
       try {
-        verified = await deps.verifier.verify(token, server);
+        verified = await deps.verifier.verify(token, server, attempt);
       } catch (err) {
         if (isBrokerError(err) && err.status >= 500) throw err;
         return { active: false };
       }
-      if (await revokedReason({ tid: verified.tenant, sub: verified.principal, sid: verified.session, jti: verified.jti, iat: Math.floor(verified.issuedAt / 1000) })) return { active: false };
+      const revoked = await revokedReason({ tid: verified.tenant, sub: verified.principal, sid: verified.session, jti: verified.jti, iat: Math.floor(verified.issuedAt / 1000) });
+      if (revoked) {
+        await deps.refusals?.refusedSigned(verified, revoked, attempt).catch(() => undefined);
+        return { active: false };
+      }
       const claims = decodeJwt(token);
       return {
         active: true,
@@ -96,8 +105,7 @@ export function createTokenIntrospection(deps: IntrospectionDeps) {
       }
       let verified;
       try {
-        const audience = serverAudience(decodeJwt(token).aud);
-        verified = await deps.verifier.verify(token, typeof audience === 'string' ? audience : '');
+        verified = await deps.verifier.verify(token, ownAudience(token), { endpoint: REVOCATION_PATH });
       } catch (err) {
         if (isBrokerError(err) && err.status >= 500) throw err;
         return; // RFC 7009 §2.2: an invalid token is no error.
@@ -106,6 +114,17 @@ export function createTokenIntrospection(deps: IntrospectionDeps) {
       await deps.revoke({ jti: verified.jti, reason: 'revoked by its client (RFC 7009)', operator: `client:${clientId}` });
     },
   };
+}
+
+/** The audience a token names (read unverified: it is signed, so it only picks what to compare); "" if none. */
+function ownAudience(token: string): string {
+  let audience: unknown;
+  try {
+    audience = serverAudience(decodeJwt(token).aud);
+  } catch {
+    return ''; // not a JWT: the verifier refuses it (and records that) as malformed
+  }
+  return typeof audience === 'string' ? audience : '';
 }
 
 export type TokenIntrospection = ReturnType<typeof createTokenIntrospection>;

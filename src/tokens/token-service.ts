@@ -11,7 +11,8 @@ import { intersect, narrowScope, resolveAudience, tenantTools } from './grant-sc
 import { createRemoteIdpKeys, type IdpKeyResolver } from './idp-keys';
 import { SessionEndedError, type IssueRequest, type TokenIssuer } from './issuer';
 import { OAuthError } from './oauth-error';
-import { createSubjectResolver, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT } from './token-exchange';
+import type { SignedIdentity, TokenAttempt } from './token-rejection';
+import { createSubjectResolver, TOKEN_ENDPOINT, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT } from './token-exchange';
 import type { TokenVerifier } from './verifier';
 
 /**
@@ -35,6 +36,8 @@ export interface TokenServiceDeps {
   codes?: Pick<OneTimeStore, 'take'>;
   /** Per-tenant IdP keys; defaults to each tenant's remote JWKS (bounded fetch, cached per tenant). */
   idpJwks?: IdpKeyResolver;
+  /** Records a refresh refused because its subject token is revoked (the verifier records its own refusals). */
+  refusals?: { refusedSigned(identity: SignedIdentity, reason: string, attempt: TokenAttempt): Promise<void> };
 }
 
 export interface TokenResponse {
@@ -110,7 +113,11 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
   async function issue(request: IssueRequest, priorCheck?: RevocationSubject): Promise<TokenResponse> {
     if (priorCheck) {
       const reason = await revokedReason(priorCheck);
-      if (reason) throw new OAuthError('invalid_grant', `subject_token can no longer be exchanged (${reason})`);
+      if (reason) {
+        const identity = { tenant: priorCheck.tid, principal: priorCheck.sub, session: priorCheck.sid, jti: priorCheck.jti };
+        await deps.refusals?.refusedSigned(identity, reason, { endpoint: TOKEN_ENDPOINT }).catch(() => undefined);
+        throw new OAuthError('invalid_grant', `subject_token can no longer be exchanged (${reason})`);
+      }
     }
     let issued;
     try {

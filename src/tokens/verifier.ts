@@ -6,12 +6,15 @@ import { parseScope, type VerifiedToken } from './claims';
 import { TOKEN_TYPE } from './issuer';
 import type { KeyRing } from './key-ring';
 import { SIGNING_ALG } from './signing-key';
+import { identityOfPayload, withSignedIdentity, type TokenAttempt } from './token-rejection';
 
 /**
  * Verifies Bulkhead access tokens. Runs on every tool call, so verified tokens are cached by the
  * SHA-256 of the token (an edited token hashes differently and misses). A cache hit still checks the
  * lifetime and that the signing key is still trusted, and the audience is compared on every call.
- * Errors never quote the token or its claims.
+ * Errors never quote the token or its claims. A refusal of a token whose signature verified (expired,
+ * another audience, claims not acceptable) carries the token's identity (token-rejection.ts), so it can
+ * be recorded in that tenant's audit stream; any other refusal carries none.
  */
 
 export interface TokenVerifierDeps {
@@ -25,7 +28,8 @@ export interface TokenVerifierDeps {
 }
 
 export interface TokenVerifier {
-  verify(token: string, expectedAudience: string): Promise<VerifiedToken>;
+  /** `attempt` says where the token was presented; only a verifier that records refusals reads it. */
+  verify(token: string, expectedAudience: string, attempt?: TokenAttempt): Promise<VerifiedToken>;
 }
 
 interface CacheEntry {
@@ -59,7 +63,7 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
   }
 
   function forAudience(verified: VerifiedToken, expectedAudience: string): VerifiedToken {
-    if (verified.audience !== expectedAudience) throw new BrokerError('audience_mismatch', 'token was issued for a different server');
+    if (verified.audience !== expectedAudience) throw withSignedIdentity(new BrokerError('audience_mismatch', 'token was issued for a different server'), verified);
     return verified;
   }
 
@@ -78,7 +82,11 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
       const hit = cache.get(cacheKey);
       if (hit) {
         cache.delete(cacheKey);
-        checkLifetime(hit.nbf, hit.exp);
+        try {
+          checkLifetime(hit.nbf, hit.exp);
+        } catch (err) {
+          throw withSignedIdentity(err as BrokerError, hit.verified);
+        }
         if (keyRing.verificationKey(hit.kid)) {
           cache.set(cacheKey, hit); // most recently used goes last
           return forAudience(hit.verified, expectedAudience);
@@ -102,7 +110,13 @@ export function createTokenVerifier(deps: TokenVerifierDeps): TokenVerifier {
       } catch (err) {
         throw publicError(err);
       }
-      const entry = toEntry(payload, kid);
+      let entry: CacheEntry;
+      try {
+        entry = toEntry(payload, kid);
+      } catch (err) {
+        const identity = identityOfPayload(payload);
+        throw identity ? withSignedIdentity(err as BrokerError, identity) : err;
+      }
       remember(cacheKey, entry);
       return forAudience(entry.verified, expectedAudience);
     },
@@ -147,20 +161,28 @@ export function serverAudience(aud: unknown): unknown {
   return typeof id === 'string' && !id.includes(':') && typeof url === 'string' && /^https?:\/\//.test(url) ? id : undefined;
 }
 
-/** jose's errors carry the decoded payload; keep only their code as the private cause. */
+/**
+ * jose's errors carry the decoded payload; keep only their code as the private cause. jose checks the
+ * claims only after the signature verified, so a claim failure's payload is one we signed: its identity
+ * is kept on the refusal (never the payload itself).
+ */
 function publicError(err: unknown): BrokerError {
   if (err instanceof BrokerError) return err;
   const code = (err as { code?: unknown } | null)?.code;
   const cause = new Error(typeof code === 'string' ? code : 'token verification failed');
+  const signed = (refusal: BrokerError) => {
+    const identity = identityOfPayload((err as { payload?: unknown }).payload);
+    return identity ? withSignedIdentity(refusal, identity) : refusal;
+  };
   switch (code) {
     case 'ERR_JWT_EXPIRED':
-      return new BrokerError('token_expired', 'token has expired', { cause });
+      return signed(new BrokerError('token_expired', 'token has expired', { cause }));
     case 'ERR_JWS_SIGNATURE_VERIFICATION_FAILED':
       return new BrokerError('token_invalid', 'token signature is invalid', { cause });
     case 'ERR_JOSE_ALG_NOT_ALLOWED':
       return new BrokerError('token_invalid', 'token algorithm is not allowed', { cause });
     case 'ERR_JWT_CLAIM_VALIDATION_FAILED':
-      return new BrokerError('token_invalid', 'token claims are not acceptable', { cause });
+      return signed(new BrokerError('token_invalid', 'token claims are not acceptable', { cause }));
     default:
       return new BrokerError('token_invalid', 'token is malformed', { cause });
   }

@@ -10,14 +10,16 @@ import type { CheckpointStore } from '../../audit/checkpoint-store';
 import type { Checkpointer } from '../../audit/checkpointer';
 import { searchAudit, type AuditFilter } from '../../audit/search';
 import { BrokerError } from '../../errors';
-import { idSchema, type Policy } from '../../policy/schema';
+import type { Policy } from '../../policy/schema';
+import { SECURITY_STREAM, streamIdSchema } from '../../audit/security-stream';
 import { knownTenantOf, operatorOf } from '../operator-context';
 import { parseBody } from '../parse-body';
 import { sendError } from '../respond';
 
 const text = z.string().min(1).max(256);
 const isoTime = z.iso.datetime({ offset: true }).transform((value) => Date.parse(value));
-const tenantQuery = { tenant: idSchema };
+// A tenant, or the broker's security stream (`_security`): operators read and verify it like a tenant's.
+const tenantQuery = { tenant: streamIdSchema };
 const range = { from: isoTime.optional(), to: isoTime.optional() };
 const searchQuery = z
   .object({
@@ -61,7 +63,8 @@ export interface AuditRouteDeps {
 export function auditRoutes(deps: AuditRouteDeps): Router {
   const router = Router();
   const operator = operatorOf;
-  const knownTenant = knownTenantOf(deps.policy);
+  const knownPolicyTenant = knownTenantOf(deps.policy);
+  const knownTenant = (stream: string) => (stream === SECURITY_STREAM ? stream : knownPolicyTenant(stream));
 
   router.get('/v1/audit', async (req, res) => {
     try {

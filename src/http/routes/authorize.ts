@@ -10,6 +10,7 @@ import type { BrokerMetrics } from '../../observability/metrics';
 import type { Policy } from '../../policy/schema';
 import type { CallContextSigner } from '../../tokens/call-context';
 import { parseBody } from '../parse-body';
+import type { TokenDenies } from '../../audit/token-denies';
 import { sendDeny, sendError } from '../respond';
 
 const callId = z.string().regex(/^[A-Za-z0-9._:-]{1,128}$/, 'must be 1-128 characters of letters, digits, ".", "_", ":" or "-"');
@@ -49,6 +50,8 @@ export interface ServerRouteDeps {
   complete: ReturnType<typeof createCompletion>;
   metrics: BrokerMetrics;
   logger: Logger;
+  /** Records a body too malformed to read a token from (security stream); absent in tests that do not look. */
+  refusals?: Pick<TokenDenies, 'withoutTenant'>;
   /** Signs the call context of an allow whose tool names a downstream service; absent: none is added. */
   callContext?: CallContextSigner;
 }
@@ -85,13 +88,29 @@ async function withCallContext(deps: ServerRouteDeps, server: string, allowed: A
 export function serverRoutes(deps: ServerRouteDeps): Router {
   const router = Router();
 
+  /**
+   * The body, or its bad_request recorded in the security stream first: no token was read, so no
+   * tenant is known. The server is (it authenticated); a token-shaped field is kept as its fingerprint.
+   */
+  async function parsedOrRecorded<T>(schema: z.ZodType<T, unknown>, req: Request, res: Response, endpoint: string, call_id?: string): Promise<T> {
+    try {
+      return parseBody(schema, req.body);
+    } catch (err) {
+      const sent = (req.body as { token?: unknown } | undefined)?.token;
+      const token = typeof sent === 'string' && sent.length > 0 && sent.length <= 16_384 ? sent : undefined;
+      // Fixed text: the parser's message may quote key names the caller chose.
+      await deps.refusals?.withoutTenant('bad_request', 'request body is malformed', { endpoint, server: res.locals.server as string, ...(call_id && /^[A-Za-z0-9._:-]{1,128}$/.test(call_id) ? { call_id } : {}) }, token).catch(() => undefined);
+      throw err;
+    }
+  }
+
   router.post('/v1/authorize', async (req: Request, res: Response) => {
     const started = process.hrtime.bigint();
     // A deny names the call it refused: the caller's id as sent (even if malformed), else one made here.
     let callId = typeof req.body?.call_id === 'string' ? (req.body.call_id as string).slice(0, 128) : randomUUID();
     let decision: 'allow' | 'deny' = 'deny';
     try {
-      const body = parseBody(authorizeBody, req.body);
+      const body = await parsedOrRecorded(authorizeBody, req, res, '/v1/authorize', callId);
       callId = body.call_id ?? callId;
       const claimedTenants = [body.tenant, body.tenant_id, body.tenantId, body.tid].filter((t): t is string => t !== undefined);
       const allowed = await deps.authorizer.authorize({
@@ -126,9 +145,9 @@ export function serverRoutes(deps: ServerRouteDeps): Router {
 
   router.post('/v1/manifest', async (req, res) => {
     try {
-      const body = parseBody(manifestBody, req.body);
+      const body = await parsedOrRecorded(manifestBody, req, res, '/v1/manifest');
       const server = res.locals.server as string;
-      const verified = await deps.authorizer.verifyLive(server, body.token);
+      const verified = await deps.authorizer.verifyLive(server, body.token, '/v1/manifest');
       const policy = deps.policy();
       const token = { tenant: verified.tenant, principal: verified.principal, audience: server };
       const tools = allowedTools(policy, { ...token, scope: verified.scope });

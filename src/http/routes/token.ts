@@ -33,6 +33,7 @@ export function tokenRoutes(deps: TokenRouteDeps): Router {
       res.json(answer);
     } catch (err) {
       const { status, body } = oauthErrorBody(err, String(res.locals.requestId));
+      res.locals.reason = body.error;
       if (!(err instanceof OAuthError)) deps.logger.warn({ err, requestId: res.locals.requestId }, 'token endpoint failed');
       deps.metrics.tokenErrors.inc({ error: body.error });
       if (status === 401 && req.headers.authorization !== undefined) res.setHeader('WWW-Authenticate', 'Basic realm="bulkhead"');
@@ -64,6 +65,7 @@ export function tokenRoutes(deps: TokenRouteDeps): Router {
 
   function sendOAuthError(req: Request, res: Response, err: unknown): void {
     const { status, body } = oauthErrorBody(err, String(res.locals.requestId));
+    res.locals.reason = body.error;
     if (!(err instanceof OAuthError)) deps.logger.warn({ err, requestId: res.locals.requestId }, 'token endpoint failed');
     if (status === 401 && req.headers.authorization?.startsWith('Basic ')) res.setHeader('WWW-Authenticate', 'Basic realm="bulkhead"');
     if (status === 503) res.setHeader('Retry-After', '1');
