@@ -14,7 +14,11 @@ import { idSchema } from '../policy/schema';
 export const SECURITY_STREAM = '_security';
 
 /** What an audit stream may be called: a tenant id or the security stream. */
-export const streamIdSchema = z.union([idSchema, z.literal(SECURITY_STREAM)]);
+export const streamIdSchema = z.string().superRefine((id, ctx) => {
+  if (id === SECURITY_STREAM) return;
+  // A tenant id's own messages, so an operator's typo is answered as for any tenant id.
+  for (const issue of idSchema.safeParse(id).error?.issues ?? []) ctx.addIssue({ code: 'custom', message: issue.message });
+});
 
 export function isStreamId(id: string): boolean {
   return streamIdSchema.safeParse(id).success;

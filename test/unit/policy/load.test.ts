@@ -37,7 +37,7 @@ describe('formats', () => {
     const policy = loadPolicyFile(await tmp.write('p.yaml', raw));
     expect(policy.broker).toMatchObject({ token_ttl: 90_000, max_token_ttl: 1_800_000, clock_skew: 30_000, issuer: 'http://127.0.0.1:8700', body_limit: '64kb' });
     expect(policy.broker.rotation).toEqual({ signing_key: 86_400_000, certificate: 86_400_000, audit_key: 30 * 86_400_000 });
-    expect(policy.broker.audit).toEqual({ checkpoint_every: 1000, checkpoint_interval: 60_000 });
+    expect(policy.broker.audit).toEqual({ checkpoint_every: 1000, checkpoint_interval: 60_000, security_denies_per_minute: 300 });
     expect(policy.tenants.acme!.quotas).toEqual({ calls_per_minute: 600, concurrency: 8, audited_denies_per_minute: 300 });
   });
 
