@@ -1,6 +1,7 @@
 import { cp, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { SECURITY_STREAM } from '../../src/audit/security-stream';
 import { startHarness, TENANTS, type Harness } from '../support/broker-harness';
 import { ensureBuiltCli, runCli } from '../support/built-cli';
 import { auditEvents, callId, expectAllow, expectDeny } from '../support/isolation-assertions';
@@ -25,6 +26,7 @@ afterAll(async () => {
 });
 
 describe('100 calls over three tenants', () => {
+  const strayIds = [callId('stray'), callId('stray'), callId('stray')];
   beforeAll(async () => {
     const agents = Object.fromEntries(await Promise.all(TENANTS.map(async (t) => [t, await h.token(`${t}-agent`, 'crm-mcp')] as const)));
     const readers = Object.fromEntries(await Promise.all(TENANTS.map(async (t) => [t, await h.token(`${t}-reader`, 'crm-mcp')] as const)));
@@ -57,13 +59,15 @@ describe('100 calls over three tenants', () => {
       }
     });
 
-    // Denied before a tenant is known: these belong in no stream at all.
+    // Garbage and a wrong server key name no tenant: they belong in the security stream only. Acme's
+    // token on the wrong server verified, so it is a deny in acme's stream (token-denies.test.ts covers them all).
     const strays = await Promise.all([
-      h.authorize('crm-mcp', { token: 'garbage', tool: 'query_crm', arguments: {}, call_id: callId('stray') }),
-      h.authorize('mail-mcp', { token: agents.acme, tool: 'send_email', arguments: {}, call_id: callId('stray') }),
-      h.post('/v1/authorize', { token: agents.globex, tool: 'query_crm', arguments: { path: 'globex/x' }, call_id: callId('stray') }, 'not-a-server-key'),
+      h.authorize('crm-mcp', { token: 'garbage', tool: 'query_crm', arguments: {}, call_id: strayIds[0] }),
+      h.authorize('mail-mcp', { token: agents.acme, tool: 'send_email', arguments: {}, call_id: strayIds[1] }),
+      h.post('/v1/authorize', { token: agents.globex, tool: 'query_crm', arguments: { path: 'globex/x' }, call_id: strayIds[2] }, 'not-a-server-key'),
     ]);
     expect(strays.map((s) => s.body.reason)).toEqual(['token_invalid', 'audience_mismatch', 'server_unauthenticated']);
+    expected.acme!.push({ call_id: strayIds[1]!, decision: 'deny', reason: 'audience_mismatch', principal: 'acme-agent', tool: 'send_email' });
   });
 
   it.each(TENANTS.map((t) => [t]))("puts exactly %s's calls, and nothing else, in %s's stream", async (tenant) => {
@@ -75,12 +79,23 @@ describe('100 calls over three tenants', () => {
     expect(seen).toEqual([...expected[tenant]!].sort(byCall));
     expect(events.map((e) => e.seq)).toEqual(events.map((_, i) => i + 1));
     for (const event of events) {
-      expect(event).toMatchObject({ tenant, type: 'authorize', server: 'crm-mcp' });
+      expect(event).toMatchObject({ tenant, type: 'authorize', server: event.call_id === strayIds[1] ? 'mail-mcp' : 'crm-mcp' });
       expect(event.principal.startsWith(`${tenant}-`)).toBe(true);
       if (event.decision === 'allow') expect(event.credential_ref).toBe(`local:local:${tenant}/crm`);
     }
-    // 100 calls over three tenants: 34, 33 and 33.
-    expect(events.length).toBe(TENANTS.indexOf(tenant) === 0 ? 34 : 33);
+    // 100 calls over three tenants: 34, 33 and 33, and acme's token presented by the wrong server.
+    expect(events.length).toBe(TENANTS.indexOf(tenant) === 0 ? 35 : 33);
+  });
+
+  it('puts the garbage token and the wrong server key in the security stream, and nothing else', async () => {
+    const events = await auditEvents(h, SECURITY_STREAM);
+    expect(events.map((e) => [e.reason, e.endpoint])).toEqual(
+      expect.arrayContaining([
+        ['token_invalid', '/v1/authorize'],
+        ['server_unauthenticated', '/v1/authorize'],
+      ]),
+    );
+    expect(events).toHaveLength(2);
   });
 
   it.each(TENANTS.map((t) => [t]))("verifies %s's hash chain through GET /v1/audit/verify", async (tenant) => {

@@ -2,7 +2,8 @@ import { createPublicKey, createHmac, randomBytes } from 'node:crypto';
 import { SignJWT, exportJWK, generateKeyPair } from 'jose';
 import { manualClock } from '../../src/clock';
 import { startHarness, type Harness } from '../support/broker-harness';
-import { allAudit, callId, claimsOf, expectAllow, expectDeny, expectNoAllowAnywhere, headerOf } from '../support/isolation-assertions';
+import { SECURITY_STREAM } from '../../src/audit/security-stream';
+import { allAudit, auditEvents, callId, claimsOf, expectAllow, expectDeny, expectNoAllowAnywhere, headerOf } from '../support/isolation-assertions';
 import { findLeaks } from '../support/leak-scan';
 
 /**
@@ -25,7 +26,10 @@ afterAll(async () => {
 
 const b64 = (value: unknown) => Buffer.from(JSON.stringify(value)).toString('base64url');
 
-/** Denies `token` on crm-mcp with token_invalid (or `reason`), and proves no audit stream moved. */
+/**
+ * Denies `token` on crm-mcp with token_invalid (or `reason`), and proves no tenant's audit stream moved:
+ * the refusal is in the broker's security stream (token-denies.test.ts checks its content).
+ */
 async function expectRejected(token: string, reason = 'token_invalid', status = 403): Promise<void> {
   const before = await allAudit(h);
   const id = callId('forged');
@@ -33,6 +37,7 @@ async function expectRejected(token: string, reason = 'token_invalid', status = 
   expectDeny(h, answer, status, reason);
   await expectNoAllowAnywhere(h, [id], before);
   expect(await allAudit(h)).toEqual(before);
+  if (status === 403) expect((await auditEvents(h, SECURITY_STREAM)).filter((e) => e.call_id === id).map((e) => e.reason)).toEqual([reason]);
 }
 
 describe('expired tokens', () => {
@@ -42,9 +47,14 @@ describe('expired tokens', () => {
     expect(claims.exp - claims.iat).toBe(1);
     expectAllow(h, await h.authorize('crm-mcp', { token, tool: 'query_crm', arguments: { path: 'acme/x' } }), 'acme');
 
-    // Past exp and past the leeway for the broker's own tokens (token_clock_skew, default 5 s).
+    // Past exp and past the leeway for the broker's own tokens (token_clock_skew, default 5 s). Its
+    // signature verified: the deny is in acme's stream, and in no other.
     clock.advance(1000 + 5_000 + 1000);
-    await expectRejected(token, 'token_expired');
+    const before = await allAudit(h);
+    const id = callId('expired');
+    expectDeny(h, await h.authorize('crm-mcp', { token, tool: 'query_crm', arguments: { path: 'acme/x' }, call_id: id }), 403, 'token_expired');
+    await expectNoAllowAnywhere(h, [id], before, 'acme');
+    expect((await auditEvents(h, 'acme')).filter((e) => e.call_id === id).map((e) => [e.decision, e.reason, e.jti])).toEqual([['deny', 'token_expired', claims.jti]]);
 
     const refresh = await h.post('/v1/token', { grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token: token, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', client_id: 'acme-agent', client_secret: h.clientSecrets['acme-agent'] });
     expect([refresh.status, refresh.body.error]).toEqual([400, 'invalid_grant']);

@@ -65,8 +65,13 @@ describe('tokens, tools and servers', () => {
 
     expectDeny(h, await authorizeAs(ledgerKey, { token: acme, tool: 'ledger', arguments: {}, call_id: ids[0] }), 403, 'audience_mismatch');
     expectDeny(h, await h.authorize('mail-mcp', { token: acme, tool: 'send_email', arguments: {}, call_id: ids[1] }), 403, 'audience_mismatch');
-    // The token never got far enough to name a tenant: no stream changed, acme's included.
-    await expectNoAllowAnywhere(h, ids, before);
+    // The token's signature verified, so its tenant is known: both denies are in acme's stream, and only there.
+    await expectNoAllowAnywhere(h, ids, before, 'acme');
+    const recorded = (await auditEvents(h, 'acme')).filter((e) => ids.includes(e.call_id));
+    expect(recorded.map((e) => [e.call_id, e.decision, e.reason, e.server])).toEqual([
+      [ids[0], 'deny', 'audience_mismatch', 'ledger-mcp'],
+      [ids[1], 'deny', 'audience_mismatch', 'mail-mcp'],
+    ]);
   });
 
   it('denies a mail-mcp token on crm-mcp for the tool both serve (audience_mismatch)', async () => {
@@ -75,7 +80,8 @@ describe('tokens, tools and servers', () => {
     const before = await allAudit(h);
     const id = callId('mail-token-on-crm');
     expectDeny(h, await h.authorize('crm-mcp', { token: mail, tool: 'send_email', arguments: {}, call_id: id }), 403, 'audience_mismatch');
-    await expectNoAllowAnywhere(h, [id], before);
+    await expectNoAllowAnywhere(h, [id], before, 'acme');
+    expect((await auditEvents(h, 'acme')).filter((e) => e.call_id === id).map((e) => [e.decision, e.reason])).toEqual([['deny', 'audience_mismatch']]);
   });
 
   it('denies acme-reader the export_report tool its principal does not have (tool_not_allowed)', async () => {
