@@ -18,7 +18,8 @@ const signed = new WeakMap<BrokerError, SignedIdentity>();
 
 /** Marks `err` as the refusal of a token whose signature verified, speaking for `identity`. */
 export function withSignedIdentity<E extends BrokerError>(err: E, identity: SignedIdentity): E {
-  signed.set(err, identity);
+  const { tenant, principal, session, jti } = identity; // these four only, whatever object carried them
+  signed.set(err, { tenant, principal, session, jti });
   return err;
 }
 

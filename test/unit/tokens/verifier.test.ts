@@ -2,6 +2,7 @@ import { createPublicKey, type KeyObject } from 'node:crypto';
 import { generateKeyPair, SignJWT, type JWTPayload } from 'jose';
 import { BrokerError } from '../../../src/errors';
 import type { TokenClaims } from '../../../src/tokens/claims';
+import { signedIdentityOf } from '../../../src/tokens/token-rejection';
 import { ISSUER, MINUTE, SKEW, tempDir, tokenKit } from './fixtures';
 
 type Kit = Awaited<ReturnType<typeof tokenKit>>;
@@ -161,6 +162,41 @@ describe('token issuer and verifier', () => {
     await expect(kit.verifier.verify(good.token, 'crm-mcp')).resolves.toMatchObject({ jti: good.claims.jti });
     kit.clock.set(good.claims.exp * 1000 + SKEW);
     expect(await refused(good.token)).toBe('token_expired');
+  });
+
+  describe('who a refusal speaks for (where it is recorded)', () => {
+    const identityOf = async (token: string, audience = 'crm-mcp') => signedIdentityOf(await failure(kit.verifier.verify(token, audience)));
+    const acme = () => ({ tenant: 'acme', principal: 'acme-agent', session: good.claims.sid, jti: good.claims.jti });
+
+    it('names the signed tenant of an expired, other-server or not-yet-valid token, cached or not', async () => {
+      expect(await identityOf(good.token, 'billing-mcp')).toEqual(acme());
+      expect(await identityOf(await signWithBrokerKey({ ...good.claims, nbf: Math.floor(kit.clock.now() / 1000) + 3600 }))).toEqual(acme());
+      expect(await identityOf(await signWithBrokerKey({ ...good.claims }, { typ: 'JWT' }))).toEqual(acme());
+      await kit.verifier.verify(good.token, 'crm-mcp'); // cached
+      expect(await identityOf(good.token, 'billing-mcp')).toEqual(acme());
+      kit.clock.set(good.claims.exp * 1000 + SKEW);
+      expect(await identityOf(good.token)).toEqual(acme());
+    });
+
+    it('names nobody when the signature did not verify, whatever the token claims', async () => {
+      const [header, payload, signature] = good.token.split('.');
+      const claims = JSON.parse(Buffer.from(payload!, 'base64url').toString());
+      expect(await identityOf([header, b64({ ...claims, tid: 'beta' }), signature].join('.'))).toBeUndefined();
+      expect(await identityOf([b64({ alg: 'none', typ: 'at+jwt', kid: kit.keyRing.signingKey().kid }), payload, ''].join('.'))).toBeUndefined();
+      expect(await identityOf(good.token.slice(0, -4))).toBeUndefined();
+      const stranger = await generateKeyPair('EdDSA', { crv: 'Ed25519' });
+      expect(await identityOf(await new SignJWT({ ...good.claims }).setProtectedHeader({ alg: 'EdDSA', typ: 'at+jwt', kid: kit.keyRing.signingKey().kid }).sign(stranger.privateKey))).toBeUndefined();
+      // An expired claim in a forged token is still forged: the signature is checked before the lifetime.
+      kit.clock.set(good.claims.exp * 1000 + SKEW);
+      expect(await identityOf([header, b64({ ...claims, tid: 'beta' }), signature].join('.'))).toBeUndefined();
+      for (const junk of ['', 'abc', 'a.b.c']) expect(await identityOf(junk)).toBeUndefined();
+    });
+
+    it('names nobody for a signed token that lacks a tenant, principal, session or jti', async () => {
+      const { tid: _tid, ...noTenant } = good.claims;
+      expect(await identityOf(await signWithBrokerKey(noTenant))).toBeUndefined();
+      expect(await identityOf(await signWithBrokerKey({ ...good.claims, tid: 7 }))).toBeUndefined();
+    });
   });
 
   it('expires tokens that were never cached', async () => {
