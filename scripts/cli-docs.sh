@@ -20,6 +20,15 @@ cli="node dist/src/cli/main.js"
     echo '```'
     $cli "$verb" --help
     echo '```'
+    # The audit verbs' own help (each is a page of its own).
+    if [[ $verb == audit ]]; then
+      for sub in verify export show correlate; do
+        echo
+        echo '```'
+        $cli audit "$sub" --help
+        echo '```'
+      done
+    fi
   done
 } > docs/cli.md
 echo "wrote docs/cli.md"
