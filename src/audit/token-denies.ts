@@ -2,7 +2,7 @@ import { isBrokerError } from '../errors';
 import { noteDenyReason } from '../observability/request-context';
 import type { Policy } from '../policy/schema';
 import type { TokenVerifier } from '../tokens/verifier';
-import { signedIdentityOf, type SignedIdentity, type TokenAttempt } from '../tokens/token-rejection';
+import { signedIdentityOf, type TenantIdentity, type TokenAttempt, type TokenRefusals } from '../tokens/token-rejection';
 import type { AuditEvent } from './audit-log';
 import type { DenyBudget } from './deny-budget';
 import { SECURITY_STREAM, tokenFingerprint } from './security-stream';
@@ -17,15 +17,20 @@ import { SECURITY_STREAM, tokenFingerprint } from './security-stream';
  * So a forged token claiming tenant X never writes into X's stream nor spends X's deny budget. Both
  * go through the deny budget (deny-budget.ts): past it, denies are counted into a deny_summary.
  */
-export interface TokenDenies {
+export interface TokenDenies extends TokenRefusals {
   /** Records the refusal `err` of `token` presented at `attempt` (errors of ours, 5xx, are not denies of the token). */
   rejected(err: unknown, token: string, attempt: TokenAttempt): Promise<void>;
-  /** Records a refusal of a token whose signature verified, for a reason found after verifying (revocation). */
-  refusedSigned(identity: SignedIdentity, reason: string, attempt: TokenAttempt): Promise<void>;
+  /**
+   * Records a token whose signature verified, refused for a reason found after verifying (revoked), or
+   * a tenant IdP token its IdP signed (expired, another audience): in that tenant's stream. `detail`:
+   * fixed text of ours.
+   */
+  refusedSigned(identity: TenantIdentity, reason: string, attempt: TokenAttempt, detail?: string): Promise<void>;
   /**
    * Records a refusal that no token's signature vouches for (security stream): a caller whose server or
-   * operator credential did not authenticate, a request too malformed to read a token from. `detail` is
-   * fixed text of ours; `token`, if one was sent, is kept only as its fingerprint.
+   * operator credential did not authenticate, a request too malformed to read a token from, a token
+   * that did not verify. `detail` is fixed text of ours; `token`, if one was sent, is kept only as its
+   * fingerprint.
    */
   withoutTenant(reason: string, detail: string, attempt: TokenAttempt, token?: string): Promise<void>;
 }
@@ -38,19 +43,21 @@ export interface TokenDeniesDeps {
 export function createTokenDenies(deps: TokenDeniesDeps): TokenDenies {
   const typeOf = (attempt: TokenAttempt): AuditEvent['type'] => (attempt.endpoint === '/v1/authorize' ? 'authorize' : 'token');
 
-  function toTenant(identity: SignedIdentity, reason: string, attempt: TokenAttempt): Promise<void> {
+  function toTenant(identity: TenantIdentity, reason: string, attempt: TokenAttempt, detail?: string): Promise<void> {
     noteDenyReason(reason);
     // A tenant's authorize records never name the endpoint (it is in their type); others do.
     const { endpoint, ...where } = attempt;
+    const { principal, session, jti } = identity;
     return deps.denies.record(identity.tenant, {
       type: typeOf(attempt),
       decision: 'deny',
       reason,
       ...(typeOf(attempt) === 'authorize' ? {} : { endpoint }),
       ...where,
-      principal: identity.principal,
-      session: identity.session,
-      jti: identity.jti,
+      ...(principal !== undefined ? { principal } : {}),
+      ...(session !== undefined ? { session } : {}),
+      ...(jti !== undefined ? { jti } : {}),
+      ...(detail !== undefined ? { detail } : {}),
     });
   }
 
@@ -76,8 +83,8 @@ export function createTokenDenies(deps: TokenDeniesDeps): TokenDenies {
       // A message of the verifier's own (fixed text, never the token's): what about it failed.
       return toSecurity(err.reason, identity ? `${err.message}; its tenant is not in the policy` : err.message, attempt, token);
     },
-    async refusedSigned(identity, reason, attempt) {
-      if (inPolicy(identity.tenant)) return toTenant(identity, reason, attempt);
+    async refusedSigned(identity, reason, attempt, detail) {
+      if (inPolicy(identity.tenant)) return toTenant(identity, reason, attempt, detail);
       return toSecurity(reason, 'token refused; its tenant is not in the policy', attempt);
     },
     withoutTenant: toSecurity,

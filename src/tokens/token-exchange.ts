@@ -6,6 +6,7 @@ import type { RevocationSubject } from '../revocation/revocation-store';
 import { intersect, own, tenantTools } from './grant-scope';
 import type { IdpKeyResolver, IdpSettings } from './idp-keys';
 import { OAuthError } from './oauth-error';
+import type { TenantIdentity, TokenRefusals } from './token-rejection';
 import { serverAudience, type TokenVerifier } from './verifier';
 
 /**
@@ -53,6 +54,11 @@ export interface SubjectResolverDeps {
   verifier: Pick<TokenVerifier, 'verify'>;
   idpKeys: IdpKeyResolver;
   clock: Clock;
+  /**
+   * Records a refused IdP subject token (a Bulkhead one is recorded by its verifier): in the tenant's
+   * stream when that tenant's IdP signed it, else in the security stream. Absent in unit tests.
+   */
+  refusals?: TokenRefusals;
 }
 
 export function createSubjectResolver(deps: SubjectResolverDeps) {
@@ -85,11 +91,22 @@ export function createSubjectResolver(deps: SubjectResolverDeps) {
     };
   }
 
+  const attempt = { endpoint: TOKEN_ENDPOINT };
+  const unsigned = (detail: string, token?: string) => deps.refusals?.withoutTenant('token_invalid', detail, attempt, token).catch(() => undefined);
+  const signedBy = (identity: TenantIdentity, reason: string, detail: string) => deps.refusals?.refusedSigned(identity, reason, attempt, detail).catch(() => undefined);
+
   async function fromIdp(policy: Policy, token: string, issuer: string): Promise<ExchangeSubject> {
     const owners = Object.entries(policy.tenants).filter(([, t]) => t.idp?.issuer === issuer);
-    if (owners.length !== 1) throw new OAuthError('invalid_grant', 'subject_token issuer is not trusted');
+    if (owners.length !== 1) {
+      await unsigned('subject_token issuer is not a tenant identity provider', token);
+      throw new OAuthError('invalid_grant', 'subject_token issuer is not trusted');
+    }
     const [tenantId, tenant] = owners[0]!;
     const idp = tenant.idp as IdpSettings;
+    const principalOf = (claims: unknown): string | undefined => {
+      const value = (claims as Record<string, unknown> | undefined)?.[idp.principal_claim];
+      return typeof value === 'string' && PRINCIPAL.test(value) ? value : undefined;
+    };
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, deps.idpKeys(tenantId, idp, { timeoutMs: policy.broker.upstreams.idp.timeout, maxBytes: policy.broker.upstreams.idp.body_limit }), {
@@ -101,10 +118,23 @@ export function createSubjectResolver(deps: SubjectResolverDeps) {
         clockTolerance: policy.broker.clock_skew / 1000,
       }));
     } catch (err) {
-      throw isBrokerError(err) ? err : idpError(err);
+      const refusal = isBrokerError(err) ? err : idpError(err);
+      if (refusal instanceof OAuthError) {
+        // jose checks claims only once the signature verified: then the tenant's own IdP signed it.
+        const { code, claim, payload: claims } = (err ?? {}) as { code?: unknown; claim?: unknown; payload?: unknown };
+        if (code === 'ERR_JWT_EXPIRED' || code === 'ERR_JWT_CLAIM_VALIDATION_FAILED') {
+          const principal = principalOf(claims);
+          const reason = code === 'ERR_JWT_EXPIRED' ? 'token_expired' : claim === 'aud' ? 'audience_mismatch' : 'token_invalid';
+          await signedBy({ tenant: tenantId, ...(principal !== undefined ? { principal } : {}) }, reason, 'tenant identity provider token refused');
+        } else {
+          await unsigned('tenant identity provider token did not verify', token);
+        }
+      }
+      throw refusal;
     }
-    const principal = payload[idp.principal_claim];
-    if (typeof principal !== 'string' || !PRINCIPAL.test(principal)) {
+    const principal = principalOf(payload);
+    if (principal === undefined) {
+      await signedBy({ tenant: tenantId }, 'token_invalid', 'tenant identity provider token names no usable principal');
       throw new OAuthError('invalid_grant', `subject_token claim "${idp.principal_claim}" is not a usable principal id`);
     }
     const clientId = typeof payload.azp === 'string' ? payload.azp : typeof payload.client_id === 'string' ? payload.client_id : idp.audience;
@@ -116,8 +146,13 @@ export function createSubjectResolver(deps: SubjectResolverDeps) {
      * Which kind of subject token this claims to be, from its unverified issuer: enough to know which
      * client authentication the exchange needs before any signature work is done.
      */
-    kindOf(policy: Policy, subjectToken: string): SubjectKind {
-      return unverifiedIssuer(subjectToken) === policy.broker.issuer ? 'bulkhead' : 'idp';
+    async kindOf(policy: Policy, subjectToken: string): Promise<SubjectKind> {
+      try {
+        return unverifiedIssuer(subjectToken) === policy.broker.issuer ? 'bulkhead' : 'idp';
+      } catch (err) {
+        await unsigned('subject_token is not a JWT with an issuer', subjectToken);
+        throw err;
+      }
     },
     async resolve(policy: Policy, subjectToken: string): Promise<ExchangeSubject> {
       const issuer = unverifiedIssuer(subjectToken);

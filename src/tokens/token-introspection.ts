@@ -9,7 +9,7 @@ import { own } from './grant-scope';
 import { OAuthError } from './oauth-error';
 import { serverAudience, type TokenVerifier } from './verifier';
 import { INTROSPECTION_PATH, REVOCATION_PATH } from './metadata';
-import type { SignedIdentity, TokenAttempt } from './token-rejection';
+import type { TokenRefusals } from './token-rejection';
 import { decodeJwt } from 'jose';
 
 /**
@@ -31,7 +31,7 @@ export interface IntrospectionDeps {
   revocations: Pick<RevocationStore, 'check'>;
   revoke: (input: RevokeInput) => Promise<RevokeResult>;
   /** Records a verified token found revoked (the verifier records its own refusals). */
-  refusals?: { refusedSigned(identity: SignedIdentity, reason: string, attempt: TokenAttempt): Promise<void> };
+  refusals?: TokenRefusals;
 }
 
 const tokenParams = z.object({ token: z.string().min(1).max(8192), token_type_hint: z.string().max(64).optional() });

@@ -45,3 +45,14 @@ export interface TokenAttempt {
   tool?: string;
   tool_sha256?: string;
 }
+
+/** A tenant vouched for by a signature (ours, or the tenant IdP's), and as much of who as is known. */
+export type TenantIdentity = Pick<SignedIdentity, 'tenant'> & Partial<Omit<SignedIdentity, 'tenant'>>;
+
+/** What token code records a refusal through (src/audit/token-denies.ts implements it). */
+export interface TokenRefusals {
+  /** A token whose signature verified, refused for `reason` (e.g. revoked): into that tenant's stream. */
+  refusedSigned(identity: TenantIdentity, reason: string, attempt: TokenAttempt, detail?: string): Promise<void>;
+  /** A refusal no signature vouches for: into the security stream, `token` only as its fingerprint. */
+  withoutTenant(reason: string, detail: string, attempt: TokenAttempt, token?: string): Promise<void>;
+}

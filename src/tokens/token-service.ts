@@ -11,7 +11,7 @@ import { intersect, narrowScope, resolveAudience, tenantTools } from './grant-sc
 import { createRemoteIdpKeys, type IdpKeyResolver } from './idp-keys';
 import { SessionEndedError, type IssueRequest, type TokenIssuer } from './issuer';
 import { OAuthError } from './oauth-error';
-import type { SignedIdentity, TokenAttempt } from './token-rejection';
+import type { TokenRefusals } from './token-rejection';
 import { createSubjectResolver, TOKEN_ENDPOINT, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT } from './token-exchange';
 import type { TokenVerifier } from './verifier';
 
@@ -37,7 +37,7 @@ export interface TokenServiceDeps {
   /** Per-tenant IdP keys; defaults to each tenant's remote JWKS (bounded fetch, cached per tenant). */
   idpJwks?: IdpKeyResolver;
   /** Records a refresh refused because its subject token is revoked (the verifier records its own refusals). */
-  refusals?: { refusedSigned(identity: SignedIdentity, reason: string, attempt: TokenAttempt): Promise<void> };
+  refusals?: TokenRefusals;
 }
 
 export interface TokenResponse {
@@ -89,7 +89,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
   const currentPolicy = typeof source === 'function' ? source : () => source;
   // Without a code store (unit tests of the other grants) no code is ever valid.
   const codes = createAuthorizationCodeGrant({ codes: deps.codes ?? { take: async () => null } });
-  const subjects = createSubjectResolver({ verifier: deps.verifier, idpKeys: deps.idpJwks ?? createRemoteIdpKeys({ clock: deps.clock }), clock: deps.clock });
+  const subjects = createSubjectResolver({ verifier: deps.verifier, idpKeys: deps.idpJwks ?? createRemoteIdpKeys({ clock: deps.clock }), clock: deps.clock, refusals: deps.refusals });
 
   async function revokedReason(subject: RevocationSubject): Promise<string | null> {
     try {
@@ -152,7 +152,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
    */
   async function tokenExchange(policy: Policy, raw: Record<string, unknown>, client: AuthenticatedClient | null): Promise<TokenResponse> {
     const params = parse(tokenExchangeParams, raw);
-    if (subjects.kindOf(policy, params.subject_token) === 'bulkhead' && !client) throw new OAuthError('invalid_client', CLIENT_AUTH_FAILED, 401);
+    if ((await subjects.kindOf(policy, params.subject_token)) === 'bulkhead' && !client) throw new OAuthError('invalid_client', CLIENT_AUTH_FAILED, 401);
     const subject = await subjects.resolve(policy, params.subject_token);
     const { refresh } = subject;
     if (refresh && (client?.tenant !== subject.tenant || client.principal !== subject.principal)) {

@@ -7,6 +7,7 @@ import { manualClock } from '../../src/clock';
 import { sha256Hex } from '../../src/crypto/hash';
 import { startHarness, type Harness } from '../support/broker-harness';
 import { auditEvents, callId, claimsOf, expectDeny, headerOf } from '../support/isolation-assertions';
+import { startIdps, type Idp } from '../support/idp-server';
 import { findLeaks } from '../support/leak-scan';
 
 /**
@@ -309,5 +310,71 @@ describe('the security stream is evidence like a tenant stream', () => {
     }
     const extra = presented.filter((t) => t.length >= 16).map((value, i) => ({ label: `presented token #${i}`, value }));
     expect(await findLeaks(h, extra)).toEqual([]);
+  });
+});
+
+describe('token exchange of a tenant IdP token', () => {
+  let idps: Record<string, Idp>;
+  let closeIdps: () => Promise<void>;
+  let x: Harness;
+  const idpClock = manualClock(Date.UTC(2030, 2, 1, 9, 0, 0));
+  const now = () => Math.floor(idpClock.now() / 1000);
+  const JWT_TYPE = 'urn:ietf:params:oauth:token-type:jwt';
+
+  beforeAll(async () => {
+    ({ idps, close: closeIdps } = await startIdps(['acme', 'globex']));
+    x = await startHarness({
+      brokerOptions: { clock: idpClock },
+      overrides: (p) => {
+        for (const tenant of ['acme', 'globex']) p.tenants[tenant].idp = { issuer: idps[tenant]!.issuer, jwks_uri: idps[tenant]!.jwksUri, audience: 'bulkhead', scope: ['query_crm'] };
+      },
+    });
+    // The IdP's keys are fetched once the first exchange needs them.
+    expect((await exchange(await idps.acme!.sign({}, now()))).status).toBe(200);
+  });
+  afterAll(async () => {
+    await x?.close();
+    await closeIdps?.();
+  });
+
+  const exchange = (subject: string) => x.tokenRequest({ grant_type: EXCHANGE, subject_token: subject, subject_token_type: JWT_TYPE, audience: 'crm-mcp' }, { form: true });
+
+  /** Exactly one record, in `stream`, and no other stream of x moved. */
+  async function onlyIn(stream: string, subject: string): Promise<any> {
+    const snap = async () => Object.fromEntries(await Promise.all(STREAMS.map(async (s) => [s, await auditEvents(x, s)] as const)));
+    const before = await snap();
+    const answer = await exchange(subject);
+    expect([answer.status, answer.body.error]).toEqual([400, 'invalid_grant']);
+    const after = await snap();
+    for (const s of STREAMS) if (s !== stream) expect({ s, events: after[s] }).toEqual({ s, events: before[s] });
+    const added = after[stream]!.slice(before[stream]!.length);
+    expect(added).toHaveLength(1);
+    expect(added[0]).toMatchObject({ type: 'token', decision: 'deny', endpoint: '/v1/token', request_id: answer.headers.get('x-request-id') });
+    return added[0];
+  }
+
+  it("records an expired IdP token, and one for another audience, in that IdP's tenant's stream", async () => {
+    const expired = await onlyIn('acme', await idps.acme!.sign({ iat: now() - 600, exp: now() - 300 }, now()));
+    expect(expired).toMatchObject({ reason: 'token_expired', principal: 'alice' });
+    const elsewhere = await onlyIn('acme', await idps.acme!.sign({ aud: 'someone-else' }, now()));
+    expect(elsewhere).toMatchObject({ reason: 'audience_mismatch', principal: 'alice' });
+  });
+
+  it("records an IdP token that acme's IdP did not sign (claiming acme's issuer) in _security, never in acme", async () => {
+    const { privateKey } = await generateKeyPair('ES256');
+    const forged = await new SignJWT({ iss: idps.acme!.issuer, aud: 'bulkhead', sub: 'alice', iat: now(), exp: now() + 300 }).setProtectedHeader({ alg: 'ES256', kid: 'stranger' }).sign(privateKey);
+    const record = await onlyIn(SECURITY_STREAM, forged);
+    expect(record).toMatchObject({ reason: 'token_invalid', token_sha256: sha256Hex(forged) });
+    for (const field of ['principal', 'session', 'jti']) expect(record).not.toHaveProperty(field);
+    // globex's IdP signing a token that claims acme's issuer is a forgery too.
+    const crossSigned = await idps.globex!.sign({ iss: idps.acme!.issuer }, now());
+    expect(await onlyIn(SECURITY_STREAM, crossSigned)).toMatchObject({ reason: 'token_invalid', token_sha256: sha256Hex(crossSigned) });
+  });
+
+  it('records an issuer no tenant has, and a subject token that is no JWT, in _security', async () => {
+    const { privateKey } = await generateKeyPair('ES256');
+    const stranger = await new SignJWT({ iss: 'https://idp.hooli.example', aud: 'bulkhead', sub: 'alice', exp: now() + 300 }).setProtectedHeader({ alg: 'ES256' }).sign(privateKey);
+    expect(await onlyIn(SECURITY_STREAM, stranger)).toMatchObject({ reason: 'token_invalid', detail: 'subject_token issuer is not a tenant identity provider' });
+    expect(await onlyIn(SECURITY_STREAM, 'not-a-jwt-at-all-0123456789')).toMatchObject({ reason: 'token_invalid', token_sha256: sha256Hex('not-a-jwt-at-all-0123456789') });
   });
 });
