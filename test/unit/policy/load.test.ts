@@ -130,6 +130,13 @@ describe('errors name the file and the path', () => {
     }
   });
 
+  it.each(['_security', '_Security', '_x'])('refuses a tenant named %s: the broker security stream\'s name can never be a tenant\'s', async (name) => {
+    const raw = validPolicy();
+    raw.tenants[name] = raw.tenants.acme;
+    const path = await tmp.write('p.json', raw);
+    expect(loadError(path).message).toMatch(/must be 1-64 characters of letters, digits, "\.", "_" or "-", starting with a letter or digit/);
+  });
+
   it('lists every issue and counts the rest in the message', async () => {
     const raw = validPolicy();
     raw.extra = 1;
