@@ -178,11 +178,40 @@ const tool = z
   })
   .strict();
 
+/**
+ * A principal authenticates with a client secret (client_credentials), or as a workload whose identity
+ * token a trusted issuer signed (RFC 7523 jwt-bearer: a Kubernetes service-account token, a SPIFFE
+ * JWT-SVID), or both. The mapping is policy's: (issuer, exact subject) → this tenant and principal.
+ */
+const principal = z
+  .object({
+    secret_sha256: sha256Hex.optional(),
+    workload: z.object({ issuer: idSchema, subject: z.string().min(1).max(2048) }).strict().optional(),
+    tools: toolList,
+    budgets: budgets.optional(),
+  })
+  .strict()
+  .refine((p) => p.secret_sha256 !== undefined || p.workload !== undefined, { message: 'needs secret_sha256 or workload (or both)' });
+
+/** An issuer of workload identity tokens the broker trusts for the jwt-bearer grant. */
+const workloadIssuer = z
+  .object({
+    issuer: z.string().min(1).max(2048),
+    jwks_uri: url,
+    // The `aud` its tokens must carry for this broker (a projected service-account token's audience, the JWT-SVID audience).
+    audience: z.string().min(1).max(2048),
+    // Checks the subject's form in policy: a SPIFFE ID, a Kubernetes service account, or any string.
+    kind: z.enum(['jwt', 'spiffe', 'kubernetes']).default('jwt'),
+    // An assertion valid for longer than this from now is refused (a non-expiring token never works).
+    max_lifetime: duration.prefault('24h'),
+  })
+  .strict();
+
 const tenant = z
   .object({
     // A canary tenant exists to be attacked by `bulkhead selftest`: local canary secrets only, never real data.
     canary: z.boolean().default(false),
-    principals: z.record(idSchema, z.object({ secret_sha256: sha256Hex, tools: toolList, budgets: budgets.optional() }).strict()).prefault({}),
+    principals: z.record(idSchema, principal).prefault({}),
     idp: z
       .object({
         issuer: z.string().min(1),
@@ -190,6 +219,9 @@ const tenant = z
         audience: z.string().min(1),
         principal_claim: z.string().default('sub'),
         scope: toolList.optional(),
+        // Identity Assertion JWT Authorization Grants (ID-JAG, typ oauth-id-jag+jwt) from this IdP are
+        // accepted on the jwt-bearer grant, presented by an authenticated client of this tenant (default: not).
+        id_jag: z.boolean().optional(),
         // People of this tenant log in here for the authorization code flow (Bulkhead is an OIDC client).
         login: z
           .object({
@@ -243,6 +275,7 @@ const policyObject = z
       .record(idSchema, z.object({ redirect_uris: z.array(url).min(1), tenant: idSchema.optional(), name: z.string().max(128).optional() }).strict())
       .prefault({}),
     tenants: z.record(idSchema, tenant).prefault({}),
+    workload_issuers: z.record(idSchema, workloadIssuer).prefault({}),
   })
   .strict();
 
@@ -254,6 +287,7 @@ export type ToolPolicy = TenantPolicy['tools'][string];
 export type CredentialSpec = TenantPolicy['credentials'][string];
 export type ServerPolicy = Policy['servers'][string];
 export type BrokerSettings = Policy['broker'];
+export type WorkloadIssuer = Policy['workload_issuers'][string];
 
 function checkReferences(policy: z.output<typeof policyObject>, ctx: z.RefinementCtx): void {
   const issue = (path: (string | number)[], message: string) => ctx.addIssue({ code: 'custom', path, message });
@@ -267,6 +301,7 @@ function checkReferences(policy: z.output<typeof policyObject>, ctx: z.Refinemen
   if (b.state.postgres_url && !b.state.redis_url) issue(['broker', 'state', 'redis_url'], 'is required with postgres_url (scale-out needs both)');
   const issuers = new Map<string, string>();
   const domains = new Map<string, string>();
+  const workloads = new Map<string, string>();
   for (const [tenantId, t] of Object.entries(policy.tenants)) {
     for (const [toolName, tl] of Object.entries(t.tools)) {
       // Object.hasOwn: these maps are plain objects, and "constructor" or "toString" are valid ids.
@@ -281,6 +316,16 @@ function checkReferences(policy: z.output<typeof policyObject>, ctx: z.Refinemen
       p.tools.forEach((name, i) => {
         if (!Object.hasOwn(t.tools, name)) issue(['tenants', tenantId, 'principals', principalId, 'tools', i], `unknown tool "${name}"`);
       });
+      if (p.workload) {
+        const path = ['tenants', tenantId, 'principals', principalId, 'workload'];
+        const source = Object.hasOwn(policy.workload_issuers, p.workload.issuer) ? policy.workload_issuers[p.workload.issuer] : undefined;
+        if (!source) issue([...path, 'issuer'], `unknown workload issuer "${p.workload.issuer}" (declare it under workload_issuers)`);
+        else if (!WORKLOAD_SUBJECT[source.kind].test(p.workload.subject)) issue([...path, 'subject'], WORKLOAD_SUBJECT_HINT[source.kind]);
+        const key = `${p.workload.issuer}\n${p.workload.subject}`;
+        const owner = workloads.get(key);
+        if (owner) issue([...path, 'subject'], `this issuer's subject already belongs to principal "${owner}"`);
+        workloads.set(key, `${tenantId}/${principalId}`);
+      }
     }
     for (const [credName, c] of Object.entries(t.credentials)) {
       if ((c.source === 'vault' || c.source === 'vault-database') && !b.upstreams.vault) {
@@ -316,6 +361,15 @@ function checkReferences(policy: z.output<typeof policyObject>, ctx: z.Refinemen
       });
     }
   }
+  // One issuer string names one source of trust: a jwt-bearer assertion is routed by its `iss`.
+  const workloadIssuers = new Map<string, string>();
+  for (const [name, w] of Object.entries(policy.workload_issuers)) {
+    const path = ['workload_issuers', name, 'issuer'];
+    if (w.issuer === b.issuer) issue(path, 'must not be the broker\'s own issuer');
+    else if (issuers.has(w.issuer)) issue(path, `already the idp issuer of tenant "${issuers.get(w.issuer)}"`);
+    else if (workloadIssuers.has(w.issuer)) issue(path, `already the issuer of workload_issuers "${workloadIssuers.get(w.issuer)}"`);
+    workloadIssuers.set(w.issuer, name);
+  }
   for (const [clientId, client] of Object.entries(policy.clients)) {
     if (client.tenant !== undefined && !Object.hasOwn(policy.tenants, client.tenant)) issue(['clients', clientId, 'tenant'], `unknown tenant "${client.tenant}"`);
     else if (client.tenant !== undefined && !policy.tenants[client.tenant]!.idp?.login) issue(['clients', clientId, 'tenant'], `tenant "${client.tenant}" has no idp.login`);
@@ -325,6 +379,18 @@ function checkReferences(policy: z.output<typeof policyObject>, ctx: z.Refinemen
     });
   }
 }
+
+/** The subject forms each workload issuer kind issues (SPIFFE ID; Kubernetes `system:serviceaccount:NS:NAME`). */
+const WORKLOAD_SUBJECT = {
+  jwt: /^[^\u0000-\u001f\u007f]+$/,
+  spiffe: /^spiffe:\/\/[a-z0-9._-]+(\/[A-Za-z0-9._~!$&'()*+,;=:@%-]+)+$/,
+  kubernetes: /^system:serviceaccount:[a-z0-9]([a-z0-9-]*[a-z0-9])?:[a-z0-9]([a-z0-9.-]*[a-z0-9])?$/,
+} as const;
+const WORKLOAD_SUBJECT_HINT = {
+  jwt: 'must be printable text',
+  spiffe: 'must be a SPIFFE ID with a path (spiffe://trust-domain/path)',
+  kubernetes: 'must be a service account, system:serviceaccount:NAMESPACE:NAME',
+} as const;
 
 /**
  * OAuth 2.1 §2.3.1 / RFC 9700: a redirect URI is compared exactly, so it must be absolute, without a

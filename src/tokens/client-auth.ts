@@ -53,9 +53,10 @@ function findClient(policy: Policy, clientId: string): AuthenticatedClient | und
 /** The client, or null: callers must not tell an unknown client from a wrong secret. */
 export function authenticateClient(policy: Policy, clientId: string, secret: string): AuthenticatedClient | null {
   const client = findClient(policy, clientId);
-  const expected = client ? policy.tenants[client.tenant]!.principals[client.principal]!.secret_sha256 : DUMMY_SHA256;
+  // A workload-only principal has no secret: it authenticates with an identity token (jwt-bearer), never here.
+  const expected = (client && policy.tenants[client.tenant]!.principals[client.principal]!.secret_sha256) ?? DUMMY_SHA256;
   const matches = secretMatchesHash(secret, expected);
-  return client && matches ? client : null;
+  return client && matches && policy.tenants[client.tenant]!.principals[client.principal]!.secret_sha256 !== undefined ? client : null;
 }
 
 export const CLIENT_AUTH_FAILED = 'client authentication failed';

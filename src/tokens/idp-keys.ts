@@ -18,7 +18,12 @@ import { fetchJwks, type JwksFetcher, type JwksFetchLimits } from './jwks-fetch'
  */
 
 export type IdpSettings = NonNullable<TenantPolicy['idp']>;
-export type IdpKeyResolver = (tenant: string, idp: IdpSettings, limits: JwksFetchLimits) => JWTVerifyGetKey;
+/**
+ * Keys for one source of identity tokens: `owner` is what the cache and its backoff are kept per (a
+ * tenant id for a tenant IdP, `workload:NAME` for a workload issuer), so one broken source costs only
+ * its own callers.
+ */
+export type IdpKeyResolver = (owner: string, source: Pick<IdpSettings, 'jwks_uri'>, limits: JwksFetchLimits) => JWTVerifyGetKey;
 
 export interface RemoteIdpKeysOptions {
   clock?: Clock;

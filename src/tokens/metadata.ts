@@ -1,3 +1,4 @@
+import { JWT_BEARER_GRANT } from './jwt-bearer-grant';
 import { TOKEN_EXCHANGE_GRANT } from './token-exchange';
 
 /**
@@ -41,7 +42,7 @@ export function authorizationServerMetadata(issuerUrl: string, options: { client
     jwks_uri: base + JWKS_PATH,
     response_types_supported: ['code'],
     response_modes_supported: ['query'],
-    grant_types_supported: [AUTHORIZATION_CODE_GRANT, 'client_credentials', TOKEN_EXCHANGE_GRANT],
+    grant_types_supported: [AUTHORIZATION_CODE_GRANT, 'client_credentials', TOKEN_EXCHANGE_GRANT, JWT_BEARER_GRANT],
     code_challenge_methods_supported: ['S256'],
     // `none`: public clients (static clients in policy, metadata documents) on the authorization_code grant.
     token_endpoint_auth_methods_supported: ['client_secret_basic', 'client_secret_post', 'none'],

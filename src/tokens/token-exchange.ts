@@ -1,10 +1,11 @@
 import { decodeJwt, jwtVerify, type JWTPayload } from 'jose';
 import type { Clock } from '../clock';
-import { BrokerError, isBrokerError } from '../errors';
+import { isBrokerError } from '../errors';
 import type { Policy } from '../policy/schema';
 import type { RevocationSubject } from '../revocation/revocation-store';
 import { intersect, own, tenantTools } from './grant-scope';
 import type { IdpKeyResolver, IdpSettings } from './idp-keys';
+import { CLAIMED_PRINCIPAL, IDENTITY_TOKEN_ALGORITHMS, identityTokenError } from './identity-token';
 import { OAuthError } from './oauth-error';
 import type { TenantIdentity, TokenRefusals } from './token-rejection';
 import { serverAudience, type TokenVerifier } from './verifier';
@@ -25,9 +26,6 @@ export const TOKEN_EXCHANGE_GRANT = 'urn:ietf:params:oauth:grant-type:token-exch
 export const TOKEN_TYPE_JWT = 'urn:ietf:params:oauth:token-type:jwt';
 export const TOKEN_TYPE_ACCESS_TOKEN = 'urn:ietf:params:oauth:token-type:access_token';
 
-/** Asymmetric only: an IdP's JWKS is public, so an HMAC "signed" with it would prove nothing. */
-const IDP_ALGORITHMS = ['RS256', 'PS256', 'ES256', 'EdDSA'];
-const PRINCIPAL = /^[^\u0000-\u001f\u007f]{1,256}$/;
 
 export interface ExchangeSubject {
   tenant: string;
@@ -105,20 +103,20 @@ export function createSubjectResolver(deps: SubjectResolverDeps) {
     const idp = tenant.idp as IdpSettings;
     const principalOf = (claims: unknown): string | undefined => {
       const value = (claims as Record<string, unknown> | undefined)?.[idp.principal_claim];
-      return typeof value === 'string' && PRINCIPAL.test(value) ? value : undefined;
+      return typeof value === 'string' && CLAIMED_PRINCIPAL.test(value) ? value : undefined;
     };
     let payload: JWTPayload;
     try {
       ({ payload } = await jwtVerify(token, deps.idpKeys(tenantId, idp, { timeoutMs: policy.broker.upstreams.idp.timeout, maxBytes: policy.broker.upstreams.idp.body_limit }), {
         issuer: idp.issuer,
         audience: idp.audience,
-        algorithms: IDP_ALGORITHMS,
+        algorithms: IDENTITY_TOKEN_ALGORITHMS,
         requiredClaims: ['exp', idp.principal_claim],
         currentDate: new Date(deps.clock.now()),
         clockTolerance: policy.broker.clock_skew / 1000,
       }));
     } catch (err) {
-      const refusal = isBrokerError(err) ? err : idpError(err);
+      const refusal = isBrokerError(err) ? err : identityTokenError(err, 'subject_token');
       if (refusal instanceof OAuthError) {
         // jose checks claims only once the signature verified: then the tenant's own IdP signed it.
         const { code, claim, payload: claims } = (err ?? {}) as { code?: unknown; claim?: unknown; payload?: unknown };
@@ -172,14 +170,4 @@ function unverifiedIssuer(subjectToken: string): string {
   }
   if (typeof claims.iss !== 'string') throw new OAuthError('invalid_grant', 'subject_token has no issuer');
   return claims.iss;
-}
-
-/** A bad token is the client's problem (invalid_grant); an IdP we cannot reach is ours (fail closed). */
-function idpError(err: unknown): Error {
-  const code = (err as { code?: unknown } | null)?.code;
-  const cause = new Error(typeof code === 'string' ? code : 'identity provider token verification failed');
-  if (code === 'ERR_JWT_EXPIRED') return new OAuthError('invalid_grant', 'subject_token has expired', 400, { cause });
-  const unreachable = code === 'ERR_JWKS_TIMEOUT' || code === 'ERR_JWKS_INVALID' || code === 'ERR_JOSE_GENERIC' || typeof code !== 'string' || !code.startsWith('ERR_J');
-  if (unreachable) return new BrokerError('upstream_unavailable', 'tenant identity provider keys are unavailable', { cause: err });
-  return new OAuthError('invalid_grant', 'subject_token could not be verified', 400, { cause });
 }

@@ -11,14 +11,16 @@ import { intersect, narrowScope, resolveAudience, tenantTools } from './grant-sc
 import { createRemoteIdpKeys, type IdpKeyResolver } from './idp-keys';
 import { SessionEndedError, type IssueRequest, type TokenIssuer } from './issuer';
 import { OAuthError } from './oauth-error';
+import { createJwtBearerGrant, JWT_BEARER_GRANT } from './jwt-bearer-grant';
 import type { TokenRefusals } from './token-rejection';
 import { createSubjectResolver, TOKEN_ENDPOINT, TOKEN_EXCHANGE_GRANT, TOKEN_TYPE_ACCESS_TOKEN, TOKEN_TYPE_JWT } from './token-exchange';
 import type { TokenVerifier } from './verifier';
 
 /**
  * The OAuth 2.0 token endpoint, without HTTP: parameters in, a token response or an OAuthError out.
- * Grants: client_credentials (a policy principal and its secret) and RFC 8693 token exchange (refresh
- * of a Bulkhead token, or a tenant IdP JWT). Every grant ends the same way: one known server as
+ * Grants: client_credentials (a policy principal and its secret), RFC 8693 token exchange (refresh
+ * of a Bulkhead token, or a tenant IdP JWT), authorization_code (PKCE, federated login) and RFC 7523
+ * jwt-bearer (a workload identity token, or an ID-JAG from a tenant IdP). Every grant ends the same way: one known server as
  * audience, tools within policy bounds, a lifetime no longer than policy allows (token and session),
  * revocation checked. Client credentials, wherever presented, are verified first.
  * A revocation store that cannot answer is a BrokerError `state_unavailable` (fail closed), and an
@@ -32,8 +34,8 @@ export interface TokenServiceDeps {
   verifier: Pick<TokenVerifier, 'verify'>;
   revocations: Pick<RevocationStore, 'check'>;
   clock: Clock;
-  /** Authorization codes issued by /authorize/callback, redeemed once here. */
-  codes?: Pick<OneTimeStore, 'take'>;
+  /** Authorization codes issued by /authorize/callback, redeemed once here; ID-JAG `jti`s, spent once here. */
+  codes?: Pick<OneTimeStore, 'take' | 'put'>;
   /** Per-tenant IdP keys; defaults to each tenant's remote JWKS (bounded fetch, cached per tenant). */
   idpJwks?: IdpKeyResolver;
   /** Records a refresh refused because its subject token is revoked (the verifier records its own refusals). */
@@ -82,6 +84,7 @@ const tokenExchangeParams = z.object({
   actor_token: z.undefined().optional(),
   actor_token_type: z.undefined().optional(),
 });
+const jwtBearerParams = z.object({ ...common, assertion: text(16_384) });
 const credentialParams = z.object({ client_id: common.client_id, client_secret: common.client_secret });
 
 export function createTokenService(deps: TokenServiceDeps): TokenService {
@@ -89,7 +92,10 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
   const currentPolicy = typeof source === 'function' ? source : () => source;
   // Without a code store (unit tests of the other grants) no code is ever valid.
   const codes = createAuthorizationCodeGrant({ codes: deps.codes ?? { take: async () => null } });
-  const subjects = createSubjectResolver({ verifier: deps.verifier, idpKeys: deps.idpJwks ?? createRemoteIdpKeys({ clock: deps.clock }), clock: deps.clock, refusals: deps.refusals });
+  const idpKeys = deps.idpJwks ?? createRemoteIdpKeys({ clock: deps.clock });
+  const subjects = createSubjectResolver({ verifier: deps.verifier, idpKeys, clock: deps.clock, refusals: deps.refusals });
+  // Without a store (unit tests of the other grants) no ID-JAG is ever accepted: nothing could stop a replay.
+  const assertions = createJwtBearerGrant({ idpKeys, clock: deps.clock, replay: deps.codes ?? { put: async () => false } });
 
   async function revokedReason(subject: RevocationSubject): Promise<string | null> {
     try {
@@ -175,6 +181,24 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
     return { ...answer, issued_token_type: TOKEN_TYPE_ACCESS_TOKEN };
   }
 
+  /**
+   * RFC 7523: the assertion says who (policy maps it to a tenant and principal); an ID-JAG's `resource`
+   * also fixes the server, and a request naming another is refused rather than re-aimed.
+   */
+  async function jwtBearer(policy: Policy, raw: Record<string, unknown>, client: AuthenticatedClient | null): Promise<TokenResponse> {
+    const params = parse(jwtBearerParams, raw);
+    const subject = await assertions.resolve(policy, params.assertion, client);
+    const bound = subject.resource !== undefined ? resolveAudience(policy, { resource: subject.resource }) : undefined;
+    const named = params.audience !== undefined || params.resource !== undefined;
+    const asked = named || !bound ? resolveAudience(policy, params) : bound;
+    if (bound && asked.id !== bound.id) throw new OAuthError('invalid_target', 'the assertion is for another resource');
+    const target = bound ?? asked;
+    const scope = narrowScope(intersect(subject.ceiling, target.server.tools), params.scope);
+    const request: IssueRequest = { tenant: subject.tenant, principal: subject.principal, clientId: subject.clientId, audience: target.id, scope, ttlMs: lifetimeMs(policy, params.expires_in) };
+    if (target.resourceUrl !== undefined) request.resource = target.resourceUrl;
+    return issue(request);
+  }
+
   /** Public clients redeem their code: the new session starts with the person's login at the IdP. */
   async function authorizationCode(policy: Policy, raw: Record<string, unknown>, authenticated: boolean): Promise<TokenResponse> {
     const code = await codes.redeem(policy, raw, authenticated);
@@ -193,6 +217,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
       if (grantType === undefined) throw new OAuthError('invalid_request', 'grant_type is required');
       if (grantType === 'client_credentials') return clientCredentials(policy, params, client);
       if (grantType === TOKEN_EXCHANGE_GRANT) return tokenExchange(policy, params, client);
+      if (grantType === JWT_BEARER_GRANT) return jwtBearer(policy, params, client);
       throw new OAuthError('unsupported_grant_type', 'grant_type is not supported');
     },
   };

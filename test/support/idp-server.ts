@@ -31,7 +31,8 @@ export interface Idp {
   requests: number;
   /** Bytes written to responses that ended early (the client closed the connection). */
   abandonedBytes: number[];
-  sign(claims: JWTPayload, nowSeconds: number): Promise<string>;
+  /** A JWT from this IdP: `iss` its issuer, `aud` "bulkhead", `sub` "alice", 5 minutes, unless `claims` say otherwise; `typ` in the header when given. */
+  sign(claims: JWTPayload, nowSeconds: number, header?: { typ?: string }): Promise<string>;
 }
 
 const HUGE = 100 * 1024 * 1024;
@@ -113,8 +114,8 @@ export async function startIdps(names: string[]): Promise<{ idps: Record<string,
       mode: 'good',
       requests: 0,
       abandonedBytes: [],
-      sign: (claims, now) =>
-        new SignJWT({ iss: issuer, aud: 'bulkhead', sub: 'alice', iat: now, exp: now + 300, ...claims }).setProtectedHeader({ alg: 'ES256', kid }).sign(privateKey),
+      sign: (claims, now, header = {}) =>
+        new SignJWT({ iss: issuer, aud: 'bulkhead', sub: 'alice', iat: now, exp: now + 300, ...claims }).setProtectedHeader({ alg: 'ES256', kid, ...header }).sign(privateKey),
     };
   }
 

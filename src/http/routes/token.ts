@@ -122,5 +122,6 @@ function grantLabel(grant: unknown): string {
   if (grant === 'authorization_code') return 'authorization_code';
   if (grant === 'client_credentials') return 'client_credentials';
   if (grant === 'urn:ietf:params:oauth:grant-type:token-exchange') return 'token_exchange';
+  if (grant === 'urn:ietf:params:oauth:grant-type:jwt-bearer') return 'jwt_bearer';
   return 'other';
 }
