@@ -4,13 +4,15 @@ import type * as OAuth4WebApi from 'oauth4webapi' with { 'resolution-mode': 'imp
 const oauth = require('oauth4webapi') as typeof OAuth4WebApi;
 import { startHarness, type Harness } from '../support/broker-harness';
 import { freePort } from '../support/free-port';
+import { startIdps, type Idp } from '../support/idp-server';
 
 /**
  * A standard OAuth client nobody on the project wrote (panva's oauth4webapi, strict about every RFC
  * it implements) against the broker: RFC 8414 discovery, client credentials with an RFC 8707 resource,
  * RFC 8693 token exchange, and RFC 9068 validation of the access tokens as a resource server would do
  * it. Then the audience rules from the other side: a token for one server is refused by another's
- * validator, whether it checks the server id or the URL.
+ * validator, whether it checks the server id or the URL. And RFC 7523 jwt-bearer with an ID-JAG from
+ * acme's IdP (a real JWKS on 127.0.0.1), as oauth4webapi's generic grant sends it.
  */
 
 const CRM_URL = 'https://crm.example.test/mcp';
@@ -21,21 +23,30 @@ describe('oauth4webapi: discovery, client credentials, token exchange, RFC 9068 
   let as: OAuth4WebApi.AuthorizationServer;
   const client: OAuth4WebApi.Client = { client_id: 'acme-agent' };
   let auth: OAuth4WebApi.ClientAuth;
+  let idp: Idp;
+  let closeIdps: () => Promise<void>;
 
   beforeAll(async () => {
     const port = await freePort();
+    const idps = await startIdps(['acme']);
+    idp = idps.idps.acme!;
+    closeIdps = idps.close;
     h = await startHarness({
       port,
       overrides: (p) => {
         p.broker.issuer = `http://127.0.0.1:${port}`;
         p.servers['crm-mcp'].resource = CRM_URL;
+        p.tenants.acme.idp = { issuer: idp.issuer, jwks_uri: idp.jwksUri, audience: 'bulkhead', id_jag: true };
       },
     });
     auth = oauth.ClientSecretPost(h.clientSecrets['acme-agent']!);
     const issuer = new URL(h.url);
     as = await oauth.processDiscoveryResponse(issuer, await oauth.discoveryRequest(issuer, { algorithm: 'oauth2', ...insecure }));
   });
-  afterAll(() => h?.close());
+  afterAll(async () => {
+    await h?.close();
+    await closeIdps?.();
+  });
 
   const validate = (token: string, audience: string) =>
     oauth.validateJwtAccessToken(as, new Request(CRM_URL, { headers: { authorization: `Bearer ${token}` } }), audience, { signingAlgorithms: ['EdDSA'], ...insecure });
@@ -101,6 +112,16 @@ describe('oauth4webapi: discovery, client credentials, token exchange, RFC 9068 
     // A refresh keeps aud exactly, whichever way this request names the same server.
     const byId = await oauth.genericTokenEndpointRequest(as, client, auth, 'urn:ietf:params:oauth:grant-type:token-exchange', new URLSearchParams({ subject_token: first, subject_token_type: 'urn:ietf:params:oauth:token-type:access_token', audience: 'crm-mcp' }), insecure);
     expect(await validate((await oauth.processGenericTokenEndpointResponse(as, client, byId)).access_token, CRM_URL)).toMatchObject({ aud: ['crm-mcp', CRM_URL] });
+  });
+
+  it('grants jwt-bearer with an ID-JAG for the client it names; the token validates as RFC 9068 for that client', async () => {
+    const now = Math.floor(Date.now() / 1000);
+    const assertion = await idp.sign({ aud: h.url, sub: 'alice@acme.example', client_id: 'acme-agent', jti: 'oauth4webapi-1', resource: CRM_URL, scope: 'query_crm' }, now, { typ: 'oauth-id-jag+jwt' });
+    const send = () => oauth.genericTokenEndpointRequest(as, client, auth, 'urn:ietf:params:oauth:grant-type:jwt-bearer', new URLSearchParams({ assertion }), insecure);
+    const answer = await oauth.processGenericTokenEndpointResponse(as, client, await send());
+    expect(await validate(answer.access_token, CRM_URL)).toMatchObject({ sub: 'alice@acme.example', client_id: 'acme-agent', tid: 'acme', aud: ['crm-mcp', CRM_URL], scope: 'query_crm' });
+    // Once: the replay is an OAuth error the client library reports as such.
+    await expect(send().then((response) => oauth.processGenericTokenEndpointResponse(as, client, response))).rejects.toMatchObject({ error: 'invalid_grant' });
   });
 
   /** A resource server's introspection client: its server key as the bearer credential. */
