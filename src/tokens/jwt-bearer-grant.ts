@@ -9,6 +9,8 @@ import { intersect, tenantTools } from './grant-scope';
 import { CLAIMED_PRINCIPAL, IDENTITY_TOKEN_ALGORITHMS, identityTokenError } from './identity-token';
 import type { IdpKeyResolver, IdpSettings } from './idp-keys';
 import { OAuthError } from './oauth-error';
+import type { TenantIdentity, TokenRefusals } from './token-rejection';
+import { TOKEN_ENDPOINT } from './token-exchange';
 
 /**
  * RFC 7523 jwt-bearer: a JWT someone else signed, presented as the grant. Two kinds, told apart by the
@@ -25,7 +27,9 @@ import { OAuthError } from './oauth-error';
  *   (its `jti`, across replicas through the one-time store), its `scope` and `resource` bound the token.
  *
  * The unverified `iss` only picks which keys and rules to verify with; verification then requires that
- * same issuer. Everything a caller sends that policy has not said is refused, with invalid_grant.
+ * same issuer. Everything a caller sends that policy has not said is refused, with invalid_grant, and
+ * recorded: in the tenant's audit stream once a signature vouches for the tenant (the tenant IdP signed
+ * the ID-JAG; the workload issuer signed a subject policy maps), else in the broker's security stream.
  */
 
 export const JWT_BEARER_GRANT = 'urn:ietf:params:oauth:grant-type:jwt-bearer';
@@ -46,6 +50,14 @@ export interface JwtBearerDeps {
   clock: Clock;
   /** Records each ID-JAG `jti` once; a second `put` of the same key is a replay. */
   replay: Pick<OneTimeStore, 'put'>;
+  refusals?: TokenRefusals;
+}
+
+/** What one grant attempt established so far: the tenant a signature vouched for, if any. */
+interface Attempt {
+  vouched?: TenantIdentity;
+  /** The jose code of a verification failure after the signature held (expired, a claim). */
+  signedFailure?: { code: string; claim?: unknown; payload: JWTPayload };
 }
 
 /** (issuer name, subject) → principal, built once per (frozen) policy object. */
@@ -66,7 +78,7 @@ function workloadPrincipal(policy: Policy, issuerName: string, subject: string):
 export function createJwtBearerGrant(deps: JwtBearerDeps) {
   const limitsOf = (policy: Policy) => ({ timeoutMs: policy.broker.upstreams.idp.timeout, maxBytes: policy.broker.upstreams.idp.body_limit });
 
-  async function verify(policy: Policy, assertion: string, keys: JWTVerifyGetKey, rules: { issuer: string; audience: string; typ?: string; required: string[] }): Promise<JWTPayload> {
+  async function verify(policy: Policy, assertion: string, keys: JWTVerifyGetKey, rules: { issuer: string; audience: string; typ?: string; required: string[] }, attempt: Attempt): Promise<JWTPayload> {
     try {
       const { payload } = await jwtVerify(assertion, keys, {
         issuer: rules.issuer,
@@ -79,31 +91,49 @@ export function createJwtBearerGrant(deps: JwtBearerDeps) {
       });
       return payload;
     } catch (err) {
+      // jose checks claims only once the signature verified: then the issuer really signed this payload.
+      const { code, claim, payload } = (err ?? {}) as { code?: unknown; claim?: unknown; payload?: JWTPayload };
+      if ((code === 'ERR_JWT_EXPIRED' || code === 'ERR_JWT_CLAIM_VALIDATION_FAILED') && payload) attempt.signedFailure = { code, claim, payload };
       throw isBrokerError(err) ? err : identityTokenError(err, 'assertion');
     }
   }
 
-  async function fromWorkload(policy: Policy, assertion: string, name: string, source: WorkloadIssuer, client: AuthenticatedClient | null): Promise<JwtBearerSubject> {
+  async function fromWorkload(policy: Policy, assertion: string, name: string, source: WorkloadIssuer, client: AuthenticatedClient | null, attempt: Attempt): Promise<JwtBearerSubject> {
     // An ID-JAG is for a person's IdP; a workload issuer's token of that type is a confusion, not a workload.
     if (typeOf(assertion) === ID_JAG_TYPE) throw new OAuthError('invalid_grant', 'assertion is an ID-JAG, but its issuer is a workload issuer');
-    const payload = await verify(policy, assertion, deps.idpKeys(`workload:${name}`, source, limitsOf(policy)), { issuer: source.issuer, audience: source.audience, required: ['sub'] });
+    let payload: JWTPayload;
+    try {
+      payload = await verify(policy, assertion, deps.idpKeys(`workload:${name}`, source, limitsOf(policy)), { issuer: source.issuer, audience: source.audience, required: ['sub'] }, attempt);
+    } catch (err) {
+      const signedSub = attempt.signedFailure?.payload.sub;
+      const mapped = typeof signedSub === 'string' ? workloadPrincipal(policy, name, signedSub) : undefined;
+      if (mapped) attempt.vouched = mapped;
+      throw err;
+    }
     if ((payload.exp as number) * 1000 - deps.clock.now() > source.max_lifetime) {
       throw new OAuthError('invalid_grant', `assertion is valid for longer than workload_issuers.${name}.max_lifetime allows`);
     }
     const mapped = typeof payload.sub === 'string' ? workloadPrincipal(policy, name, payload.sub) : undefined;
     if (!mapped) throw new OAuthError('invalid_grant', 'assertion subject is not a workload of any principal in policy');
+    attempt.vouched = mapped;
     // Client authentication is optional on this grant (RFC 7523 §3.1); if presented, it is the same principal.
     if (client && (client.tenant !== mapped.tenant || client.principal !== mapped.principal)) throw new OAuthError('invalid_client', 'the authenticated client is not the assertion\'s principal', 401);
     const tenant = policy.tenants[mapped.tenant]!;
     return { ...mapped, clientId: `${mapped.tenant}/${mapped.principal}`, ceiling: intersect(tenant.principals[mapped.principal]!.tools, tenantTools(tenant)) };
   }
 
-  async function fromIdJag(policy: Policy, assertion: string, tenantId: string, tenant: TenantPolicy, client: AuthenticatedClient | null): Promise<JwtBearerSubject> {
+  async function fromIdJag(policy: Policy, assertion: string, tenantId: string, tenant: TenantPolicy, client: AuthenticatedClient | null, attempt: Attempt): Promise<JwtBearerSubject> {
     const idp = tenant.idp as IdpSettings;
     // The client is checked before the signature: an unauthenticated caller learns nothing about the assertion.
     if (!client) throw new OAuthError('invalid_client', 'an ID-JAG must be presented by an authenticated client', 401);
     if (client.tenant !== tenantId) throw new OAuthError('invalid_client', 'this client is not of the assertion\'s tenant', 401);
-    const payload = await verify(policy, assertion, deps.idpKeys(tenantId, idp, limitsOf(policy)), { issuer: idp.issuer, audience: policy.broker.issuer, typ: ID_JAG_TYPE, required: ['iat', 'jti', 'client_id', idp.principal_claim] });
+    let payload: JWTPayload;
+    try {
+      payload = await verify(policy, assertion, deps.idpKeys(tenantId, idp, limitsOf(policy)), { issuer: idp.issuer, audience: policy.broker.issuer, typ: ID_JAG_TYPE, required: ['iat', 'jti', 'client_id', idp.principal_claim] }, attempt);
+    } finally {
+      if (attempt.signedFailure) attempt.vouched = { tenant: tenantId };
+    }
+    attempt.vouched = { tenant: tenantId };
     if (payload.client_id !== client.principal && payload.client_id !== `${client.tenant}/${client.principal}`) {
       throw new OAuthError('invalid_grant', 'assertion was issued to another client');
     }
@@ -120,14 +150,34 @@ export function createJwtBearerGrant(deps: JwtBearerDeps) {
     return { tenant: tenantId, principal, clientId: String(payload.client_id), ceiling, ...(payload.resource !== undefined ? { resource: payload.resource } : {}) };
   }
 
+  async function route(policy: Policy, assertion: string, client: AuthenticatedClient | null, attempt: Attempt): Promise<JwtBearerSubject> {
+    const issuer = unverifiedIssuer(assertion);
+    const workload = Object.entries(policy.workload_issuers).find(([, w]) => w.issuer === issuer);
+    if (workload) return fromWorkload(policy, assertion, workload[0], workload[1], client, attempt);
+    const owner = Object.entries(policy.tenants).find(([, t]) => t.idp?.issuer === issuer);
+    if (owner && owner[1].idp?.id_jag) return fromIdJag(policy, assertion, owner[0], owner[1], client, attempt);
+    throw new OAuthError('invalid_grant', owner ? 'this tenant\'s identity provider is not trusted for ID-JAG (idp.id_jag)' : 'assertion issuer is not trusted');
+  }
+
+  /** Every refusal recorded where its signature says (see above); an issuer we cannot reach (503) is ours, not a decision. */
+  async function record(err: unknown, attempt: Attempt, assertion: string): Promise<void> {
+    if (!deps.refusals || !(err instanceof OAuthError)) return;
+    const where = { endpoint: TOKEN_ENDPOINT };
+    const failure = attempt.signedFailure;
+    const reason = failure?.code === 'ERR_JWT_EXPIRED' ? 'token_expired' : failure?.claim === 'aud' ? 'audience_mismatch' : 'token_invalid';
+    const detail = `jwt-bearer assertion refused: ${err.error_description}`;
+    await (attempt.vouched ? deps.refusals.refusedSigned(attempt.vouched, reason, where, detail) : deps.refusals.withoutTenant('token_invalid', detail, where, assertion)).catch(() => undefined);
+  }
+
   return {
     async resolve(policy: Policy, assertion: string, client: AuthenticatedClient | null): Promise<JwtBearerSubject> {
-      const issuer = unverifiedIssuer(assertion);
-      const workload = Object.entries(policy.workload_issuers).find(([, w]) => w.issuer === issuer);
-      if (workload) return fromWorkload(policy, assertion, workload[0], workload[1], client);
-      const owner = Object.entries(policy.tenants).find(([, t]) => t.idp?.issuer === issuer);
-      if (owner && owner[1].idp?.id_jag) return fromIdJag(policy, assertion, owner[0], owner[1], client);
-      throw new OAuthError('invalid_grant', owner ? 'this tenant\'s identity provider is not trusted for ID-JAG (idp.id_jag)' : 'assertion issuer is not trusted');
+      const attempt: Attempt = {};
+      try {
+        return await route(policy, assertion, client, attempt);
+      } catch (err) {
+        await record(err, attempt, assertion);
+        throw err;
+      }
     },
   };
 }

@@ -95,7 +95,7 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
   const idpKeys = deps.idpJwks ?? createRemoteIdpKeys({ clock: deps.clock });
   const subjects = createSubjectResolver({ verifier: deps.verifier, idpKeys, clock: deps.clock, refusals: deps.refusals });
   // Without a store (unit tests of the other grants) no ID-JAG is ever accepted: nothing could stop a replay.
-  const assertions = createJwtBearerGrant({ idpKeys, clock: deps.clock, replay: deps.codes ?? { put: async () => false } });
+  const assertions = createJwtBearerGrant({ idpKeys, clock: deps.clock, replay: deps.codes ?? { put: async () => false }, refusals: deps.refusals });
 
   async function revokedReason(subject: RevocationSubject): Promise<string | null> {
     try {

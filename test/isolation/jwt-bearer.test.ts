@@ -1,7 +1,9 @@
 import { SignJWT } from 'jose';
+import { SECURITY_STREAM } from '../../src/audit/security-stream';
+import { sha256Hex } from '../../src/crypto/hash';
 import { basicAuth, startHarness, type Harness } from '../support/broker-harness';
 import { startIdps, type Idp } from '../support/idp-server';
-import { callId, claimsOf, expectAllow } from '../support/isolation-assertions';
+import { auditEvents, callId, claimsOf, expectAllow } from '../support/isolation-assertions';
 
 /**
  * RFC 7523 jwt-bearer over real HTTP, with real issuers on 127.0.0.1 (each a JWKS the broker fetches):
@@ -208,6 +210,42 @@ describe('ID-JAG (enterprise-managed authorization) from a tenant IdP', () => {
     expect(aimed.body.error).toBe('invalid_target');
     const bound = await h.tokenRequest({ grant_type: GRANT, assertion: await idJag({ scope: 'send_email', resource: 'mail-mcp' }) }, { form: true, headers: acmeAgent() });
     expect(claimsOf(bound.body.access_token)).toMatchObject({ aud: 'mail-mcp', scope: 'send_email' });
+  });
+});
+
+describe('every refusal is recorded where its signature says', () => {
+  /** Runs `attempt` and returns the one record it added to each stream (undefined where none). */
+  async function recorded(attempt: () => Promise<{ status: number }>): Promise<Record<string, any>> {
+    const streams = ['acme', 'globex', 'initech', SECURITY_STREAM];
+    const before = Object.fromEntries(await Promise.all(streams.map(async (s) => [s, (await auditEvents(h, s)).length] as const)));
+    expect((await attempt()).status).toBeGreaterThanOrEqual(400);
+    const added: Record<string, any> = {};
+    for (const s of streams) {
+      const events = await auditEvents(h, s);
+      expect(events.length - before[s]!).toBeLessThanOrEqual(1);
+      if (events.length > before[s]!) added[s] = events[events.length - 1];
+    }
+    expect(Object.keys(added)).toHaveLength(1);
+    return added;
+  }
+
+  it('an expired service-account token of a mapped subject: in that tenant\'s stream, as token_expired', async () => {
+    const added = await recorded(async () => grant(await serviceAccountToken('system:serviceaccount:globex:batch', { iat: now() - 7200, exp: now() - 3600 })));
+    expect(added.globex).toMatchObject({ decision: 'deny', reason: 'token_expired', principal: 'globex-batch' });
+  });
+
+  it('a token no trusted key signed, claiming a mapped subject: in _security with its fingerprint, never in the tenant', async () => {
+    const forged = await idps.spire!.sign({ iss: idps.cluster!.issuer, sub: 'system:serviceaccount:globex:batch', exp: now() + 600 }, now());
+    const added = await recorded(() => grant(forged));
+    expect(added[SECURITY_STREAM]).toMatchObject({ decision: 'deny', reason: 'token_invalid', token_sha256: sha256Hex(forged) });
+    expect(JSON.stringify(added)).not.toContain(forged.split('.')[2]);
+  });
+
+  it('an ID-JAG replay: in acme\'s stream; an ID-JAG for another audience: in acme\'s, as audience_mismatch', async () => {
+    const assertion = await idJag();
+    expect((await grant(assertion, {}, acmeAgent())).status).toBe(200);
+    expect((await recorded(() => grant(assertion, {}, acmeAgent()))).acme).toMatchObject({ reason: 'token_invalid', detail: expect.stringMatching(/already used/) });
+    expect((await recorded(async () => grant(await idJag({ aud: 'bulkhead' }), {}, acmeAgent()))).acme).toMatchObject({ reason: 'audience_mismatch' });
   });
 });
 
