@@ -1,3 +1,4 @@
+import { decodeJwt, type JWTPayload } from 'jose';
 import { BrokerError } from '../errors';
 import { OAuthError } from './oauth-error';
 
@@ -25,4 +26,19 @@ export function identityTokenError(err: unknown, what: string): Error {
   const unreachable = code === 'ERR_JWKS_TIMEOUT' || code === 'ERR_JWKS_INVALID' || code === 'ERR_JOSE_GENERIC' || typeof code !== 'string' || !code.startsWith('ERR_J');
   if (unreachable) return new BrokerError('upstream_unavailable', 'the identity token issuer\'s keys are unavailable', { cause: err });
   return new OAuthError('invalid_grant', `${what} could not be verified`, 400, { cause });
+}
+
+/**
+ * A JWT's `iss`, read WITHOUT verifying anything: only to pick which issuer's keys and rules to verify
+ * with (verification then requires that same issuer). `what` names the token in the error.
+ */
+export function unverifiedIssuer(jwt: string, what: string): string {
+  let claims: JWTPayload;
+  try {
+    claims = decodeJwt(jwt);
+  } catch {
+    throw new OAuthError('invalid_grant', `${what} is not a JWT`);
+  }
+  if (typeof claims.iss !== 'string') throw new OAuthError('invalid_grant', `${what} has no issuer`);
+  return claims.iss;
 }

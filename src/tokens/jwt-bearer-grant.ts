@@ -1,12 +1,12 @@
 import { createHash } from 'node:crypto';
-import { decodeJwt, decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
+import { decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey } from 'jose';
 import type { Clock } from '../clock';
 import { isBrokerError } from '../errors';
 import type { OneTimeStore } from '../oauth/one-time-store';
 import type { Policy, TenantPolicy, WorkloadIssuer } from '../policy/schema';
 import type { AuthenticatedClient } from './client-auth';
 import { intersect, tenantTools } from './grant-scope';
-import { CLAIMED_PRINCIPAL, IDENTITY_TOKEN_ALGORITHMS, identityTokenError } from './identity-token';
+import { CLAIMED_PRINCIPAL, IDENTITY_TOKEN_ALGORITHMS, identityTokenError, unverifiedIssuer } from './identity-token';
 import type { IdpKeyResolver, IdpSettings } from './idp-keys';
 import { OAuthError } from './oauth-error';
 import type { TenantIdentity, TokenRefusals } from './token-rejection';
@@ -151,7 +151,7 @@ export function createJwtBearerGrant(deps: JwtBearerDeps) {
   }
 
   async function route(policy: Policy, assertion: string, client: AuthenticatedClient | null, attempt: Attempt): Promise<JwtBearerSubject> {
-    const issuer = unverifiedIssuer(assertion);
+    const issuer = unverifiedIssuer(assertion, 'assertion');
     const workload = Object.entries(policy.workload_issuers).find(([, w]) => w.issuer === issuer);
     if (workload) return fromWorkload(policy, assertion, workload[0], workload[1], client, attempt);
     const owner = Object.entries(policy.tenants).find(([, t]) => t.idp?.issuer === issuer);
@@ -184,16 +184,6 @@ export function createJwtBearerGrant(deps: JwtBearerDeps) {
 
 export type JwtBearerGrant = ReturnType<typeof createJwtBearerGrant>;
 
-function unverifiedIssuer(assertion: string): string {
-  let claims: JWTPayload;
-  try {
-    claims = decodeJwt(assertion);
-  } catch {
-    throw new OAuthError('invalid_grant', 'assertion is not a JWT');
-  }
-  if (typeof claims.iss !== 'string') throw new OAuthError('invalid_grant', 'assertion has no issuer');
-  return claims.iss;
-}
 
 function typeOf(assertion: string): string | undefined {
   const typ = decodeProtectedHeader(assertion).typ;

@@ -5,7 +5,7 @@ import type { Policy } from '../policy/schema';
 import type { RevocationSubject } from '../revocation/revocation-store';
 import { intersect, own, tenantTools } from './grant-scope';
 import type { IdpKeyResolver, IdpSettings } from './idp-keys';
-import { CLAIMED_PRINCIPAL, IDENTITY_TOKEN_ALGORITHMS, identityTokenError } from './identity-token';
+import { CLAIMED_PRINCIPAL, IDENTITY_TOKEN_ALGORITHMS, identityTokenError, unverifiedIssuer } from './identity-token';
 import { OAuthError } from './oauth-error';
 import type { TenantIdentity, TokenRefusals } from './token-rejection';
 import { serverAudience, type TokenVerifier } from './verifier';
@@ -146,28 +146,17 @@ export function createSubjectResolver(deps: SubjectResolverDeps) {
      */
     async kindOf(policy: Policy, subjectToken: string): Promise<SubjectKind> {
       try {
-        return unverifiedIssuer(subjectToken) === policy.broker.issuer ? 'bulkhead' : 'idp';
+        return unverifiedIssuer(subjectToken, 'subject_token') === policy.broker.issuer ? 'bulkhead' : 'idp';
       } catch (err) {
         await unsigned('subject_token is not a JWT with an issuer', subjectToken);
         throw err;
       }
     },
     async resolve(policy: Policy, subjectToken: string): Promise<ExchangeSubject> {
-      const issuer = unverifiedIssuer(subjectToken);
+      const issuer = unverifiedIssuer(subjectToken, 'subject_token');
       return issuer === policy.broker.issuer ? fromBulkhead(policy, subjectToken, decodeJwt(subjectToken)) : fromIdp(policy, subjectToken, issuer);
     },
   };
 }
 
 export type SubjectResolver = ReturnType<typeof createSubjectResolver>;
-
-function unverifiedIssuer(subjectToken: string): string {
-  let claims: JWTPayload;
-  try {
-    claims = decodeJwt(subjectToken);
-  } catch {
-    throw new OAuthError('invalid_grant', 'subject_token is not a JWT');
-  }
-  if (typeof claims.iss !== 'string') throw new OAuthError('invalid_grant', 'subject_token has no issuer');
-  return claims.iss;
-}
