@@ -23,6 +23,8 @@ import { createLogger } from './observability/logger';
 import { createMetrics, type BrokerMetrics } from './observability/metrics';
 import { currentRequestId } from './observability/request-context';
 import { createKillSwitch } from './operator/kill-switch';
+import { createQuarantineReview } from './operator/quarantine-review';
+import { createRestore } from './operator/restore';
 import { createLivePolicy, type LivePolicy, type ReloadResult } from './policy/live-policy';
 import { PolicyError } from './policy/load';
 import { DEFAULT_AUDITED_DENIES_PER_MINUTE, type Policy } from './policy/schema';
@@ -227,6 +229,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   });
   const complete = createCompletion({ sessions: state.sessions, quotas: state.quotas, credentials, audit, kills, clock, spending });
   const killSwitch = createKillSwitch({ policy: currentPolicy, revocations: state.revocations, sessions: state.sessions, quotas: state.quotas, credentials, audit, inFlight, clock });
+  const restore = createRestore({ policy: currentPolicy, revocations: state.revocations, sessions: state.sessions, audit, clock });
+  const quarantines = createQuarantineReview({ sessions: state.sessions, audit });
 
   const app = createHttpApp({
     logger,
@@ -240,6 +244,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     operator: {
       policy: currentPolicy,
       killSwitch,
+      restore,
+      quarantines,
       revocations: state.revocations,
       sessions: state.sessions,
       quotas: state.quotas,

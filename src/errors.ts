@@ -30,7 +30,7 @@ export const DENY_REASONS = [
 export type DenyReason = (typeof DENY_REASONS)[number];
 
 /** Reasons used outside the authorize decision (operator API, token endpoint plumbing). */
-export type OtherReason = 'operator_unauthenticated' | 'csrf_refused' | 'not_found' | 'conflict' | 'policy_invalid' | 'internal_error';
+export type OtherReason = 'operator_unauthenticated' | 'csrf_refused' | 'not_found' | 'unknown_target' | 'conflict' | 'policy_invalid' | 'internal_error';
 
 export type Reason = DenyReason | OtherReason;
 
@@ -58,6 +58,8 @@ const STATUS: Record<Reason, number> = {
   audit_unavailable: 503,
   state_unavailable: 503,
   not_found: 404,
+  // A revoke of a principal, session or token the broker has never seen (a typo?): refused unless forced.
+  unknown_target: 404,
   conflict: 409,
   policy_invalid: 422,
   internal_error: 500,

@@ -209,7 +209,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
       let callOpened = false;
       try {
         await step('state_unavailable', 'session state is unavailable', async () => {
-          await deps.sessions.touch(tenant, token.session, token.expiresAt);
+          await deps.sessions.touch(tenant, token.session, token.expiresAt, token.principal);
           const ttlMs = Math.max(1000, token.expiresAt - deps.clock.now());
           const now = deps.clock.now();
           await deps.sessions.putCall(

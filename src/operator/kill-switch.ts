@@ -7,26 +7,31 @@ import type { Policy } from '../policy/schema';
 import type { QuotaStore } from '../quotas/quota-store';
 import { revocationKey, type RevocationStore, type RevocationTarget } from '../revocation/revocation-store';
 import type { SessionStore } from '../sessions/session-store';
+import { describeTarget, publicTarget } from './revocation-view';
+import { didYouMean, resolveTarget, type TargetInput } from './revoke-target';
 
-export interface RevokeInput {
-  tenant?: string;
-  session?: string;
-  principal?: string;
-  jti?: string;
+export interface RevokeInput extends TargetInput {
   reason?: string;
   operator: string;
+  /** Revoke a principal, session or token the broker has not seen (and every jti, which it does not keep). */
+  force?: boolean;
+  /** Milliseconds until the revocation stops denying by itself; not for a tenant. */
+  ttlMs?: number;
+  /** The token's tenant, when the caller verified the token itself (RFC 7009): recorded there. */
+  tenantOfToken?: string;
 }
 
 export interface RevokeResult {
   revoked: { tenant?: string; session?: string; principal?: string; jti?: string };
   upstream_leases_revoked: number;
   effective_at: string;
+  expires_at?: string;
 }
 
 export interface KillSwitchDeps {
   policy: () => Policy;
-  revocations: Pick<RevocationStore, 'revoke' | 'restoreTenant'>;
-  sessions: Pick<SessionStore, 'leasesOf' | 'takeCall' | 'tenantOfSession'>;
+  revocations: Pick<RevocationStore, 'revoke' | 'restoreTenant' | 'lift'>;
+  sessions: Pick<SessionStore, 'leasesOf' | 'takeCall' | 'tenantOfSession' | 'hasLivePrincipal'>;
   quotas: Pick<QuotaStore, 'releaseSlot'>;
   credentials: Pick<CredentialResolver, 'revokeLease'>;
   audit: Pick<AuditLog, 'append'>;
@@ -35,7 +40,11 @@ export interface KillSwitchDeps {
 }
 
 /**
- * The operator's kill switch. Why the steps are in this order:
+ * The operator's kill switch. First, a typo must not pass for a kill: a principal that is neither in
+ * policy nor holding a live token, a session the broker has not registered (sessions are registered
+ * at issuance), and any bare jti (the broker keeps no list of token ids) are refused 404
+ * `unknown_target` unless the operator forces it — a revoke that answers 200 while the real agent stays
+ * live is worse than a refusal. Then, why the steps are in this order:
  * 1. The revocation is durable and visible to this replica's revocation view (scaled out: published,
  *    and every other replica has applied it and settled its own calls in flight, or is failing closed).
  *    From here on no authorize that has not yet made its final check can be allowed.
@@ -47,9 +56,14 @@ export interface KillSwitchDeps {
  */
 export function createKillSwitch(deps: KillSwitchDeps) {
   async function revoke(input: RevokeInput): Promise<RevokeResult> {
-    const target = resolveTarget(deps.policy(), input);
+    const policy = deps.policy();
+    const target = resolveTarget(policy, input);
+    if (input.ttlMs !== undefined && target.kind === 'tenant') throw new BrokerError('bad_request', 'a tenant revocation has no TTL: it lasts until `bulkhead restore --tenant`');
+    const tenant = await tenantOfTarget(policy, target, input);
+    await assertSeen(policy, target, tenant, input.force === true);
     const at = deps.clock.now();
-    await deps.revocations.revoke({ target, reason: input.reason, at }).catch((err) => {
+    const expiresAt = input.ttlMs === undefined ? undefined : at + input.ttlMs;
+    await deps.revocations.revoke({ target, reason: input.reason, at, ...(expiresAt === undefined ? {} : { expiresAt }), ...(tenant ? { tenant } : {}) }).catch((err) => {
       // A store that says more precisely what happened (stored but not yet pushed to every replica) is passed on.
       if (isBrokerError(err)) throw err;
       throw new BrokerError('state_unavailable', 'the revocation could not be stored; nothing was revoked', { cause: err });
@@ -76,81 +90,58 @@ export function createKillSwitch(deps: KillSwitchDeps) {
         }
       }
     }
-    // A session's tenant is not in the request; the session store knows it from the session's first token
-    // until that session's last token expires.
-    const tenant =
-      'tenant' in target ? target.tenant : target.kind === 'session' ? await deps.sessions.tenantOfSession(target.session, Object.keys(deps.policy().tenants)).catch(() => null) : null;
     if (tenant) {
-      await deps.audit.append(tenant, { type: 'revoke', operator: input.operator, detail: describe(target), reason: input.reason?.slice(0, 200) }).catch((err) => {
+      const ttl = expiresAt === undefined ? {} : { status: `expires ${new Date(expiresAt).toISOString()}` };
+      await deps.audit.append(tenant, { type: 'revoke', operator: input.operator, detail: describeTarget(target), reason: input.reason?.slice(0, 200), ...ttl }).catch((err) => {
         // In effect already (and it stays so); the operator retries to get it recorded.
         throw new BrokerError('audit_unavailable', 'the revocation is in effect but its audit record could not be written; retry to record it', { cause: err });
       });
     }
-    return { revoked: publicTarget(target), upstream_leases_revoked: leasesRevoked, effective_at: new Date(at).toISOString() };
+    return {
+      revoked: publicTarget(target),
+      upstream_leases_revoked: leasesRevoked,
+      effective_at: new Date(at).toISOString(),
+      ...(expiresAt === undefined ? {} : { expires_at: new Date(expiresAt).toISOString() }),
+    };
   }
 
-  async function restore(tenant: string, operator: string): Promise<{ restored: boolean; tenant: string }> {
-    if (!Object.hasOwn(deps.policy().tenants, tenant)) throw new BrokerError('not_found', `unknown tenant "${tenant}"`);
-    const restored = await deps.revocations.restoreTenant(tenant).catch((err) => {
-      throw new BrokerError('state_unavailable', 'the restore could not be stored', { cause: err });
+  /**
+   * The tenant whose stream records the revoke: in the target (tenant, principal); for a session, the
+   * session store knows it from the session's first token until its last token expires; for a jti, only
+   * when the caller verified the token. A lookup that fails is fatal unless forced: without it the typo
+   * guard cannot tell.
+   */
+  async function tenantOfTarget(policy: Policy, target: RevocationTarget, input: RevokeInput): Promise<string | null> {
+    if ('tenant' in target) return target.tenant;
+    if (target.kind === 'jti') return input.tenantOfToken ?? null;
+    return deps.sessions.tenantOfSession(target.session, Object.keys(policy.tenants)).catch((err) => {
+      if (input.force) return null;
+      throw new BrokerError('state_unavailable', 'session state is unavailable: cannot tell whether that session exists; nothing was revoked', { cause: err });
     });
-    await deps.audit.append(tenant, { type: 'restore', operator }).catch(() => undefined);
-    return { restored, tenant };
   }
 
-  return { revoke, restore };
-}
+  async function assertSeen(policy: Policy, target: RevocationTarget, tenant: string | null, force: boolean): Promise<void> {
+    if (force || target.kind === 'tenant') return;
+    if (target.kind === 'jti') {
+      throw new BrokerError('unknown_target', 'the broker keeps no list of token ids, so it cannot tell a real jti from a typo: give force to revoke it as given, or revoke its session', {
+        details: { target: 'jti' },
+      });
+    }
+    if (target.kind === 'session') {
+      if (tenant === null) throw new BrokerError('unknown_target', `session "${target.session}" is unknown or has expired; nothing was revoked (give force to revoke it anyway)`, { details: { target: 'session' } });
+      return;
+    }
+    const principals = policy.tenants[target.tenant]!.principals;
+    if (Object.hasOwn(principals, target.principal)) return;
+    const live = await deps.sessions.hasLivePrincipal(target.tenant, target.principal, deps.clock.now()).catch((err) => {
+      throw new BrokerError('state_unavailable', 'session state is unavailable: cannot tell whether that principal exists; nothing was revoked', { cause: err });
+    });
+    if (live) return;
+    const hint = didYouMean(target.principal, Object.keys(principals)).replace('"', `"${target.tenant}/`);
+    throw new BrokerError('unknown_target', `principal "${target.tenant}/${target.principal}" is not in policy and holds no live token${hint}; nothing was revoked (give force to revoke it anyway)`, {
+      details: { target: 'principal' },
+    });
+  }
 
-/**
- * Exactly one of tenant / session / principal / jti. Principals are tenant-scoped: "acme/acme-agent"
- * always works; a bare "acme-agent" works when exactly one tenant's policy has that principal.
- */
-export function resolveTarget(policy: Policy, input: RevokeInput): RevocationTarget {
-  const given = (['tenant', 'session', 'principal', 'jti'] as const).filter((k) => input[k] !== undefined);
-  if (given.length !== 1) throw new BrokerError('bad_request', 'give exactly one of tenant, session, principal, jti');
-  if (input.tenant !== undefined) {
-    // Own keys only: "constructor" is a valid id and must not find Object.prototype's.
-    if (!Object.hasOwn(policy.tenants, input.tenant)) throw new BrokerError('not_found', `unknown tenant "${input.tenant}"`);
-    return { kind: 'tenant', tenant: input.tenant };
-  }
-  if (input.session !== undefined) return { kind: 'session', session: input.session };
-  if (input.jti !== undefined) return { kind: 'jti', jti: input.jti };
-  const principal = input.principal!;
-  const slash = principal.indexOf('/');
-  if (slash > 0) {
-    const tenant = principal.slice(0, slash);
-    if (!Object.hasOwn(policy.tenants, tenant)) throw new BrokerError('not_found', `unknown tenant "${tenant}"`);
-    return { kind: 'principal', tenant, principal: principal.slice(slash + 1) };
-  }
-  const owners = Object.entries(policy.tenants).filter(([, t]) => Object.hasOwn(t.principals, principal));
-  if (owners.length !== 1) {
-    throw new BrokerError(owners.length === 0 ? 'not_found' : 'bad_request', `principal "${principal}" is ${owners.length === 0 ? 'not in policy' : 'in several tenants'}; name it as "tenant/principal"`);
-  }
-  return { kind: 'principal', tenant: owners[0]![0], principal };
-}
-
-function describe(target: RevocationTarget): string {
-  switch (target.kind) {
-    case 'tenant':
-      return `tenant ${target.tenant}`;
-    case 'principal':
-      return `principal ${target.tenant}/${target.principal}`;
-    case 'session':
-      return `session ${target.session}`;
-    case 'jti':
-      return `token ${target.jti}`;
-  }
-}
-
-function publicTarget(target: RevocationTarget): RevokeResult['revoked'] {
-  switch (target.kind) {
-    case 'tenant':
-      return { tenant: target.tenant };
-    case 'principal':
-      return { principal: `${target.tenant}/${target.principal}` };
-    case 'session':
-      return { session: target.session };
-    case 'jti':
-      return { jti: target.jti };
-  }
+  return { revoke };
 }

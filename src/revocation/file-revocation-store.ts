@@ -1,15 +1,17 @@
 import { join } from 'node:path';
 import { systemClock, type Clock } from '../clock';
-import { BrokerError, type DenyReason } from '../errors';
+import type { DenyReason } from '../errors';
 import { openJsonlJournal, type JsonlJournal } from '../journal/jsonl-journal';
-import { notBeforeOf, untilPastSecond, type RevocationRecord, type RevocationStore, type RevocationSubject, type RevocationTarget } from './revocation-store';
+import { assertRevocation, inForce, isRevocationTarget, notBeforeOf, revocationKey, untilPastSecond, type LiftableTarget, type RevocationRecord, type RevocationStore, type RevocationSubject } from './revocation-store';
 
 /**
  * The embedded revocation store: an in-memory index answers `check` (every authorize calls it, so it
  * does no I/O and allocates nothing), and `revocations.jsonl` under the data dir makes every revocation
  * durable before `revoke` resolves. A `{restore: tenant}` line lifts a tenant revocation for tokens
  * issued after the latest revoke (its `at` stays the tenant's "not before", rebuilt from the same lines
- * on restart); sessions, principals and tokens have no way back. The memory variant is the same store without the file.
+ * on restart); a `{lift: target}` line lifts a principal, session or token revocation entirely. A
+ * revocation with `expiresAt` stops denying then (checked against the clock on every call) and drops
+ * out of `list`; its line stays, and replays as expired. The memory variant is the same store without the file.
  *
  * Durable, then in effect: a change reaches the index only once its line is fsynced, applied in file
  * order (the journal's `onDurable`), so the index is always exactly what a restart would replay. A
@@ -25,33 +27,50 @@ export interface FileRevocationStoreOptions {
 }
 
 type RestoreLine = { restore: string; at: number };
+type LiftLine = { lift: LiftableTarget; at: number };
 /** Makes the entry durable, then applies it (`apply` runs in file order). */
-type Persist = (entry: RevocationRecord | RestoreLine, apply: () => void) => Promise<void>;
+type Persist = (entry: RevocationRecord | RestoreLine | LiftLine, apply: () => void) => Promise<void>;
 
 export async function createFileRevocationStore(options: FileRevocationStoreOptions): Promise<RevocationStore & { close(): Promise<void> }> {
   const path = join(options.dataDir, REVOCATIONS_FILE);
   const { entries, journal } = await openJsonlJournal(path);
-  const index = createRevocationIndex();
+  const clock = options.clock ?? systemClock;
+  const index = createRevocationIndex(clock);
   try {
     entries.forEach((entry, i) => replay(index, entry, `${path}:${i + 1}`));
   } catch (err) {
     await journal.close();
     throw err;
   }
-  return createStore(index, (entry, apply) => journal.append(entry, apply), options.clock ?? systemClock, journal);
+  return createStore(index, (entry, apply) => journal.append(entry, apply), clock, journal);
 }
 
 /** For tests and single-shot tools: identical behaviour, nothing survives the process. */
 export function createMemoryRevocationStore(options: { clock?: Clock } = {}): RevocationStore & { close(): Promise<void> } {
-  return createStore(createRevocationIndex(), async (_entry, apply) => apply(), options.clock ?? systemClock, null);
+  const clock = options.clock ?? systemClock;
+  return createStore(createRevocationIndex(clock), async (_entry, apply) => apply(), clock, null);
 }
 
 function createStore(index: RevocationIndex, persist: Persist, clock: Clock, journal: JsonlJournal | null): RevocationStore & { close(): Promise<void> } {
   return {
     async revoke(record) {
-      assertTarget(record.target);
-      const copy: RevocationRecord = { target: { ...record.target }, at: record.at, ...(record.reason === undefined ? {} : { reason: record.reason }) };
-      await persist(copy, () => index.revoke(copy.target, copy.at));
+      assertRevocation(record);
+      const copy = copyRecord(record);
+      await persist(copy, () => index.revoke(copy));
+    },
+    async lift(target) {
+      assertRevocation({ target, at: 0 });
+      const held = index.records.get(revocationKey(target));
+      if (!held || !inForce(held.expiresAt, clock.now())) return null;
+      await persist({ lift: { ...target }, at: clock.now() }, () => index.lift(target));
+      return copyRecord(held);
+    },
+    async list(now) {
+      const out: RevocationRecord[] = [];
+      for (const record of index.records.values()) {
+        if (record.target.kind === 'tenant' ? index.tenants.has(record.target.tenant) : inForce(record.expiresAt, now)) out.push(copyRecord(record));
+      }
+      return out;
     },
     async restoreTenant(tenant) {
       if (!index.tenants.has(tenant)) return false;
@@ -75,7 +94,10 @@ interface RevocationIndex {
   tenants: Set<string>;
   /** Every tenant ever revoked → its latest revoke's second: tokens with iat ≤ it stay revoked after a restore. */
   notBefore: Map<string, number>;
-  revoke(target: RevocationTarget, at: number): void;
+  /** The latest revoke per key, for listing and lifting (tenants stay in it after a restore; `tenants` says which are in force). */
+  records: Map<string, RevocationRecord>;
+  revoke(record: RevocationRecord): void;
+  lift(target: LiftableTarget): void;
   check(subject: RevocationSubject): Promise<DenyReason | null>;
 }
 
@@ -88,80 +110,100 @@ const ANSWER: Record<'tenant_revoked' | 'principal_revoked' | 'session_revoked' 
   token_revoked: Promise.resolve('token_revoked'),
 };
 
-function createRevocationIndex(): RevocationIndex {
+/** No expiry: a revocation that denies until it is lifted. */
+const FOREVER = Number.POSITIVE_INFINITY;
+
+function createRevocationIndex(clock: Clock): RevocationIndex {
   const tenants = new Set<string>();
   const notBefore = new Map<string, number>();
+  const records = new Map<string, RevocationRecord>();
   // Principal ids are only unique within a tenant, so they are nested under it (no string building per check).
-  const principals = new Map<string, Set<string>>();
-  const sessions = new Set<string>();
-  const jtis = new Set<string>();
+  // Each map holds the revocation's expiry (epoch ms, FOREVER without a TTL); the clock is read only on a hit.
+  const principals = new Map<string, Map<string, number>>();
+  const sessions = new Map<string, number>();
+  const jtis = new Map<string, number>();
+  const live = (expiresAt: number | undefined) => expiresAt !== undefined && (expiresAt === FOREVER || expiresAt > clock.now());
 
   return {
     tenants,
     notBefore,
-    revoke(target, at) {
+    records,
+    revoke(record) {
+      const { target } = record;
+      records.set(revocationKey(target), record);
+      // The latest revoke of a key decides its expiry: an operator can extend a TTL or make it permanent.
+      const until = record.expiresAt ?? FOREVER;
       switch (target.kind) {
         case 'tenant':
           tenants.add(target.tenant);
-          notBefore.set(target.tenant, Math.max(notBefore.get(target.tenant) ?? Number.NEGATIVE_INFINITY, notBeforeOf(at)));
+          notBefore.set(target.tenant, Math.max(notBefore.get(target.tenant) ?? Number.NEGATIVE_INFINITY, notBeforeOf(record.at)));
           return;
         case 'principal': {
-          let set = principals.get(target.tenant);
-          if (!set) principals.set(target.tenant, (set = new Set()));
-          set.add(target.principal);
+          let map = principals.get(target.tenant);
+          if (!map) principals.set(target.tenant, (map = new Map()));
+          map.set(target.principal, until);
           return;
         }
         case 'session':
-          sessions.add(target.session);
+          sessions.set(target.session, until);
           return;
         case 'jti':
-          jtis.add(target.jti);
+          jtis.set(target.jti, until);
+          return;
+      }
+    },
+    lift(target) {
+      records.delete(revocationKey(target));
+      switch (target.kind) {
+        case 'principal':
+          principals.get(target.tenant)?.delete(target.principal);
+          return;
+        case 'session':
+          sessions.delete(target.session);
+          return;
+        case 'jti':
+          jtis.delete(target.jti);
           return;
       }
     },
     // Same precedence as subjectKeys(): tenant, principal, session, then token.
     check(subject) {
       if (tenants.has(subject.tid) || subject.iat <= (notBefore.get(subject.tid) ?? Number.NEGATIVE_INFINITY)) return ANSWER.tenant_revoked;
-      if (principals.get(subject.tid)?.has(subject.sub)) return ANSWER.principal_revoked;
-      if (sessions.has(subject.sid)) return ANSWER.session_revoked;
-      if (jtis.has(subject.jti)) return ANSWER.token_revoked;
+      if (live(principals.get(subject.tid)?.get(subject.sub))) return ANSWER.principal_revoked;
+      if (live(sessions.get(subject.sid))) return ANSWER.session_revoked;
+      if (live(jtis.get(subject.jti))) return ANSWER.token_revoked;
       return NOT_REVOKED;
     },
   };
 }
 
 function replay(index: RevocationIndex, entry: unknown, where: string): void {
-  const e = entry as Partial<RevocationRecord & RestoreLine> | null;
+  const e = entry as Partial<RevocationRecord & RestoreLine & LiftLine> | null;
   if (e !== null && typeof e === 'object' && typeof e.restore === 'string') {
     index.tenants.delete(e.restore);
     return;
   }
-  if (e === null || typeof e !== 'object' || !isTarget(e.target)) {
+  if (e !== null && typeof e === 'object' && e.lift !== undefined) {
+    if (!isRevocationTarget(e.lift) || (e.lift as { kind: string }).kind === 'tenant') throw new Error(`${where}: not a lift entry`);
+    index.lift(e.lift);
+    return;
+  }
+  if (e === null || typeof e !== 'object' || !isRevocationTarget(e.target)) {
     // Skipping an entry we cannot read could un-revoke someone: refuse to start instead.
     throw new Error(`${where}: not a revocation or restore entry`);
   }
+  if (e.expiresAt !== undefined && (typeof e.expiresAt !== 'number' || !Number.isFinite(e.expiresAt))) throw new Error(`${where}: a revocation's expiresAt is not a time`);
   // Journals written before "not before" existed still carry `at`; without one, fail closed (every old token).
-  index.revoke(e.target, typeof e.at === 'number' && Number.isFinite(e.at) ? e.at : Number.MAX_SAFE_INTEGER);
+  const at = typeof e.at === 'number' && Number.isFinite(e.at) ? e.at : Number.MAX_SAFE_INTEGER;
+  index.revoke(copyRecord({ target: e.target, at, reason: typeof e.reason === 'string' ? e.reason : undefined, expiresAt: e.expiresAt, tenant: typeof e.tenant === 'string' ? e.tenant : undefined }));
 }
 
-function assertTarget(target: RevocationTarget): void {
-  if (!isTarget(target)) throw new BrokerError('bad_request', 'a revocation needs exactly one complete target');
-}
-
-function isTarget(value: unknown): value is RevocationTarget {
-  if (value === null || typeof value !== 'object') return false;
-  const t = value as Record<string, unknown>;
-  const id = (v: unknown) => typeof v === 'string' && v.length > 0;
-  switch (t.kind) {
-    case 'tenant':
-      return id(t.tenant);
-    case 'principal':
-      return id(t.tenant) && id(t.principal);
-    case 'session':
-      return id(t.session);
-    case 'jti':
-      return id(t.jti);
-    default:
-      return false;
-  }
+function copyRecord(record: RevocationRecord): RevocationRecord {
+  return {
+    target: { ...record.target },
+    at: record.at,
+    ...(record.reason === undefined ? {} : { reason: record.reason }),
+    ...(record.expiresAt === undefined ? {} : { expiresAt: record.expiresAt }),
+    ...(record.tenant === undefined ? {} : { tenant: record.tenant }),
+  };
 }

@@ -2,13 +2,14 @@ import { join } from 'node:path';
 import type { Clock } from '../clock';
 import { BrokerError } from '../errors';
 import { openJsonlJournal, type JsonlJournal } from '../journal/jsonl-journal';
-import type { CallRecord, SessionStore } from './session-store';
+import type { CallRecord, QuarantineEntry, SessionStore } from './session-store';
 
 /**
  * The embedded session store, for one process. Live sessions and in-flight calls live in memory with
  * expiries (pruned as they are read, and by a sweep at most once a minute so idle tenants cost nothing).
  * Quarantine is a security decision, so with a `dataDir` it is also written to `quarantine.jsonl` and
- * fsynced before `quarantine` resolves, and reloaded on start: a restart never releases a session.
+ * fsynced before `quarantine` resolves, and reloaded on start: a restart never releases a session; a
+ * `{lift: true}` line (an operator's release) is fsynced before `liftQuarantine` resolves, and replayed too.
  */
 export const QUARANTINE_FILE = 'quarantine.jsonl';
 const SWEEP_INTERVAL_MS = 60_000;
@@ -19,19 +20,26 @@ export interface MemorySessionStoreOptions {
   dataDir?: string;
 }
 
-type QuarantineLine = { tenant: string; session: string; reason: string; at: number };
+type QuarantineLine = { tenant: string; session: string; reason: string; at: number; lift?: true };
 
 export function createMemorySessionStore(options: MemorySessionStoreOptions): SessionStore & { ready(): Promise<void>; close(): Promise<void> } {
   const { clock } = options;
   const sessions = new Map<string, Map<string, number>>();
-  const quarantined = new Map<string, Set<string>>();
+  /** Tenant → principal → the latest expiry of a token it was issued. */
+  const principals = new Map<string, Map<string, number>>();
+  const quarantined = new Map<string, Map<string, QuarantineEntry>>();
   const calls = new Map<string, { call: CallRecord; expiresAt: number }>();
   let lastSweep = clock.now();
 
-  const markQuarantined = (tenant: string, session: string) => {
-    let set = quarantined.get(tenant);
-    if (!set) quarantined.set(tenant, (set = new Set()));
-    set.add(session);
+  const markQuarantined = (entry: QuarantineLine) => {
+    if (entry.lift) {
+      quarantined.get(entry.tenant)?.delete(entry.session);
+      return;
+    }
+    let map = quarantined.get(entry.tenant);
+    if (!map) quarantined.set(entry.tenant, (map = new Map()));
+    // The first quarantine's reason is the one an operator reviews; a repeat does not replace it.
+    if (!map.has(entry.session)) map.set(entry.session, { tenant: entry.tenant, session: entry.session, reason: entry.reason, at: entry.at });
   };
 
   // Loaded once; every method waits for it, so a damaged file fails calls (closed) rather than forgetting quarantines.
@@ -46,6 +54,10 @@ export function createMemorySessionStore(options: MemorySessionStoreOptions): Se
       for (const [session, expiresAt] of live) if (expiresAt <= now) live.delete(session);
       if (live.size === 0) sessions.delete(tenant);
     }
+    for (const [tenant, seen] of principals) {
+      for (const [principal, expiresAt] of seen) if (expiresAt <= now) seen.delete(principal);
+      if (seen.size === 0) principals.delete(tenant);
+    }
     for (const [callId, entry] of calls) if (entry.expiresAt <= now) calls.delete(callId);
   }
 
@@ -54,13 +66,23 @@ export function createMemorySessionStore(options: MemorySessionStoreOptions): Se
       await loading;
     },
 
-    async touch(tenant, session, expiresAt) {
+    async touch(tenant, session, expiresAt, principal) {
       await loading;
       sweep(clock.now());
       let live = sessions.get(tenant);
       if (!live) sessions.set(tenant, (live = new Map()));
       // A refreshed token keeps the session alive; an older token's touch never shortens it.
       live.set(session, Math.max(expiresAt, live.get(session) ?? -Infinity));
+      if (principal !== undefined) {
+        let seen = principals.get(tenant);
+        if (!seen) principals.set(tenant, (seen = new Map()));
+        seen.set(principal, Math.max(expiresAt, seen.get(principal) ?? -Infinity));
+      }
+    },
+
+    async hasLivePrincipal(tenant, principal, now) {
+      await loading;
+      return (principals.get(tenant)?.get(principal) ?? -Infinity) > now;
     },
 
     async liveSessions(tenant, now) {
@@ -80,14 +102,31 @@ export function createMemorySessionStore(options: MemorySessionStoreOptions): Se
     async quarantine(tenant, session, reason) {
       const journal = await loading;
       // In effect at once; durable (when configured) before this resolves.
-      markQuarantined(tenant, session);
       const line: QuarantineLine = { tenant, session, reason, at: clock.now() };
+      markQuarantined(line);
       await journal?.append(line);
     },
 
     async isQuarantined(tenant, session) {
       await loading;
       return quarantined.get(tenant)?.has(session) === true;
+    },
+
+    async quarantines(tenant) {
+      await loading;
+      const maps = tenant === undefined ? [...quarantined.values()] : [quarantined.get(tenant) ?? new Map<string, QuarantineEntry>()];
+      return maps.flatMap((map) => [...map.values()].map((entry) => ({ ...entry })));
+    },
+
+    async liftQuarantine(tenant, session) {
+      const journal = await loading;
+      const entry = quarantined.get(tenant)?.get(session);
+      if (!entry) return null;
+      // Durable first, then released: a lift that failed to store has not happened, now or after a restart.
+      const line: QuarantineLine = { tenant, session, reason: entry.reason, at: clock.now(), lift: true };
+      await journal?.append(line);
+      markQuarantined(line);
+      return { ...entry };
     },
 
     async putCall(call, ttlMs) {
@@ -142,7 +181,7 @@ export function createMemorySessionStore(options: MemorySessionStoreOptions): Se
   };
 }
 
-async function loadQuarantines(path: string, mark: (tenant: string, session: string) => void): Promise<JsonlJournal> {
+async function loadQuarantines(path: string, mark: (entry: QuarantineLine) => void): Promise<JsonlJournal> {
   const { entries, journal } = await openJsonlJournal(path);
   try {
     entries.forEach((entry, i) => {
@@ -150,7 +189,7 @@ async function loadQuarantines(path: string, mark: (tenant: string, session: str
       if (e === null || typeof e !== 'object' || typeof e.tenant !== 'string' || typeof e.session !== 'string') {
         throw new Error(`${path}:${i + 1}: not a quarantine entry`);
       }
-      mark(e.tenant, e.session);
+      mark({ tenant: e.tenant, session: e.session, reason: typeof e.reason === 'string' ? e.reason : '', at: typeof e.at === 'number' ? e.at : 0, ...(e.lift === true ? { lift: true as const } : {}) });
     });
   } catch (err) {
     await journal.close();

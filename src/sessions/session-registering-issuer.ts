@@ -13,7 +13,7 @@ export function registeringSessions(issuer: TokenIssuer, sessions: Pick<SessionS
   return {
     async issue(request) {
       const issued = await issuer.issue(request);
-      await sessions.touch(issued.claims.tid, issued.claims.sid, issued.claims.exp * 1000).catch((err) => {
+      await sessions.touch(issued.claims.tid, issued.claims.sid, issued.claims.exp * 1000, issued.claims.sub).catch((err) => {
         throw new BrokerError('state_unavailable', 'session state is unavailable; no token was issued', { cause: err });
       });
       return issued;

@@ -20,14 +20,29 @@ export interface CallRecord {
   spend?: { cost: number; keys: string[]; at: number };
 }
 
+/** A quarantined session, as operators list it. */
+export interface QuarantineEntry {
+  tenant: string;
+  session: string;
+  reason: string;
+  /** Epoch ms. */
+  at: number;
+}
+
 export interface SessionStore {
-  /** Notes a live session until its token's expiry (epoch ms). */
-  touch(tenant: string, session: string, expiresAt: number): Promise<void>;
+  /** Notes a live session (and, given, its principal) until its token's expiry (epoch ms). */
+  touch(tenant: string, session: string, expiresAt: number, principal?: string): Promise<void>;
   liveSessions(tenant: string, now: number): Promise<number>;
   /** Which of these tenants a live session belongs to, if any (so the kill switch can audit it there). */
   tenantOfSession(session: string, tenants: readonly string[]): Promise<string | null>;
+  /** Whether this principal holds a token that is still live (so the kill switch can tell a typo from a federated principal). */
+  hasLivePrincipal(tenant: string, principal: string, now: number): Promise<boolean>;
   quarantine(tenant: string, session: string, reason: string): Promise<void>;
   isQuarantined(tenant: string, session: string): Promise<boolean>;
+  /** Quarantined sessions, of one tenant or all. */
+  quarantines(tenant?: string): Promise<QuarantineEntry[]>;
+  /** Releases a quarantined session (durable, and in effect for every replica, before it resolves); null when it was not quarantined. */
+  liftQuarantine(tenant: string, session: string): Promise<QuarantineEntry | null>;
   /** Throws if the call id is already in flight (a live call id belongs to whoever opened it). */
   putCall(call: CallRecord, ttlMs: number): Promise<void>;
   /** Whether a live call holds this id; lets authorize refuse a reused id before it spends quota. */

@@ -1,5 +1,6 @@
+import type { Clock } from '../clock';
 import type { DenyReason } from '../errors';
-import type { RevocationSubject } from '../revocation/revocation-store';
+import { inForce, type RevocationSubject } from '../revocation/revocation-store';
 
 /**
  * One replica's in-memory copy of the shared revocation table, which every authorize checks without any
@@ -15,6 +16,8 @@ export interface RevocationChange {
   version: number;
   /** Tenant keys: the latest revoke's second. Tokens with iat ≤ it stay revoked when the row is lifted. */
   notBefore?: number;
+  /** Epoch ms after which an active revocation stops denying (a TTL); absent: until lifted. */
+  expiresAt?: number;
 }
 
 export interface RevocationMirror {
@@ -27,15 +30,17 @@ export interface RevocationMirror {
   size(): number;
 }
 
-export function createRevocationMirror(): RevocationMirror {
-  const entries = new Map<string, { active: boolean; version: number; notBefore?: number }>();
-  const active = (key: string) => entries.get(key)?.active === true;
+/** Expiry is judged on this replica's clock at each check, so an expired revocation stops denying without any message. */
+export function createRevocationMirror(clock: Pick<Clock, 'now'>): RevocationMirror {
+  const entries = new Map<string, { active: boolean; version: number; notBefore?: number; expiresAt?: number }>();
+  const inEffect = (entry: { active: boolean; expiresAt?: number } | undefined) => entry?.active === true && (entry.expiresAt === undefined || inForce(entry.expiresAt, clock.now()));
+  const active = (key: string) => inEffect(entries.get(key));
 
   return {
     apply(change) {
       const known = entries.get(change.key);
       if (known && known.version >= change.version) return false;
-      entries.set(change.key, { active: change.active, version: change.version, notBefore: change.notBefore });
+      entries.set(change.key, { active: change.active, version: change.version, notBefore: change.notBefore, expiresAt: change.expiresAt });
       return true;
     },
     check(subject) {
@@ -49,7 +54,7 @@ export function createRevocationMirror(): RevocationMirror {
     isTenantRevoked: (tenant) => active(`tenant:${tenant}`),
     size() {
       let n = 0;
-      for (const entry of entries.values()) if (entry.active) n++;
+      for (const entry of entries.values()) if (inEffect(entry)) n++;
       return n;
     },
   };

@@ -1,7 +1,7 @@
 import type { Logger } from 'pino';
 import { BrokerError } from '../errors';
 import { systemClock, type Clock } from '../clock';
-import { untilPastSecond, type RevocationStore, type RevocationTarget } from '../revocation/revocation-store';
+import { assertRevocation, untilPastSecond, type RevocationStore } from '../revocation/revocation-store';
 import type { RevocationTable } from './postgres/revocation-table';
 import type { RevocationFeed, RevocationFeedOptions } from './redis/revocation-feed';
 import { createRevocationMirror, type RevocationChange, type RevocationMirror } from './revocation-mirror';
@@ -40,7 +40,8 @@ const STALE = 'revocation state may be stale (shared state unreachable); failing
 
 export function createSharedRevocationStore(options: SharedRevocationStoreOptions): SharedRevocationStore {
   const { table, logger } = options;
-  const mirror: RevocationMirror = createRevocationMirror();
+  const clock = options.clock ?? systemClock;
+  const mirror: RevocationMirror = createRevocationMirror(clock);
   let killListener: (key: string) => Promise<void> = async () => undefined;
   const settle = (change: RevocationChange) => (change.active ? killListener(change.key) : Promise.resolve());
   // A revocation this replica missed on the feed and learns from the table still reaches its calls in flight.
@@ -82,11 +83,23 @@ export function createSharedRevocationStore(options: SharedRevocationStoreOption
     },
 
     async revoke(record) {
-      assertTarget(record.target);
+      assertRevocation(record);
       const change = await table.revoke(record);
       mirror.apply(change);
       await propagate(change, 'revocation');
     },
+
+    async lift(target) {
+      assertRevocation({ target, at: 0 });
+      const lifted = await table.lift(target, clock.now());
+      if (!lifted) return null;
+      mirror.apply(lifted.change);
+      await propagate(lifted.change, 'lift');
+      return lifted.record;
+    },
+
+    // From PostgreSQL, not the mirror: the mirror holds keys and states, not reasons and tenants.
+    list: (now) => table.list(now),
 
     onKill(listener) {
       killListener = listener;
@@ -102,7 +115,7 @@ export function createSharedRevocationStore(options: SharedRevocationStoreOption
       if (!change) return false;
       mirror.apply(change);
       await propagate(change, 'restore');
-      if (change.notBefore !== undefined) await untilPastSecond(options.clock ?? systemClock, change.notBefore);
+      if (change.notBefore !== undefined) await untilPastSecond(clock, change.notBefore);
       return true;
     },
 
@@ -128,19 +141,4 @@ export function createSharedRevocationStore(options: SharedRevocationStoreOption
 /** Keys of kills that are announced on the feed but kept elsewhere (quarantines: the session store). */
 function isAnnouncedKill(key: string): boolean {
   return key.startsWith('quarantine:');
-}
-
-function assertTarget(target: RevocationTarget): void {
-  const id = (v: unknown) => typeof v === 'string' && v.length > 0;
-  const ok =
-    target !== null &&
-    typeof target === 'object' &&
-    (target.kind === 'tenant'
-      ? id(target.tenant)
-      : target.kind === 'principal'
-        ? id(target.tenant) && id(target.principal)
-        : target.kind === 'session'
-          ? id(target.session)
-          : target.kind === 'jti' && id(target.jti));
-  if (!ok) throw new BrokerError('bad_request', 'a revocation needs exactly one complete target');
 }

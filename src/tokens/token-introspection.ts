@@ -111,7 +111,9 @@ export function createTokenIntrospection(deps: IntrospectionDeps) {
         return; // RFC 7009 §2.2: an invalid token is no error.
       }
       if (verified.clientId !== clientId) throw new OAuthError('unauthorized_client', 'the token was not issued to this client');
-      await deps.revoke({ jti: verified.jti, reason: 'revoked by its client (RFC 7009)', operator: `client:${clientId}` });
+      // The token itself was presented and verified, so its jti is no typo: forced past the kill switch's
+      // unknown-target guard, and recorded in the token's tenant's stream.
+      await deps.revoke({ jti: verified.jti, reason: 'revoked by its client (RFC 7009)', operator: `client:${clientId}`, force: true, tenantOfToken: verified.tenant });
     },
   };
 }

@@ -7,6 +7,10 @@ import type { Clock } from '../../clock';
 import { BrokerError } from '../../errors';
 import type { BrokerMetrics } from '../../observability/metrics';
 import type { createKillSwitch } from '../../operator/kill-switch';
+import type { createQuarantineReview } from '../../operator/quarantine-review';
+import type { createRestore } from '../../operator/restore';
+import { listingOf } from '../../operator/revocation-view';
+import { parseDuration } from '../../policy/duration';
 import type { ReloadResult } from '../../policy/live-policy';
 import { PolicyError } from '../../policy/load';
 import { idSchema, type Policy } from '../../policy/schema';
@@ -19,10 +23,34 @@ import { parseBody } from '../parse-body';
 import { sendError } from '../respond';
 
 const targetId = z.string().min(1).max(256);
+const reason = z.string().max(500);
+/** "90s", "15m", "1h", "7d" (as in policy) or seconds; at most a year. */
+const ttl = z
+  .union([z.string().max(32), z.number().int().positive()])
+  .transform((v, ctx) => {
+    const ms = parseDuration(v);
+    if (ms === undefined || ms <= 0 || ms > 366 * 86_400_000) {
+      ctx.addIssue({ code: 'custom', message: 'ttl must be a positive duration ("90s", "15m", "1h", "7d") of at most a year' });
+      return z.NEVER;
+    }
+    return ms;
+  });
 const revokeBody = z
-  .object({ tenant: idSchema.optional(), session: targetId.optional(), principal: targetId.optional(), jti: targetId.optional(), reason: z.string().max(500).optional() })
+  .object({
+    tenant: idSchema.optional(),
+    session: targetId.optional(),
+    principal: targetId.optional(),
+    jti: targetId.optional(),
+    reason: reason.optional(),
+    force: z.boolean().optional(),
+    ttl: ttl.optional(),
+  })
   .strict();
-const restoreBody = z.object({ tenant: idSchema }).strict();
+// A tenant restore needs no reason (it was the only restore, and admits only new tokens); a lift does.
+const restoreBody = z.object({ tenant: idSchema.optional(), principal: targetId.optional(), session: targetId.optional(), reason: reason.optional() }).strict();
+const revocationsQuery = z.object({ kind: z.enum(['tenant', 'principal', 'session', 'jti']).optional(), tenant: idSchema.optional() }).strict();
+const quarantinesQuery = z.object({ tenant: idSchema.optional() }).strict();
+const liftQuarantineBody = z.object({ session: targetId, tenant: idSchema.optional(), reason }).strict();
 // Nothing to send yet; strict, so a field a client expects to matter (a reason, a tenant) is refused, not ignored.
 const decideBody = z.object({}).strict();
 // A reload reads the broker's own policy file: a policy is never uploaded over HTTP.
@@ -32,7 +60,9 @@ const approvalsQuery = z.object({ tenant: idSchema }).strict();
 export interface OperatorRouteDeps {
   policy: () => Policy;
   killSwitch: ReturnType<typeof createKillSwitch>;
-  revocations: Pick<RevocationStore, 'isTenantRevoked'>;
+  restore: ReturnType<typeof createRestore>;
+  quarantines: ReturnType<typeof createQuarantineReview>;
+  revocations: Pick<RevocationStore, 'isTenantRevoked' | 'list'>;
   sessions: Pick<SessionStore, 'liveSessions'>;
   quotas: Pick<QuotaStore, 'usage'>;
   budgets: Pick<BudgetStore, 'usage'>;
@@ -53,8 +83,8 @@ export function operatorRoutes(deps: OperatorRouteDeps): Router {
 
   router.post('/v1/revoke', async (req, res) => {
     try {
-      const body = parseBody(revokeBody, req.body);
-      const result = await deps.killSwitch.revoke({ ...body, operator: operator(res) });
+      const { ttl: ttlMs, ...body } = parseBody(revokeBody, req.body);
+      const result = await deps.killSwitch.revoke({ ...body, ...(ttlMs === undefined ? {} : { ttlMs }), operator: operator(res) });
       deps.metrics.revocations.inc({ kind: Object.keys(result.revoked)[0] ?? 'unknown' });
       deps.logger.info({ operator: operator(res), revoked: result.revoked, leases: result.upstream_leases_revoked }, 'revoked');
       res.json(result);
@@ -66,7 +96,47 @@ export function operatorRoutes(deps: OperatorRouteDeps): Router {
   router.post('/v1/restore', async (req, res) => {
     try {
       const body = parseBody(restoreBody, req.body);
-      res.json(await deps.killSwitch.restore(body.tenant, operator(res)));
+      const result = await deps.restore({ ...body, operator: operator(res) });
+      deps.logger.info({ operator: operator(res), restored: result }, 'restored');
+      res.json(result);
+    } catch (err) {
+      sendError(req, res, err, deps.logger);
+    }
+  });
+
+  // Revocations in force now; an expired one is not listed (and no longer denies).
+  router.get('/v1/revocations', async (req, res) => {
+    try {
+      const query = parseBody(revocationsQuery, { ...req.query });
+      if (query.tenant !== undefined) knownTenant(query.tenant);
+      const all = await deps.revocations.list(deps.clock.now()).catch((err) => {
+        throw new BrokerError('state_unavailable', 'revocation state is unavailable', { cause: err });
+      });
+      const revocations = all
+        .map(listingOf)
+        .filter((r) => (query.kind === undefined || r.kind === query.kind) && (query.tenant === undefined || r.tenant === query.tenant))
+        .sort((a, b) => a.revoked_at.localeCompare(b.revoked_at));
+      res.json({ revocations });
+    } catch (err) {
+      sendError(req, res, err, deps.logger);
+    }
+  });
+
+  router.get('/v1/quarantines', async (req, res) => {
+    try {
+      const { tenant } = parseBody(quarantinesQuery, { ...req.query });
+      res.json({ quarantines: await deps.quarantines.list(tenant === undefined ? undefined : knownTenant(tenant)) });
+    } catch (err) {
+      sendError(req, res, err, deps.logger);
+    }
+  });
+
+  router.post('/v1/quarantines/lift', async (req, res) => {
+    try {
+      const body = parseBody(liftQuarantineBody, req.body);
+      const result = await deps.quarantines.lift({ ...body, ...(body.tenant === undefined ? {} : { tenant: knownTenant(body.tenant) }), operator: operator(res) });
+      deps.logger.info({ operator: operator(res), tenant: result.tenant, session: result.session }, 'quarantine lifted');
+      res.json(result);
     } catch (err) {
       sendError(req, res, err, deps.logger);
     }

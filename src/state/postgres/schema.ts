@@ -8,7 +8,8 @@ import { inTransaction } from './pool';
  *
  * - bulkhead_revocations: one row per revoked target, its current state and a version that grows by one
  *   on every change; replicas merge rows by version, so the order in which they hear of changes
- *   (pub/sub, resync, reconciliation) does not matter.
+ *   (pub/sub, resync, reconciliation) does not matter. Version 3: `expires_at` (a revocation with a TTL)
+ *   and `tenant` (the stream that recorded it, for listing and lifting by tenant).
  * - bulkhead_audit_heads / bulkhead_audit: per-tenant hash chains. The head row is locked by every
  *   writer, which makes seq gap-free and ordered across replicas; it is also the acknowledged head that
  *   `verify` compares with, so records cut from the end are noticed. A trigger refuses UPDATE and DELETE
@@ -20,7 +21,7 @@ import { inTransaction } from './pool';
  * - bulkhead_leases: leader locks (rotation) as leases on the server's clock.
  * - bulkhead_quarantines: durable copy of quarantined sessions (Redis holds the hot copy).
  */
-export const SCHEMA_VERSION = 2;
+export const SCHEMA_VERSION = 3;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS bulkhead_schema (
@@ -36,6 +37,8 @@ CREATE TABLE IF NOT EXISTS bulkhead_revocations (
   active boolean NOT NULL,
   version bigint NOT NULL
 );
+ALTER TABLE bulkhead_revocations ADD COLUMN IF NOT EXISTS expires_at bigint;
+ALTER TABLE bulkhead_revocations ADD COLUMN IF NOT EXISTS tenant text;
 CREATE TABLE IF NOT EXISTS bulkhead_audit_heads (
   tenant text PRIMARY KEY,
   seq bigint NOT NULL,
@@ -92,7 +95,7 @@ CREATE TABLE IF NOT EXISTS bulkhead_quarantines (
 
 /**
  * Creates the schema, or upgrades an older one in place: every statement is idempotent (IF NOT EXISTS,
- * OR REPLACE), so version 1 becomes 2 by running the same DDL. Safe to run concurrently and repeatedly.
+ * OR REPLACE, ADD COLUMN IF NOT EXISTS), so an older version is upgraded by running the same DDL. Safe to run concurrently and repeatedly.
  */
 export async function initSchema(pool: Pool): Promise<{ version: number; created: boolean }> {
   return inTransaction(pool, async (client) => {

@@ -18,6 +18,8 @@ export interface Keyspace {
   slots(tenant: string): string;
   /** Sorted set of live sessions (score: expiry). */
   sessions(tenant: string): string;
+  /** Sorted set of principals holding live tokens (score: latest expiry). */
+  principals(tenant: string): string;
   quarantined(tenant: string): string;
   /** Present once the quarantine sets were loaded from PostgreSQL (gone after a Redis restart). */
   quarantineLoaded: string;
@@ -48,6 +50,7 @@ export function createKeyspace(prefix: string): Keyspace {
     rate: (tenant) => `${p}:rate:${tenant}`,
     slots: (tenant) => `${p}:slots:${tenant}`,
     sessions: (tenant) => `${p}:sessions:${tenant}`,
+    principals: (tenant) => `${p}:principals:${tenant}`,
     quarantined: (tenant) => `${p}:quarantined:${tenant}`,
     quarantineLoaded: `${p}:quarantined-loaded`,
     call: (callId) => `${p}:call:${callId}`,

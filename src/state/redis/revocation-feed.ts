@@ -216,7 +216,14 @@ export function createRevocationFeed(options: RevocationFeedOptions): Revocation
 
     async publish(change) {
       const id = randomUUID();
-      const message: ChangeMessage = { id, key: change.key, active: change.active, version: change.version, ...(change.notBefore === undefined ? {} : { notBefore: change.notBefore }) };
+      const message: ChangeMessage = {
+        id,
+        key: change.key,
+        active: change.active,
+        version: change.version,
+        ...(change.notBefore === undefined ? {} : { notBefore: change.notBefore }),
+        ...(change.expiresAt === undefined ? {} : { expiresAt: change.expiresAt }),
+      };
       let done!: () => void;
       const allAcked = new Promise<void>((resolve) => (done = resolve));
       const pending = { expected: Number.POSITIVE_INFINITY, replicas: new Set<string>(), done };

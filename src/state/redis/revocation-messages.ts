@@ -19,19 +19,36 @@ export interface RevocationMessages {
 }
 
 export function createRevocationMessages(signer: FeedSigner): RevocationMessages {
-  // notBefore is signed too (a forged one could resurrect old tokens); absent, the fields are as before.
-  const changeFields = (m: ChangeMessage) => ['change', m.id, m.key, String(m.active), String(m.version), ...(m.notBefore === undefined ? [] : [String(m.notBefore)])];
+  // notBefore and expiresAt are signed too (a forged one could resurrect old tokens or end a revocation
+  // early); absent, the fields are as before. Tagged, so one cannot be passed off as the other.
+  const changeFields = (m: ChangeMessage) => [
+    'change',
+    m.id,
+    m.key,
+    String(m.active),
+    String(m.version),
+    ...(m.notBefore === undefined ? [] : [String(m.notBefore)]),
+    ...(m.expiresAt === undefined ? [] : [`expires:${m.expiresAt}`]),
+  ];
   const ackFields = (id: string, replica: string) => ['ack', id, replica];
 
   return {
-    encodeChange: (m) => JSON.stringify({ id: m.id, key: m.key, active: m.active, version: m.version, notBefore: m.notBefore, mac: signer.sign(changeFields(m)) }),
+    encodeChange: (m) => JSON.stringify({ id: m.id, key: m.key, active: m.active, version: m.version, notBefore: m.notBefore, expiresAt: m.expiresAt, mac: signer.sign(changeFields(m)) }),
 
     decodeChange(text) {
       const v = parse(text);
       if (!v || typeof v.id !== 'string' || typeof v.key !== 'string' || typeof v.active !== 'boolean' || typeof v.mac !== 'string') return null;
       if (typeof v.version !== 'number' || !Number.isSafeInteger(v.version)) return null;
       if (v.notBefore !== undefined && (typeof v.notBefore !== 'number' || !Number.isSafeInteger(v.notBefore))) return null;
-      const message: ChangeMessage = { id: v.id, key: v.key, active: v.active, version: v.version, ...(v.notBefore === undefined ? {} : { notBefore: v.notBefore }) };
+      if (v.expiresAt !== undefined && (typeof v.expiresAt !== 'number' || !Number.isSafeInteger(v.expiresAt))) return null;
+      const message: ChangeMessage = {
+        id: v.id,
+        key: v.key,
+        active: v.active,
+        version: v.version,
+        ...(v.notBefore === undefined ? {} : { notBefore: v.notBefore }),
+        ...(v.expiresAt === undefined ? {} : { expiresAt: v.expiresAt }),
+      };
       return signer.verify(changeFields(message), v.mac) ? message : null;
     },
 

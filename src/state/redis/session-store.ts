@@ -9,18 +9,24 @@ import { luaScript } from './lua-script';
  * Sessions and in-flight calls shared by every replica, so /v1/complete can land on any replica and the
  * kill switch on one replica finds leases opened on another.
  *
- * - Live sessions: a sorted set per tenant scored by expiry (a refreshed token never shortens one).
+ * - Live sessions: a sorted set per tenant scored by expiry (a refreshed token never shortens one);
+ *   the principals that hold live tokens likewise, so the kill switch can tell a typo from a federated principal.
  * - Calls: one hash per call id with a TTL; creating one is NX, so a live call id belongs to whoever
  *   opened it, and taking one is atomic, so a call completes once.
  * - Quarantine: written to Redis first (in effect at once on every replica) and then to PostgreSQL
  *   (durable before `quarantine` resolves). A marker key says the Redis copy was loaded from
  *   PostgreSQL; after a Redis restart the marker is gone and the next check reloads the copy first,
- *   so a restart never releases a quarantined session.
+ *   so a restart never releases a quarantined session. A lift deletes the PostgreSQL row first (the
+ *   truth), then the Redis member, which every replica's next check reads.
  */
+// ARGV: expiry, now, then one member per key. Members already expired are dropped as it goes.
 const TOUCH = luaScript(`
-redis.call('ZADD', KEYS[1], 'GT', ARGV[1], ARGV[2])
-local last = redis.call('ZRANGE', KEYS[1], -1, -1, 'WITHSCORES')
-redis.call('PEXPIREAT', KEYS[1], math.ceil(tonumber(last[2])))
+for i = 1, #KEYS do
+  redis.call('ZREMRANGEBYSCORE', KEYS[i], '-inf', ARGV[2])
+  redis.call('ZADD', KEYS[i], 'GT', ARGV[1], ARGV[i + 2])
+  local last = redis.call('ZRANGE', KEYS[i], -1, -1, 'WITHSCORES')
+  redis.call('PEXPIREAT', KEYS[i], math.ceil(tonumber(last[2])))
+end
 return 1
 `);
 
@@ -68,8 +74,14 @@ export function createRedisSessionStore(options: { redis: Redis; keyspace: Keysp
   }
 
   return {
-    async touch(tenant, session, expiresAt) {
-      await TOUCH(redis, [ks.sessions(tenant)], [Math.trunc(expiresAt), session]);
+    async touch(tenant, session, expiresAt, principal) {
+      const keys = principal === undefined ? [ks.sessions(tenant)] : [ks.sessions(tenant), ks.principals(tenant)];
+      await TOUCH(redis, keys, [Math.trunc(expiresAt), Math.trunc(clock.now()), session, ...(principal === undefined ? [] : [principal])]);
+    },
+
+    async hasLivePrincipal(tenant, principal, now) {
+      const expiresAt = await redis.zscore(ks.principals(tenant), principal);
+      return expiresAt !== null && Number(expiresAt) > now;
     },
 
     async liveSessions(tenant, now) {
@@ -90,6 +102,15 @@ export function createRedisSessionStore(options: { redis: Redis; keyspace: Keysp
     async quarantine(tenant, session, reason) {
       await redis.sadd(ks.quarantined(tenant), session);
       await quarantines.add({ tenant, session, reason, at: clock.now() });
+    },
+
+    quarantines: (tenant) => quarantines.all(tenant),
+
+    async liftQuarantine(tenant, session) {
+      const removed = await quarantines.remove(tenant, session);
+      // Removed from Redis even without a row: a reload racing an earlier lift could have put it back there.
+      const released = await redis.srem(ks.quarantined(tenant), session);
+      return removed ?? (released > 0 ? { tenant, session, reason: '', at: 0 } : null);
     },
 
     async isQuarantined(tenant, session) {
