@@ -39,7 +39,9 @@ export interface RestoreDeps {
  */
 export function createRestore(deps: RestoreDeps) {
   return async function restore(input: RestoreInput): Promise<RestoreResult> {
-    const target = resolveTarget(deps.policy(), { tenant: input.tenant, principal: input.principal, session: input.session });
+    const given = (['tenant', 'principal', 'session'] as const).filter((k) => input[k] !== undefined);
+    if (given.length !== 1) throw new BrokerError('bad_request', 'give exactly one of tenant, principal, session (a token is not restored: get a new one)');
+    const target = resolveTarget(deps.policy(), { [given[0]!]: input[given[0]!] });
     const reason = input.reason?.slice(0, 200);
     if (target.kind === 'tenant') {
       const restored = await deps.revocations.restoreTenant(target.tenant).catch((err) => {

@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { formatTable } from '../cli/table';
 import { canonicalJson, sha256Hex } from '../crypto/hash';
 import { CANARY_TOOLS, type CanaryFile } from './canary-file';
 import { findNeedles, needlesFor, type Needle } from './leak-needles';
@@ -263,8 +264,6 @@ function searchable(path: string, status: number, text: string): string {
 export function formatReport(report: SelftestReport): string {
   const rows = report.checks.map((c) => [c.ok ? 'ok' : 'FAIL', c.check, c.replica, c.expected, c.observed, `${c.ms}`]);
   const header = ['', 'check', 'replica', 'expected', 'observed', 'ms'];
-  const widths = header.map((h, i) => Math.min(60, Math.max(h.length, ...rows.map((r) => r[i]!.length))));
-  const line = (cells: string[]) => cells.map((cell, i) => (cell.length > widths[i]! ? cell.slice(0, widths[i]! - 1) + '…' : cell.padEnd(widths[i]!))).join('  ').trimEnd();
   const failed = report.checks.filter((c) => !c.ok).length;
-  return [line(header), ...rows.map(line), '', failed ? `CONTAINMENT NOT PROVEN: ${failed} of ${report.checks.length} checks failed` : `contained: ${report.checks.length} checks held on ${report.replicas.length} replica(s)`, `report digest ${report.digest}`].join('\n') + '\n';
+  return [formatTable(header, rows), '', failed ? `CONTAINMENT NOT PROVEN: ${failed} of ${report.checks.length} checks failed` : `contained: ${report.checks.length} checks held on ${report.replicas.length} replica(s)`, `report digest ${report.digest}`].join('\n') + '\n';
 }

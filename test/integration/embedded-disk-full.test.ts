@@ -50,7 +50,7 @@ describeWithTmpfs('embedded broker on a full disk: typed 503s, recovery without 
     // last 4 KiB block: the failed write below then leaves a torn line, which must not survive.
     let padding = 0;
     while (padding === 0 || journalBytes(REVOCATIONS_FILE) % 4096 < 3600) {
-      expect((await revoke({ jti: `padding-${padding}`, reason: longReason(`pad ${padding}`) })).status).toBe(200);
+      expect((await revoke({ jti: `padding-${padding}`, reason: longReason(`pad ${padding}`), force: true })).status).toBe(200);
       padding++;
     }
     const exportCall = await h.authorize('crm-mcp', { token: exporter, tool: 'export_report', arguments: {}, call_id: 'export-1' });

@@ -58,7 +58,7 @@ describeWithUpstream(['bao', 'postgres', 'redis'], 'a kill on replica A reaches 
     await rm(dir, { recursive: true, force: true });
   });
 
-  const revokeOnA = (target: Record<string, string>) => a.post('/v1/revoke', { ...target, reason: 'kill in flight elsewhere' }, a.operatorToken);
+  const revokeOnA = (target: Record<string, string | boolean>) => a.post('/v1/revoke', { ...target, reason: 'kill in flight elsewhere' }, a.operatorToken);
 
   it('denies on B a call in flight when A revokes its session (session_revoked)', async () => {
     const token = await a.token('acme-agent', 'crm-mcp');
@@ -80,7 +80,7 @@ describeWithUpstream(['bao', 'postgres', 'redis'], 'a kill on replica A reaches 
   it('denies on B a call in flight when A revokes its token id (token_revoked)', async () => {
     const token = await a.token('acme-reader', 'crm-mcp');
     await expectAllowed(b, token);
-    const { answer } = await killWhileResolving(vault, b, token, () => revokeOnA({ jti: claimsOf(token).jti }));
+    const { answer } = await killWhileResolving(vault, b, token, () => revokeOnA({ jti: claimsOf(token).jti, force: true }));
     expectDeny(b, answer, 403, 'token_revoked');
   });
 

@@ -37,7 +37,7 @@ describeWithUpstream(['bao', 'postgres'], 'a kill reaches the calls it finds in 
     await rm(dir, { recursive: true, force: true });
   });
 
-  const revoke = (target: Record<string, string>) => h.post('/v1/revoke', { ...target, reason: 'kill in flight' }, h.operatorToken);
+  const revoke = (target: Record<string, string | boolean>) => h.post('/v1/revoke', { ...target, reason: 'kill in flight' }, h.operatorToken);
   const complete = (id: string, records: number) => h.post('/v1/complete', { call_id: id, status: 'success', records }, h.serverKeys['crm-mcp']);
 
   it('denies a call whose KV read was in flight when its session was revoked (session_revoked)', async () => {
@@ -63,7 +63,7 @@ describeWithUpstream(['bao', 'postgres'], 'a kill reaches the calls it finds in 
   it('denies a call in flight when one token id is revoked (token_revoked)', async () => {
     const token = await h.token('acme-reader', 'crm-mcp');
     await expectAllowed(h, token);
-    const { answer, id } = await killWhileResolving(vault, h, token, () => revoke({ jti: claimsOf(token).jti }));
+    const { answer, id } = await killWhileResolving(vault, h, token, () => revoke({ jti: claimsOf(token).jti, force: true }));
     expectDeny(h, answer, 403, 'token_revoked');
     await expectNoAllowAnywhere(h, [id]);
     expect((await auditEvents(h, 'acme')).filter((e) => e.call_id === id).map((e) => e.reason)).toEqual(['token_revoked']);

@@ -23,7 +23,7 @@ afterAll(async () => {
 const EXCHANGE = { grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token_type: 'urn:ietf:params:oauth:token-type:access_token' };
 // A refresh is the token's own client asking (its principal's secret), as refresh-client-auth.test.ts proves.
 const refresh = (token: string) => h.post('/v1/token', { ...EXCHANGE, subject_token: token, client_id: claimsOf(token).sub, client_secret: h.clientSecrets[claimsOf(token).sub] });
-const revoke = (target: Record<string, string>) => h.post('/v1/revoke', { ...target, reason: 'isolation test' }, h.operatorToken);
+const revoke = (target: Record<string, string | boolean>) => h.post('/v1/revoke', { ...target, reason: 'isolation test' }, h.operatorToken);
 const tenantOf = (token: string) => claimsOf(token).tid as string;
 const goodCall = (token: string) => ({ token, tool: 'query_crm', arguments: { path: `${tenantOf(token)}/x` } });
 
@@ -90,7 +90,7 @@ describe('session, token and principal revocation', () => {
   it('denies one revoked token while the other tokens of its session keep working (token_revoked)', async () => {
     const first = await h.token('globex-agent', 'crm-mcp');
     const refreshed = (await refresh(first)).body.access_token as string;
-    expect((await revoke({ jti: claimsOf(first).jti })).status).toBe(200);
+    expect((await revoke({ jti: claimsOf(first).jti, force: true })).status).toBe(200);
 
     await expectRevokedFirst(first, 'token_revoked');
     const again = await refresh(first);
@@ -124,7 +124,7 @@ describe('tenant revocation', () => {
     for (const token of Object.values(tokens)) await expectAllowed(token);
     // Narrower revocations inside acme first: they must outlive the tenant's restore.
     expect((await revoke({ session: claimsOf(tokens.session!).sid })).status).toBe(200);
-    expect((await revoke({ jti: claimsOf(tokens.jti!).jti })).status).toBe(200);
+    expect((await revoke({ jti: claimsOf(tokens.jti!).jti, force: true })).status).toBe(200);
     expect((await revoke({ principal: 'acme-reader' })).status).toBe(200);
   });
 

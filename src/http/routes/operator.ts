@@ -30,7 +30,7 @@ const ttl = z
   .transform((v, ctx) => {
     const ms = parseDuration(v);
     if (ms === undefined || ms <= 0 || ms > 366 * 86_400_000) {
-      ctx.addIssue({ code: 'custom', message: 'ttl must be a positive duration ("90s", "15m", "1h", "7d") of at most a year' });
+      ctx.addIssue({ code: 'custom', message: 'must be a positive duration ("90s", "15m", "1h", "7d") of at most a year' });
       return z.NEVER;
     }
     return ms;

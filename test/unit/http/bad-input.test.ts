@@ -152,6 +152,9 @@ const revoke: Endpoint = {
     ['tenant', ['acme'], /^tenant: /],
     ['reason', 42, /^reason: /],
     ['reason', 'r'.repeat(501), /^reason: /],
+    ['force', 'yes', /^force: /],
+    ['ttl', 'soon', /^ttl: must be a positive duration/],
+    ['ttl', -5, /^ttl: /],
   ],
   unknownFields: 'refused',
 };
@@ -162,10 +165,16 @@ const restore: Endpoint = {
   auth: 'operator',
   shape: 'error',
   valid: () => ({ tenant: 'acme' }),
-  missing: () => [[{}, /^tenant: Required$/]],
+  missing: () => [
+    [{}, /exactly one of tenant, principal, session/],
+    [{ reason: 'mistake' }, /exactly one of tenant, principal, session/],
+    [{ tenant: 'acme', session: 'abc', reason: 'mistake' }, /exactly one of tenant, principal, session/],
+    [{ principal: 'acme/acme-agent' }, /needs a reason/],
+  ],
   wrongTypes: [
     ['tenant', 5, /^tenant: /],
     ['tenant', 'acme/../globex', /^tenant: /],
+    ['reason', 42, /^reason: /],
   ],
   unknownFields: 'refused',
 };

@@ -8,7 +8,7 @@ const subject = { tid: 'acme', sub: 'acme-agent', sid: 's1', jti: 'j1', iat: 100
 
 describe('revocation mirror', () => {
   test('a stale restore arriving after a newer revoke does not lift the revocation', () => {
-    const mirror = createRevocationMirror();
+    const mirror = createRevocationMirror({ now: () => Date.now() });
     expect(mirror.apply({ key: 'tenant:acme', active: true, version: 3 })).toBe(true);
     // Version 2 (an older restore) replayed late by a resync must not win.
     expect(mirror.apply({ key: 'tenant:acme', active: false, version: 2 })).toBe(false);
@@ -19,14 +19,14 @@ describe('revocation mirror', () => {
   });
 
   test('the same change applied twice is a no-op', () => {
-    const mirror = createRevocationMirror();
+    const mirror = createRevocationMirror({ now: () => Date.now() });
     expect(mirror.apply({ key: 'session:s1', active: true, version: 1 })).toBe(true);
     expect(mirror.apply({ key: 'session:s1', active: true, version: 1 })).toBe(false);
     expect(mirror.size()).toBe(1);
   });
 
   test('reasons follow the precedence tenant, principal, session, token, and stay per tenant', () => {
-    const mirror = createRevocationMirror();
+    const mirror = createRevocationMirror({ now: () => Date.now() });
     mirror.apply({ key: 'jti:j1', active: true, version: 1 });
     expect(mirror.check(subject)).toBe('token_revoked');
     mirror.apply({ key: 'session:s1', active: true, version: 1 });
