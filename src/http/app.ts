@@ -56,7 +56,8 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.use(['/v1/authorize', '/v1/complete', '/v1/manifest'], serverOnly);
   app.use(serverRoutes({ ...deps.server, logger: deps.logger }));
   const operatorOnly = authenticate('operator', deps.operators, deps.onUnauthenticated);
-  app.use(['/v1/revoke', '/v1/restore', '/v1/audit', '/v1/tenants', '/v1/approvals', '/v1/keys', '/v1/policy'], operatorOnly);
+  // Every operator route's prefix: a route added to operatorRoutes without one here would be open (test/isolation/operator-undo.test.ts tries).
+  app.use(['/v1/revoke', '/v1/restore', '/v1/revocations', '/v1/quarantines', '/v1/audit', '/v1/tenants', '/v1/approvals', '/v1/keys', '/v1/policy'], operatorOnly);
   // One router for the whole operator API (audit included), so the console below runs exactly it.
   const operatorApi = Router();
   operatorApi.use(operatorRoutes({ ...deps.operator, logger: deps.logger }));

@@ -21,7 +21,7 @@ export const AUDIT_KEYS_FILE = 'audit-keys.json';
 
 export async function createEmbeddedState(options: { dataDir: string; masterKey: Buffer; clock: Clock }): Promise<BrokerState> {
   const { dataDir, masterKey, clock } = options;
-  const revocations = await createFileRevocationStore({ dataDir });
+  const revocations = await createFileRevocationStore({ dataDir, clock });
   const audit = createFileAuditLog({ dir: join(dataDir, 'audit'), clock });
   const sessions = createMemorySessionStore({ clock, dataDir });
   // Load the quarantine journal now: a damaged file stops the broker at start, not every call later.
