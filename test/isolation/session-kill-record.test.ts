@@ -19,7 +19,7 @@ afterAll(async () => {
 });
 
 const EXCHANGE = { grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange', subject_token_type: 'urn:ietf:params:oauth:token-type:access_token' };
-const revoke = (target: Record<string, string>) => h.post('/v1/revoke', { ...target, reason: 'killed before it acted' }, h.operatorToken);
+const revoke = (target: Record<string, string | boolean>) => h.post('/v1/revoke', { ...target, reason: 'killed before it acted' }, h.operatorToken);
 const revokeRecords = async (tenant: string, sid: string) => (await auditEvents(h, tenant)).filter((e) => e.type === 'revoke' && e.detail === `session ${sid}`);
 
 async function expectRecordedOnlyIn(tenant: string, sid: string): Promise<void> {
@@ -60,9 +60,12 @@ it('records the kill of a refreshed session that never acted, once, and the refr
   expectDeny(h, await h.authorize('crm-mcp', { token: refreshed.body.access_token, tool: 'query_crm', arguments: { path: 'initech/x' } }), 403, 'session_revoked');
 });
 
-it('records nothing in any tenant for a session id the broker never issued', async () => {
+it('refuses a session id the broker never issued (404 unknown_target) and, forced, records it in no tenant', async () => {
   const sid = 'never-issued-session';
-  expect((await revoke({ session: sid })).status).toBe(200);
+  const refused = await revoke({ session: sid });
+  expect(refused.status).toBe(404);
+  expect(refused.body).toMatchObject({ error: 'unknown_target', target: 'session' });
+  expect((await revoke({ session: sid, force: true })).status).toBe(200);
   for (const tenant of Object.keys(h.policy.tenants)) expect(await revokeRecords(tenant, sid)).toEqual([]);
 });
 

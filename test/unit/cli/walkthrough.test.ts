@@ -150,6 +150,36 @@ it('revoke --tenant, restore --tenant and keys rotate work through the CLI', asy
   expect(JSON.parse(rotated.stdout)).toMatchObject({ rotated: true, current_kid: expect.any(String) });
 });
 
+it('a typo in revoke --principal is refused (exit 1, did you mean), and revocations list shows what --ttl and restore did', async () => {
+  const typo = await cli(['revoke', '--principal', 'acme/acme-agnet', ...common()]);
+  expect(typo.code).toBe(1);
+  expect(typo.stderr).toMatch(/^bulkhead revoke: 404 unknown_target: principal "acme\/acme-agnet" is not in policy and holds no live token \(did you mean "acme\/acme-agent"\?\); nothing was revoked/);
+  const unknownTenant = await cli(['revoke', '--principal', 'delta/delta-bott', ...common()]);
+  expect(unknownTenant.code).toBe(1);
+  expect(unknownTenant.stderr).toMatch(/404 not_found: unknown tenant "delta"/);
+  // The walkthrough revoked a session earlier; no principal is revoked.
+  expect((await cli(['revocations', 'list', '--kind', 'principal', ...common()])).stdout).toBe('nothing is revoked\n');
+
+  const revoked = await cli(['revoke', '--principal', 'globex/globex-agent', '--ttl', '1h', '--reason', 'rotating its secret', ...common()]);
+  expect(revoked.code).toBe(0);
+  expect(JSON.parse(revoked.stdout)).toMatchObject({ revoked: { principal: 'globex/globex-agent' }, expires_at: expect.any(String) });
+  const table = (await cli(['revocations', 'list', '--tenant', 'globex', ...common()])).stdout.split('\n');
+  expect(table[0]).toMatch(/^KIND\s+TARGET\s+TENANT\s+REVOKED AT\s+EXPIRES AT\s+REASON$/);
+  expect(table[1]).toMatch(/^principal\s+globex\/globex-agent\s+globex\s+\S+Z\s+\S+Z\s+rotating its secret$/);
+  const json = JSON.parse((await cli(['revocations', 'list', '--kind', 'principal', '--tenant', 'globex', '--json', ...common()])).stdout);
+  expect(json.revocations).toEqual([expect.objectContaining({ kind: 'principal', target: 'globex/globex-agent', tenant: 'globex', reason: 'rotating its secret' })]);
+
+  const restored = await cli(['restore', '--principal', 'globex/globex-agent', '--reason', 'done rotating', ...common()]);
+  expect(restored.code).toBe(0);
+  expect(JSON.parse(restored.stdout)).toEqual({ restored: true, principal: 'globex/globex-agent' });
+  expect((await cli(['revocations', 'list', '--kind', 'principal', ...common()])).stdout).toBe('nothing is revoked\n');
+  expect((await cli(['quarantine', 'list', ...common()])).stdout).toBe('no session is quarantined\n');
+  expect(JSON.parse((await cli(['quarantine', 'list', '--json', ...common()])).stdout)).toEqual({ quarantines: [] });
+  const notQuarantined = await cli(['quarantine', 'lift', '--session', 'nope', '--reason', 'x', ...common()]);
+  expect(notQuarantined.code).toBe(1);
+  expect(notQuarantined.stderr).toMatch(/404 not_found: session "nope" is not quarantined/);
+});
+
 it('an operator command with the wrong operator token fails with exit 1 and the broker\'s reason', async () => {
   const wrong = join(dataDir, 'wrong-operator-token');
   await writeFile(wrong, 'not-the-operator-token\n');

@@ -40,3 +40,23 @@ describe('revocation mirror', () => {
     expect(mirror.check({ tid: 'globex', sub: 'other', sid: 's2', jti: 'j2', iat: 1000 })).toBeNull();
   });
 });
+
+describe('expiry in the mirror', () => {
+  it('an active change with an expiry denies until then on this replica\'s clock, and is not counted after', () => {
+    let now = 1_000;
+    const mirror = createRevocationMirror({ now: () => now });
+    mirror.apply({ key: 'session:s1', active: true, version: 1, expiresAt: 2_000 });
+    const subject = { tid: 'acme', sub: 'p', sid: 's1', jti: 'j', iat: 1 };
+    expect(mirror.check(subject)).toBe('session_revoked');
+    expect(mirror.size()).toBe(1);
+    now = 2_000;
+    expect(mirror.check(subject)).toBeNull();
+    expect(mirror.size()).toBe(0);
+    // A newer version without an expiry (a permanent re-revoke) denies again.
+    mirror.apply({ key: 'session:s1', active: true, version: 2 });
+    expect(mirror.check(subject)).toBe('session_revoked');
+    // A lift (inactive) ends it.
+    mirror.apply({ key: 'session:s1', active: false, version: 3 });
+    expect(mirror.check(subject)).toBeNull();
+  });
+});

@@ -128,3 +128,83 @@ describe('file revocation store', () => {
     await expect(createFileRevocationStore({ dataDir })).rejects.toThrow(`${REVOCATIONS_FILE}:1`);
   });
 });
+
+describe('revocation TTLs and lifts (embedded)', () => {
+  const clockAt = (start: number) => {
+    let now = start;
+    return { now: () => now, set: (ms: number) => void (now = ms) };
+  };
+
+  test('a revocation with an expiry denies until then, stops denying at it, and drops out of the list — also after a restart', async () => {
+    const clock = clockAt(1_000);
+    const store = await createFileRevocationStore({ dataDir, clock });
+    await store.revoke({ target: { kind: 'principal', tenant: 'acme', principal: 'acme-agent' }, at: 1_000, expiresAt: 61_000, tenant: 'acme', reason: 'suspicious' });
+    await store.revoke({ target: { kind: 'session', session: 'sess-1' }, at: 1_000, expiresAt: 30_000 });
+    expect(await store.check(subject)).toBe('principal_revoked');
+    clock.set(30_000);
+    expect(await store.check({ ...subject, sub: 'acme-reader' })).toBeNull();
+    expect(await store.check(subject)).toBe('principal_revoked');
+    expect((await store.list(clock.now())).map((r) => r.target.kind)).toEqual(['principal']);
+    clock.set(61_000);
+    expect(await store.check(subject)).toBeNull();
+    expect(await store.list(clock.now())).toEqual([]);
+    await store.close();
+
+    // Replayed: before the expiry it denies again (a restart does not release it early), after it not.
+    const early = clockAt(60_999);
+    const again = await createFileRevocationStore({ dataDir, clock: early });
+    expect(await again.check(subject)).toBe('principal_revoked');
+    expect(await again.list(early.now())).toEqual([{ target: { kind: 'principal', tenant: 'acme', principal: 'acme-agent' }, at: 1_000, expiresAt: 61_000, tenant: 'acme', reason: 'suspicious' }]);
+    early.set(61_000);
+    expect(await again.check(subject)).toBeNull();
+    await again.close();
+  });
+
+  test('the latest revoke of a target decides its expiry: a permanent one replaces a TTL', async () => {
+    const clock = clockAt(1_000);
+    const store = createMemoryRevocationStore({ clock });
+    await store.revoke({ target: { kind: 'jti', jti: 'jti-1' }, at: 1_000, expiresAt: 2_000 });
+    await store.revoke({ target: { kind: 'jti', jti: 'jti-1' }, at: 1_500 });
+    clock.set(5_000);
+    expect(await store.check(subject)).toBe('token_revoked');
+  });
+
+  test('refuses a TTL on a tenant revocation and an expiry that is not a time, storing nothing', async () => {
+    const store = await createFileRevocationStore({ dataDir });
+    await expect(store.revoke({ target: { kind: 'tenant', tenant: 'acme' }, at: 1, expiresAt: 10 })).rejects.toThrow(/tenant revocation lasts until restored/);
+    await expect(store.revoke({ target: { kind: 'jti', jti: 'j' }, at: 1, expiresAt: Number.NaN })).rejects.toThrow(/TTL/);
+    expect(await store.list(0)).toEqual([]);
+    await store.close();
+  });
+
+  test('a lift removes a principal, session or token revocation entirely, durably, and only that one', async () => {
+    const clock = clockAt(1_000);
+    const store = await createFileRevocationStore({ dataDir, clock });
+    await store.revoke({ target: { kind: 'session', session: 'sess-1' }, at: 1, tenant: 'acme' });
+    await store.revoke({ target: { kind: 'session', session: 'sess-2' }, at: 1 });
+    await store.revoke({ target: { kind: 'principal', tenant: 'globex', principal: 'acme-agent' }, at: 1 });
+    expect(await store.lift({ kind: 'session', session: 'sess-1' })).toEqual({ target: { kind: 'session', session: 'sess-1' }, at: 1, tenant: 'acme' });
+    expect(await store.lift({ kind: 'session', session: 'sess-1' })).toBeNull();
+    expect(await store.lift({ kind: 'principal', tenant: 'acme', principal: 'acme-agent' })).toBeNull();
+    expect(await store.check(subject)).toBeNull();
+    await store.close();
+
+    const again = await createFileRevocationStore({ dataDir, clock });
+    expect(await again.check(subject)).toBeNull();
+    expect(await again.check({ ...subject, sid: 'sess-2' })).toBe('session_revoked');
+    expect(await again.check({ ...subject, tid: 'globex' })).toBe('principal_revoked');
+    // Lifted, then revoked again: the newer line wins on replay too.
+    await again.revoke({ target: { kind: 'session', session: 'sess-1' }, at: 2 });
+    await again.close();
+    const third = await createFileRevocationStore({ dataDir, clock });
+    expect(await third.check(subject)).toBe('session_revoked');
+    await third.close();
+  });
+
+  test('refuses to start on a lift line it cannot read (a tenant, or no target)', async () => {
+    for (const bad of [{ lift: { kind: 'tenant', tenant: 'acme' }, at: 1 }, { lift: { kind: 'session' }, at: 1 }]) {
+      await writeFile(join(dataDir, REVOCATIONS_FILE), JSON.stringify(bad) + '\n');
+      await expect(createFileRevocationStore({ dataDir })).rejects.toThrow(/not a lift entry/);
+    }
+  });
+});

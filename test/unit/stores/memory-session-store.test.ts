@@ -130,3 +130,41 @@ describe('memory session store', () => {
     expect(await ids({ tenant: 'globex' })).toEqual(['d']);
   });
 });
+
+describe('principals seen and quarantine review', () => {
+  test('a principal is known while it holds a live token, and only in its own tenant', async () => {
+    const clock = manualClock(0);
+    const sessions = createMemorySessionStore({ clock });
+    await sessions.touch('acme', 's1', 10_000, 'federated-7');
+    expect(await sessions.hasLivePrincipal('acme', 'federated-7', 5_000)).toBe(true);
+    expect(await sessions.hasLivePrincipal('globex', 'federated-7', 5_000)).toBe(false);
+    expect(await sessions.hasLivePrincipal('acme', 'Federated-7', 5_000)).toBe(false);
+    expect(await sessions.hasLivePrincipal('acme', 'federated-7', 10_000)).toBe(false);
+  });
+
+  test('quarantines are listed per tenant with their reason; a lift is durable and replayed, and lifts only that session', async () => {
+    const clock = manualClock(1_000);
+    const first = createMemorySessionStore({ clock, dataDir });
+    await first.quarantine('acme', 's1', 'call c1 returned 5000 records (max 1000)');
+    await first.quarantine('acme', 's2', 'call c2 returned 2000 records (max 1000)');
+    await first.quarantine('globex', 's1', 'call c3 returned 9 records (max 1)');
+    expect((await first.quarantines('acme')).map((q) => q.session)).toEqual(['s1', 's2']);
+    expect(await first.quarantines()).toHaveLength(3);
+    expect(await first.liftQuarantine('acme', 's1')).toEqual({ tenant: 'acme', session: 's1', reason: 'call c1 returned 5000 records (max 1000)', at: 1_000 });
+    expect(await first.liftQuarantine('acme', 's1')).toBeNull();
+    expect(await first.isQuarantined('acme', 's1')).toBe(false);
+    expect(await first.isQuarantined('globex', 's1')).toBe(true);
+    await first.close();
+
+    const second = createMemorySessionStore({ clock, dataDir });
+    expect(await second.isQuarantined('acme', 's1')).toBe(false);
+    expect(await second.isQuarantined('acme', 's2')).toBe(true);
+    expect(await second.isQuarantined('globex', 's1')).toBe(true);
+    // Quarantined again after the lift: the newer line wins on replay.
+    await second.quarantine('acme', 's1', 'again');
+    await second.close();
+    const third = createMemorySessionStore({ clock, dataDir });
+    expect(await third.isQuarantined('acme', 's1')).toBe(true);
+    await third.close();
+  });
+});
