@@ -30,7 +30,10 @@ import { PolicyError } from './policy/load';
 import { DEFAULT_AUDITED_DENIES_PER_MINUTE, type Policy } from './policy/schema';
 import type { BrokerState } from './state/broker-state';
 import { createBrokerState } from './compose/broker-state';
+import { createApprovalView } from './approvals/approval-view';
+import { createArgumentSeal } from './approvals/sealed-arguments';
 import { createCredentialSources } from './compose/credential-sources';
+import { tenantKeks } from './compose/tenant-keys';
 import { createRemoteIdpKeys } from './tokens/idp-keys';
 import { createKeyRing, type KeyRing } from './tokens/key-ring';
 import { registeringSessions } from './sessions/session-registering-issuer';
@@ -135,7 +138,11 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     issuer: policy.broker.issuer,
   });
 
-  const sources = options.sources ?? (await createCredentialSources({ policy, dataDir, masterKey, logger, clock }));
+  // Injected sources (tests) come without a tenant key provider: tenants are sealed under the master key then.
+  const { sources, keks } = options.sources
+    ? { sources: options.sources, keks: tenantKeks({ policy: currentPolicy, masterKey }) }
+    : await createCredentialSources({ policy, dataDir, masterKey, logger, clock });
+  const argumentSeal = createArgumentSeal(keks);
   const credentials = createCredentialResolver({
     sources,
     clock,
@@ -212,6 +219,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     quotas: state.quotas,
     sessions: state.sessions,
     approvals: state.approvals,
+    argumentSeal,
     credentials,
     audit,
     denies,
@@ -251,6 +259,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       quotas: state.quotas,
       budgets: state.budgets,
       approvals: state.approvals,
+      showApproval: createApprovalView({ approvals: state.approvals, seal: argumentSeal }),
       audit: { append: audit.append },
       rotateKeys: () => keyRotation.rotateNow(),
       reloadPolicy: (operator) => reloadPolicy(operator),

@@ -19,10 +19,15 @@ export interface Approval {
 export const MAX_LISTED_APPROVALS = 1000;
 
 export interface ApprovalStore {
-  /** Returns the existing pending/approved approval for this exact call, or creates a pending one. */
-  request(input: Omit<Approval, 'id' | 'status' | 'created_at' | 'decided_by'>, now: number): Promise<Approval>;
+  /**
+   * Returns the existing pending/approved approval for this exact call, or creates a pending one.
+   * `sealed_arguments` (sealed-arguments.ts) is kept with a new approval only, until it is decided or expires.
+   */
+  request(input: Omit<Approval, 'id' | 'status' | 'created_at' | 'decided_by'> & { sealed_arguments?: string }, now: number): Promise<Approval>;
   get(id: string): Promise<Approval | null>;
-  /** pending → approved | denied. Returns null if unknown, expired or already decided. */
+  /** The sealed effective arguments of a pending, unexpired approval; null once it is decided or expired (they are deleted then). */
+  sealedArguments(id: string, now: number): Promise<string | null>;
+  /** pending → approved | denied (deleting its sealed arguments). Returns null if unknown, expired or already decided. */
   decide(id: string, decision: 'approved' | 'denied', operator: string, now: number): Promise<Approval | null>;
   /** approved → used, atomically, for this exact call. Returns the approval if it was consumed. */
   consume(tenant: string, session: string, tool: string, argumentsSha256: string, now: number): Promise<Approval | null>;

@@ -5,7 +5,8 @@ import { MAX_LISTED_APPROVALS, type Approval, type ApprovalStore } from './appro
  * The embedded approval store, for one process. An approval is bound to one exact call (tenant,
  * session, tool, arguments hash) and moves one way: pending → approved | denied, approved → used, once.
  * Ids are random so one tenant cannot guess or enumerate another's approvals. Approvals are not durable:
- * a restart forgets them, which fails closed (the call asks for approval again).
+ * a restart forgets them, which fails closed (the call asks for approval again). Sealed arguments are
+ * held apart and deleted when the approval is decided, and once it has expired (on the next read or prune).
  */
 
 /** Decided, used and expired approvals stay readable this long after they expire, then are dropped. */
@@ -20,6 +21,7 @@ export interface MemoryApprovalStoreOptions {
 export function createMemoryApprovalStore(options: MemoryApprovalStoreOptions = {}): ApprovalStore & { close(): Promise<void> } {
   const newId = options.random ?? randomUUID;
   const byId = new Map<string, Approval>();
+  const sealedById = new Map<string, string>();
   // The open (pending or approved) approval for each exact call; decided-denied and used ones leave it.
   const openByCall = new Map<string, string>();
   let lastPrune = -Infinity;
@@ -40,6 +42,7 @@ export function createMemoryApprovalStore(options: MemoryApprovalStoreOptions = 
     if (now - lastPrune < PRUNE_INTERVAL_MS) return;
     lastPrune = now;
     for (const [id, a] of byId) {
+      if (a.expires_at <= now) sealedById.delete(id);
       if (a.expires_at + RETAIN_AFTER_EXPIRY_MS > now) continue;
       byId.delete(id);
       const key = callKey(a.tenant, a.session, a.tool, a.arguments_sha256);
@@ -66,6 +69,7 @@ export function createMemoryApprovalStore(options: MemoryApprovalStoreOptions = 
         expires_at: input.expires_at,
       };
       byId.set(id, approval);
+      if (input.sealed_arguments !== undefined) sealedById.set(id, input.sealed_arguments);
       openByCall.set(callKey(input.tenant, input.session, input.tool, input.arguments_sha256), id);
       return { ...approval };
     },
@@ -75,9 +79,19 @@ export function createMemoryApprovalStore(options: MemoryApprovalStoreOptions = 
       return approval ? { ...approval } : null;
     },
 
+    async sealedArguments(id, now) {
+      const approval = byId.get(id);
+      if (!approval || approval.status !== 'pending' || approval.expires_at <= now) {
+        sealedById.delete(id);
+        return null;
+      }
+      return sealedById.get(id) ?? null;
+    },
+
     async decide(id, decision, operator, now) {
       const approval = byId.get(id);
       if (!approval || approval.status !== 'pending' || approval.expires_at <= now) return null;
+      sealedById.delete(id);
       approval.status = decision;
       approval.decided_by = operator;
       if (decision === 'denied') {
@@ -110,6 +124,7 @@ export function createMemoryApprovalStore(options: MemoryApprovalStoreOptions = 
       for (const [id, a] of byId) {
         if (a.tenant !== tenant) continue;
         byId.delete(id);
+        sealedById.delete(id);
         const key = callKey(a.tenant, a.session, a.tool, a.arguments_sha256);
         if (openByCall.get(key) === id) openByCall.delete(key);
       }
@@ -117,6 +132,7 @@ export function createMemoryApprovalStore(options: MemoryApprovalStoreOptions = 
 
     async close() {
       byId.clear();
+      sealedById.clear();
       openByCall.clear();
     },
   };

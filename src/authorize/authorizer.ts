@@ -1,4 +1,5 @@
 import type { ApprovalStore } from '../approvals/approval-store';
+import type { ArgumentSeal } from '../approvals/sealed-arguments';
 import type { AuditLog } from '../audit/audit-log';
 import type { DenyBudget } from '../audit/deny-budget';
 import type { Clock } from '../clock';
@@ -55,6 +56,8 @@ export interface AuthorizerDeps {
   quotas: Pick<QuotaStore, 'takeCall' | 'acquireSlot' | 'releaseSlot'>;
   sessions: Pick<SessionStore, 'touch' | 'isQuarantined' | 'putCall' | 'hasCall' | 'takeCall'>;
   approvals: Pick<ApprovalStore, 'request' | 'consume'>;
+  /** Seals the effective arguments of a call that waits for approval, for operators' eyes only (absent: the hash only). */
+  argumentSeal?: Pick<ArgumentSeal, 'seal'>;
   credentials: Pick<CredentialResolver, 'resolve' | 'revokeLease'>;
   audit: Pick<AuditLog, 'append'>;
   /** Where denies are recorded: one by one within the tenant's budget, summarised past it. */
@@ -196,8 +199,11 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
         const now = deps.clock.now();
         const used = await step('state_unavailable', 'approval state is unavailable', () => deps.approvals.consume(tenant, token.session, request.tool, argsSha, now));
         if (!used) {
+          const call = { tenant, session: token.session, tool: request.tool, arguments_sha256: argsSha };
+          // A tenant key that cannot be reached leaves the approval with its hash only: still a deny, still decidable.
+          const sealed = await deps.argumentSeal?.seal(call, effective).catch(() => undefined);
           const pending = await step('state_unavailable', 'approval state is unavailable', () =>
-            deps.approvals.request({ tenant, principal: token.principal, session: token.session, tool: request.tool, arguments_sha256: argsSha, expires_at: now + approvalTtlMs }, now),
+            deps.approvals.request({ ...call, principal: token.principal, expires_at: now + approvalTtlMs, ...(sealed === undefined ? {} : { sealed_arguments: sealed }) }, now),
           );
           throw new BrokerError('approval_required', `tool "${request.tool}" needs an operator's approval for this exact call`, { details: { approval_id: pending.id } });
         }

@@ -3,6 +3,7 @@ import { createLocalSource } from '../../adapters/local';
 import type { VaultSource, VaultTenantAuth } from '../../adapters/vault';
 import { systemClock, type Clock } from '../clock';
 import type { CredentialSource } from '../credentials/credential-source';
+import type { KeyEncryptionKeys } from '../crypto/key-encryption-key';
 import type { Policy } from '../policy/schema';
 import { createTenantSecretStore } from './secret-store';
 
@@ -10,8 +11,16 @@ import { createTenantSecretStore } from './secret-store';
  * Builds the credential sources the policy needs: the embedded local store always, Vault and AWS when
  * `broker.upstreams` configures them. This is composition, so it may import adapters; src/ logic may not.
  * The Vault and AWS adapters are required only when configured: their SDKs are most of a cold start.
+ * Also returns each tenant's key-encryption key (as the live policy names it), for whatever else the
+ * broker seals under a tenant's own root (approval arguments).
  */
-export async function createCredentialSources(options: { policy: Policy; dataDir: string; masterKey: Buffer; logger: Logger; clock?: Clock }): Promise<CredentialSource[]> {
+export async function createCredentialSources(options: {
+  policy: Policy;
+  dataDir: string;
+  masterKey: Buffer;
+  logger: Logger;
+  clock?: Clock;
+}): Promise<{ sources: CredentialSource[]; keks: KeyEncryptionKeys }> {
   const { aws } = options.policy.broker.upstreams;
   const clock = options.clock ?? systemClock;
   const sources: CredentialSource[] = [];
@@ -43,7 +52,7 @@ export async function createCredentialSources(options: { policy: Policy; dataDir
       secrets.close();
     },
   });
-  return sources;
+  return { sources, keks: secrets.keks };
 }
 
 /**

@@ -1,6 +1,7 @@
 import { Router, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { ApprovalStore } from '../approvals/approval-store';
+import type { ShowApproval } from '../approvals/approval-view';
 import type { Clock } from '../clock';
 import { BrokerError } from '../errors';
 import type { Policy } from '../policy/schema';
@@ -13,6 +14,7 @@ export interface ConsoleApiDeps {
   operatorApi: RequestHandler;
   policy: () => Policy;
   approvals: Pick<ApprovalStore, 'listPending'>;
+  showApproval: ShowApproval;
   policyVersion?: () => string;
   history: ReturnType<typeof createMetricsHistory>;
   clock: Clock;
@@ -51,20 +53,11 @@ export function consoleApi(deps: ConsoleApiDeps): Router {
           }),
         ),
       );
-      const approvals = lists
+      const newest = lists
         .flat()
         .sort((a, b) => b.created_at - a.created_at || (a.id < b.id ? -1 : 1))
-        .slice(0, INBOX_LIMIT)
-        .map((a) => ({
-          id: a.id,
-          tenant: a.tenant,
-          principal: a.principal,
-          session: a.session,
-          tool: a.tool,
-          arguments_sha256: a.arguments_sha256,
-          created_at: new Date(a.created_at).toISOString(),
-          expires_at: new Date(a.expires_at).toISOString(),
-        }));
+        .slice(0, INBOX_LIMIT);
+      const approvals = await Promise.all(newest.map((a) => deps.showApproval(a, now)));
       res.json({ now: new Date(now).toISOString(), approvals });
     } catch (err) {
       sendError(req, res, err, deps.logger);

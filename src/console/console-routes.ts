@@ -1,6 +1,7 @@
 import { Router, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import type { ApprovalStore } from '../approvals/approval-store';
+import type { ShowApproval } from '../approvals/approval-view';
 import type { Clock } from '../clock';
 import { BrokerError } from '../errors';
 import type { Identities } from '../http/authenticate';
@@ -18,6 +19,7 @@ export interface ConsoleDeps {
   operatorApi: RequestHandler;
   policy: () => Policy;
   approvals: Pick<ApprovalStore, 'listPending'>;
+  showApproval: ShowApproval;
   policyVersion?: () => string;
   /** The /metrics text. */
   scrapeMetrics: () => Promise<string>;

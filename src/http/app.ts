@@ -71,6 +71,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
       operatorApi,
       policy: deps.operator.policy,
       approvals: deps.operator.approvals,
+      showApproval: deps.operator.showApproval,
       policyVersion: deps.health.policyVersion,
       scrapeMetrics: () => deps.health.registry.metrics(),
       clock: deps.operator.clock,

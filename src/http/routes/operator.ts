@@ -2,6 +2,7 @@ import { Router } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { ApprovalStore } from '../../approvals/approval-store';
+import type { ShowApproval } from '../../approvals/approval-view';
 import type { AuditLog } from '../../audit/audit-log';
 import type { Clock } from '../../clock';
 import { BrokerError } from '../../errors';
@@ -67,6 +68,8 @@ export interface OperatorRouteDeps {
   quotas: Pick<QuotaStore, 'usage'>;
   budgets: Pick<BudgetStore, 'usage'>;
   approvals: Pick<ApprovalStore, 'decide' | 'listPending'>;
+  /** Opens a pending approval's sealed arguments for the operator (approval-view.ts). */
+  showApproval: ShowApproval;
   audit: Pick<AuditLog, 'append'>;
   rotateKeys: () => Promise<{ kid: string }>;
   reloadPolicy: (operator: string) => Promise<ReloadResult>;
@@ -160,20 +163,15 @@ export function operatorRoutes(deps: OperatorRouteDeps): Router {
     }
   });
 
-  // What an operator needs to decide, and no more: the store holds only a hash of the arguments anyway.
+  // What an operator needs to decide: the call, and its effective arguments opened from their seal.
+  // The answer is never logged (the request log keeps no bodies).
   router.get('/v1/approvals', async (req, res) => {
     try {
       const { tenant } = parseBody(approvalsQuery, { ...req.query });
-      const pending = await deps.approvals.listPending(knownTenant(tenant), deps.clock.now());
-      const approvals = pending.map((a) => ({
-        id: a.id,
-        principal: a.principal,
-        session: a.session,
-        tool: a.tool,
-        arguments_sha256: a.arguments_sha256,
-        created_at: new Date(a.created_at).toISOString(),
-        expires_at: new Date(a.expires_at).toISOString(),
-      }));
+      const now = deps.clock.now();
+      const pending = await deps.approvals.listPending(knownTenant(tenant), now);
+      const approvals = await Promise.all(pending.map((a) => deps.showApproval(a, now)));
+      res.set('cache-control', 'no-store');
       res.json({ tenant, approvals });
     } catch (err) {
       sendError(req, res, err, deps.logger);

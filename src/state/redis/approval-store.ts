@@ -14,6 +14,9 @@ import { luaScript } from './lua-script';
  * points at its pending or approved approval. Every transition is one Lua script, so two replicas can
  * never both consume one approval. Approvals stay readable an hour after they expire, then Redis drops them.
  *
+ * Sealed arguments live under their own key, which expires exactly when the approval does (PXAT) and
+ * which DECIDE and FORGET delete: readable only while the approval is pending.
+ *
  * Operators list a tenant's pending approvals from a per-tenant sorted set of ids (score: created_at).
  * REQUEST adds to it and DECIDE removes from it in the same scripts that change the status, so the index
  * never lags the approvals; LIST_PENDING drops the entries that expired (or whose hash Redis dropped).
@@ -30,6 +33,7 @@ if id then
   end
 end
 if redis.call('EXISTS', KEYS[2]) == 1 then return redis.error_reply('approval id generator returned a duplicate') end
+if ARGV[11] ~= '' then redis.call('SET', KEYS[4], ARGV[11], 'PXAT', ARGV[9]) end
 redis.call('HSET', KEYS[2], 'id', ARGV[3], 'tenant', ARGV[4], 'principal', ARGV[5], 'session', ARGV[6], 'tool', ARGV[7],
   'arguments_sha256', ARGV[8], 'status', 'pending', 'created_at', ARGV[2], 'expires_at', ARGV[9], 'open_key', KEYS[1], 'pending_key', KEYS[3])
 redis.call('PEXPIREAT', KEYS[2], tonumber(ARGV[9]) + tonumber(ARGV[10]))
@@ -45,6 +49,7 @@ const DECIDE = luaScript(`
 local s = redis.call('HMGET', KEYS[1], 'status', 'expires_at', 'open_key', 'id', 'pending_key')
 if s[1] ~= 'pending' or tonumber(s[2]) <= tonumber(ARGV[3]) then return false end
 redis.call('HSET', KEYS[1], 'status', ARGV[1], 'decided_by', ARGV[2])
+redis.call('DEL', KEYS[2])
 if s[5] then redis.call('ZREM', s[5], s[4]) end
 if ARGV[1] == 'denied' and redis.call('GET', s[3]) == s[4] then redis.call('DEL', s[3]) end
 return redis.call('HGETALL', KEYS[1])
@@ -93,6 +98,7 @@ const FORGET = luaScript(`
 local s = redis.call('HMGET', KEYS[1], 'tenant', 'open_key', 'id')
 if s[1] ~= ARGV[1] then return 0 end
 if s[2] and redis.call('GET', s[2]) == s[3] then redis.call('DEL', s[2]) end
+if s[3] then redis.call('DEL', ARGV[2] .. s[3]) end
 redis.call('DEL', KEYS[1])
 return 1
 `);
@@ -107,8 +113,8 @@ export function createRedisApprovalStore(options: { redis: Redis; keyspace: Keys
       const id = newId();
       const reply = await REQUEST(
         redis,
-        [openKey(input.tenant, input.session, input.tool, input.arguments_sha256), ks.approval(id), ks.approvalsPending(input.tenant)],
-        [ks.approvalPrefix, Math.trunc(now), id, input.tenant, input.principal, input.session, input.tool, input.arguments_sha256, Math.trunc(input.expires_at), RETAIN_AFTER_EXPIRY_MS],
+        [openKey(input.tenant, input.session, input.tool, input.arguments_sha256), ks.approval(id), ks.approvalsPending(input.tenant), ks.approvalArguments(id)],
+        [ks.approvalPrefix, Math.trunc(now), id, input.tenant, input.principal, input.session, input.tool, input.arguments_sha256, Math.trunc(input.expires_at), RETAIN_AFTER_EXPIRY_MS, input.sealed_arguments ?? ''],
       );
       return toApproval(reply)!;
     },
@@ -117,8 +123,14 @@ export function createRedisApprovalStore(options: { redis: Redis; keyspace: Keys
       return toApproval(await redis.hgetall(ks.approval(id)));
     },
 
+    async sealedArguments(id, now) {
+      const approval = toApproval(await redis.hgetall(ks.approval(id)));
+      if (!approval || approval.status !== 'pending' || approval.expires_at <= now) return null;
+      return redis.get(ks.approvalArguments(id));
+    },
+
     async decide(id, decision, operator, now) {
-      return toApproval(await DECIDE(redis, [ks.approval(id)], [decision, operator, Math.trunc(now)]));
+      return toApproval(await DECIDE(redis, [ks.approval(id), ks.approvalArguments(id)], [decision, operator, Math.trunc(now)]));
     },
 
     async consume(tenant, session, tool, argumentsSha256, now) {
@@ -134,7 +146,7 @@ export function createRedisApprovalStore(options: { redis: Redis; keyspace: Keys
       // Approvals are keyed by random id, so every one is visited; each check and delete is one script.
       for (let cursor = '0'; ; ) {
         const [next, keys] = await redis.scan(cursor, 'MATCH', `${ks.approvalPrefix}*`, 'COUNT', 500);
-        for (const key of keys) await FORGET(redis, [key], [tenant]);
+        for (const key of keys) await FORGET(redis, [key], [tenant, ks.approvalArgumentsPrefix]);
         if ((cursor = next) === '0') break;
       }
       await redis.unlink(ks.approvalsPending(tenant));

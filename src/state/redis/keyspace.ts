@@ -29,6 +29,9 @@ export interface Keyspace {
   approval(id: string): string;
   approvalPrefix: string;
   approvalOpen(callKeyHash: string): string;
+  /** A pending approval's sealed arguments (outside approvalPrefix, so a SCAN of approvals does not meet them). */
+  approvalArguments(id: string): string;
+  approvalArgumentsPrefix: string;
   /** Sorted set of this tenant's pending approval ids (score: created_at), for operators to list. */
   approvalsPending(tenant: string): string;
   /** A pending login or an authorization code (key: a digest of the browser's random value). */
@@ -58,6 +61,8 @@ export function createKeyspace(prefix: string): Keyspace {
     approval: (id) => `${p}:approval:${id}`,
     approvalPrefix: `${p}:approval:`,
     approvalOpen: (hash) => `${p}:approval-open:${hash}`,
+    approvalArguments: (id) => `${p}:approval-args:${id}`,
+    approvalArgumentsPrefix: `${p}:approval-args:`,
     approvalsPending: (tenant) => `${p}:approvals-pending:${tenant}`,
     oneTime: (key) => `${p}:once:${key}`,
     budget: (key, window) => `${p}:budget:${key}:${window}`,
