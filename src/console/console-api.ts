@@ -87,15 +87,17 @@ export function consoleApi(deps: ConsoleApiDeps): Router {
 const TARGETS = ['tenant', 'principal', 'session', 'jti'] as const;
 
 /**
- * A kill-switch action from the console names its target twice: once in the field, once typed back
+ * A kill-switch action (revoke, restore or lift, quarantine release) from the console names its target twice: once in the field, once typed back
  * by the operator in `confirm`. The page will not send a mismatch, and the server does not rely on
  * that. `confirm` is removed before the operator API (which refuses unknown fields) sees the body.
  */
 function requireTypedBack(): RequestHandler {
   return (req, _res, next) => {
-    if (req.method !== 'POST' || (req.path !== '/v1/revoke' && req.path !== '/v1/restore')) return next();
+    const lift = req.path === '/v1/quarantines/lift';
+    if (req.method !== 'POST' || (req.path !== '/v1/revoke' && req.path !== '/v1/restore' && !lift)) return next();
     const body = (req.body ?? {}) as Record<string, unknown>;
-    const target = TARGETS.map((k) => body[k]).find((v) => typeof v === 'string');
+    // A quarantine lift names its tenant too; the session is the target typed back.
+    const target = lift ? body.session : TARGETS.map((k) => body[k]).find((v) => typeof v === 'string');
     if (typeof target !== 'string' || body.confirm !== target) {
       next(new BrokerError('bad_request', 'confirm: type the target again to confirm'));
       return;

@@ -137,6 +137,9 @@ describeWithChromium('operator console in Chromium', () => {
     await row.waitFor();
     await expect(row.textContent()).resolves.toContain('acme-agent');
     await expect(row.textContent()).resolves.toContain(claimsOf(acme.token).sid.slice(0, 8));
+    // The operator sees what they approve: the effective arguments, not just their hash.
+    await expect(row.locator('pre.args').textContent()).resolves.toContain(email.to);
+    expect(JSON.parse((await row.locator('pre.args').textContent())!)).toEqual(email);
     expect(store.outbox('acme')).toEqual([]);
     await shot('inbox');
 
@@ -190,6 +193,54 @@ describeWithChromium('operator console in Chromium', () => {
     expect(JSON.parse(textOf(await other.call('query_crm', { path: 'acme/contacts' }))).rows.length).toBeGreaterThan(0);
     const revokes = (await auditEvents(h, 'acme')).filter((e) => e.type === 'revoke');
     expect(revokes.map((e) => [e.operator, e.reason])).toEqual([['oncall', 'agent looping on exports']]);
+  });
+
+  it("lifts that session revocation from the kill switch (reason, target typed back): the same agent's next call is served", async () => {
+    const acme = await agent();
+    const sid = claimsOf(acme.token).sid as string;
+    expect((await h.post('/v1/revoke', { session: sid, reason: 'wrong session' }, h.operatorToken)).status).toBe(200);
+    expect(textOf(await acme.call('query_crm', { path: 'acme/contacts' }))).toContain('session_revoked');
+
+    // From another page, so the kill switch renders afresh (the previous test left the browser on it).
+    await page.goto(`${h.url}/console/#/inbox`);
+    await page.goto(`${h.url}/console/#/kill-switch`);
+    const item = page.getByTestId('revocations').locator(`li[data-target="${sid}"]`);
+    await item.waitFor();
+    const lift = item.getByRole('button', { name: `Lift session ${sid}` });
+    await item.getByLabel(`Why lift session ${sid}`).fill('revoked the wrong session');
+    await item.getByLabel(`Type ${sid} to confirm`).fill(sid.slice(1));
+    expect(await lift.isDisabled()).toBe(true);
+    await item.getByLabel(`Type ${sid} to confirm`).fill(sid);
+    await lift.click();
+    await item.getByText('lifted; its next call is served').waitFor();
+
+    expect(JSON.parse(textOf(await acme.call('query_crm', { path: 'acme/contacts' }))).rows.length).toBeGreaterThan(0);
+    const restores = (await auditEvents(h, 'acme')).filter((e) => e.type === 'restore' && e.detail === `session ${sid}`);
+    expect(restores.map((e) => [e.operator, e.reason])).toEqual([['oncall', 'revoked the wrong session']]);
+  });
+
+  it('releases a quarantined session from the kill switch: its next call is served, and the release is audited as the operator', async () => {
+    const token = await h.token('globex-agent', 'crm-mcp');
+    const sid = claimsOf(token).sid as string;
+    const exported = await h.authorize('crm-mcp', { token, tool: 'export_report', arguments: {} });
+    expect((await h.post('/v1/complete', { call_id: exported.body.call_id, status: 'success', records: 5000 }, h.serverKeys['crm-mcp'])).body.quarantined).toBe(true);
+    const query = () => h.authorize('crm-mcp', { token, tool: 'query_crm', arguments: { path: 'globex/contacts' } });
+    expect((await query()).body.reason).toBe('session_quarantined');
+
+    await page.goto(`${h.url}/console/#/inbox`);
+    await page.goto(`${h.url}/console/#/kill-switch`);
+    const item = page.getByTestId('quarantines').locator(`li[data-target="${sid}"]`);
+    await item.waitFor();
+    await expect(item.textContent()).resolves.toContain('5000 records');
+    await item.getByLabel(`Why lift session ${sid}`).fill('export was expected');
+    await item.getByLabel(`Type ${sid} to confirm`).fill(sid);
+    await shot('kill-switch-lifts');
+    await item.getByRole('button', { name: `Release session ${sid}` }).click();
+    await item.getByText('released; its next call is served').waitFor();
+
+    expect((await query()).body.decision).toBe('allow');
+    expect((await auditEvents(h, 'globex')).filter((e) => e.type === 'quarantine_lift').map((e) => [e.operator, e.session, e.reason])).toEqual([['oncall', sid, 'export was expected']]);
+    expect((await h.get('/v1/quarantines', h.operatorToken)).body.quarantines).toEqual([]);
   });
 
   it('revokes a tenant and restores it from the revoked list, each typed back', async () => {
@@ -306,13 +357,21 @@ describeWithChromium('operator console in Chromium', () => {
     // The console refuses a revoke whose target was not typed back, even with every check passed.
     const untyped = await consoleFetch('/op/v1/revoke', { method: 'POST', headers: { ...json, origin, 'x-csrf-token': csrf, cookie: `bulkhead_console=${c.value}` }, body: JSON.stringify({ tenant: 'globex', reason: 'r', confirm: 'globe' }) });
     expect([untyped.status, untyped.body.error]).toEqual([400, 'bad_request']);
+    // So does a restore and a quarantine release.
+    for (const [path, body] of [
+      ['/op/v1/restore', { session: 'some-session', reason: 'r', confirm: 'some-sessio' }],
+      ['/op/v1/quarantines/lift', { session: 'some-session', reason: 'r' }],
+    ] as const) {
+      const refused = await consoleFetch(path, { method: 'POST', headers: { ...json, origin, 'x-csrf-token': csrf, cookie: `bulkhead_console=${c.value}` }, body: JSON.stringify(body) });
+      expect([refused.status, refused.body.message]).toEqual([400, 'confirm: type the target again to confirm']);
+    }
 
     expect((await h.get('/v1/tenants/globex', h.operatorToken)).body.revoked).toBe(false);
     expect((await auditEvents(h, 'globex')).filter((e) => e.type === 'revoke')).toEqual([]);
     // With both, the same request goes through: the refusals above were the checks, not a broken route.
     const rotated = await consoleFetch('/op/v1/keys/rotate', { method: 'POST', headers: { ...json, origin, 'x-csrf-token': csrf, cookie: `bulkhead_console=${c.value}` }, body: '{}' });
     expect([rotated.status, rotated.body.rotated]).toEqual([200, true]);
-    const missing = await consoleFetch('/op/v1/revocations', { headers: { cookie: `bulkhead_console=${c.value}` } });
+    const missing = await consoleFetch('/op/v1/no-such-endpoint', { headers: { cookie: `bulkhead_console=${c.value}` } });
     expect([missing.status, missing.body.endpoint]).toEqual([404, 'missing']);
   });
 

@@ -9,8 +9,9 @@ interface Pending {
   session: string;
   tool: string;
   arguments_sha256: string;
-  /** The effective arguments, when the broker provides them (otherwise only their hash). */
+  /** The effective arguments (null when the tenant's key could not open them: then only their hash). */
   arguments?: unknown;
+  arguments_unavailable?: string;
   created_at: string;
   expires_at: string;
 }
@@ -59,8 +60,13 @@ export function renderInbox(main: HTMLElement, ctx: ViewContext): () => void {
   };
 
   const argumentsCell = (item: Pending) =>
-    item.arguments === undefined
-      ? h('td', {}, h('code', { title: `SHA-256 of the effective arguments: ${item.arguments_sha256}` }, `sha256 ${item.arguments_sha256.slice(0, 12)}…`))
+    item.arguments === undefined || item.arguments === null
+      ? h(
+          'td',
+          {},
+          h('code', { title: `SHA-256 of the effective arguments: ${item.arguments_sha256}` }, `sha256 ${item.arguments_sha256.slice(0, 12)}…`),
+          item.arguments_unavailable ? h('p', { class: 'muted' }, `Arguments not shown: ${item.arguments_unavailable}.`) : null,
+        )
       : h('td', {}, h('pre', { class: 'args' }, JSON.stringify(item.arguments, null, 1)));
 
   const addRow = (item: Pending) => {

@@ -1,19 +1,20 @@
 import { api, op } from '../api';
 import { h, replace, uid } from '../dom';
 import type { ViewContext } from '../main';
-import { optionalPanel } from './unavailable';
+import { liftPanels } from './lifts';
 
 type Kind = 'tenant' | 'principal' | 'session' | 'jti';
 const KINDS: Array<[Kind, string, string]> = [
   ['tenant', 'Tenant', 'every call of every principal of the tenant, until restored'],
-  ['principal', 'Principal', 'tenant/principal: every session of that agent, permanently'],
-  ['session', 'Session', 'one session id (sid): every token of it, permanently'],
-  ['jti', 'Token', 'one token id (jti), permanently'],
+  ['principal', 'Principal', 'tenant/principal: every session of that agent, until lifted'],
+  ['session', 'Session', 'one session id (sid): every token of it, until lifted'],
+  ['jti', 'Token', 'one token id (jti), until lifted'],
 ];
 
 /**
  * The kill switch: revoke a tenant, principal, session or token, with the target typed back and a
- * reason; restore a revoked tenant the same way. The broker checks the typed-back target too (the
+ * reason; restore a revoked tenant the same way, lift a principal or session revocation and release a
+ * quarantined session (lifts.ts). A target the broker has never seen is refused (unknown_target). The broker checks the typed-back target too (the
  * console API refuses a mismatch), and the operator API records each action with the operator's id.
  */
 export function renderKillSwitch(main: HTMLElement, ctx: ViewContext): () => void {
@@ -98,9 +99,6 @@ export function renderKillSwitch(main: HTMLElement, ctx: ViewContext): () => voi
   }
 
   void refresh().catch((err) => replace(revokedList, h('p', { class: 'error' }, `Could not load tenants: ${(err as Error).message}`)));
-  void Promise.all([
-    optionalPanel('Revocations', () => op<{ revocations: Array<Record<string, unknown>> }>('GET', '/v1/revocations'), (d) => h('ul', { class: 'plain' }, ...d.revocations.slice(0, 50).map((r) => h('li', {}, h('code', {}, JSON.stringify(r)))))),
-    optionalPanel('Quarantined sessions', () => op<{ quarantines: Array<Record<string, unknown>> }>('GET', '/v1/quarantines'), (d) => h('ul', { class: 'plain' }, ...d.quarantines.slice(0, 50).map((q) => h('li', {}, h('code', {}, JSON.stringify(q)))))),
-  ]).then((panels) => extras.append(...panels));
+  void liftPanels(ctx).then((panels) => extras.append(...panels));
   return () => undefined;
 }
