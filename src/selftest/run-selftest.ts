@@ -187,6 +187,13 @@ export async function runSelftest(options: SelftestOptions): Promise<SelftestRep
   const quarantined = await token(last, b, server.id);
   await expectOwnLane(`quarantine: ${b.id} exports 2 records (max 1)`, replicas[0]!, b, quarantined, CANARY_TOOLS.export, 2);
   for (const replica of replicas) await expectDenied('quarantine: the session is quarantined', replica, b, 'session_quarantined', { token: quarantined, tool: CANARY_TOOLS.read, arguments: { path: `${b.id}/x` } });
+  // …and an operator's lift releases it on every replica (and leaves no canary session quarantined behind).
+  const quarantinedSid = (JSON.parse(Buffer.from(quarantined.split('.')[1]!, 'base64url').toString('utf8')) as { sid?: string }).sid ?? '';
+  await check('quarantine: lift the session', last, '200 lifted', async () => {
+    const answer = await operator(last, 'POST', '/v1/quarantines/lift', { session: quarantinedSid, tenant: b.id, reason: `bulkhead selftest ${runId}` });
+    return { observed: `${answer.status} ${answer.body?.lifted ? 'lifted' : (answer.body?.error ?? '')}`, ok: answer.status === 200 && answer.body?.lifted === true };
+  });
+  for (const replica of replicas) await expectOwnLane('quarantine: the lifted session serves again', replica, b, quarantined);
 
   // Expiry: the short token, presented past its expiry and the broker's skew.
   const wait = shortExpiry + (options.expiryWaitSeconds ?? 6) * 1000 - Date.now();
