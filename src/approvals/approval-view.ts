@@ -2,13 +2,7 @@ import type { Approval, ApprovalStore } from './approval-store';
 import type { ArgumentSeal } from './sealed-arguments';
 
 /** A pending approval as operators see it (operator API, CLI, console inbox): never sent to an agent. */
-export interface ApprovalView {
-  id: string;
-  tenant: string;
-  principal: string;
-  session: string;
-  tool: string;
-  arguments_sha256: string;
+export interface ApprovalView extends Pick<Approval, 'id' | 'tenant' | 'principal' | 'session' | 'tool' | 'arguments_sha256'> {
   /** The effective arguments the call would run with; null when they cannot be shown (see `arguments_unavailable`). */
   arguments: Record<string, unknown> | null;
   arguments_unavailable?: string;
