@@ -108,19 +108,20 @@ export function createKillSwitch(deps: KillSwitchDeps) {
   /**
    * The tenant whose stream records the revoke: in the target (tenant, principal); for a session, the
    * session store knows it from the session's first token until its last token expires; for a jti, only
-   * when the caller verified the token. A lookup that fails is fatal unless forced: without it the typo
-   * guard cannot tell.
+   * when the caller verified the token. `undefined` when the session store cannot be asked.
    */
-  async function tenantOfTarget(policy: Policy, target: RevocationTarget, input: RevokeInput): Promise<string | null> {
+  async function tenantOfTarget(policy: Policy, target: RevocationTarget, input: RevokeInput): Promise<string | null | undefined> {
     if ('tenant' in target) return target.tenant;
     if (target.kind === 'jti') return input.tenantOfToken ?? null;
-    return deps.sessions.tenantOfSession(target.session, Object.keys(policy.tenants)).catch((err) => {
-      if (input.force) return null;
-      throw new BrokerError('state_unavailable', 'session state is unavailable: cannot tell whether that session exists; nothing was revoked', { cause: err });
-    });
+    return deps.sessions.tenantOfSession(target.session, Object.keys(policy.tenants)).catch(() => undefined);
   }
 
-  async function assertSeen(policy: Policy, target: RevocationTarget, tenant: string | null, force: boolean): Promise<void> {
+  /**
+   * The typo guard. It never stands between an operator and a kill because shared state is down: when
+   * it cannot look (the session store is unreachable), it lets the revoke through as if forced — a
+   * false kill is undone with a restore, a missed one is not.
+   */
+  async function assertSeen(policy: Policy, target: RevocationTarget, tenant: string | null | undefined, force: boolean): Promise<void> {
     if (force || target.kind === 'tenant') return;
     if (target.kind === 'jti') {
       throw new BrokerError('unknown_target', 'the broker keeps no list of token ids, so it cannot tell a real jti from a typo: give force to revoke it as given, or revoke its session', {
@@ -133,9 +134,7 @@ export function createKillSwitch(deps: KillSwitchDeps) {
     }
     const principals = policy.tenants[target.tenant]!.principals;
     if (Object.hasOwn(principals, target.principal)) return;
-    const live = await deps.sessions.hasLivePrincipal(target.tenant, target.principal, deps.clock.now()).catch((err) => {
-      throw new BrokerError('state_unavailable', 'session state is unavailable: cannot tell whether that principal exists; nothing was revoked', { cause: err });
-    });
+    const live = await deps.sessions.hasLivePrincipal(target.tenant, target.principal, deps.clock.now()).catch(() => true);
     if (live) return;
     const hint = didYouMean(target.principal, Object.keys(principals)).replace('"', `"${target.tenant}/`);
     throw new BrokerError('unknown_target', `principal "${target.tenant}/${target.principal}" is not in policy and holds no live token${hint}; nothing was revoked (give force to revoke it anyway)`, {

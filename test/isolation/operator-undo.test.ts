@@ -17,12 +17,14 @@ import { describeWithUpstream, upstreamEnv } from '../support/upstreams';
  * - a principal or session revocation and a quarantine can be lifted, with a reason, audited with the
  *   operator's id in the tenant's stream, and the same token is served again on every replica.
  * Run on the embedded default (one broker) and scaled out (three replicas on Redis and PostgreSQL). Time
- * is injected (the real clock plus an offset the test moves), so "expired" needs no sleeping.
+ * is injected (the real clock, frozen by the TTL test at the expiry's edges), so "expired" needs no sleeping.
  */
 jest.setTimeout(90_000);
 
-let offset = 0;
-const clock: Clock = { now: () => Date.now() + offset };
+// Real time, unless a test freezes it at a moment of its choosing (so "one millisecond before the
+// expiry" holds however slow the machine is).
+let frozen: number | null = null;
+const clock: Clock = { now: () => frozen ?? Date.now() };
 
 interface Deployment {
   replicas: Harness[];
@@ -59,7 +61,7 @@ function suite(name: string, start: () => Promise<Deployment>, describeIt: (name
     let d: Deployment;
     let a: Harness;
     beforeAll(async () => {
-      offset = 0;
+      frozen = null;
       d = await start();
       a = d.replicas[0]!;
     });
@@ -154,12 +156,14 @@ function suite(name: string, start: () => Promise<Deployment>, describeIt: (name
     describe('listing, TTL and lifting', () => {
       // Issued before its principal is revoked (a revoked principal gets no new token).
       let readerToken: string;
+      let readerExpiresAt: number;
       it('lists revocations with kind, tenant, reason and expiry, filtered by kind and tenant; only operators may read it', async () => {
         readerToken = await a.token('globex-reader', 'crm-mcp');
         const session = claimsOf(await a.token('initech-agent', 'crm-mcp')).sid as string;
         const ttl = await revoke({ principal: 'globex/globex-reader', ttl: '1m', reason: 'suspicious reads' });
         expect(ttl.status).toBe(200);
         expect(Date.parse(ttl.body.expires_at) - Date.parse(ttl.body.effective_at)).toBe(60_000);
+        readerExpiresAt = Date.parse(ttl.body.expires_at);
         expect((await revoke({ session, reason: 'leaked transcript' })).status).toBe(200);
 
         const all = (await list()).filter((r) => r.kind !== 'jti');
@@ -182,13 +186,18 @@ function suite(name: string, start: () => Promise<Deployment>, describeIt: (name
       it('a revocation with a TTL denies on every replica until it expires, then serves the same token and leaves the list', async () => {
         const token = readerToken;
         await deniedEverywhere(token, 'globex', 'principal_revoked');
-        offset += 59_000;
+        frozen = readerExpiresAt - 1;
         await deniedEverywhere(token, 'globex', 'principal_revoked');
-        offset += 1_001;
-        await servedEverywhere(token, 'globex');
-        expect(await list('?kind=principal')).toEqual([]);
-        // Expired is not in force: nothing to lift.
-        expect((await restore({ principal: 'globex/globex-reader', reason: 'too late' })).status).toBe(404);
+        expect((await list('?kind=principal')).map((r) => r.target)).toEqual(['globex/globex-reader']);
+        frozen = readerExpiresAt;
+        try {
+          await servedEverywhere(token, 'globex');
+          expect(await list('?kind=principal')).toEqual([]);
+          // Expired is not in force: nothing to lift.
+          expect((await restore({ principal: 'globex/globex-reader', reason: 'too late' })).status).toBe(404);
+        } finally {
+          frozen = null;
+        }
       });
 
       it('lifts a session revocation with a reason: the same token is served on every replica, and the lift is audited in its tenant', async () => {

@@ -106,11 +106,11 @@ describe('in the tenant\'s stream: the signature verified', () => {
   });
 
   describe('revoked, every kind', () => {
-    const revoke = async (target: Record<string, string>) => expect((await h.post('/v1/revoke', target, h.operatorToken)).status).toBe(200);
+    const revoke = async (target: Record<string, unknown>) => expect((await h.post('/v1/revoke', target, h.operatorToken)).status).toBe(200);
 
     // In this order: once initech-reader is revoked it gets no token, so the tenant case uses initech-agent.
     it.each([
-      ['its jti', 'token_revoked', 'initech-reader', (t: string) => ({ jti: claimsOf(t).jti })],
+      ['its jti', 'token_revoked', 'initech-reader', (t: string) => ({ jti: claimsOf(t).jti, force: true })],
       ['its session', 'session_revoked', 'initech-reader', (t: string) => ({ session: claimsOf(t).sid })],
       ['its principal', 'principal_revoked', 'initech-reader', () => ({ principal: 'initech/initech-reader' })],
       ['its tenant', 'tenant_revoked', 'initech-agent', () => ({ tenant: 'initech' })],
@@ -137,7 +137,7 @@ describe('in the tenant\'s stream: the signature verified', () => {
 
     it('records a revoked token at /v1/manifest', async () => {
       const token = await h.token('acme-reader', 'crm-mcp');
-      await h.post('/v1/revoke', { jti: claimsOf(token).jti }, h.operatorToken);
+      await h.post('/v1/revoke', { jti: claimsOf(token).jti, force: true }, h.operatorToken);
       const { record, answer } = await recordedOnlyIn('acme', () => h.post('/v1/manifest', { token }, h.serverKeys['crm-mcp']));
       expect([answer.status, answer.body.reason]).toEqual([403, 'token_revoked']);
       expect(record).toMatchObject({ type: 'token', reason: 'token_revoked', endpoint: '/v1/manifest', jti: claimsOf(token).jti });
@@ -151,7 +151,7 @@ describe('in the tenant\'s stream: the signature verified', () => {
       expect((await logLineOf(asked.answer.headers.get('x-request-id')!)).reason).toBe('audience_mismatch');
 
       const revoked = await h.token('acme-agent', 'crm-mcp');
-      await h.post('/v1/revoke', { jti: claimsOf(revoked).jti }, h.operatorToken);
+      await h.post('/v1/revoke', { jti: claimsOf(revoked).jti, force: true }, h.operatorToken);
       const again = await recordedOnlyIn('acme', () => h.post('/v1/token/introspect', { token: revoked }, h.serverKeys['crm-mcp']));
       expect(again.answer.body).toEqual({ active: false });
       expect(again.record).toMatchObject({ reason: 'token_revoked', endpoint: '/v1/token/introspect' });

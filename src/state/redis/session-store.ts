@@ -96,7 +96,11 @@ export function createRedisSessionStore(options: { redis: Redis; keyspace: Keysp
       for (const tenant of tenants) pipeline.zscore(ks.sessions(tenant), session);
       const answers = (await pipeline.exec()) ?? [];
       const index = answers.findIndex(([err, score]) => !err && score !== null);
-      return index >= 0 ? tenants[index]! : null;
+      if (index >= 0) return tenants[index]!;
+      // "Not found" only if every tenant was asked and answered: a failed lookup is not an unknown session.
+      const failed = answers.find(([err]) => err);
+      if (failed || answers.length < tenants.length) throw failed?.[0] ?? new Error('session lookup got no answer');
+      return null;
     },
 
     async quarantine(tenant, session, reason) {

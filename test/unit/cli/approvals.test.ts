@@ -42,7 +42,7 @@ async function cli(args: string[], operatorToken: string | null = h.operatorToke
   return recorded.run([...args, '--url', h.url, '--data-dir', noDemo], { env });
 }
 
-it("approvals list shows the tenant's pending calls, and only that tenant's", async () => {
+it("approvals list shows the tenant's pending calls with their effective arguments, and only that tenant's", async () => {
   const acme = await send(acmeToken);
   const globex = await send(await h.token('globex-agent', 'crm-mcp'));
   acmeId = acme.body.approval_id;
@@ -52,9 +52,15 @@ it("approvals list shows the tenant's pending calls, and only that tenant's", as
   expect([result.code, result.stderr]).toEqual([0, '']);
   const listed = JSON.parse(result.stdout);
   expect(listed.tenant).toBe('acme');
-  expect(listed.approvals).toEqual([expect.objectContaining({ id: acmeId, principal: 'acme-agent', tool: 'send_email' })]);
+  expect(listed.approvals).toEqual([expect.objectContaining({ id: acmeId, tenant: 'acme', principal: 'acme-agent', tool: 'send_email', arguments: email })]);
   expect(result.stdout).not.toContain(globexId);
-  expect(result.stdout).not.toContain(email.to);
+
+  const shown = await cli(['approvals', 'show', acmeId, '--tenant', 'acme']);
+  expect([shown.code, shown.stderr]).toEqual([0, '']);
+  expect(JSON.parse(shown.stdout)).toMatchObject({ id: acmeId, arguments: email });
+  const elsewhere = await cli(['approvals', 'show', acmeId, '--tenant', 'globex']);
+  expect(elsewhere.code).toBe(1);
+  expect(elsewhere.stderr).toMatch(/no pending approval .* in tenant "globex"/);
 });
 
 it('approvals approve ID lets that exact call through once', async () => {
