@@ -20,6 +20,8 @@ export interface Summary {
   /** Summed over every measured round: a valid run has none. */
   non2xx: number;
   errors: number;
+  /** Follow-up requests (/v1/complete) that did not answer 2xx, over every measured round. */
+  failedFollowUps: number;
   runs: LoadResult[];
 }
 
@@ -39,8 +41,9 @@ export async function interleave(steps: Step[], options: InterleaveOptions): Pro
       const result = await step.run(options.durationSec);
       runs.get(step.label)!.push(result);
       const bad = result.non2xx + result.errors > 0 ? `  non-2xx=${result.non2xx} errors=${result.errors} ${JSON.stringify(result.statusCodes)}` : '';
+      const followUp = result.followUps ? `  +${result.followUps.ok} completes${result.followUps.failed ? ` (${result.followUps.failed} failed)` : ''}` : '';
       const cpu = result.serverCpuUs === undefined ? '' : `  server CPU ${result.serverCpuUs} µs/req`;
-      log(`  round ${round}/${options.rounds} ${step.label.padEnd(28)} ${String(result.rps).padStart(7)} req/s  p50 ${result.p50Ms.toFixed(3)} ms  p99 ${result.p99Ms.toFixed(3)} ms${cpu}${bad}`);
+      log(`  round ${round}/${options.rounds} ${step.label.padEnd(28)} ${String(result.rps).padStart(7)} req/s  p50 ${result.p50Ms.toFixed(3)} ms  p99 ${result.p99Ms.toFixed(3)} ms${cpu}${followUp}${bad}`);
     }
   }
   return Object.fromEntries([...runs].map(([label, list]) => [label, summarise(list)]));
@@ -54,6 +57,7 @@ export function summarise(list: LoadResult[]): Summary {
     serverCpuUs: round(median(list.map((r) => r.serverCpuUs ?? Number.NaN).filter(Number.isFinite)), 1),
     non2xx: list.reduce((n, r) => n + r.non2xx, 0),
     errors: list.reduce((n, r) => n + r.errors, 0),
+    failedFollowUps: list.reduce((n, r) => n + (r.followUps?.failed ?? 0), 0),
     runs: list,
   };
 }

@@ -57,7 +57,7 @@ export async function run(): Promise<ScenarioResult> {
     const rpsRatio = pairedRatio(authz, read, (r) => r.rps);
     const p50Ratio = pairedRatio(resolve, read, (r) => r.p50Ms);
     const p50Ratio1 = pairedRatio(resolve1, read1, (r) => r.p50Ms);
-    const bad = authz.non2xx + authz.errors + resolve.non2xx + resolve.errors + resolve1.non2xx + resolve1.errors;
+    const bad = [authz, resolve, resolve1].reduce((n, s) => n + s.non2xx + s.errors + s.failedFollowUps, 0);
     const c = settings.connections;
     return {
       scenario: 'openbao',
@@ -70,11 +70,11 @@ export async function run(): Promise<ScenarioResult> {
         { metric: `authorize, local credential (${c} conn)`, value: authz.rps, unit: 'req/s' },
         { metric: `authorize + OpenBao resolve (${c} conn)`, value: resolve.rps, unit: 'req/s' },
         { metric: `authorize + OpenBao resolve p50 / p99 (${c} conn)`, value: `${resolve.p50Ms} / ${resolve.p99Ms}`, unit: 'ms' },
-        { metric: 'authorize rps / OpenBao read rps', value: rpsRatio, target: '≥ 1.5', met: rpsRatio >= 1.5 },
+        { metric: 'authorized calls/s (local credential) / OpenBao read rps', value: rpsRatio, target: '≥ 2', met: rpsRatio >= 2 },
         { metric: `(authorize + resolve) p50 / direct read p50 (${c} conn)`, value: p50Ratio, target: '≤ 1.3', met: p50Ratio <= 1.3 },
         { metric: 'direct read p50 / authorize + resolve p50 (1 conn)', value: `${read1.p50Ms} / ${resolve1.p50Ms}`, unit: 'ms' },
         { metric: '(authorize + resolve) p50 / direct read p50 (1 conn)', value: p50Ratio1, target: '≤ 1.3', met: p50Ratio1 <= 1.3 },
-        { metric: 'authorize denies and errors (must be 0)', value: bad, target: '0', met: bad === 0 },
+        { metric: 'authorize denies, errors and failed completes (must be 0)', value: bad, target: '0', met: bad === 0 },
       ],
       runs: { loaded, single },
     };

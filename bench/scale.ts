@@ -57,7 +57,7 @@ export async function run(): Promise<ScenarioResult> {
     const [liveSmall, liveBig] = [await small.usage(true), await big.usage(true)];
     const p50Ratio = pairedRatio(b, a, (r) => r.p50Ms);
     const p50RatioCapped = pairedRatio(c, a, (r) => r.p50Ms);
-    const bad = a.non2xx + a.errors + b.non2xx + b.errors + c.non2xx + c.errors;
+    const bad = [a, b, c].reduce((n, s) => n + s.non2xx + s.errors + s.failedFollowUps, 0);
     return {
       scenario: 'scale',
       title: `Authorize at 10 vs ${large.tenants} tenants (${TOOLS} tools each) and ${large.sessions} live sessions`,

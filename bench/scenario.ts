@@ -45,10 +45,10 @@ export function brokerExecArgv(settings: Settings): string[] {
  * The ratio of two sides, taken round by round and then the median: both sides of one round shared the
  * machine's mood, so their ratio is steadier than a ratio of two medians.
  */
-export function pairedRatio(a: Summary, b: Summary, pick: (r: Summary['runs'][number]) => number, digits = 2): number {
+export function pairedRatio(a: Summary, b: Summary, pick: (r: Summary['runs'][number]) => number, digits = 2, pickB = pick): number {
   const n = Math.min(a.runs.length, b.runs.length);
   const ratios: number[] = [];
-  for (let i = 0; i < n; i++) ratios.push(pick(a.runs[i]!) / pick(b.runs[i]!));
+  for (let i = 0; i < n; i++) ratios.push(pick(a.runs[i]!) / pickB(b.runs[i]!));
   return round(median(ratios), digits);
 }
 

@@ -58,6 +58,9 @@ export async function probeAuthorize(broker: BrokerTarget): Promise<{ responseBy
   const response = await fetch(`${broker.info.url}/v1/authorize`, { method: 'POST', headers, body: bodies[0] });
   const text = await response.text();
   if (response.status !== 200) throw new Error(`probe authorize answered ${response.status}: ${text.slice(0, 300)}`);
+  const completed = await fetch(`${broker.info.url}/v1/complete`, { method: 'POST', headers, body: completeBody(text) });
+  if (completed.status !== 200) throw new Error(`probe complete answered ${completed.status}: ${(await completed.text()).slice(0, 300)}`);
+  await completed.arrayBuffer().catch(() => undefined);
   return { responseBytes: Buffer.byteLength(text), requestBytes: Buffer.byteLength(bodies[0]!) };
 }
 
@@ -72,12 +75,30 @@ export async function measured(server: Target<unknown>, options: LoadOptions): P
   return { ...result, serverCpuUs: result.ok > 0 ? Math.round(((after.cpuMicros - before.cpuMicros) / result.ok) * 10) / 10 : Number.NaN };
 }
 
+/**
+ * Each allowed call is completed (POST /v1/complete with its call_id) before the connection's next
+ * authorize, as an MCP server does after running the tool: the call's concurrency slot is freed and its
+ * open-call record removed, so nothing piles up over a run. Latency and rps count the authorize answers;
+ * server CPU per call covers both requests.
+ */
 export function authorizeStep(label: string, broker: BrokerTarget, settings: Settings): Step {
   const { headers, bodies } = authorizeRequests(broker);
   return {
     label,
-    run: (durationSec) => measured(broker, { url: broker.info.url, path: '/v1/authorize', method: 'POST', headers, bodies, connections: settings.connections, durationSec }),
+    run: (durationSec) =>
+      measured(broker, { url: broker.info.url, path: '/v1/authorize', method: 'POST', headers, bodies, connections: settings.connections, durationSec, followUp: { path: '/v1/complete', body: completeBody } }),
   };
+}
+
+/** The /v1/complete body for an authorize answer: its call_id, status success. */
+export function completeBody(authorizeAnswer: string): string {
+  let callId: unknown;
+  try {
+    callId = (JSON.parse(authorizeAnswer) as { call_id?: unknown }).call_id;
+  } catch {
+    callId = undefined;
+  }
+  return JSON.stringify({ call_id: typeof callId === 'string' ? callId : 'no-call-id', status: 'success' });
 }
 
 /** The floor gets the same request body the broker gets (first token), so both parse the same bytes. */
