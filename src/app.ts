@@ -1,7 +1,6 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
-import type { Express } from 'express';
 import type { Logger } from 'pino';
 import type { AuditEvent, AuditRecord } from './audit/audit-log';
 import { createAuditEvidence, type AuditEvidence } from './audit/audit-evidence';
@@ -77,7 +76,8 @@ export interface BrokerOptions {
 }
 
 export interface Broker {
-  app: Express;
+  /** The request listener of the broker's HTTP surface (http/app.ts). */
+  app: RequestListener;
   /** The policy now serving (a reload replaces it). */
   readonly policy: Policy;
   livePolicy: LivePolicy;
@@ -244,8 +244,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     logger,
     onUnauthenticated: (reason, detail, attempt, token) => tokenDenies.withoutTenant(reason, detail, attempt, token),
     bodyLimit: policy.broker.body_limit,
-    servers: { digests: () => digestsOf(currentPolicy().servers, (s) => s.key_sha256), fromCertificate: tls?.fromCertificate },
-    operators: { digests: () => digestsOf(currentPolicy().operators, (o) => o.token_sha256), fromCertificate: tls?.fromCertificate },
+    servers: { digests: digestsOf(() => currentPolicy().servers, (s) => s.key_sha256), fromCertificate: tls?.fromCertificate },
+    operators: { digests: digestsOf(() => currentPolicy().operators, (o) => o.token_sha256), fromCertificate: tls?.fromCertificate },
     token: { tokens, introspection: createTokenIntrospection({ policy: currentPolicy, verifier, revocations: state.revocations, revoke: (input) => killSwitch.revoke(input), refusals: tokenDenies }), jwks: () => keyRing.jwks(), issuer: policy.broker.issuer, clientMetadataDocuments: policy.broker.authorization.client_metadata.enabled, metrics },
     authorization: { flow: authorizationFlow },
     server: { policy: currentPolicy, authorizer, complete, metrics, refusals: tokenDenies, callContext: createCallContextSigner({ keyRing, clock, issuer: policy.broker.issuer }) },

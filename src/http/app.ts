@@ -1,5 +1,6 @@
 import { randomUUID } from 'node:crypto';
-import express, { Router, type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
+import type { RequestListener } from 'node:http';
+import express, { Router, type ErrorRequestHandler, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { consoleRoutes } from '../console/console-routes';
 import { BrokerError } from '../errors';
@@ -12,7 +13,8 @@ import { authorizationRoutes, type AuthorizationRouteDeps } from './routes/autho
 import { auditKeysRoute, auditRoutes, type AuditRouteDeps } from './routes/audit';
 import { healthRoutes, type HealthDeps } from './routes/health';
 import { operatorRoutes, type OperatorRouteDeps } from './routes/operator';
-import { serverRoutes, type ServerRouteDeps } from './routes/authorize';
+import { createServerEndpoints, type ServerEndpointDeps } from './server-endpoints';
+import { parseSize } from '../policy/size';
 import { tokenRoutes, type TokenRouteDeps } from './routes/token';
 import { INTROSPECTION_PATH } from '../tokens/metadata';
 
@@ -22,7 +24,7 @@ export interface HttpAppDeps {
   servers: Identities;
   operators: Identities;
   token: Omit<TokenRouteDeps, 'logger'>;
-  server: Omit<ServerRouteDeps, 'logger'>;
+  server: Omit<ServerEndpointDeps, 'logger' | 'servers' | 'bodyLimit' | 'onUnauthenticated'>;
   operator: Omit<OperatorRouteDeps, 'logger'>;
   authorization: Omit<AuthorizationRouteDeps, 'logger'>;
   audit: Omit<AuditRouteDeps, 'logger'>;
@@ -34,8 +36,15 @@ export interface HttpAppDeps {
 /**
  * The HTTP surface. Each route group sits behind its own authentication; JSON everywhere, including
  * for 404s and body-parser failures, and never a stack trace or an HTML page.
+ *
+ * One port, two stacks: the three endpoints an MCP server calls on every tool call (authorize,
+ * complete, manifest) are served on node:http directly (server-endpoints.ts); every other request
+ * goes on to express.
  */
-export function createHttpApp(deps: HttpAppDeps): Express {
+export function createHttpApp(deps: HttpAppDeps): RequestListener {
+  const bodyLimit = parseSize(deps.bodyLimit);
+  if (bodyLimit === undefined) throw new Error(`broker.body_limit "${deps.bodyLimit}" is not a size`);
+  const serverEndpoints = createServerEndpoints({ ...deps.server, logger: deps.logger, servers: deps.servers, bodyLimit, onUnauthenticated: deps.onUnauthenticated });
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
@@ -43,7 +52,7 @@ export function createHttpApp(deps: HttpAppDeps): Express {
 
   app.use(requestLog(deps.logger));
   app.use(requireJsonBody());
-  app.use(strictJsonBody({ limit: deps.bodyLimit }));
+  app.use(strictJsonBody({ limit: bodyLimit }));
   app.use('/v1/token', express.urlencoded({ extended: false, limit: deps.bodyLimit, parameterLimit: 50 }));
   app.use(bindRequestContext());
 
@@ -52,9 +61,9 @@ export function createHttpApp(deps: HttpAppDeps): Express {
   app.use(auditKeysRoute(deps.audit.keys));
   app.use(tokenRoutes({ ...deps.token, logger: deps.logger }));
   app.use(authorizationRoutes({ ...deps.authorization, logger: deps.logger }));
-  const serverOnly = authenticate('server', deps.servers, deps.onUnauthenticated);
-  app.use(['/v1/authorize', '/v1/complete', '/v1/manifest'], serverOnly);
-  app.use(serverRoutes({ ...deps.server, logger: deps.logger }));
+  // What reaches express under these paths is not a POST to the endpoint itself (server-endpoints.ts
+  // took those): it is still authenticated first, then a 404 like any unknown route.
+  app.use(['/v1/authorize', '/v1/complete', '/v1/manifest'], authenticate('server', deps.servers, deps.onUnauthenticated));
   const operatorOnly = authenticate('operator', deps.operators, deps.onUnauthenticated);
   // Every operator route's prefix: a route added to operatorRoutes without one here would be open (test/isolation/operator-undo.test.ts tries).
   app.use(['/v1/revoke', '/v1/restore', '/v1/revocations', '/v1/quarantines', '/v1/audit', '/v1/tenants', '/v1/approvals', '/v1/keys', '/v1/policy'], operatorOnly);
@@ -86,7 +95,9 @@ export function createHttpApp(deps: HttpAppDeps): Express {
     else sendError(req, res, notFound, deps.logger);
   });
   app.use(errorHandler(deps.logger));
-  return app;
+  return (req, res) => {
+    if (!serverEndpoints(req, res)) app(req, res);
+  };
 }
 
 function requestLog(logger: Logger): RequestHandler {

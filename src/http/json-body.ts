@@ -1,8 +1,7 @@
 import express, { type RequestHandler } from 'express';
 import { BrokerError } from '../errors';
+import { bodyType } from './content-type';
 import { decodeUtf8, parseStrictJson, StrictJsonError } from './strict-json';
-
-export const JSON_TYPES = ['application/json', 'application/*+json'];
 
 /**
  * Reads a JSON body with the strict reader: body-parser only collects the bytes (and enforces the size
@@ -10,26 +9,35 @@ export const JSON_TYPES = ['application/json', 'application/*+json'];
  * charset was already checked by requireJsonBody. Any JSON value other than an object is refused, as
  * no endpoint takes one.
  */
-export function strictJsonBody(options: { limit: string }): RequestHandler {
-  const collect = express.raw({ type: JSON_TYPES, limit: options.limit });
+export function strictJsonBody(options: { limit: number | string }): RequestHandler {
+  const collect = express.raw({ type: (req) => bodyType(req.headers['content-type']) === 'json', limit: options.limit });
   return (req, res, next) => {
     collect(req, res, (err?: unknown) => {
       if (err) return next(err);
       if (!Buffer.isBuffer(req.body)) return next();
-      if (req.body.length === 0) {
-        req.body = undefined;
-        return next();
-      }
       try {
-        const value = parseStrictJson(decodeUtf8(req.body));
-        if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new BrokerError('bad_request', 'request body must be a JSON object');
-        req.body = value;
+        req.body = readJsonObject(req.body);
         next();
       } catch (parseErr) {
         req.body = undefined;
-        if (parseErr instanceof StrictJsonError) next(new BrokerError('bad_request', `request body ${parseErr.kind === 'syntax' ? 'is not valid JSON' : 'is refused'}: ${parseErr.message}`));
-        else next(parseErr);
+        next(parseErr);
       }
     });
   };
+}
+
+/**
+ * The one reading of a JSON body's bytes, for both HTTP stacks (server-endpoints.ts reads its bodies
+ * itself): undefined for no bytes, else a JSON object, or a 400 that says why not.
+ */
+export function readJsonObject(bytes: Uint8Array): Record<string, unknown> | undefined {
+  if (bytes.length === 0) return undefined;
+  try {
+    const value = parseStrictJson(decodeUtf8(bytes));
+    if (value === null || typeof value !== 'object' || Array.isArray(value)) throw new BrokerError('bad_request', 'request body must be a JSON object');
+    return value as Record<string, unknown>;
+  } catch (err) {
+    if (err instanceof StrictJsonError) throw new BrokerError('bad_request', `request body ${err.kind === 'syntax' ? 'is not valid JSON' : 'is refused'}: ${err.message}`);
+    throw err;
+  }
 }

@@ -34,3 +34,8 @@ export function bindRequestContext(): RequestHandler {
     storage.run({ requestId, locals: res.locals }, next);
   };
 }
+
+/** Runs `work` (and everything it awaits) as part of the request `requestId`; `locals` receives what is noted. */
+export function withRequestId<T>(requestId: string, locals: Record<string, unknown>, work: () => T): T {
+  return storage.run({ requestId, locals }, work);
+}
