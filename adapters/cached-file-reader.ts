@@ -1,4 +1,5 @@
-import { readFile, stat } from 'node:fs/promises';
+import { statSync, type BigIntStats } from 'node:fs';
+import { readFile } from 'node:fs/promises';
 
 /**
  * Reads small files that are read far more often than they change (the local store's sealed secrets
@@ -11,6 +12,9 @@ import { readFile, stat } from 'node:fs/promises';
  * Identity is (device, inode, size, mtime, ctime) in nanoseconds: writers here replace files by rename
  * (a new inode), and any in-place change moves ctime, which user space cannot set back. Only file
  * contents are kept (for the local store these are sealed ciphertexts), never anything decrypted.
+ *
+ * The stat is synchronous: on a local file it takes a few microseconds, while its asynchronous form
+ * costs a thread-pool round trip on every tool call. Only a changed file is read asynchronously.
  */
 export interface CachedFileReader {
   /** The file's text, or undefined when it does not exist. */
@@ -18,9 +22,11 @@ export interface CachedFileReader {
 }
 
 interface Entry {
-  identity: string;
+  identity: BigIntStats;
   text: string;
 }
+
+const sameFile = (a: BigIntStats, b: BigIntStats) => a.ino === b.ino && a.dev === b.dev && a.size === b.size && a.mtimeNs === b.mtimeNs && a.ctimeNs === b.ctimeNs;
 
 export function createCachedFileReader(options: { maxEntries?: number } = {}): CachedFileReader {
   const maxEntries = options.maxEntries ?? 10_000;
@@ -28,17 +34,19 @@ export function createCachedFileReader(options: { maxEntries?: number } = {}): C
 
   return {
     async read(path) {
-      let identity: string;
+      let identity: BigIntStats | undefined;
       try {
-        const s = await stat(path, { bigint: true });
-        identity = `${s.dev}:${s.ino}:${s.size}:${s.mtimeNs}:${s.ctimeNs}`;
+        identity = statSync(path, { bigint: true, throwIfNoEntry: false });
       } catch (err) {
         entries.delete(path);
-        if ((err as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
         throw err;
       }
+      if (identity === undefined) {
+        entries.delete(path);
+        return undefined;
+      }
       const hit = entries.get(path);
-      if (hit && hit.identity === identity) return hit.text;
+      if (hit && sameFile(hit.identity, identity)) return hit.text;
       let text: string;
       try {
         text = await readFile(path, 'utf8');

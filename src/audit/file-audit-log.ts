@@ -9,8 +9,9 @@ import { buildRecord, checkHead, createChainVerifier, type ChainHead } from './c
 /**
  * The embedded audit log: one append-only JSONL file per tenant, `<dir>/<tenant>.jsonl`.
  *
- * Group commit: `append` only queues. A flusher takes each tenant's queue, writes it with one write and
- * one fdatasync, and only then resolves those promises, so an allow is never answered before its record
+ * Group commit: `append` only queues. A flusher takes each tenant's queue, writes it with one write on
+ * a descriptor opened with O_DSYNC (the write returns once the bytes are on stable storage, as a write
+ * followed by fdatasync would), and only then resolves those promises, so an allow is never answered before its record
  * is on disk, while a burst of calls costs a handful of syncs instead of one each. Tenants flush side
  * by side. If the write or the sync fails, every promise of that batch rejects with `audit_unavailable`
  * and the acknowledged head stays where it was; the file is reopened, re-verified and cut back to that
@@ -33,7 +34,7 @@ export interface FileAuditLogOptions {
 
 export interface AuditStats {
   records: number;
-  /** Each batch is one write and one fdatasync of one tenant's file. */
+  /** Each batch is one synchronous-data write (O_DSYNC) of one tenant's file. */
   batches: number;
   failedBatches: number;
 }
@@ -123,7 +124,7 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
         stream.attempted = undefined;
       }
       const file = stream.open;
-      await assertInPlace(stream.path, file);
+      assertInPlace(stream.path, file);
       let head: ChainHead = file.head;
       const records = batch.map((p) => {
         const record = buildRecord(stream.tenant, head, p.ts, p.event);
@@ -132,8 +133,8 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
       });
       const data = Buffer.from(records.map((r) => JSON.stringify(r) + '\n').join(''), 'utf8');
       stream.attempted = data;
+      // O_DSYNC descriptor: when the write returns, the batch is durable (audit-file.ts openStream).
       await writeAll(file.handle, data);
-      await file.handle.datasync();
       // Only now does the head move: these records are durable.
       file.head = head;
       file.size += data.length;

@@ -5,7 +5,7 @@ import { createFileAuditLog } from '../../../src/audit/file-audit-log';
 import { manualClock } from '../../../src/clock';
 
 // Default group commit: no timer. Appends made in the same turn of the event loop share one write and
-// one fdatasync; appends made while a batch is being written go into the next one.
+// one O_DSYNC write; appends made while a batch is being written go into the next one.
 let dir: string;
 beforeEach(async () => {
   dir = await mkdtemp(join(tmpdir(), 'bulkhead-audit-idle-'));

@@ -1,4 +1,5 @@
-import { mkdtemp, readFile, rm, stat } from 'node:fs/promises';
+import { constants, readlinkSync } from 'node:fs';
+import { mkdtemp, readdir, readFile, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditEvent, AuditRecord } from '../../../src/audit/audit-log';
@@ -40,7 +41,7 @@ test('1000 concurrent appends across 3 tenants are gap-free per tenant, verify, 
   const { batches, records: written, failedBatches } = log.stats();
   expect(written).toBe(1000);
   expect(failedBatches).toBe(0);
-  // One write + one fdatasync per batch; a batch holds at most 200 of one tenant's records.
+  // One O_DSYNC write per batch; a batch holds at most 200 of one tenant's records.
   expect(batches).toBeGreaterThanOrEqual(6);
   expect(batches).toBeLessThan(50);
 });
@@ -115,4 +116,22 @@ test('audit files are created 0600 in a 0700 directory', async () => {
   await log.append('acme', { type: 'token' });
   expect((await stat(sub)).mode & 0o777).toBe(0o700);
   expect((await stat(join(sub, 'acme.jsonl'))).mode & 0o777).toBe(0o600);
+});
+
+test('the descriptor a batch is written through is O_DSYNC: the write itself is the durability point', async () => {
+  const log = newLog();
+  await log.append('acme', { type: 'token' });
+  const path = join(dir, 'acme.jsonl');
+  // The kernel's own view of this process's descriptors (Linux): which one names the file, with which flags.
+  const fds = (await readdir('/proc/self/fd')).filter((fd) => {
+    try {
+      return readlinkSync(`/proc/self/fd/${fd}`) === path;
+    } catch {
+      return false;
+    }
+  });
+  expect(fds).toHaveLength(1);
+  const flags = parseInt(/^flags:\s+([0-7]+)$/m.exec(await readFile(`/proc/self/fdinfo/${fds[0]}`, 'utf8'))![1]!, 8);
+  expect(flags & constants.O_DSYNC).toBe(constants.O_DSYNC);
+  expect(flags & constants.O_APPEND).toBe(constants.O_APPEND);
 });
