@@ -12,6 +12,8 @@ export { createLocalSecretStore, type LocalSecretStore, type LocalSecretStoreOpt
 export function createLocalSource(store: Pick<LocalSecretStore, 'get'>): CredentialSource {
   return {
     sources: ['local'],
+    // Its own disk and memory: no peer to wait for, so no deadline machinery per call.
+    cannotHang: true,
 
     async resolve(request: CredentialRequest): Promise<ResolvedCredential> {
       // One public answer for "no such secret", "shredded", "tampered" and "wrong source": none of them

@@ -31,6 +31,9 @@ export interface CredentialResolverOptions {
 /** The name of the broker's overall bound per resolution (each adapter's own client timeout sits inside it). */
 export const UPSTREAM_BUDGET = 'upstream budget';
 
+/** The signal of a call to a source that cannot hang: nothing ever aborts it. */
+const NEVER_ABORTED = new AbortController().signal;
+
 interface CacheEntry {
   value: ResolvedCredential;
   expiresAt: number;
@@ -47,7 +50,9 @@ export function createCredentialResolver(options: CredentialResolverOptions): Cr
     if (!source) throw new BrokerError('upstream_unavailable', `no adapter is configured for source "${input.spec.source}"`);
     try {
       // The adapter gets the signal (to cancel its I/O) and the caller is released at the budget either way.
-      const resolved = await withDeadline(options.timeoutMs, UPSTREAM_BUDGET, undefined, (signal) => source.resolve({ ...input, signal }));
+      const resolved = source.cannotHang
+        ? await source.resolve({ ...input, signal: NEVER_ABORTED })
+        : await withDeadline(options.timeoutMs, UPSTREAM_BUDGET, undefined, (signal) => source.resolve({ ...input, signal }));
       if (typeof resolved?.value !== 'string' || resolved.value.length === 0) {
         throw new BrokerError('upstream_unavailable', `credential "${input.name}" resolved to no value`);
       }

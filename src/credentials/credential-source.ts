@@ -29,6 +29,12 @@ export interface CredentialSource {
   /** The `source` values of CredentialSpec this adapter serves. */
   readonly sources: readonly CredentialSpec['source'][];
   /**
+   * True for a source that answers from this machine's own disk and memory and so cannot hang on a
+   * peer (the embedded store): the resolver calls it without a deadline (no timer, no AbortController
+   * per call), and its signal never aborts.
+   */
+  readonly cannotHang?: boolean;
+  /**
    * Resolves the tenant's credential now. Throw BrokerError('upstream_unavailable') (or anything: the
    * pipeline treats every throw as upstream_unavailable) — never return another tenant's or stale data.
    * Error messages must not contain upstream response bodies.

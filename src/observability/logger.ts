@@ -29,7 +29,11 @@ export const REDACT_PATHS = [
 
 export interface LoggerOptions {
   level?: string;
-  /** Where to write; defaults to stdout. Tests pass a stream to search the output for secrets. */
+  /**
+   * Where to write; defaults to stdout, written asynchronously (a log call only appends to a buffer that
+   * is written while the broker goes on; what is still buffered at exit is flushed synchronously by
+   * pino). Tests pass a stream to search the output for secrets.
+   */
   destination?: NodeJS.WritableStream;
 }
 
@@ -44,7 +48,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
         error: serializeError,
       },
     },
-    options.destination ?? process.stdout,
+    options.destination ?? pino.destination({ dest: 1, sync: false }),
   );
 }
 
