@@ -3,7 +3,7 @@ import { chmod, mkdir, unlink } from 'node:fs/promises';
 import { join } from 'node:path';
 import { open as openSealed, seal } from '../src/crypto/envelope';
 import { masterKeyKek, MASTER_KEK_ID, type KeyEncryptionKey, type KeyEncryptionKeys } from '../src/crypto/key-encryption-key';
-import { idSchema } from '../src/policy/schema';
+import { isPolicyId } from '../src/policy/schema';
 import { replaceFile, syncDir } from '../src/storage/atomic-file';
 import { createCachedFileReader } from './cached-file-reader';
 
@@ -199,7 +199,7 @@ function parseKeyFile(text: string): { kek: string; wrapped: string } {
 
 /** Tenant ids and secret names are policy IDs; the extra checks keep them from ever naming another path. */
 function checkId(what: string, value: string): string {
-  if (!idSchema.safeParse(value).success || value.includes('/') || value.includes('..') || value.includes('\0')) {
+  if (!isPolicyId(value) || value.includes('/') || value.includes('..') || value.includes('\0')) {
     throw new Error(`invalid ${what}`);
   }
   return value;

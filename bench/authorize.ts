@@ -11,11 +11,12 @@ import { authorizeStep, floorStep, mb, probeAuthorize, startBroker, startFloor, 
 /**
  * Scenarios 1 and 2: the HTTP floor (bare express 5 and bare node:http JSON endpoints, same request and
  * answer sizes) against POST /v1/authorize with a cached token, a local credential, durable audit
- * (group commit, fdatasync) and quotas on, interleaved round by round.
+ * (group commit, one O_DSYNC write per batch) and quotas on, interleaved round by round.
  *
  * Quotas are on but set high enough never to deny (the deny count is reported and must be 0). Every
  * allowed call is completed (POST /v1/complete) before the connection's next call, as an MCP server
- * does, so slots and open calls do not pile up; the slots still held at the end are reported (0).
+ * does, so slots and open calls do not pile up; the slots still held at the end (calls a run cut off
+ * between their authorize and their complete, at most one per connection per run) are reported.
  * A call is two broker requests: the target compares the broker's requests/s (authorize and complete)
  * with the floor's, and calls/s and CPU per call are shown next to it.
  *
@@ -64,6 +65,7 @@ export async function run(): Promise<ScenarioResult> {
       const callsVsExpress = pairedRatio(authorize, floorExpress, (r) => r.rps);
       const denies = authorize.non2xx + authorize.errors + authorize.failedFollowUps;
       const held = status.quota?.in_flight ?? Number.NaN;
+      const cutOff = settings.connections * (authorize.runs.length + 1);
       return {
         scenario: 'authorize',
         title: 'Authorize (cached token, local credential, durable audit, quotas on) vs the HTTP floor',
@@ -83,7 +85,8 @@ export async function run(): Promise<ScenarioResult> {
           { metric: 'server CPU: per express floor request / per node:http floor request / per call (authorize + complete)', value: `${floorExpress.serverCpuUs} / ${floorHttp.serverCpuUs} / ${authorize.serverCpuUs}`, unit: 'µs' },
           { metric: '2 × express floor CPU per request / CPU per call', value: pairedRatio(floorExpress, authorize, (r) => 2 * (r.serverCpuUs ?? Number.NaN), 2, (r) => r.serverCpuUs ?? Number.NaN) },
           { metric: 'authorize denies, errors and failed completes (must be 0)', value: denies, target: '0', met: denies === 0 },
-          { metric: 'concurrency slots still held after the runs (every call completed)', value: Number.isNaN(held) ? 'n/a' : held, target: '0', met: held === 0 },
+          // A run stops mid-call: at most one call per connection per run is answered but never completed.
+          { metric: 'concurrency slots still held after the runs (calls cut off when a run stopped)', value: Number.isNaN(held) ? 'n/a' : held, target: `≤ ${cutOff}`, met: held <= cutOff },
           { metric: 'broker RSS after the runs', value: mb(rss), unit: 'MB' },
           ...baselineRows(s['authorize (baseline build)'], authorize, floorExpress, baselineDist),
         ],

@@ -76,10 +76,10 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
   let closing = false;
 
   function streamFor(tenant: string): Stream {
-    const path = tenantFilePath(dir, tenant);
     let stream = streams.get(tenant);
     if (!stream) {
-      stream = { tenant, path, queue: [] };
+      // Checked once, when the stream is made: only ids that passed are ever keys of `streams`.
+      stream = { tenant, path: tenantFilePath(dir, tenant), queue: [] };
       streams.set(tenant, stream);
     }
     return stream;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { sha256Hex } from '../crypto/hash';
-import { idSchema } from '../policy/schema';
+import { idSchema, isPolicyId } from '../policy/schema';
 
 /**
  * The broker's own audit stream, for attempts that have no verifiable tenant: a token whose signature
@@ -20,8 +20,9 @@ export const streamIdSchema = z.string().superRefine((id, ctx) => {
   for (const issue of idSchema.safeParse(id).error?.issues ?? []) ctx.addIssue({ code: 'custom', message: issue.message });
 });
 
+/** `streamIdSchema` as a plain test (no zod walk), for paths that check a stream id on every call. */
 export function isStreamId(id: string): boolean {
-  return streamIdSchema.safeParse(id).success;
+  return id === SECURITY_STREAM || isPolicyId(id);
 }
 
 /**

@@ -17,6 +17,8 @@ export const DEFAULT_AUDITED_DENIES_PER_MINUTE = 300;
 
 const ID = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
 export const idSchema = z.string().regex(ID, 'must be 1-64 characters of letters, digits, ".", "_" or "-", starting with a letter or digit');
+/** `idSchema` as a plain test, for the paths that check an id on every call. */
+export const isPolicyId = (value: unknown): value is string => typeof value === 'string' && ID.test(value);
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be a lowercase SHA-256 hex digest (64 characters)');
 const duration = z
   .union([z.string(), z.number()])
