@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import type { FixtureOptions } from './fixtures';
 import { interleave } from './interleave';
 import { describeMachine } from './machine';
-import type { ScenarioResult } from './results';
+import type { Row, ScenarioResult } from './results';
 import { log, pairedRatio, runIfMain, settingsFromEnv } from './scenario';
 import { authorizeStep, mb, probeAuthorize, startBroker, type BrokerTarget } from './steps';
 
@@ -42,22 +42,39 @@ export async function run(): Promise<ScenarioResult> {
     // from heap the process has grown; nothing calls it while the load runs.
     small = await startBroker(fixture(10), settings, logDir, 'scale-small', { execArgv: ['--expose-gc'] });
     big = await startBroker(fixture(large.tenants), settings, logDir, 'scale-large', { sessions: large.sessions, execArgv: ['--expose-gc'] });
-    capped = await startBroker(fixture(large.tenants), settings, logDir, 'scale-capped', { sessions: large.sessions, execArgv: ['--expose-gc', `--max-old-space-size=${heapMb}`] });
+    // The targets are without heap flags; the capped side is context, and may not even start (a heap
+    // too small for the policy load is reported, not a failed scenario).
+    let cappedFailure: string | undefined;
+    try {
+      capped = await startBroker(fixture(large.tenants), settings, logDir, 'scale-capped', { sessions: large.sessions, execArgv: ['--expose-gc', `--max-old-space-size=${heapMb}`] });
+    } catch (err) {
+      cappedFailure = err instanceof Error ? err.message : String(err);
+      log(`  capped broker did not start: ${cappedFailure}`);
+    }
     await probeAuthorize(small);
     await probeAuthorize(big);
-    await probeAuthorize(capped);
+    if (capped) await probeAuthorize(capped);
     const smallLabel = `10 tenants`;
     const bigLabel = `${large.tenants.toLocaleString('en-US')} tenants, ${large.sessions.toLocaleString('en-US')} sessions`;
     const cappedLabel = `the same, old space capped at ${heapMb} MB`;
-    const s = await interleave([authorizeStep(smallLabel, small, settings), authorizeStep(bigLabel, big, settings), authorizeStep(cappedLabel, capped, settings)], { ...settings, log });
+    const s = await interleave([authorizeStep(smallLabel, small, settings), authorizeStep(bigLabel, big, settings), ...(capped ? [authorizeStep(cappedLabel, capped, settings)] : [])], { ...settings, log });
     const a = s[smallLabel]!;
     const b = s[bigLabel]!;
-    const c = s[cappedLabel]!;
-    const [rssSmall, rssBig, rssCapped] = [(await small.usage()).rssBytes, (await big.usage()).rssBytes, (await capped.usage()).rssBytes];
+    const c = s[cappedLabel];
+    const [rssSmall, rssBig, rssCapped] = [(await small.usage()).rssBytes, (await big.usage()).rssBytes, capped ? (await capped.usage()).rssBytes : Number.NaN];
     const [liveSmall, liveBig] = [await small.usage(true), await big.usage(true)];
     const p50Ratio = pairedRatio(b, a, (r) => r.p50Ms);
-    const p50RatioCapped = pairedRatio(c, a, (r) => r.p50Ms);
-    const bad = [a, b, c].reduce((n, s) => n + s.non2xx + s.errors + s.failedFollowUps, 0);
+    const p50RatioCapped = c ? pairedRatio(c, a, (r) => r.p50Ms) : Number.NaN;
+    const bad = [a, b, ...(c ? [c] : [])].reduce((n, s) => n + s.non2xx + s.errors + s.failedFollowUps, 0);
+    const loadMs = Math.round(big.info.policyLoadMs);
+    const cappedRows: Row[] = capped && c
+      ? [
+          { metric: `large, --max-old-space-size=${heapMb}: RSS once started`, value: mb(capped.info.rssAfterStartBytes), unit: 'MB' },
+          { metric: `large, --max-old-space-size=${heapMb}: RSS after the runs`, value: mb(rssCapped), unit: 'MB' },
+          { metric: `large, --max-old-space-size=${heapMb}: authorize p50 ratio to small`, value: p50RatioCapped },
+          { metric: `large, --max-old-space-size=${heapMb}: authorize rps`, value: c.rps, unit: 'req/s' },
+        ]
+      : [{ metric: `large, --max-old-space-size=${heapMb}`, value: `did not start (${(cappedFailure ?? '').slice(0, 80)})` }];
     return {
       scenario: 'scale',
       title: `Authorize at 10 vs ${large.tenants} tenants (${TOOLS} tools each) and ${large.sessions} live sessions`,
@@ -70,18 +87,16 @@ export async function run(): Promise<ScenarioResult> {
         { metric: 'authorize p50 ratio, large / small', value: p50Ratio, target: '≤ 1.1', met: p50Ratio <= 1.1 },
         { metric: 'policy file size, small / large', value: `${kb(small.info.policyBytes)} / ${kb(big.info.policyBytes)}`, unit: 'kB' },
         { metric: 'policy load (read, parse, validate, freeze), small', value: Math.round(small.info.policyLoadMs), unit: 'ms' },
-        { metric: 'policy load (read, parse, validate, freeze), large', value: Math.round(big.info.policyLoadMs), unit: 'ms' },
+        { metric: 'policy load (read, parse, validate, freeze), large', value: loadMs, unit: 'ms', target: '≤ 1000', met: loadMs <= 1000 },
         { metric: 'RSS once started (policy loaded, sessions created), small / large', value: `${mb(small.info.rssAfterStartBytes)} / ${mb(big.info.rssAfterStartBytes)}`, unit: 'MB' },
         { metric: 'RSS after the runs, small', value: mb(rssSmall), unit: 'MB' },
-        { metric: 'RSS after the runs, large', value: mb(rssBig), unit: 'MB', target: '≤ 256', met: rssBig <= 256 * 2 ** 20 },
+        { metric: 'RSS once started, large (no heap flags)', value: mb(big.info.rssAfterStartBytes), unit: 'MB', target: '≤ 256', met: big.info.rssAfterStartBytes <= 256 * 2 ** 20 },
+        { metric: 'RSS after the runs, large (no heap flags)', value: mb(rssBig), unit: 'MB', target: '≤ 256', met: rssBig <= 256 * 2 ** 20 },
         { metric: 'live JS heap after a full GC, small / large', value: `${mb(liveSmall.heapUsedBytes)} / ${mb(liveBig.heapUsedBytes)}`, unit: 'MB' },
-        { metric: `large, --max-old-space-size=${heapMb}: RSS once started`, value: mb(capped.info.rssAfterStartBytes), unit: 'MB' },
-        { metric: `large, --max-old-space-size=${heapMb}: RSS after the runs`, value: mb(rssCapped), unit: 'MB', target: '≤ 256', met: rssCapped <= 256 * 2 ** 20 },
-        { metric: `large, --max-old-space-size=${heapMb}: authorize p50 ratio to small`, value: p50RatioCapped, target: '≤ 1.1', met: p50RatioCapped <= 1.1 },
-        { metric: `large, --max-old-space-size=${heapMb}: authorize rps`, value: c.rps, unit: 'req/s' },
+        ...cappedRows,
         { metric: 'denies and errors (must be 0)', value: bad, target: '0', met: bad === 0 },
       ],
-      runs: { small: a.runs, large: b.runs, capped: c.runs, startMs: { small: small.info.startMs, large: big.info.startMs }, rssAfterStart: { small: small.info.rssAfterStartBytes, large: big.info.rssAfterStartBytes } },
+      runs: { small: a.runs, large: b.runs, capped: c?.runs ?? cappedFailure, startMs: { small: small.info.startMs, large: big.info.startMs }, rssAfterStart: { small: small.info.rssAfterStartBytes, large: big.info.rssAfterStartBytes } },
     };
   } finally {
     await small?.stop();
