@@ -172,8 +172,11 @@ function readBytes(req: IncomingMessage, limit: number): Promise<Buffer | undefi
     req.on('data', onData);
     req.once('end', () => resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, size)));
     req.once('error', reject);
-    // Settled already when the body was read; otherwise the client went away mid-body.
-    req.once('close', () => reject(new Error('request closed before its body was read')));
+    // 'close' follows every request; only one whose body never completed means the client went away
+    // (no Error is made otherwise: capturing a stack on every call is not free).
+    req.once('close', () => {
+      if (!req.complete) reject(new Error('request closed before its body was read'));
+    });
   });
 }
 
