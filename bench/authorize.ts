@@ -6,7 +6,7 @@ import { interleave, type Summary } from './interleave';
 import { describeMachine } from './machine';
 import type { Row, ScenarioResult } from './results';
 import { log, pairedRatio, runIfMain, settingsFromEnv } from './scenario';
-import { authorizeStep, floorStep, mb, probeAuthorize, startBroker, startFloor, tenantStatus } from './steps';
+import { authorizeStep, floorStep, mb, probeAuthorize, startBroker, startFloor, tenantStatus, type BrokerTarget } from './steps';
 
 /**
  * Scenarios 1 and 2: the HTTP floor (bare express 5 and bare node:http JSON endpoints, same request and
@@ -20,8 +20,9 @@ import { authorizeStep, floorStep, mb, probeAuthorize, startBroker, startFloor, 
  * A call is two broker requests: the target compares the broker's requests/s (authorize and complete)
  * with the floor's, and calls/s and CPU per call are shown next to it.
  *
- * BENCH_BASELINE_DIST=/path/to/other/dist adds a fourth side: the same broker target run from another
- * build (e.g. the tree before an optimisation), so before and after are measured in the same rounds.
+ * BENCH_BASELINE_DIST=/path/to/other/dist adds a side: the same broker target run from another build
+ * (e.g. the tree before an optimisation), so before and after are measured in the same rounds. Several
+ * builds, comma-separated, add one side each (to tell which of several changes moved a number).
  */
 export const AUTHORIZE_FIXTURE: FixtureOptions = {
   tenants: 3,
@@ -37,11 +38,15 @@ export async function run(): Promise<ScenarioResult> {
   const logDir = await mkdtemp(join(tmpdir(), 'bulkhead-bench-logs-'));
   log(`authorize vs floor: ${settings.rounds} rounds × ${settings.durationSec}s, ${settings.connections} connections`);
   const broker = await startBroker(AUTHORIZE_FIXTURE, settings, logDir, 'authorize');
-  const baselineDist = process.env.BENCH_BASELINE_DIST;
-  const baseline = baselineDist ? await startBroker(AUTHORIZE_FIXTURE, settings, logDir, 'baseline', { benchDir: join(baselineDist, 'bench') }) : undefined;
+  const baselineDists = (process.env.BENCH_BASELINE_DIST ?? '').split(',').filter(Boolean);
+  const baselines: Array<{ dist: string; label: string; broker: BrokerTarget }> = [];
+  for (const [i, dist] of baselineDists.entries()) {
+    const label = baselineDists.length === 1 ? 'authorize (baseline build)' : `authorize (baseline build ${i + 1})`;
+    baselines.push({ dist, label, broker: await startBroker(AUTHORIZE_FIXTURE, settings, logDir, `baseline-${i + 1}`, { benchDir: join(dist, 'bench') }) });
+  }
   try {
     const probe = await probeAuthorize(broker);
-    if (baseline) await probeAuthorize(baseline);
+    for (const b of baselines) await probeAuthorize(b.broker);
     const express = await startFloor({ kind: 'express', responseBytes: probe.responseBytes });
     const http = await startFloor({ kind: 'http', responseBytes: probe.responseBytes });
     try {
@@ -50,7 +55,7 @@ export async function run(): Promise<ScenarioResult> {
           floorStep('floor: express 5', express, broker, settings),
           floorStep('floor: node:http', http, broker, settings),
           authorizeStep('authorize', broker, settings),
-          ...(baseline ? [authorizeStep('authorize (baseline build)', baseline, settings)] : []),
+          ...baselines.map((b) => authorizeStep(b.label, b.broker, settings)),
         ],
         { ...settings, log },
       );
@@ -88,9 +93,9 @@ export async function run(): Promise<ScenarioResult> {
           // A run stops mid-call: at most one call per connection per run is answered but never completed.
           { metric: 'concurrency slots still held after the runs (calls cut off when a run stopped)', value: Number.isNaN(held) ? 'n/a' : held, target: `≤ ${cutOff}`, met: held <= cutOff },
           { metric: 'broker RSS after the runs', value: mb(rss), unit: 'MB' },
-          ...baselineRows(s['authorize (baseline build)'], authorize, floorExpress, baselineDist),
+          ...baselines.flatMap((b) => baselineRows(b.label, s[b.label]!, authorize, floorExpress, b.dist)),
         ],
-        runs: { floorExpress: floorExpress.runs, floorHttp: floorHttp.runs, authorize: authorize.runs, ...(baseline ? { baseline: s['authorize (baseline build)']!.runs } : {}) },
+        runs: { floorExpress: floorExpress.runs, floorHttp: floorHttp.runs, authorize: authorize.runs, ...Object.fromEntries(baselines.map((b) => [b.label, { dist: b.dist, runs: s[b.label]!.runs }])) },
       };
     } finally {
       await express.stop();
@@ -98,21 +103,21 @@ export async function run(): Promise<ScenarioResult> {
     }
   } finally {
     await broker.stop();
-    await baseline?.stop();
+    for (const b of baselines) await b.broker.stop();
     await rm(logDir, { recursive: true, force: true });
   }
 }
 
-function baselineRows(baseline: Summary | undefined, authorize: Summary, floor: Summary, dist?: string): Row[] {
-  if (!baseline) return [];
+function baselineRows(label: string, baseline: Summary, authorize: Summary, floor: Summary, dist: string): Row[] {
+  const name = label.replace(/^authorize \((.*)\)$/, '$1');
   return [
-    { metric: `baseline build (${dist}): authorize`, value: baseline.rps, unit: 'req/s' },
-    { metric: 'baseline build: authorize p50 / p99', value: `${baseline.p50Ms} / ${baseline.p99Ms}`, unit: 'ms' },
-    { metric: 'baseline build: authorized calls/s / express floor requests/s', value: pairedRatio(baseline, floor, (r) => r.rps) },
-    { metric: 'baseline build: server CPU per call (authorize + complete)', value: baseline.serverCpuUs, unit: 'µs' },
-    { metric: 'this build / baseline build: calls/s', value: pairedRatio(authorize, baseline, (r) => r.rps) },
-    { metric: 'this build / baseline build: CPU per call', value: pairedRatio(authorize, baseline, (r) => r.serverCpuUs ?? Number.NaN) },
-    { metric: 'this build / baseline build: authorize p50', value: pairedRatio(authorize, baseline, (r) => r.p50Ms) },
+    { metric: `${name} (${dist}): authorized calls`, value: baseline.rps, unit: 'calls/s' },
+    { metric: `${name}: authorize p50 / p99`, value: `${baseline.p50Ms} / ${baseline.p99Ms}`, unit: 'ms' },
+    { metric: `${name}: authorized calls/s / express floor requests/s`, value: pairedRatio(baseline, floor, (r) => r.rps) },
+    { metric: `${name}: server CPU per call (authorize + complete)`, value: baseline.serverCpuUs, unit: 'µs' },
+    { metric: `this build / ${name}: calls/s`, value: pairedRatio(authorize, baseline, (r) => r.rps) },
+    { metric: `this build / ${name}: CPU per call`, value: pairedRatio(authorize, baseline, (r) => r.serverCpuUs ?? Number.NaN) },
+    { metric: `this build / ${name}: authorize p50`, value: pairedRatio(authorize, baseline, (r) => r.p50Ms) },
   ];
 }
 
