@@ -113,7 +113,8 @@ export function createServerEndpoints(deps: ServerEndpointDeps): ServerEndpoints
         }
         const id = identify('server', deps.servers, req);
         if (id === null) {
-          void refuseUnauthenticated('server', ENDPOINTS[route], body, deps.onUnauthenticated).then((refusal) => fail(refusal, body));
+          // Inside the request's context: the refusal's record names this request.
+          void withRequestId(requestId, locals, () => refuseUnauthenticated('server', ENDPOINTS[route], body, deps.onUnauthenticated)).then((refusal) => fail(refusal, body));
           return;
         }
         server = id;
