@@ -32,7 +32,8 @@ import { createBrokerState } from './compose/broker-state';
 import { createApprovalView } from './approvals/approval-view';
 import { createArgumentSeal } from './approvals/sealed-arguments';
 import { createCredentialSources } from './compose/credential-sources';
-import { tenantKeks } from './compose/tenant-keys';
+import { createTenantSecretStore, type TenantSecrets } from './compose/secret-store';
+import { shredTenantKeys } from './compose/tenant-shred';
 import { createRemoteIdpKeys } from './tokens/idp-keys';
 import { createKeyRing, type KeyRing } from './tokens/key-ring';
 import { registeringSessions } from './sessions/session-registering-issuer';
@@ -138,10 +139,14 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     issuer: policy.broker.issuer,
   });
 
+  const built = options.sources ? null : await createCredentialSources({ policy, dataDir, masterKey, logger, clock });
+  const sources = options.sources ?? built!.sources;
+  // Tenant export and delete read and shred the same store the local source serves from (with sources
+  // replaced, a store of its own on the same data dir, master key as every root).
+  const standalone = built ? null : createTenantSecretStore({ policy: currentPolicy, dataDir, masterKey });
+  const tenantSecrets: TenantSecrets = built?.secrets ?? standalone!;
   // Injected sources (tests) come without a tenant key provider: tenants are sealed under the master key then.
-  const { sources, keks } = options.sources
-    ? { sources: options.sources, keks: tenantKeks({ policy: currentPolicy, masterKey }) }
-    : await createCredentialSources({ policy, dataDir, masterKey, logger, clock });
+  const keks = tenantSecrets.keks;
   const argumentSeal = createArgumentSeal(keks);
   const credentials = createCredentialResolver({
     sources,
@@ -236,6 +241,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     },
   });
   const complete = createCompletion({ sessions: state.sessions, quotas: state.quotas, credentials, audit, kills, clock, spending });
+  const exportBundle = (tenant: string, range: { from?: number; to?: number }) =>
+    exportTenantBundle({ tenant, ...range, known: true, issuer: policy.broker.issuer, now: clock.now(), log: state.audit, checkpoints: state.checkpoints, evidence, keys: auditKeys.published(), signer: auditKeys.signer() });
   const killSwitch = createKillSwitch({ policy: currentPolicy, revocations: state.revocations, sessions: state.sessions, quotas: state.quotas, credentials, audit, inFlight, clock });
   const restore = createRestore({ policy: currentPolicy, revocations: state.revocations, sessions: state.sessions, audit, clock });
   const quarantines = createQuarantineReview({ sessions: state.sessions, audit });
@@ -274,8 +281,36 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       checkpoints: state.checkpoints,
       append: audit.append,
       keys: () => auditKeys.published(),
-      exportBundle: (tenant, range) =>
-        exportTenantBundle({ tenant, ...range, known: true, issuer: policy.broker.issuer, now: clock.now(), log: state.audit, checkpoints: state.checkpoints, evidence, keys: auditKeys.published(), signer: auditKeys.signer() }),
+      exportBundle,
+    },
+    tenants: {
+      policy: currentPolicy,
+      export: {
+        sessions: state.sessions,
+        revocations: state.revocations,
+        approvals: state.approvals,
+        quotas: state.quotas,
+        budgets: state.budgets,
+        secrets: tenantSecrets.store,
+        append: audit.append,
+        auditBundle: async (tenant) => {
+          await checkpointer.sealNow(tenant);
+          return exportBundle(tenant, {});
+        },
+        clock,
+      },
+      delete: {
+        revoke: (input) => killSwitch.revoke(input),
+        shred: (tenant) => shredTenantKeys(tenantSecrets, tenant),
+        sessions: state.sessions,
+        approvals: state.approvals,
+        quotas: state.quotas,
+        budgets: state.budgets,
+        log: state.audit,
+        append: audit.append,
+        seal: (tenant) => checkpointer.sealNow(tenant),
+      },
+      countersign: { issuer: policy.broker.issuer, signer: () => auditKeys.signer(), now: () => clock.now() },
     },
     health: {
       registry: metrics.registry,
@@ -364,6 +399,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         ),
       );
       await credentials.close();
+      standalone?.close();
       // After the servers stopped taking calls and before the audit closes: the last summaries are written.
       await denies.close();
       // The shutdown checkpoint: everything this process committed is signed before the log closes.

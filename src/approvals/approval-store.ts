@@ -33,6 +33,8 @@ export interface ApprovalStore {
   consume(tenant: string, session: string, tool: string, argumentsSha256: string, now: number): Promise<Approval | null>;
   /** This tenant's pending, unexpired approvals, oldest first, at most MAX_LISTED_APPROVALS. */
   listPending(tenant: string, now: number): Promise<Approval[]>;
+  /** Every approval of the tenant still held, whatever its status, oldest first (a tenant export). */
+  listTenant(tenant: string): Promise<Approval[]>;
   /** Deletes every approval of the tenant, whatever its status, and its indexes (tenant delete). Idempotent. */
   forgetTenant(tenant: string): Promise<void>;
   close?(): Promise<void>;

@@ -120,6 +120,10 @@ export function createMemoryApprovalStore(options: MemoryApprovalStoreOptions = 
       return pending.sort((x, y) => x.created_at - y.created_at).slice(0, MAX_LISTED_APPROVALS);
     },
 
+    async listTenant(tenant) {
+      return [...byId.values()].filter((a) => a.tenant === tenant).map((a) => ({ ...a })).sort((x, y) => x.created_at - y.created_at);
+    },
+
     async forgetTenant(tenant) {
       for (const [id, a] of byId) {
         if (a.tenant !== tenant) continue;

@@ -6,7 +6,7 @@
 export const GENESIS_HASH = '0'.repeat(64);
 
 export interface AuditEvent {
-  type: 'authorize' | 'complete' | 'revoke' | 'restore' | 'approval' | 'token' | 'quarantine' | 'quarantine_lift' | 'policy' | 'deny_summary' | 'export' | 'correlate';
+  type: 'authorize' | 'complete' | 'revoke' | 'restore' | 'approval' | 'token' | 'quarantine' | 'quarantine_lift' | 'policy' | 'deny_summary' | 'export' | 'correlate' | 'tenant_export' | 'tenant_delete';
   decision?: 'allow' | 'deny';
   reason?: string;
   call_id?: string;

@@ -6,7 +6,7 @@ import { DEFAULT_URL } from './options';
 import { UsageError } from './usage-error';
 
 /** CLI verbs that act on a running broker go through its HTTP API, so a running process sees them at once. */
-export async function callBroker(url: string | undefined, path: string, init: { method: string; body?: unknown; bearer?: string; form?: URLSearchParams }): Promise<unknown> {
+export async function callBroker(url: string | undefined, path: string, init: { method: string; body?: unknown; bearer?: string; form?: URLSearchParams; timeoutMs?: number }): Promise<unknown> {
   const base = url ?? process.env.BULKHEAD_URL ?? DEFAULT_URL;
   const headers: Record<string, string> = {};
   if (init.bearer) headers.authorization = `Bearer ${init.bearer}`;
@@ -21,7 +21,7 @@ export async function callBroker(url: string | undefined, path: string, init: { 
   let response: Response;
   let text: string;
   try {
-    ({ response, text } = await withDeadline(10_000, 'broker request', undefined, async (signal) => {
+    ({ response, text } = await withDeadline(init.timeoutMs ?? 10_000, 'broker request', undefined, async (signal) => {
       const answer = await fetch(new URL(path, base), { method: init.method, headers, body, signal });
       return { response: answer, text: await answer.text() };
     }));

@@ -1,3 +1,9 @@
+import { mkdir } from 'node:fs/promises';
+import { join } from 'node:path';
+import { RootNotDestroyed, shredTenantKeys } from '../compose/tenant-shred';
+import { replaceFile } from '../storage/atomic-file';
+import type { TenantDeleteResult } from '../tenants/tenant-delete';
+import type { TenantExport } from '../tenants/tenant-export';
 import { MASTER_KEK_ID } from '../crypto/key-encryption-key';
 import { idSchema } from '../policy/schema';
 import { callBroker } from './http-client';
@@ -7,6 +13,8 @@ import { openTenantStore } from './tenant-store';
 import { UsageError } from './usage-error';
 
 export const TENANT_HELP = `Usage: bulkhead tenant status T [--url URL]
+       bulkhead tenant export T --out DIR [--include-secrets] [--url URL]
+       bulkhead tenant delete T --yes [--json] [--url URL]
        bulkhead tenant shred T --yes --config FILE [--data-dir DIR]
 
   status  the tenant as the broker sees it now (GET /v1/tenants/T): revoked, live sessions, quota use,
@@ -22,7 +30,29 @@ export const TENANT_HELP = `Usage: bulkhead tenant status T [--url URL]
           If the root cannot be destroyed (the broker's identity may not), nothing local is deleted
           and the command says what to do; exit 1. Without --yes it only says what it would do (exit 2).
           A running broker stops using the tenant's data key at once (the key file is gone) and, for a
-          root disabled elsewhere, within broker.data_key_cache (default 60s).`;
+          root disabled elsewhere, within broker.data_key_cache (default 60s).
+
+  export  the tenant's data, from the running broker (POST /v1/tenants/T/export), into DIR (created,
+          mode 0700): tenant.json (policy entry with principals' secret hashes redacted, OAuth clients
+          bound to it, secret names, live and quarantined sessions, revocation state and history,
+          approvals, quota and budget use) and audit-bundle.json (the tenant's whole audit trail as a
+          verifiable bundle: bulkhead audit verify --bundle DIR/audit-bundle.json --keys KEYS). Nothing
+          of any other tenant. --include-secrets also writes secrets.json (mode 0600) with the local
+          secret values; the export is recorded in the tenant's audit stream first, and says whether
+          values were included.
+
+  delete  deletes the tenant on the running broker (POST /v1/tenants/T/delete), in order, one step at
+          a time: revoke (tenant revoked on every replica, calls in flight killed, their upstream leases
+          revoked), shred_keys (as shred above: the external root destroyed, then data key and local
+          secrets deleted), sessions (live sessions, quarantines, calls), approvals, quotas, budgets,
+          and a final tombstone record in the tenant's audit stream, signed by a checkpoint. Each
+          step is journaled in that stream when done: if the broker dies mid-delete, or a step fails
+          (an upstream is down), run the same command again and it resumes where it stopped. Running
+          it after a finished delete runs every step again (finding nothing) and adds a new tombstone.
+          Kept: the audit stream (retention) and the tenant revocation (no token of the tenant works
+          while the policy still names it); take the tenant out of the policy file afterwards.
+          Prints each step (--json: the whole report). Without --yes it only says what it would do
+          (exit 2).`;
 
 export async function tenant(argv: string[]): Promise<number> {
   const [action, id, ...rest] = argv;
@@ -31,6 +61,8 @@ export async function tenant(argv: string[]): Promise<number> {
     return action === undefined ? 2 : 0;
   }
   if (action === 'status') return status(id, rest);
+  if (action === 'export') return exportTenantData(id, rest);
+  if (action === 'delete') return deleteTenantData(id, rest);
   if (action !== 'shred') throw new UsageError(`bulkhead tenant: unknown action "${action}" (see bulkhead tenant --help)`);
   const { values } = parseVerb('tenant shred', rest, { ...stateOptions, yes: { type: 'boolean' } });
   if (values.help || id === '--help') {
@@ -46,19 +78,17 @@ export async function tenant(argv: string[]): Promise<number> {
     if (!values.yes) {
       throw new UsageError(`bulkhead tenant shred: this would ${kek.destroy ? `destroy ${kek.id}, then ` : ''}delete tenant "${id}"'s data key and its ${names.length} secret(s) in ${opened.dataDir} (root: ${root}). Add --yes to do it.`);
     }
-    if (kek.destroy) {
-      try {
-        process.stdout.write(`${await kek.destroy()}\n`);
-      } catch (err) {
-        process.stderr.write(
-          `bulkhead tenant shred: could not destroy ${kek.id} (${(err as Error).message}); nothing was deleted. Disable or delete that key in its KMS (the tenant controls it), then run this again.\n`,
-        );
-        return 1;
-      }
+    let outcome;
+    try {
+      outcome = await shredTenantKeys({ store: opened.store, keks: opened.kekOf }, id);
+    } catch (err) {
+      if (!(err instanceof RootNotDestroyed)) throw err;
+      process.stderr.write(`bulkhead tenant shred: ${err.message}. Disable or delete that key in its KMS (the tenant controls it), then run this again.\n`);
+      return 1;
     }
-    await opened.store.shredTenant(id);
-    process.stdout.write(`deleted tenant "${id}"'s data key and ${names.length} secret(s) from ${opened.dataDir}\n`);
-    process.stdout.write(kek.destroy ? `shredded: no copy of tenant "${id}"'s sealed data can be opened any more, backups included\n` : `shredded in this data dir; root: ${root}\n`);
+    if (outcome.root_destroyed) process.stdout.write(`${outcome.root_destroyed}\n`);
+    process.stdout.write(`deleted tenant "${id}"'s data key and ${outcome.secrets_deleted} secret(s) from ${opened.dataDir}\n`);
+    process.stdout.write(outcome.root_destroyed ? `shredded: no copy of tenant "${id}"'s sealed data can be opened any more, backups included\n` : `shredded in this data dir; root: ${root}\n`);
     return 0;
   } finally {
     await opened.close();
@@ -74,5 +104,52 @@ async function status(id: string | undefined, argv: string[]): Promise<number> {
   if (!id || !idSchema.safeParse(id).success) throw new UsageError('bulkhead tenant status: name the tenant: bulkhead tenant status T');
   const answer = await callBroker(values.url, `/v1/tenants/${id}`, { method: 'GET', bearer: operatorToken(values) });
   process.stdout.write(JSON.stringify(answer, null, 2) + '\n');
+  return 0;
+}
+
+async function exportTenantData(id: string | undefined, argv: string[]): Promise<number> {
+  const { values } = parseVerb('tenant export', argv, { ...operatorOptions, out: { type: 'string' }, 'include-secrets': { type: 'boolean' } });
+  if (values.help || id === '--help') {
+    process.stdout.write(TENANT_HELP + '\n');
+    return 0;
+  }
+  if (!id || !idSchema.safeParse(id).success) throw new UsageError('bulkhead tenant export: name the tenant: bulkhead tenant export T --out DIR');
+  if (!values.out) throw new UsageError('bulkhead tenant export: --out DIR is required');
+  const includeSecrets = values['include-secrets'] === true;
+  const exported = (await callBroker(values.url, `/v1/tenants/${id}/export`, { method: 'POST', body: includeSecrets ? { include_secrets: true } : {}, bearer: operatorToken(values), timeoutMs: 60_000 })) as TenantExport;
+  await mkdir(values.out, { recursive: true, mode: 0o700 });
+  const { audit, secrets, ...rest } = exported;
+  const written = ['tenant.json', 'audit-bundle.json'];
+  await replaceFile(join(values.out, 'tenant.json'), JSON.stringify({ ...rest, secrets: { names: secrets.names } }, null, 2) + '\n');
+  await replaceFile(join(values.out, 'audit-bundle.json'), JSON.stringify(audit, null, 2) + '\n');
+  if (secrets.values) {
+    await replaceFile(join(values.out, 'secrets.json'), JSON.stringify(secrets.values, null, 2) + '\n', 0o600);
+    written.push('secrets.json');
+  }
+  process.stdout.write(
+    `${values.out}: tenant ${id}: ${written.join(', ')} (${secrets.names.length} secret name(s)${secrets.values ? ' with values' : ''}, ${exported.sessions.live.length} live session(s), ${exported.approvals.length} approval(s), audit records ${audit.manifest.records.first_seq}..${audit.manifest.records.last_seq})\n`,
+  );
+  return 0;
+}
+
+async function deleteTenantData(id: string | undefined, argv: string[]): Promise<number> {
+  const { values } = parseVerb('tenant delete', argv, { ...operatorOptions, yes: { type: 'boolean' }, json: { type: 'boolean' } });
+  if (values.help || id === '--help') {
+    process.stdout.write(TENANT_HELP + '\n');
+    return 0;
+  }
+  if (!id || !idSchema.safeParse(id).success) throw new UsageError('bulkhead tenant delete: name the tenant: bulkhead tenant delete T --yes');
+  if (!values.yes) {
+    throw new UsageError(
+      `bulkhead tenant delete: this would revoke tenant "${id}", shred its keys and delete its secrets, sessions, approvals, quota and budget state on the broker (its audit stream is kept, with a tombstone). Export it first (bulkhead tenant export ${id} --out DIR). Add --yes to do it.`,
+    );
+  }
+  const result = (await callBroker(values.url, `/v1/tenants/${id}/delete`, { method: 'POST', body: { confirm: id }, bearer: operatorToken(values), timeoutMs: 120_000 })) as TenantDeleteResult;
+  if (values.json) {
+    process.stdout.write(JSON.stringify(result, null, 2) + '\n');
+    return 0;
+  }
+  for (const step of result.steps) process.stdout.write(`${step.step.padEnd(11)} ${step.status.padEnd(8)} ${step.detail}\n`);
+  process.stdout.write(`tenant "${id}" deleted${result.resumed ? ' (resumed an interrupted delete)' : ''}; tombstone: audit seq ${result.tombstone.seq}. Kept: ${result.retained.join('; ')}\n`);
   return 0;
 }

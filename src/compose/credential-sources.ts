@@ -5,7 +5,7 @@ import { systemClock, type Clock } from '../clock';
 import type { CredentialSource } from '../credentials/credential-source';
 import type { KeyEncryptionKeys } from '../crypto/key-encryption-key';
 import type { Policy } from '../policy/schema';
-import { createTenantSecretStore } from './secret-store';
+import { createTenantSecretStore, type TenantSecrets } from './secret-store';
 
 /**
  * Builds the credential sources the policy needs: the embedded local store always, Vault and AWS when
@@ -20,7 +20,7 @@ export async function createCredentialSources(options: {
   masterKey: Buffer;
   logger: Logger;
   clock?: Clock;
-}): Promise<{ sources: CredentialSource[]; keks: KeyEncryptionKeys }> {
+}): Promise<{ sources: CredentialSource[]; keks: KeyEncryptionKeys; secrets: TenantSecrets }> {
   const { aws } = options.policy.broker.upstreams;
   const clock = options.clock ?? systemClock;
   const sources: CredentialSource[] = [];
@@ -52,7 +52,7 @@ export async function createCredentialSources(options: {
       secrets.close();
     },
   });
-  return { sources, keks: secrets.keks };
+  return { sources, keks: secrets.keks, secrets: { store: secrets.store, keks: secrets.keks } };
 }
 
 /**

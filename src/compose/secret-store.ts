@@ -5,6 +5,12 @@ import type { KeyEncryptionKeys } from '../crypto/key-encryption-key';
 import type { Policy } from '../policy/schema';
 import { tenantKeks } from './tenant-keys';
 
+/** The embedded secret store and each tenant's root, as tenant export and delete use them. */
+export interface TenantSecrets {
+  store: LocalSecretStore;
+  keks: KeyEncryptionKeys;
+}
+
 /**
  * The embedded secret store with each tenant's data keys under the root the policy names: the broker
  * (credential-sources.ts) and the `secret`/`tenant` CLI verbs open it the same way. The KMS client is

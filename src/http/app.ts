@@ -16,6 +16,7 @@ import { operatorRoutes, type OperatorRouteDeps } from './routes/operator';
 import { createServerEndpoints, type ServerEndpointDeps } from './server-endpoints';
 import { parseSize } from '../policy/size';
 import { tokenRoutes, type TokenRouteDeps } from './routes/token';
+import { tenantRoutes, type TenantRouteDeps } from './routes/tenants';
 import { INTROSPECTION_PATH } from '../tokens/metadata';
 
 export interface HttpAppDeps {
@@ -28,6 +29,7 @@ export interface HttpAppDeps {
   operator: Omit<OperatorRouteDeps, 'logger'>;
   authorization: Omit<AuthorizationRouteDeps, 'logger'>;
   audit: Omit<AuditRouteDeps, 'logger'>;
+  tenants: Omit<TenantRouteDeps, 'logger'>;
   health: HealthDeps;
   /** Records callers whose server key or operator token did not authenticate (the security stream). */
   onUnauthenticated?: OnUnauthenticated;
@@ -66,11 +68,12 @@ export function createHttpApp(deps: HttpAppDeps): RequestListener {
   app.use(['/v1/authorize', '/v1/complete', '/v1/manifest'], authenticate('server', deps.servers, deps.onUnauthenticated));
   const operatorOnly = authenticate('operator', deps.operators, deps.onUnauthenticated);
   // Every operator route's prefix: a route added to operatorRoutes without one here would be open (test/isolation/operator-undo.test.ts tries).
-  app.use(['/v1/revoke', '/v1/restore', '/v1/revocations', '/v1/quarantines', '/v1/audit', '/v1/tenants', '/v1/approvals', '/v1/keys', '/v1/policy'], operatorOnly);
+  app.use(['/v1/revoke', '/v1/restore', '/v1/revocations', '/v1/quarantines', '/v1/audit', '/v1/tenants', '/v1/approvals', '/v1/keys', '/v1/policy', '/v1/selftest'], operatorOnly);
   // One router for the whole operator API (audit included), so the console below runs exactly it.
   const operatorApi = Router();
   operatorApi.use(operatorRoutes({ ...deps.operator, logger: deps.logger }));
   operatorApi.use(auditRoutes({ ...deps.audit, logger: deps.logger }));
+  operatorApi.use(tenantRoutes({ ...deps.tenants, logger: deps.logger }));
   app.use(operatorApi);
   // The console runs the same operator routes in-process, behind its own session, same-origin and CSRF checks.
   app.use(

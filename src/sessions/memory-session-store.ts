@@ -2,6 +2,7 @@ import { join } from 'node:path';
 import type { Clock } from '../clock';
 import { BrokerError } from '../errors';
 import { openJsonlJournal, type JsonlJournal } from '../journal/jsonl-journal';
+import { replaceFile } from '../storage/atomic-file';
 import type { CallRecord, QuarantineEntry, SessionStore } from './session-store';
 
 /**
@@ -43,7 +44,8 @@ export function createMemorySessionStore(options: MemorySessionStoreOptions): Se
   };
 
   // Loaded once; every method waits for it, so a damaged file fails calls (closed) rather than forgetting quarantines.
-  const loading: Promise<JsonlJournal | null> = options.dataDir === undefined ? Promise.resolve(null) : loadQuarantines(join(options.dataDir, QUARANTINE_FILE), markQuarantined);
+  // (Replaced only by forgetTenant, which rewrites the file and opens it again.)
+  let loading: Promise<JsonlJournal | null> = options.dataDir === undefined ? Promise.resolve(null) : loadQuarantines(join(options.dataDir, QUARANTINE_FILE), markQuarantined);
   // Keep an unobserved failure from crashing the process; callers see it when they await `loading`.
   loading.catch(() => undefined);
 
@@ -170,6 +172,36 @@ export function createMemorySessionStore(options: MemorySessionStoreOptions): Se
         out.push(copyCall(call));
       }
       return out;
+    },
+
+    async tenantSessions(tenant, now) {
+      await loading;
+      const live = [...(sessions.get(tenant) ?? [])].filter(([, expiresAt]) => expiresAt > now).map(([session, expiresAt]) => ({ session, expires_at: expiresAt }));
+      return { live, quarantined: [...(quarantined.get(tenant)?.keys() ?? [])] };
+    },
+
+    async forgetTenant(tenant) {
+      const journal = await loading;
+      sessions.delete(tenant);
+      quarantined.delete(tenant);
+      for (const [callId, entry] of calls) if (entry.call.tenant === tenant) calls.delete(callId);
+      if (!journal || !options.dataDir) return;
+      // The journal is append-only, so the file is rewritten without the tenant's lines (atomically: a
+      // crash leaves the old file and a rerun rewrites it). Quarantines of other tenants made meanwhile
+      // wait on the reopened journal, so none is lost.
+      const path = join(options.dataDir, QUARANTINE_FILE);
+      const reopened = (async () => {
+        await journal.close();
+        const { entries, journal: reading } = await openJsonlJournal(path);
+        await reading.close();
+        const kept = (entries as QuarantineLine[]).filter((e) => e.tenant !== tenant);
+        if (kept.length !== entries.length) await replaceFile(path, kept.map((e) => JSON.stringify(e) + '\n').join(''));
+        return loadQuarantines(path, () => undefined);
+      })();
+      // A failed rewrite (a full disk) still leaves a working journal; the delete step fails and is rerun.
+      loading = reopened.catch(() => loadQuarantines(path, () => undefined));
+      loading.catch(() => undefined);
+      await reopened;
     },
 
     async close() {

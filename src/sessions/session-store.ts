@@ -29,6 +29,11 @@ export interface QuarantineEntry {
   at: number;
 }
 
+export interface TenantSessions {
+  live: Array<{ session: string; expires_at: number }>;
+  quarantined: string[];
+}
+
 export interface SessionStore {
   /** Notes a live session (and, given, its principal) until its token's expiry (epoch ms). */
   touch(tenant: string, session: string, expiresAt: number, principal?: string): Promise<void>;
@@ -54,5 +59,12 @@ export interface SessionStore {
   takeCall(callId: string, server?: string): Promise<CallRecord | null>;
   /** Upstream leases still held by a tenant's calls, optionally only one session's. */
   leasesOf(filter: { tenant?: string; session?: string; principal?: string }): Promise<CallRecord[]>;
+  /** The tenant's live sessions (with their expiry) and quarantined sessions, for a tenant export. */
+  tenantSessions(tenant: string, now: number): Promise<TenantSessions>;
+  /**
+   * Deletes everything of the tenant: live sessions, quarantines (at rest too) and calls (tenant delete,
+   * after the tenant is revoked and its calls' leases are revoked). Idempotent.
+   */
+  forgetTenant(tenant: string): Promise<void>;
   close?(): Promise<void>;
 }

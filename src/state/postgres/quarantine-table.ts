@@ -11,6 +11,8 @@ export interface QuarantineTable {
   all(tenant?: string): Promise<QuarantineEntry[]>;
   /** Deletes the row; the deleted entry, or null when there was none. */
   remove(tenant: string, session: string): Promise<QuarantineEntry | null>;
+  /** Deletes the tenant's rows (tenant delete). */
+  forgetTenant(tenant: string): Promise<void>;
 }
 
 interface Row {
@@ -42,6 +44,9 @@ export function createQuarantineTable(pool: Pool): QuarantineTable {
     async remove(tenant, session) {
       const result = await pool.query<Row>('DELETE FROM bulkhead_quarantines WHERE tenant = $1 AND session = $2 RETURNING tenant, session, reason, at', [tenant, session]);
       return result.rows[0] ? entry(result.rows[0]) : null;
+    },
+    async forgetTenant(tenant) {
+      await pool.query('DELETE FROM bulkhead_quarantines WHERE tenant = $1', [tenant]);
     },
   };
 }

@@ -142,6 +142,19 @@ export function createRedisApprovalStore(options: { redis: Redis; keyspace: Keys
       return replies.map(toApproval).filter((a): a is Approval => a !== null);
     },
 
+    async listTenant(tenant) {
+      const found: Approval[] = [];
+      for (let cursor = '0'; ; ) {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${ks.approvalPrefix}*`, 'COUNT', 500);
+        for (const key of keys) {
+          const approval = toApproval(await redis.hgetall(key));
+          if (approval?.tenant === tenant) found.push(approval);
+        }
+        if ((cursor = next) === '0') break;
+      }
+      return found.sort((x, y) => x.created_at - y.created_at);
+    },
+
     async forgetTenant(tenant) {
       // Approvals are keyed by random id, so every one is visited; each check and delete is one script.
       for (let cursor = '0'; ; ) {

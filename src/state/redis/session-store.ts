@@ -144,6 +144,30 @@ export function createRedisSessionStore(options: { redis: Redis; keyspace: Keysp
       return json ? parseCall(json) : null;
     },
 
+    async tenantSessions(tenant, now) {
+      if ((await redis.exists(ks.quarantineLoaded)) === 0) await reloadQuarantines();
+      const [live, quarantined] = await Promise.all([redis.zrangebyscore(ks.sessions(tenant), `(${Math.trunc(now)}`, '+inf', 'WITHSCORES'), redis.smembers(ks.quarantined(tenant))]);
+      const sessions: Array<{ session: string; expires_at: number }> = [];
+      for (let i = 0; i + 1 < live.length; i += 2) sessions.push({ session: live[i]!, expires_at: Number(live[i + 1]) });
+      return { live: sessions, quarantined };
+    },
+
+    async forgetTenant(tenant) {
+      // PostgreSQL first: if Redis then fails, a reload from PostgreSQL cannot bring the quarantines back.
+      await quarantines.forgetTenant(tenant);
+      await redis.unlink(ks.sessions(tenant), ks.quarantined(tenant));
+      // Calls are keyed by call id: every live one is visited (a rare operator action, never the hot path).
+      for (let cursor = '0'; ; ) {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', ks.call('*'), 'COUNT', 500);
+        for (const key of keys) {
+          const json = await redis.hget(key, 'json');
+          if (json === null || parseCall(json).tenant !== tenant) continue;
+          await TAKE_CALL(redis, [key, ks.leasedCalls], ['', key.slice(ks.call('').length)]);
+        }
+        if ((cursor = next) === '0') break;
+      }
+    },
+
     async leasesOf(filter) {
       const ids = await redis.smembers(ks.leasedCalls);
       if (ids.length === 0) return [];

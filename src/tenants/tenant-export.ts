@@ -1,0 +1,114 @@
+import type { LocalSecretStore } from '../../adapters/local';
+import type { ApprovalStore } from '../approvals/approval-store';
+import type { AuditEvent, AuditRecord } from '../audit/audit-log';
+import type { AuditBundle } from '../audit/bundle';
+import { principalBudgetKey, tenantBudgetKey, type BudgetStore } from '../budgets/budget-store';
+import type { Clock } from '../clock';
+import type { Policy } from '../policy/schema';
+import type { QuotaStore } from '../quotas/quota-store';
+import type { RevocationStore } from '../revocation/revocation-store';
+import type { SessionStore } from '../sessions/session-store';
+
+/**
+ * A tenant's data export (DSAR): everything the broker holds about one tenant, and nothing of another.
+ * Every part is read through a store method that takes the tenant id and matches it exactly (never a
+ * prefix), so "acme" never picks up "acme2"'s data; the test seeds lookalike tenants and scans the
+ * export for every value of theirs.
+ *
+ * The export is recorded in the tenant's audit stream before anything is read (an export whose record
+ * cannot be written is refused), and the audit bundle is built after that record is signed, so the
+ * bundle carries the evidence of its own export. Secret values are included only when asked for, and
+ * the record says so.
+ */
+export const TENANT_EXPORT_FORMAT = 'bulkhead-tenant-export/1';
+
+export interface TenantExport {
+  format: typeof TENANT_EXPORT_FORMAT;
+  tenant: string;
+  created_at: string;
+  /** The tenant's entry in the live policy (principals' secret hashes redacted) and the OAuth clients bound to it. */
+  policy: { tenant: unknown; clients: Record<string, unknown> };
+  secrets: { names: string[]; values?: Record<string, string> };
+  sessions: { live: Array<{ session: string; expires_at: string }>; quarantined: string[] };
+  /** Whether the tenant is revoked now, and every revoke and restore its audit stream records. */
+  revocations: { tenant_revoked: boolean; history: Array<Pick<AuditRecord, 'seq' | 'ts' | 'type' | 'detail' | 'reason' | 'operator'>> };
+  approvals: Array<{ id: string; principal: string; session: string; tool: string; arguments_sha256: string; status: string; created_at: string; expires_at: string; decided_by?: string }>;
+  quota: { calls_last_minute: number; in_flight: number };
+  /** Budget use per window: the tenant's, and each policy principal's. */
+  budget: { tenant: { hourly: number; daily: number }; principals: Record<string, { hourly: number; daily: number }> };
+  /** The verifiable audit bundle (bulkhead-audit-bundle/1): check it with `bulkhead audit verify --bundle`. */
+  audit: AuditBundle;
+}
+
+export interface TenantExportDeps {
+  policy: () => Policy;
+  sessions: Pick<SessionStore, 'tenantSessions'>;
+  revocations: Pick<RevocationStore, 'isTenantRevoked'>;
+  approvals: Pick<ApprovalStore, 'listTenant'>;
+  quotas: Pick<QuotaStore, 'usage'>;
+  budgets: Pick<BudgetStore, 'usage'>;
+  secrets: Pick<LocalSecretStore, 'list' | 'get'>;
+  append: (tenant: string, event: AuditEvent) => Promise<unknown>;
+  /** Seals what is committed and builds the tenant's whole audit bundle. */
+  auditBundle: (tenant: string) => Promise<AuditBundle>;
+  clock: Clock;
+}
+
+export async function exportTenant(deps: TenantExportDeps, tenant: string, options: { operator: string; includeSecrets: boolean }): Promise<TenantExport> {
+  const policy = deps.policy();
+  const entry = policy.tenants[tenant]!;
+  await deps.append(tenant, { type: 'tenant_export', operator: options.operator, detail: options.includeSecrets ? 'tenant export with secret values' : 'tenant export (secret names only)' });
+  const now = deps.clock.now();
+  const [names, live, revoked, approvals, quota, tenantBudget] = await Promise.all([
+    deps.secrets.list(tenant),
+    deps.sessions.tenantSessions(tenant, now),
+    deps.revocations.isTenantRevoked(tenant),
+    deps.approvals.listTenant(tenant),
+    deps.quotas.usage(tenant),
+    deps.budgets.usage(tenantBudgetKey(tenant), now),
+  ]);
+  const principals: TenantExport['budget']['principals'] = {};
+  for (const principal of Object.keys(entry.principals)) principals[principal] = await deps.budgets.usage(principalBudgetKey(tenant, principal), now);
+  let values: Record<string, string> | undefined;
+  if (options.includeSecrets) {
+    values = {};
+    for (const name of names) {
+      const value = await deps.secrets.get(tenant, name);
+      if (value !== undefined) values[name] = value;
+    }
+  }
+  const audit = await deps.auditBundle(tenant);
+  const iso = (ms: number) => new Date(ms).toISOString();
+  return {
+    format: TENANT_EXPORT_FORMAT,
+    tenant,
+    created_at: iso(now),
+    policy: { tenant: policyExcerpt(entry), clients: Object.fromEntries(Object.entries(policy.clients ?? {}).filter(([, c]) => c.tenant === tenant)) },
+    secrets: { names, ...(values ? { values } : {}) },
+    sessions: { live: live.live.map((s) => ({ session: s.session, expires_at: iso(s.expires_at) })), quarantined: live.quarantined },
+    revocations: {
+      tenant_revoked: revoked,
+      history: audit.records.filter((r) => r.type === 'revoke' || r.type === 'restore').map(({ seq, ts, type, detail, reason, operator }) => ({ seq, ts, type, detail, reason, operator })),
+    },
+    approvals: approvals.map((a) => ({
+      id: a.id,
+      principal: a.principal,
+      session: a.session,
+      tool: a.tool,
+      arguments_sha256: a.arguments_sha256,
+      status: a.status,
+      created_at: iso(a.created_at),
+      expires_at: iso(a.expires_at),
+      ...(a.decided_by ? { decided_by: a.decided_by } : {}),
+    })),
+    quota,
+    budget: { tenant: tenantBudget, principals },
+    audit,
+  };
+}
+
+/** The tenant's policy as written, without the principals' secret hashes (a hash of a secret is not for export). */
+function policyExcerpt(entry: Policy['tenants'][string]): unknown {
+  const principals = Object.fromEntries(Object.entries(entry.principals).map(([id, p]) => [id, { ...p, secret_sha256: '(redacted)' }]));
+  return { ...entry, principals };
+}

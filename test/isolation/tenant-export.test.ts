@@ -1,0 +1,198 @@
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, readdir, readFile, rm, stat, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLocalSecretStore } from '../../adapters/local';
+import { verifyBundle } from '../../src/audit/bundle';
+import { loadOrCreateMasterKey } from '../../src/crypto/master-key';
+import { sha256Hex } from '../../src/crypto/hash';
+import { startHarness, type Harness } from '../support/broker-harness';
+import { ensureBuiltCli, runCli } from '../support/built-cli';
+import { auditEvents, callId, claimsOf } from '../support/isolation-assertions';
+
+/**
+ * Tenant export (DSAR) holds exactly one tenant's data. "acme" is exported next to lookalikes whose ids
+ * extend its own ("acme2", "acme-eu"), a tenant whose principal is named like acme's ("globex" has
+ * "acme-agent2"), and each of them holds secrets, sessions, a quarantine, approvals, budget use and
+ * audit records. Every value of theirs (ids, secret names and values, session and approval ids, call
+ * ids, request ids, record hashes) is searched for in the export, and none may be there.
+ */
+
+const random = () => randomBytes(12).toString('base64url');
+const LOOKALIKES = ['acme2', 'acme-eu'] as const;
+const secretOf: Record<string, string> = {};
+for (const t of LOOKALIKES) secretOf[`${t}-agent`] = random();
+secretOf['acme-agent2'] = random();
+
+let h: Harness;
+let work: string;
+/** Every value that belongs to a tenant other than acme. */
+const foreign: string[] = [];
+const acmeValues: { sessions: string[]; approvals: string[]; quarantined: string[]; secretNames: string[]; secretValues: string[] } = { sessions: [], approvals: [], quarantined: [], secretNames: [], secretValues: [] };
+
+function tenantLike(source: any, id: string): any {
+  const copy = structuredClone(source);
+  copy.principals = { [`${id}-agent`]: { secret_sha256: sha256Hex(secretOf[`${id}-agent`]!), tools: ['query_crm', 'export_report', 'send_email'] } };
+  copy.tools.query_crm.resource.prefix = `${id}/`;
+  return copy;
+}
+
+async function tokenFor(principal: string, secret: string): Promise<string> {
+  const answer = await h.tokenRequest({ grant_type: 'client_credentials', client_id: principal, client_secret: secret, audience: 'crm-mcp' });
+  expect(answer.status).toBe(200);
+  return answer.body.access_token as string;
+}
+
+/** A session with calls (budget use, audit), an approval request, a quarantined session and two local secrets. */
+async function useTenant(tenant: string, principal: string, secret: string, values: string[]): Promise<void> {
+  const token = await tokenFor(principal, secret);
+  values.push(claimsOf(token).sid);
+  for (let i = 0; i < 2; i++) {
+    const id = callId(`${tenant}-q${i}`);
+    const allow = await h.authorize('crm-mcp', { token, tool: 'query_crm', arguments: { path: `${tenant}/r${i}` }, call_id: id });
+    expect(allow.status).toBe(200);
+    values.push(id, allow.headers.get('x-request-id')!);
+  }
+  const ask = await h.authorize('crm-mcp', { token, tool: 'send_email', arguments: { to: `${tenant}@example.test` }, call_id: callId(`${tenant}-mail`) });
+  expect(ask.body.reason).toBe('approval_required');
+  values.push(ask.body.approval_id);
+  // A second session whose export reports too many records is quarantined.
+  const other = await tokenFor(principal, secret);
+  const exportId = callId(`${tenant}-export`);
+  expect((await h.authorize('crm-mcp', { token: other, tool: 'export_report', arguments: {}, call_id: exportId })).status).toBe(200);
+  expect((await h.post('/v1/complete', { call_id: exportId, status: 'success', records: 5000 }, h.serverKeys['crm-mcp'])).status).toBe(200);
+  values.push(claimsOf(other).sid);
+  const name = `${tenant}-only-${random()}`;
+  const value = `${tenant}-value-${random()}`;
+  await createLocalSecretStore({ dataDir: h.dataDir, masterKey: await loadOrCreateMasterKey(h.dataDir) }).set(tenant, name, value);
+  values.push(name, value);
+}
+
+beforeAll(async () => {
+  [h] = await Promise.all([
+    startHarness({
+      overrides: (p) => {
+        p.broker.audit = { checkpoint_every: 3, checkpoint_interval: '1h' };
+        for (const t of ['acme', 'globex']) {
+          p.tenants[t].budgets = { hourly: 1000 };
+          p.tenants[t].tools.query_crm.cost = 2;
+        }
+        for (const t of LOOKALIKES) p.tenants[t] = tenantLike(p.tenants.acme, t);
+        p.tenants.globex.principals['acme-agent2'] = { secret_sha256: sha256Hex(secretOf['acme-agent2']!), tools: ['query_crm', 'export_report', 'send_email'] };
+      },
+    }),
+    ensureBuiltCli(),
+  ]);
+  work = await mkdtemp(join(tmpdir(), 'bulkhead-tenant-export-'));
+  const store = createLocalSecretStore({ dataDir: h.dataDir, masterKey: await loadOrCreateMasterKey(h.dataDir) });
+  for (const t of LOOKALIKES) await store.set(t, 'crm', `${t}-upstream-${random()}`);
+
+  const acme: string[] = [];
+  await useTenant('acme', 'acme-agent', h.clientSecrets['acme-agent']!, acme);
+  [acmeValues.sessions[0], , , , , acmeValues.approvals[0], acmeValues.quarantined[0], acmeValues.secretNames[0], acmeValues.secretValues[0]] = acme;
+  for (const t of LOOKALIKES) await useTenant(t, `${t}-agent`, secretOf[`${t}-agent`]!, foreign);
+  await useTenant('globex', 'acme-agent2', secretOf['acme-agent2']!, foreign);
+  // Every record of the others' streams, and their upstream values, are theirs too.
+  for (const t of [...LOOKALIKES, 'globex']) {
+    for (const r of await auditEvents(h, t)) foreign.push(r.hash);
+  }
+  foreign.push(h.upstream.globex!, h.upstream.initech!, ...LOOKALIKES, 'acme-agent2', 'globex', 'initech');
+}, 180_000);
+
+afterAll(async () => {
+  await h?.close();
+  await rm(work, { recursive: true, force: true });
+});
+
+const op = () => h.operatorToken;
+const published = async () => (await h.get('/.well-known/bulkhead-audit-keys.json')).body;
+
+/** The lookalike ids contain "acme": they are searched for as JSON strings or word-bounded, not as substrings. */
+function foreignIn(text: string): string[] {
+  return foreign.filter((value) => {
+    if (value === 'acme2' || value === 'acme-eu' || value === 'acme-agent2') return new RegExp(`(^|[^A-Za-z0-9_.-])${value.replace('.', '\\.')}([^A-Za-z0-9_.-]|$)`).test(text) || text.includes(`${value}/`);
+    return text.includes(value);
+  });
+}
+
+describe('tenant export', () => {
+  it('holds every part of the tenant: policy, secret names and values, sessions, quarantine, approvals, quota, budget, a verifying audit bundle', async () => {
+    const answer = await h.post('/v1/tenants/acme/export', { include_secrets: true }, op());
+    expect(answer.status).toBe(200);
+    const e = answer.body;
+    expect(e.format).toBe('bulkhead-tenant-export/1');
+    expect(e.tenant).toBe('acme');
+    expect(Object.keys(e.policy.tenant.principals).sort()).toEqual(['acme-agent', 'acme-reader']);
+    expect(e.policy.tenant.principals['acme-agent'].secret_sha256).toBe('(redacted)');
+    expect(JSON.stringify(e)).not.toContain(sha256Hex(h.clientSecrets['acme-agent']!));
+    expect(e.secrets.names).toEqual(expect.arrayContaining(['crm', acmeValues.secretNames[0]]));
+    expect(e.secrets.values.crm).toBe(h.upstream.acme);
+    expect(e.secrets.values[acmeValues.secretNames[0]!]).toBe(acmeValues.secretValues[0]);
+    expect(e.sessions.live.map((s: any) => s.session)).toEqual(expect.arrayContaining([acmeValues.sessions[0], acmeValues.quarantined[0]]));
+    expect(e.sessions.quarantined).toEqual([acmeValues.quarantined[0]]);
+    expect(e.approvals.map((a: any) => a.id)).toEqual([acmeValues.approvals[0]]);
+    expect(e.approvals[0]).toMatchObject({ principal: 'acme-agent', tool: 'send_email', status: 'pending' });
+    expect(e.budget.tenant.hourly).toBe(4);
+    expect(e.budget.principals['acme-agent'].hourly).toBe(0); // no per-principal budget: never counted
+    expect(e.revocations).toEqual({ tenant_revoked: false, history: [] });
+    expect(e.quota).toHaveProperty('calls_last_minute');
+    const verdict = verifyBundle(e.audit, await published());
+    expect(verdict).toMatchObject({ ok: true, tenant: 'acme' });
+    // The bundle carries the record of its own export, and it says values were included.
+    expect(e.audit.records.at(-1)).toMatchObject({ type: 'tenant_export', operator: 'ops', detail: 'tenant export with secret values' });
+  });
+
+  it('holds nothing of any other tenant: lookalike ids, a lookalike principal, their sessions, approvals, secrets, calls and records', async () => {
+    const e = (await h.post('/v1/tenants/acme/export', { include_secrets: true }, op())).body;
+    const text = JSON.stringify(e);
+    expect(foreign.length).toBeGreaterThan(40);
+    expect(foreignIn(text)).toEqual([]);
+    // The scan can see a foreign value: the same scan over a lookalike's own export finds its values.
+    const other = JSON.stringify((await h.post('/v1/tenants/acme2/export', { include_secrets: true }, op())).body);
+    expect(foreignIn(other).length).toBeGreaterThan(5);
+    expect(other).not.toContain(acmeValues.secretValues[0]);
+    expect(other).not.toContain(acmeValues.approvals[0]);
+    expect(other).not.toContain(h.upstream.acme);
+  });
+
+  it('leaves secret values out unless asked for, and records which it was', async () => {
+    const e = (await h.post('/v1/tenants/acme/export', {}, op())).body;
+    expect(e.secrets.values).toBeUndefined();
+    expect(JSON.stringify(e)).not.toContain(h.upstream.acme);
+    expect(JSON.stringify(e)).not.toContain(acmeValues.secretValues[0]);
+    const exports = (await auditEvents(h, 'acme')).filter((r) => r.type === 'tenant_export');
+    expect(exports.map((r) => r.detail)).toEqual(['tenant export with secret values', 'tenant export with secret values', 'tenant export (secret names only)']);
+  });
+
+  it('refuses an unknown tenant, a bad body and a caller without the operator token', async () => {
+    expect((await h.post('/v1/tenants/acme3/export', {}, op())).body.error).toBe('not_found');
+    expect((await h.post('/v1/tenants/acme/export', { include_secrets: 'yes' }, op())).body.error).toBe('bad_request');
+    expect((await h.post('/v1/tenants/acme/export', { tenant: 'acme2' }, op())).body.error).toBe('bad_request');
+    const noAuth = await h.post('/v1/tenants/acme/export', { include_secrets: true });
+    expect(noAuth.status).toBe(401);
+    expect(JSON.stringify(noAuth.body)).not.toContain(h.upstream.acme);
+    expect((await h.post('/v1/tenants/acme/export', {}, h.serverKeys['crm-mcp'])).status).toBe(401);
+  });
+
+  it('bulkhead tenant export writes tenant.json and a bundle that `audit verify --bundle` accepts; secrets.json only with --include-secrets (0600)', async () => {
+    const env = { BULKHEAD_OPERATOR_TOKEN: op() };
+    const plain = join(work, 'plain');
+    const run = await runCli(['tenant', 'export', 'acme', '--out', plain, '--url', h.url], env);
+    expect(run).toMatchObject({ code: 0 });
+    expect(run.stdout).toContain('tenant acme');
+    expect((await readdir(plain)).sort()).toEqual(['audit-bundle.json', 'tenant.json']);
+    const pinned = join(work, 'published.json');
+    await writeFile(pinned, JSON.stringify(await published()));
+    const verify = await runCli(['audit', 'verify', '--bundle', join(plain, 'audit-bundle.json'), '--keys', pinned]);
+    expect(verify).toMatchObject({ code: 0 });
+    const files = (await readdir(plain)).map((f) => join(plain, f));
+    for (const f of files) expect(foreignIn(await readFile(f, 'utf8'))).toEqual([]);
+
+    const full = join(work, 'full');
+    expect((await runCli(['tenant', 'export', 'acme', '--out', full, '--include-secrets', '--url', h.url], env)).code).toBe(0);
+    const secrets = JSON.parse(await readFile(join(full, 'secrets.json'), 'utf8'));
+    expect(secrets.crm).toBe(h.upstream.acme);
+    expect((await stat(join(full, 'secrets.json'))).mode & 0o777).toBe(0o600);
+    expect(await readFile(join(full, 'tenant.json'), 'utf8')).not.toContain(h.upstream.acme);
+  });
+});
