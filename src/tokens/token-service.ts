@@ -125,6 +125,13 @@ export function createTokenService(deps: TokenServiceDeps): TokenService {
         throw new OAuthError('invalid_grant', `subject_token can no longer be exchanged (${reason})`);
       }
     }
+    if (!priorCheck) {
+      // Before issuing: issuing registers the session, and a revoked (or deleted) tenant's client must
+      // not leave state behind with every refused request. The check after issuing stays the one that
+      // counts (it sees the real session, token id and issue time).
+      const early = await revokedReason({ tid: request.tenant, sub: request.principal, sid: '', jti: '', iat: Math.floor(deps.clock.now() / 1000) });
+      if (early) throw new OAuthError('invalid_grant', `this client may not obtain tokens (${early})`);
+    }
     let issued;
     try {
       issued = await deps.issuer.issue(request);
