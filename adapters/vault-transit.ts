@@ -31,7 +31,15 @@ export function createVaultTransitKek(options: { mount: string; key: string; cal
       return Buffer.from(plaintext, 'base64');
     },
     async destroy() {
-      await options.call('write', `${mount}/keys/${options.key}/config`, { deletion_allowed: true });
+      try {
+        await options.call('write', `${mount}/keys/${options.key}/config`, { deletion_allowed: true });
+      } catch (err) {
+        // OpenBao and Vault answer 400 ("no existing key named … could be found") to a config write on a
+        // key that does not exist. The tenant's identity may not read keys, so this is how a rerun (a
+        // shred or tenant delete that died after the key was deleted) tells the key is already gone.
+        if (err instanceof UpstreamFailure && err.statusCode === 400) return `vault transit key ${options.mount}/${options.key} is already gone`;
+        throw err;
+      }
       await options.call('delete', `${mount}/keys/${options.key}`);
       return `deleted vault transit key ${options.mount}/${options.key}`;
     },
