@@ -1,16 +1,20 @@
-import { writeFileSync } from 'node:fs';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { parseArgs } from 'node:util';
 import { stringify as toYaml } from 'yaml';
 import { createTenantSecretStore } from '../compose/secret-store';
 import { loadOrCreateMasterKey } from '../crypto/master-key';
 import { canaryPolicy, newCanaryFile, readCanaryFile } from '../selftest/canary-file';
-import { formatReport, runSelftest } from '../selftest/run-selftest';
+import { verifyCountersignedReport, type Countersignature } from '../selftest/countersign';
+import { formatReport, runSelftest, type SelftestReport } from '../selftest/run-selftest';
+import { readKeySet } from './audit-sources';
+import { callBroker } from './http-client';
 import { loadConfig } from './load-config';
 import { OPERATOR_AUTH, operatorOptions, operatorToken } from './operator';
 import { UsageError } from './usage-error';
 import { parsePolicy } from '../policy/load';
 
 export const SELFTEST_HELP = `Usage: bulkhead selftest --against URL[,URL...] --canaries FILE [--report FILE] [--json]
+       bulkhead selftest verify-report FILE --keys KEYS [--json]
        bulkhead selftest init --out FILE
        bulkhead selftest seed --canaries FILE [--config FILE] --data-dir DIR
 
@@ -22,6 +26,9 @@ arguments; forged, unsigned, wrong-audience and expired tokens; a kill-switch re
 B, denied on every replica, restore); a quarantine rehearsal; audit attribution (each attempt in its
 own tenant's stream) and chain verification; a leak scan of every answer and /metrics.
 Prints a table (check, expected, observed, ms); exit 0 only if every check held, 1 otherwise.
+The report is countersigned by the broker (the first --against URL, POST /v1/selftest/countersign):
+its audit key signs the report digest, run id, verdict and time, so the report can be checked offline
+later; a broker that does not countersign fails the run (exit 1).
 
   --against URLS   comma-separated replica URLs (default $BULKHEAD_URL or http://127.0.0.1:8700)
   --canaries FILE  the canary file from \`selftest init\` (keep it with the pipeline's secrets)
@@ -29,6 +36,10 @@ Prints a table (check, expected, observed, ms); exit 0 only if every check held,
   --json           print the JSON report instead of the table
 ${OPERATOR_AUTH}
 
+  verify-report  checks a --report file offline: its digest, and the broker's countersignature against
+         KEYS, the broker's audit keys (saved from /.well-known/bulkhead-audit-keys.json). Exit 0 only
+         if the report is unaltered, countersigned by one of those keys and every check held; 1 if
+         it is altered or not countersigned; 2 if it verifies but containment was not proven.
   init   writes a new canary file (mode 0600) and prints the policy entries to merge into the policy
          file (two canary servers and two canary tenants, hashes only).
   seed   stores each canary's canary secret in a replica's embedded store (run once per data dir).
@@ -41,7 +52,7 @@ export async function selftest(argv: string[]): Promise<number> {
   try {
     parsed = parseArgs({
       args: argv,
-      options: { ...operatorOptions, against: { type: 'string' }, canaries: { type: 'string' }, report: { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' } },
+      options: { ...operatorOptions, against: { type: 'string' }, canaries: { type: 'string' }, report: { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, keys: { type: 'string' } },
       strict: true,
       allowPositionals: true,
     });
@@ -54,7 +65,11 @@ export async function selftest(argv: string[]): Promise<number> {
     return 0;
   }
   const [action, ...extra] = positionals;
-  if (extra.length || (action !== undefined && action !== 'init' && action !== 'seed')) throw new UsageError('bulkhead selftest: expected no argument, "init" or "seed" (see bulkhead selftest --help)');
+  if (action === 'verify-report') {
+    if (extra.length !== 1 || !values.keys) throw new UsageError('bulkhead selftest verify-report: usage: bulkhead selftest verify-report FILE --keys KEYS');
+    return verifyReport(extra[0]!, values.keys, values.json === true);
+  }
+  if (extra.length || (action !== undefined && action !== 'init' && action !== 'seed')) throw new UsageError('bulkhead selftest: expected no argument, "init", "seed" or "verify-report" (see bulkhead selftest --help)');
 
   if (action === 'init') {
     if (!values.out) throw new UsageError('bulkhead selftest init: --out FILE is required');
@@ -80,8 +95,36 @@ export async function selftest(argv: string[]): Promise<number> {
 
   const replicas = (values.against ?? process.env.BULKHEAD_URL ?? 'http://127.0.0.1:8700').split(',').map((u) => u.trim()).filter(Boolean);
   for (const url of replicas) if (!/^https?:\/\//.test(url)) throw new UsageError(`bulkhead selftest: --against "${url}" is not an http(s) URL`);
-  const report = await runSelftest({ replicas, canaries, operatorToken: operatorToken(values) });
+  const token = operatorToken(values);
+  const unsigned = await runSelftest({ replicas, canaries, operatorToken: token });
+  let report: SelftestReport & { countersignature?: Countersignature } = unsigned;
+  let countersignFailure: string | null = null;
+  try {
+    const countersignature = (await callBroker(replicas[0], '/v1/selftest/countersign', { method: 'POST', body: { digest: unsigned.digest, run_id: unsigned.run_id, ok: unsigned.ok }, bearer: token })) as Countersignature;
+    report = { ...unsigned, countersignature };
+  } catch (err) {
+    countersignFailure = (err as Error).message;
+  }
   if (values.report) writeFileSync(values.report, JSON.stringify(report, null, 2) + '\n', { mode: 0o600 });
   process.stdout.write(values.json ? JSON.stringify(report, null, 2) + '\n' : formatReport(report));
+  if (countersignFailure) {
+    process.stderr.write(`bulkhead selftest: the broker at ${replicas[0]} did not countersign the report (${countersignFailure}); the report cannot be verified later\n`);
+    return 1;
+  }
+  if (!values.json) process.stdout.write(`countersigned by ${report.countersignature!.statement.issuer} (audit key ${report.countersignature!.signature.kid}) at ${report.countersignature!.statement.signed_at}\n`);
   return report.ok ? 0 : 1;
+}
+
+function verifyReport(file: string, keysFile: string, json: boolean): number {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(file, 'utf8'));
+  } catch {
+    throw new UsageError(`${file}: cannot read a selftest report (JSON)`);
+  }
+  const verdict = verifyCountersignedReport(raw, readKeySet(keysFile));
+  if (json) process.stdout.write(JSON.stringify(verdict, null, 2) + '\n');
+  else if (!verdict.ok) process.stdout.write(`${file}: BROKEN: ${verdict.problems.join('; ')}\n`);
+  else process.stdout.write(`${file}: countersigned by ${verdict.issuer} at ${verdict.signed_at}; ${verdict.contained ? 'every check held' : 'CONTAINMENT NOT PROVEN (some checks failed)'}\n`);
+  return !verdict.ok ? 1 : verdict.contained ? 0 : 2;
 }

@@ -5,6 +5,7 @@ import { createLocalSecretStore } from '../../adapters/local';
 import { startCluster, type Cluster } from '../../bench/cluster';
 import { loadOrCreateMasterKey } from '../../src/crypto/master-key';
 import { canaryPolicy, newCanaryFile, type CanaryFile } from '../../src/selftest/canary-file';
+import { reportDigest } from '../../src/selftest/countersign';
 import type { SelftestReport } from '../../src/selftest/run-selftest';
 import { startHarness, type Harness } from '../support/broker-harness';
 import { ensureBuiltCli, runCli } from '../support/built-cli';
@@ -48,7 +49,7 @@ async function selftest(urls: string[], file: CanaryFile, operatorToken: string)
   const t0 = Date.now();
   const result = await runCli(['selftest', '--against', urls.join(','), '--canaries', canaries, '--report', report], { BULKHEAD_OPERATOR_TOKEN: operatorToken });
   const parsed = JSON.parse(await readFile(report, 'utf8').catch(() => '{}')) as SelftestReport;
-  return { ...result, report: parsed, seconds: (Date.now() - t0) / 1000 };
+  return { ...result, report: parsed, reportFile: report, seconds: (Date.now() - t0) / 1000 };
 }
 
 describe('against the embedded default', () => {
@@ -81,6 +82,46 @@ describe('against the embedded default', () => {
     for (const value of [...file.tenants.flatMap((t) => [t.secret, t.credential_value]), ...file.servers.map((s) => s.key)]) expect(run.stdout).not.toContain(value);
   });
 
+  test('the report is countersigned by the broker and verifies offline against the published audit keys; any edit breaks it', async () => {
+    const run = await selftest([h.url], file, h.operatorToken);
+    expect(run.code).toBe(0);
+    expect(run.stdout).toMatch(/countersigned by http:\/\/bulkhead\.test \(audit key [A-Za-z0-9_-]+\)/);
+    const keys = join(dir, 'audit-keys.json');
+    await writeFile(keys, JSON.stringify((await h.get('/.well-known/bulkhead-audit-keys.json')).body));
+    const verify = (reportFile: string) => runCli(['selftest', 'verify-report', reportFile, '--keys', keys]);
+    expect(await verify(run.reportFile)).toMatchObject({ code: 0, stdout: expect.stringContaining('every check held') });
+
+    const original = JSON.parse(await readFile(run.reportFile, 'utf8'));
+    const tampered = async (edit: (r: any) => void) => {
+      const copy = structuredClone(original);
+      edit(copy);
+      const path = `${run.reportFile}.${Math.random().toString(36).slice(2)}.json`;
+      await writeFile(path, JSON.stringify(copy));
+      return verify(path);
+    };
+    // A check's observation edited; the digest recomputed to match; a whole check dropped; the verdict or the signature changed.
+    const edits: Array<(r: any) => void> = [
+      (r) => (r.checks[0].observed = 'something else'),
+      (r) => {
+        r.checks.pop();
+        r.digest = reportDigest(r);
+      },
+      (r) => (r.countersignature.statement.ok = false),
+      (r) => (r.countersignature.statement.signed_at = '2020-01-01T00:00:00.000Z'),
+      (r) => (r.countersignature.signature.value = r.countersignature.signature.value.replace(/^./, (c: string) => (c === 'A' ? 'B' : 'A'))),
+      (r) => delete r.countersignature,
+    ];
+    for (const edit of edits) {
+      const broken = await tampered(edit);
+      expect(broken.code).toBe(1);
+      expect(broken.stdout).toContain('BROKEN');
+    }
+    // Keys the verifier did not get from this broker prove nothing.
+    const otherKeys = join(dir, 'other-keys.json');
+    await writeFile(otherKeys, JSON.stringify({ keys: [] }));
+    expect((await runCli(['selftest', 'verify-report', run.reportFile, '--keys', otherKeys])).code).toBe(1);
+  });
+
   test('a second run against the same deployment holds too (the rehearsals leave it usable)', async () => {
     const run = await selftest([h.url], file, h.operatorToken);
     expect(run.report.checks.filter((c) => !c.ok)).toEqual([]);
@@ -102,6 +143,11 @@ test("a deployment whose canary A reaches canary B's resources fails loudly, nam
     expect(failed).toContain(`denied neighbour: ${file.tenants[0].id} reads "${file.tenants[1].id}/x"`);
     expect(run.stdout).toMatch(/CONTAINMENT NOT PROVEN: \d+ of \d+ checks failed/);
     expect(run.stdout).toMatch(/FAIL\s+denied neighbour/);
+    // Countersigned as it is: verifying it says the report is genuine and that containment was not proven.
+    const keys = join(dir, 'broken-keys.json');
+    await writeFile(keys, JSON.stringify((await h.get('/.well-known/bulkhead-audit-keys.json')).body));
+    const verified = await runCli(['selftest', 'verify-report', run.reportFile, '--keys', keys]);
+    expect(verified).toMatchObject({ code: 2, stdout: expect.stringContaining('CONTAINMENT NOT PROVEN') });
   } finally {
     await h.close();
   }
