@@ -1,4 +1,4 @@
-import { DecryptCommand, DisableKeyCommand, EncryptCommand, KMSClient, ScheduleKeyDeletionCommand } from '@aws-sdk/client-kms';
+import { DecryptCommand, DescribeKeyCommand, DisableKeyCommand, EncryptCommand, KMSClient, ScheduleKeyDeletionCommand } from '@aws-sdk/client-kms';
 import type { KeyEncryptionKey } from '../src/crypto/key-encryption-key';
 import { awsFailure } from './aws-error';
 import { UpstreamFailure } from './upstream-failure';
@@ -55,8 +55,17 @@ export function createAwsKms(options: AwsKmsOptions): AwsKms {
         },
         async destroy() {
           // Disabling takes effect at once; deletion has a waiting period AWS imposes (7 days at least).
-          await call('DisableKey', keyId, () => client.send(new DisableKeyCommand({ KeyId: keyId })));
-          await call('ScheduleKeyDeletion', keyId, () => client.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 })));
+          try {
+            await call('DisableKey', keyId, () => client.send(new DisableKeyCommand({ KeyId: keyId })));
+            await call('ScheduleKeyDeletion', keyId, () => client.send(new ScheduleKeyDeletionCommand({ KeyId: keyId, PendingWindowInDays: 7 })));
+          } catch (err) {
+            // A key already pending deletion refuses both (KMSInvalidStateException): a rerun of a shred or
+            // tenant delete that died after scheduling it. Only a key KMS says is pending counts as destroyed.
+            if (!(err instanceof UpstreamFailure && err.code === 'KMSInvalidStateException')) throw err;
+            const state = await call('DescribeKey', keyId, () => client.send(new DescribeKeyCommand({ KeyId: keyId })));
+            if (state.KeyMetadata?.KeyState !== 'PendingDeletion') throw err;
+            return `aws kms key ${keyId} is already disabled and pending deletion`;
+          }
           return `disabled aws kms key ${keyId} and scheduled its deletion in 7 days`;
         },
       };

@@ -19,7 +19,7 @@ const VERBS: Record<string, { load: () => Verb; summary: string }> = {
   keys: { load: () => (require('./operator') as typeof import('./operator')).keys, summary: 'keys rotate: move the signing keys one step' },
   approvals: { load: () => (require('./approvals') as typeof import('./approvals')).approvals, summary: 'approvals list|approve|deny: calls waiting for a human' },
   secret: { load: () => (require('./secret') as typeof import('./secret')).secret, summary: 'secret set|list|delete|shred: the embedded secret store' },
-  tenant: { load: () => (require('./tenant') as typeof import('./tenant')).tenant, summary: 'tenant status|shred: budget and quota use; crypto-shred a tenant (its own KMS or transit key)' },
+  tenant: { load: () => (require('./tenant') as typeof import('./tenant')).tenant, summary: 'tenant status|export|delete|shred: budget and quota use; DSAR export; delete a tenant; crypto-shred its keys' },
   selftest: { load: () => (require('./selftest') as typeof import('./selftest')).selftest, summary: 'selftest: containment proof against a live deployment, with canary tenants' },
   state: { load: () => (require('./state') as typeof import('./state')).state, summary: 'state init: create the PostgreSQL schema for scale-out' },
   policy: { load: () => (require('./policy') as typeof import('./policy')).policy, summary: 'policy check|diff|reload: validate, compare and live-reload policy files' },

@@ -170,6 +170,10 @@ describeWithUpstream(['bao', 'moto'], 'tenant key-encryption keys in OpenBao tra
     expect(shred.stdout).toContain(`disabled aws kms key ${keyId} and scheduled its deletion in 7 days`);
     const state = (await kms.send(new DescribeKeyCommand({ KeyId: keyId }))).KeyMetadata!;
     expect(state.KeyState).toBe('PendingDeletion');
+    // Run again (a shred or tenant delete that died after KMS scheduled the deletion): the key counts as destroyed.
+    const again = await runCli(['tenant', 'shred', 'globex', '--yes', '--config', policyFile, '--data-dir', h.dataDir]);
+    expect([again.code, again.stderr]).toEqual([0, '']);
+    expect(again.stdout).toMatch(new RegExp(`(already disabled and pending deletion|disabled aws kms key ${keyId} and scheduled)`));
     expect(await query(live(), 'globex')).toMatchObject({ status: 503, reason: 'upstream_unavailable', value: undefined });
     expect(await query(live(), 'initech')).toMatchObject({ status: 200, value: values.initech });
     // moto keeps decrypting under a disabled key (real KMS refuses: KMSInvalidStateException), so the
