@@ -1,6 +1,6 @@
 import Redis from 'ioredis';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm } from 'node:fs/promises';
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { principalBudgetKey, tenantBudgetKey, type BudgetStore } from '../../src/budgets/budget-store';
@@ -15,6 +15,7 @@ import { createKeyspace } from '../../src/state/redis/keyspace';
 import { createRedisQuotaStore } from '../../src/state/redis/quota-store';
 import { createRedisBudgetStore } from '../../src/state/redis/budget-store';
 import { describeWithUpstream, requireUpstream } from '../support/upstreams';
+import { filesUnder } from '../support/tenant-data';
 
 /**
  * Tenant delete's approval, quota and budget steps. Approvals: every approval of the tenant, pending,
@@ -49,16 +50,6 @@ async function expectForgotten(store: BudgetStore): Promise<void> {
   for (const key of [tenantBudgetKey('acme'), principalBudgetKey('acme', 'alice')]) {
     expect(await store.usage(key, NOW)).toEqual({ hourly: 0, daily: 0 });
   }
-}
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await filesUnder(path)));
-    else out.push(path);
-  }
-  return out;
 }
 
 describe('budget store forgetTenant (embedded, files)', () => {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { readdir, readFile } from 'node:fs/promises';
-import { join, relative } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { relative } from 'node:path';
 import Redis from 'ioredis';
 import type { Pool } from 'pg';
 import { createLocalSecretStore } from '../../adapters/local';
@@ -11,7 +11,8 @@ import { createPgPool } from '../../src/state/postgres/pool';
 import { initSchema } from '../../src/state/postgres/schema';
 import { startHarness, type Harness } from '../support/broker-harness';
 import { ensureBuiltCli, runCli } from '../support/built-cli';
-import { auditEvents, callId, claimsOf } from '../support/isolation-assertions';
+import { auditEvents, callId } from '../support/isolation-assertions';
+import { filesUnder, seedTenantData } from '../support/tenant-data';
 import { describeWithUpstream, upstreamEnv } from '../support/upstreams';
 
 /**
@@ -35,16 +36,6 @@ interface Deployment {
   cleanup(): Promise<void>;
 }
 
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await filesUnder(path)));
-    else out.push(path);
-  }
-  return out;
-}
-
 async function filesOf(dataDir: string): Promise<Array<[string, string]>> {
   return Promise.all((await filesUnder(dataDir)).map(async (f) => [relative(dataDir, f), await readFile(f, 'utf8').catch(() => '')] as [string, string]));
 }
@@ -55,37 +46,6 @@ function suite(name: string, setup: (overrides: (p: any) => void) => Promise<Dep
   /** Values only acme holds, searched for in every file after the delete. */
   const acmeValues: string[] = [];
   const acme2Values: string[] = [];
-
-  async function tokenFor(principal: string, secret: string): Promise<string> {
-    const answer = await h.tokenRequest({ grant_type: 'client_credentials', client_id: principal, client_secret: secret, audience: 'crm-mcp' });
-    expect(answer.status).toBe(200);
-    return answer.body.access_token as string;
-  }
-
-  /** Calls (quota, budget, audit), an approval, a quarantined session and a second local secret. */
-  async function useTenant(tenant: string, principal: string, secret: string, values: string[]): Promise<string> {
-    const token = await tokenFor(principal, secret);
-    values.push(claimsOf(token).sid);
-    const allow = await h.authorize('crm-mcp', { token, tool: 'query_crm', arguments: { path: `${tenant}/r` }, call_id: callId(`${tenant}-q`) });
-    expect(allow.status).toBe(200);
-    const ask = await h.authorize('crm-mcp', { token, tool: 'send_email', arguments: { to: 'x@example.test' }, call_id: callId(`${tenant}-mail`) });
-    expect(ask.body.reason).toBe('approval_required');
-    values.push(ask.body.approval_id);
-    const other = await tokenFor(principal, secret);
-    const exportId = callId(`${tenant}-export`);
-    expect((await h.authorize('crm-mcp', { token: other, tool: 'export_report', arguments: {}, call_id: exportId })).status).toBe(200);
-    expect((await h.post('/v1/complete', { call_id: exportId, status: 'success', records: 5000 }, h.serverKeys['crm-mcp'])).status).toBe(200);
-    values.push(claimsOf(other).sid);
-    // A call left open (its quota slot held, its call record live) when the delete comes.
-    const open = callId(`${tenant}-open`);
-    expect((await h.authorize('crm-mcp', { token, tool: 'query_crm', arguments: { path: `${tenant}/open` }, call_id: open })).status).toBe(200);
-    values.push(open);
-    const name = `${tenant}-only-${random()}`;
-    const value = `${tenant}-value-${random()}`;
-    await createLocalSecretStore({ dataDir: h.dataDir, masterKey: await loadOrCreateMasterKey(h.dataDir) }).set(tenant, name, value);
-    values.push(name, value);
-    return token;
-  }
 
   let acmeToken: string;
   let acme2Token: string;
@@ -105,9 +65,11 @@ function suite(name: string, setup: (overrides: (p: any) => void) => Promise<Dep
     ]);
     h = deployment.h;
     await createLocalSecretStore({ dataDir: h.dataDir, masterKey: await loadOrCreateMasterKey(h.dataDir) }).set('acme2', 'crm', `acme2-upstream-${random()}`);
-    acmeToken = await useTenant('acme', 'acme-agent', h.clientSecrets['acme-agent']!, acmeValues);
-    acme2Token = await useTenant('acme2', 'acme2-agent', acme2Secret, acme2Values);
-    acmeValues.push(h.upstream.acme!);
+    const acme = await seedTenantData(h, 'acme', 'acme-agent', h.clientSecrets['acme-agent']!);
+    const acme2 = await seedTenantData(h, 'acme2', 'acme2-agent', acme2Secret);
+    [acmeToken, acme2Token] = [acme.token, acme2.token];
+    acmeValues.push(...acme.values, h.upstream.acme!);
+    acme2Values.push(acme2.quarantined, acme2.secretName);
   }, 120_000);
 
   afterAll(async () => {
@@ -177,8 +139,8 @@ function suite(name: string, setup: (overrides: (p: any) => void) => Promise<Dep
       for (const where of kept) expect(where).toMatch(deployment.retained);
       // The lookalike's data is all still there.
       const all = (await deployment.everything()).map(([where, text]) => `${where}\n${text}`).join('\n');
-      expect(all).toContain(acme2Values[2]); // acme2's quarantined session
-      expect(all).toContain(acme2Values[4]); // acme2's own secret's name, in its secrets file
+      expect(all).toContain(acme2Values[0]); // acme2's quarantined session
+      expect(all).toContain(acme2Values[1]); // acme2's own secret's name, in its secrets file
       expect(all).toContain('secrets/acme2.key');
     });
 

@@ -8,7 +8,8 @@ import { loadOrCreateMasterKey } from '../../src/crypto/master-key';
 import { sha256Hex } from '../../src/crypto/hash';
 import { startHarness, type Harness } from '../support/broker-harness';
 import { ensureBuiltCli, runCli } from '../support/built-cli';
-import { auditEvents, callId, claimsOf } from '../support/isolation-assertions';
+import { auditEvents } from '../support/isolation-assertions';
+import { seedTenantData, type TenantData } from '../support/tenant-data';
 
 /**
  * Tenant export (DSAR) holds exactly one tenant's data. "acme" is exported next to lookalikes whose ids
@@ -28,44 +29,13 @@ let h: Harness;
 let work: string;
 /** Every value that belongs to a tenant other than acme. */
 const foreign: string[] = [];
-const acmeValues: { sessions: string[]; approvals: string[]; quarantined: string[]; secretNames: string[]; secretValues: string[] } = { sessions: [], approvals: [], quarantined: [], secretNames: [], secretValues: [] };
+let acme: TenantData;
 
 function tenantLike(source: any, id: string): any {
   const copy = structuredClone(source);
   copy.principals = { [`${id}-agent`]: { secret_sha256: sha256Hex(secretOf[`${id}-agent`]!), tools: ['query_crm', 'export_report', 'send_email'] } };
   copy.tools.query_crm.resource.prefix = `${id}/`;
   return copy;
-}
-
-async function tokenFor(principal: string, secret: string): Promise<string> {
-  const answer = await h.tokenRequest({ grant_type: 'client_credentials', client_id: principal, client_secret: secret, audience: 'crm-mcp' });
-  expect(answer.status).toBe(200);
-  return answer.body.access_token as string;
-}
-
-/** A session with calls (budget use, audit), an approval request, a quarantined session and two local secrets. */
-async function useTenant(tenant: string, principal: string, secret: string, values: string[]): Promise<void> {
-  const token = await tokenFor(principal, secret);
-  values.push(claimsOf(token).sid);
-  for (let i = 0; i < 2; i++) {
-    const id = callId(`${tenant}-q${i}`);
-    const allow = await h.authorize('crm-mcp', { token, tool: 'query_crm', arguments: { path: `${tenant}/r${i}` }, call_id: id });
-    expect(allow.status).toBe(200);
-    values.push(id, allow.headers.get('x-request-id')!);
-  }
-  const ask = await h.authorize('crm-mcp', { token, tool: 'send_email', arguments: { to: `${tenant}@example.test` }, call_id: callId(`${tenant}-mail`) });
-  expect(ask.body.reason).toBe('approval_required');
-  values.push(ask.body.approval_id);
-  // A second session whose export reports too many records is quarantined.
-  const other = await tokenFor(principal, secret);
-  const exportId = callId(`${tenant}-export`);
-  expect((await h.authorize('crm-mcp', { token: other, tool: 'export_report', arguments: {}, call_id: exportId })).status).toBe(200);
-  expect((await h.post('/v1/complete', { call_id: exportId, status: 'success', records: 5000 }, h.serverKeys['crm-mcp'])).status).toBe(200);
-  values.push(claimsOf(other).sid);
-  const name = `${tenant}-only-${random()}`;
-  const value = `${tenant}-value-${random()}`;
-  await createLocalSecretStore({ dataDir: h.dataDir, masterKey: await loadOrCreateMasterKey(h.dataDir) }).set(tenant, name, value);
-  values.push(name, value);
 }
 
 beforeAll(async () => {
@@ -87,11 +57,9 @@ beforeAll(async () => {
   const store = createLocalSecretStore({ dataDir: h.dataDir, masterKey: await loadOrCreateMasterKey(h.dataDir) });
   for (const t of LOOKALIKES) await store.set(t, 'crm', `${t}-upstream-${random()}`);
 
-  const acme: string[] = [];
-  await useTenant('acme', 'acme-agent', h.clientSecrets['acme-agent']!, acme);
-  [acmeValues.sessions[0], , , , , acmeValues.approvals[0], acmeValues.quarantined[0], acmeValues.secretNames[0], acmeValues.secretValues[0]] = acme;
-  for (const t of LOOKALIKES) await useTenant(t, `${t}-agent`, secretOf[`${t}-agent`]!, foreign);
-  await useTenant('globex', 'acme-agent2', secretOf['acme-agent2']!, foreign);
+  acme = await seedTenantData(h, 'acme', 'acme-agent', h.clientSecrets['acme-agent']!);
+  for (const t of LOOKALIKES) foreign.push(...(await seedTenantData(h, t, `${t}-agent`, secretOf[`${t}-agent`]!)).values);
+  foreign.push(...(await seedTenantData(h, 'globex', 'acme-agent2', secretOf['acme-agent2']!)).values);
   // Every record of the others' streams, and their upstream values, are theirs too.
   for (const t of [...LOOKALIKES, 'globex']) {
     for (const r of await auditEvents(h, t)) foreign.push(r.hash);
@@ -125,14 +93,14 @@ describe('tenant export', () => {
     expect(Object.keys(e.policy.tenant.principals).sort()).toEqual(['acme-agent', 'acme-reader']);
     expect(e.policy.tenant.principals['acme-agent'].secret_sha256).toBe('(redacted)');
     expect(JSON.stringify(e)).not.toContain(sha256Hex(h.clientSecrets['acme-agent']!));
-    expect(e.secrets.names).toEqual(expect.arrayContaining(['crm', acmeValues.secretNames[0]]));
+    expect(e.secrets.names).toEqual(expect.arrayContaining(['crm', acme.secretName]));
     expect(e.secrets.values.crm).toBe(h.upstream.acme);
-    expect(e.secrets.values[acmeValues.secretNames[0]!]).toBe(acmeValues.secretValues[0]);
-    expect(e.sessions.live.map((s: any) => s.session)).toEqual(expect.arrayContaining([acmeValues.sessions[0], acmeValues.quarantined[0]]));
-    expect(e.sessions.quarantined).toEqual([acmeValues.quarantined[0]]);
-    expect(e.approvals.map((a: any) => a.id)).toEqual([acmeValues.approvals[0]]);
+    expect(e.secrets.values[acme.secretName]).toBe(acme.secretValue);
+    expect(e.sessions.live.map((s: any) => s.session)).toEqual(expect.arrayContaining([acme.session, acme.quarantined]));
+    expect(e.sessions.quarantined).toEqual([acme.quarantined]);
+    expect(e.approvals.map((a: any) => a.id)).toEqual([acme.approval]);
     expect(e.approvals[0]).toMatchObject({ principal: 'acme-agent', tool: 'send_email', status: 'pending' });
-    expect(e.budget.tenant.hourly).toBe(4);
+    expect(e.budget.tenant.hourly).toBe(6); // three query_crm calls at cost 2
     expect(e.budget.principals['acme-agent'].hourly).toBe(0); // no per-principal budget: never counted
     expect(e.revocations).toEqual({ tenant_revoked: false, history: [] });
     expect(e.quota).toHaveProperty('calls_last_minute');
@@ -150,8 +118,8 @@ describe('tenant export', () => {
     // The scan can see a foreign value: the same scan over a lookalike's own export finds its values.
     const other = JSON.stringify((await h.post('/v1/tenants/acme2/export', { include_secrets: true }, op())).body);
     expect(foreignIn(other).length).toBeGreaterThan(5);
-    expect(other).not.toContain(acmeValues.secretValues[0]);
-    expect(other).not.toContain(acmeValues.approvals[0]);
+    expect(other).not.toContain(acme.secretValue);
+    expect(other).not.toContain(acme.approval);
     expect(other).not.toContain(h.upstream.acme);
   });
 
@@ -159,7 +127,7 @@ describe('tenant export', () => {
     const e = (await h.post('/v1/tenants/acme/export', {}, op())).body;
     expect(e.secrets.values).toBeUndefined();
     expect(JSON.stringify(e)).not.toContain(h.upstream.acme);
-    expect(JSON.stringify(e)).not.toContain(acmeValues.secretValues[0]);
+    expect(JSON.stringify(e)).not.toContain(acme.secretValue);
     const exports = (await auditEvents(h, 'acme')).filter((r) => r.type === 'tenant_export');
     expect(exports.map((r) => r.detail)).toEqual(['tenant export with secret values', 'tenant export with secret values', 'tenant export (secret names only)']);
   });

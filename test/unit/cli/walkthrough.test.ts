@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { DEMO_FILE, type DemoCredentials } from '../../../src/policy/demo';
 import { ensureBuilt, freePort, runCli, startServe, type CliResult, type RunningServe } from './cli-harness';
+import { filesUnder } from '../../support/tenant-data';
 
 /**
  * The README walkthrough, end to end, through the built CLI and plain HTTP: store a secret, start the
@@ -53,16 +54,6 @@ async function authorize(body: Record<string, unknown>): Promise<{ status: numbe
 
 function claimsOf(token: string): Record<string, unknown> {
   return JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8')) as Record<string, unknown>;
-}
-
-async function filesUnder(dir: string): Promise<string[]> {
-  const out: string[] = [];
-  for (const entry of await readdir(dir, { withFileTypes: true })) {
-    const path = join(dir, entry.name);
-    if (entry.isDirectory()) out.push(...(await filesUnder(path)));
-    else out.push(path);
-  }
-  return out;
 }
 
 it('secret set stores a value read from standard input without echoing it', async () => {
