@@ -16,7 +16,8 @@ const exportBody = z.object({ include_secrets: z.boolean().optional() }).strict(
 // The API's --yes: the tenant id again, so a delete is never one mistyped path away.
 const deleteBody = z.object({ confirm: z.string().max(64) }).strict();
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
-const countersignBody = z.object({ digest: sha256Hex, run_id: z.string().min(1).max(64), ok: z.boolean() }).strict();
+// A run id is the selftest's own short id: no free text in what the audit key signs.
+const countersignBody = z.object({ digest: sha256Hex, run_id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"'), ok: z.boolean() }).strict();
 
 export interface TenantRouteDeps {
   policy: () => Policy;
