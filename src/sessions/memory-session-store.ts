@@ -183,6 +183,7 @@ export function createMemorySessionStore(options: MemorySessionStoreOptions): Se
     async forgetTenant(tenant) {
       const journal = await loading;
       sessions.delete(tenant);
+      principals.delete(tenant);
       quarantined.delete(tenant);
       for (const [callId, entry] of calls) if (entry.call.tenant === tenant) calls.delete(callId);
       if (!journal || !options.dataDir) return;

@@ -81,7 +81,7 @@ export async function deleteTenant(deps: TenantDeleteDeps, tenant: string, opera
     },
     async sessions() {
       await deps.sessions.forgetTenant(tenant);
-      return 'live sessions, quarantines and calls deleted';
+      return 'live sessions, their principals, quarantines and calls deleted';
     },
     async approvals() {
       await deps.approvals.forgetTenant(tenant);

@@ -155,7 +155,7 @@ export function createRedisSessionStore(options: { redis: Redis; keyspace: Keysp
     async forgetTenant(tenant) {
       // PostgreSQL first: if Redis then fails, a reload from PostgreSQL cannot bring the quarantines back.
       await quarantines.forgetTenant(tenant);
-      await redis.unlink(ks.sessions(tenant), ks.quarantined(tenant));
+      await redis.unlink(ks.sessions(tenant), ks.principals(tenant), ks.quarantined(tenant));
       // Calls are keyed by call id: every live one is visited (a rare operator action, never the hot path).
       for (let cursor = '0'; ; ) {
         const [next, keys] = await redis.scan(cursor, 'MATCH', ks.call('*'), 'COUNT', 500);
