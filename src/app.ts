@@ -20,6 +20,7 @@ import { createHttpApp } from './http/app';
 import { digestsOf } from './http/authenticate';
 import { createLogger } from './observability/logger';
 import { createMetrics, type BrokerMetrics } from './observability/metrics';
+import { describeError, notReady, READY, type Readiness } from './observability/readiness';
 import { currentRequestId } from './observability/request-context';
 import { createKillSwitch } from './operator/kill-switch';
 import { createQuarantineReview } from './operator/quarantine-review';
@@ -100,6 +101,18 @@ export interface Broker {
   logger: Logger;
   listen(port?: number, host?: string): Promise<{ server: Server; url: string }>;
   close(): Promise<void>;
+}
+
+/** Authorize answers with a signed call context and tokens are signed: without a usable key, nobody is served. */
+function signingKeyReadiness(keyRing: KeyRing): Readiness {
+  try {
+    const { kid } = keyRing.signingKey();
+    if (!keyRing.verificationKey(kid)) return notReady('the current signing key does not verify (the key ring is inconsistent)');
+    if (!keyRing.jwks().keys.some((key) => key.kid === kid)) return notReady('the current signing key is not published in the JWKS');
+    return READY;
+  } catch (err) {
+    return notReady(`no usable signing key: ${describeError(err)}`);
+  }
 }
 
 /** The composition root: every dependency is built and wired here, once. */
@@ -315,7 +328,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     health: {
       registry: metrics.registry,
       policyVersion: () => livePolicy.version(),
-      readiness: async () => ({ ...(await state.ready()), ...(await credentials.ready()) }),
+      readiness: async () => ({ ...(await state.ready()), signing_key: signingKeyReadiness(keyRing), ...(await credentials.ready()) }),
+      degradedTenants: () => state.audit.locked?.().size ?? 0,
     },
   });
 

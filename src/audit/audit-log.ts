@@ -1,3 +1,7 @@
+import type { Readiness } from '../observability/readiness';
+import type { AuditKeySet, AuditSigner } from './audit-keys';
+import type { SealStatement } from './seal';
+
 /**
  * Per-tenant, append-only, hash-chained audit (plus the broker's security stream, security-stream.ts). Each record's `hash` is SHA-256 over its canonical JSON
  * (without `hash`), which includes `prev_hash`; the first record's prev_hash is GENESIS_HASH.
@@ -6,7 +10,7 @@
 export const GENESIS_HASH = '0'.repeat(64);
 
 export interface AuditEvent {
-  type: 'authorize' | 'complete' | 'revoke' | 'restore' | 'approval' | 'token' | 'quarantine' | 'quarantine_lift' | 'policy' | 'deny_summary' | 'export' | 'correlate' | 'tenant_export' | 'tenant_delete';
+  type: 'authorize' | 'complete' | 'revoke' | 'restore' | 'approval' | 'token' | 'quarantine' | 'quarantine_lift' | 'policy' | 'deny_summary' | 'export' | 'correlate' | 'tenant_export' | 'tenant_delete' | 'seal';
   decision?: 'allow' | 'deny';
   reason?: string;
   call_id?: string;
@@ -51,6 +55,8 @@ export interface AuditEvent {
   endpoint?: string;
   /** Security stream only: SHA-256 of the refused token (security-stream.ts), never the token or a part of it. */
   token_sha256?: string;
+  /** seal: the operator's signed statement about the broken region before this record (seal.ts). */
+  seal?: SealStatement;
 }
 
 export interface AuditRecord extends AuditEvent {
@@ -69,11 +75,49 @@ export interface AuditVerifyResult {
   head: string;
   /** The first record that does not verify. */
   broken?: { seq: number; problem: string };
+  /**
+   * Breaks an operator sealed (`bulkhead audit seal`): the chain broke, and a signed seal record
+   * acknowledges it and starts a new segment. The stream verifies, but not silently: each is reported.
+   */
+  sealed?: SealedBreak[];
+}
+
+export interface SealedBreak {
+  /** The seal record's seq (the new segment starts there). */
+  seal_seq: number;
+  /** The last record that verified before the break, and the first that did not. */
+  verified_seq: number;
+  break_seq: number;
+  /** What the verifier finds there now (the seal is only accepted if the region is byte for byte what was sealed). */
+  found: string;
+  /** What the seal says was found when it was made. */
+  recorded: string;
+  operator?: string;
+  reason?: string;
+  ts: string;
 }
 
 export interface AuditVerifyOptions {
   /** Hashes records must have at these seqs (from signed checkpoints): a recomputed chain differs there. */
   pins?: ReadonlyMap<number, string>;
+  /** The audit keys a seal must be signed by; without them no seal is accepted (a break stays a break). */
+  keys?: AuditKeySet;
+}
+
+export interface LockedStream {
+  /** What the writer found (the chain broke, the file was rewritten, cut or removed). */
+  problem: string;
+  /** ISO-8601, when the writer first refused the stream. */
+  since: string;
+}
+
+export interface SealRequest {
+  operator: string;
+  reason: string;
+  signer: AuditSigner;
+  /** The seq the signed checkpoints reached: the seal starts past it, so no signed seq is reused. */
+  signedThrough: number;
+  requestId?: string;
 }
 
 export interface AuditLog {
@@ -82,6 +126,14 @@ export interface AuditLog {
   read(tenant: string, options?: { afterSeq?: number; limit?: number }): Promise<AuditRecord[]>;
   verify(tenant: string, options?: AuditVerifyOptions): Promise<AuditVerifyResult>;
   tenants(): Promise<string[]>;
-  ready?(): Promise<boolean>;
+  /**
+   * Whether the writer takes writes now — the real state of the last write, not a guess — or what
+   * failed. A writer that failed re-probes here, so readiness comes back once the fault is gone.
+   */
+  ready?(): Promise<Readiness>;
+  /** Streams the writer refuses to append to because their stored chain does not verify. */
+  locked?(): ReadonlyMap<string, LockedStream>;
+  /** Seals a locked stream (seal.ts), so the tenant is served again; refuses a stream that is not locked. */
+  seal?(tenant: string, input: SealRequest): Promise<AuditRecord>;
   close(): Promise<void>;
 }

@@ -1,5 +1,5 @@
 import { canonicalJson, sha256Hex } from '../crypto/hash';
-import { GENESIS_HASH, type AuditEvent, type AuditRecord, type AuditVerifyResult } from './audit-log';
+import { GENESIS_HASH, type AuditEvent, type AuditRecord, type AuditVerifyResult, type SealedBreak } from './audit-log';
 
 /**
  * The hash chain, independent of where records are stored, so the file log and a PostgreSQL log build
@@ -36,6 +36,7 @@ const EVENT_FIELDS = [
   'request_id',
   'endpoint',
   'token_sha256',
+  'seal',
 ] as const satisfies readonly (keyof AuditEvent)[];
 
 export interface ChainHead {
@@ -67,6 +68,8 @@ export interface ChainVerifier {
   /** The last record that verified. */
   head(): ChainHead;
   result(): AuditVerifyResult;
+  /** Continues from a seal record (already checked): the break before it is acknowledged, not cleared from `sealed`. */
+  resume(seal: SealedBreak, head: ChainHead, prevHash: string): void;
 }
 
 /**
@@ -79,6 +82,7 @@ export function createChainVerifier(tenant: string, pins?: ReadonlyMap<number, s
   let head: ChainHead = EMPTY_HEAD;
   let lastPrevHash: string | undefined;
   let broken: { seq: number; problem: string } | undefined;
+  const sealed: SealedBreak[] = [];
 
   function fail(seq: number, problem: string): false {
     broken = { seq, problem };
@@ -124,7 +128,15 @@ export function createChainVerifier(tenant: string, pins?: ReadonlyMap<number, s
       return next(parsed);
     },
     head: () => head,
-    result: () => ({ ok: broken === undefined, events: head.seq, head: head.hash, ...(broken ? { broken } : {}) }),
+    result: () => ({ ok: broken === undefined, events: head.seq, head: head.hash, ...(broken ? { broken } : {}), ...(sealed.length > 0 ? { sealed: [...sealed] } : {}) }),
+    resume(seal, sealHead, prevHash) {
+      sealed.push(seal);
+      const pinned = pins?.get(sealHead.seq);
+      broken = undefined;
+      head = sealHead;
+      lastPrevHash = prevHash;
+      if (pinned !== undefined && pinned !== sealHead.hash) fail(sealHead.seq, `record differs from the signed checkpoint at seq ${sealHead.seq} (the chain was recomputed)`);
+    },
   };
 }
 

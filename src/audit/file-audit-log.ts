@@ -1,9 +1,13 @@
 import { constants } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { lstat, mkdir, open, stat, unlink } from 'node:fs/promises';
+import { join } from 'node:path';
+import { getSystemErrorMessage } from 'node:util';
 import type { Clock } from '../clock';
-import { BrokerError } from '../errors';
-import type { AuditEvent, AuditLog, AuditRecord, AuditVerifyResult } from './audit-log';
-import { assertInPlace, openStream, scanLines, tenantFilePath, tenantFiles, writeAll, type Acknowledged, type OpenStream } from './audit-file';
+import { BrokerError, isBrokerError } from '../errors';
+import { notReady, READY } from '../observability/readiness';
+import type { AuditEvent, AuditLog, AuditRecord, AuditVerifyResult, LockedStream, SealRequest } from './audit-log';
+import { assertInPlace, AuditIntegrityError, hashPrefix, openStream, scanChain, scanLines, syncDirectory, tenantFilePath, tenantFiles, writeAll, type Acknowledged, type OpenStream, type SealKeys } from './audit-file';
+import { buildSealRecord } from './seal';
 import { buildRecord, checkHead, createChainVerifier, type ChainHead } from './chain';
 
 /**
@@ -30,6 +34,8 @@ export interface FileAuditLogOptions {
   groupCommitMs?: number;
   /** Most records one tenant writes in one batch. */
   maxBatch?: number;
+  /** The audit keys a seal in a stream must be signed by (without them a sealed stream stays refused). */
+  sealKeys?: SealKeys;
 }
 
 export interface AuditStats {
@@ -62,6 +68,30 @@ interface Stream {
   acknowledged?: Acknowledged;
   /** What a failed batch tried to write: the only bytes after `acknowledged` a reopen may cut. */
   attempted?: Buffer;
+  /** Set while the stored chain does not verify: every batch is refused until it does, or is sealed. */
+  locked?: LockedStream;
+  /** Batches and seals of one stream take turns. */
+  turn: Promise<unknown>;
+}
+
+/** The writer's own fault (not one tenant's): the disk is full, an I/O error, the directory is gone. */
+interface WriterFault {
+  problem: string;
+  since: string;
+  /** The failed batch's size: a probe must get at least this much onto the disk to count. */
+  bytes: number;
+}
+
+/** Where a failed writer checks whether the disk takes writes again (not a `.jsonl`: never a stream). */
+const PROBE_FILE = '.write-probe';
+const MIN_PROBE_BYTES = 4096;
+
+/** A fault as readiness states it: the errno and its meaning, never a path (it holds a tenant id). */
+function faultProblem(err: unknown): string {
+  const { code, errno } = err as NodeJS.ErrnoException;
+  if (code === 'ENOENT') return 'audit write failed: the audit directory is missing';
+  if (typeof code === 'string' && typeof errno === 'number') return `audit write failed: ${code} (${getSystemErrorMessage(errno)})`;
+  return 'audit write failed';
 }
 
 export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
@@ -71,6 +101,11 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
   const streams = new Map<string, Stream>();
   const warnings: string[] = [];
   const counters: AuditStats = { records: 0, batches: 0, failedBatches: 0 };
+  let fault: WriterFault | undefined;
+  let probing: Promise<void> | undefined;
+  /** Once this log has made (or found) its directory, the directory going away is a fault, never recreated. */
+  let dirMade = false;
+  const relative = (message: string) => message.replaceAll(`${dir}/`, '');
   let timer: { cancel(): void } | undefined;
   let running: Promise<void> | undefined;
   let closing = false;
@@ -79,7 +114,7 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
     let stream = streams.get(tenant);
     if (!stream) {
       // Checked once, when the stream is made: only ids that passed are ever keys of `streams`.
-      stream = { tenant, path: tenantFilePath(dir, tenant), queue: [] };
+      stream = { tenant, path: tenantFilePath(dir, tenant), queue: [], turn: Promise.resolve() };
       streams.set(tenant, stream);
     }
     return stream;
@@ -109,21 +144,48 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
     for (;;) {
       const busy = [...streams.values()].filter((s) => s.queue.length > 0);
       if (busy.length === 0) return;
-      await Promise.all(busy.map(flushStream));
+      await Promise.all(busy.map((stream) => inTurn(stream, () => flushStream(stream))));
     }
+  }
+
+  function inTurn<T>(stream: Stream, run: () => Promise<T>): Promise<T> {
+    const next = stream.turn.then(run, run);
+    stream.turn = next.catch(() => undefined);
+    return next;
+  }
+
+  /** The directory is made once; after that a missing directory is the writer's fault (ENOENT), not remade. */
+  async function ensureDir(): Promise<void> {
+    if (!dirMade) {
+      await mkdir(dir, { recursive: true, mode: 0o700 });
+      dirMade = true;
+      return;
+    }
+    if (!(await stat(dir)).isDirectory()) throw Object.assign(new Error('the audit directory is not a directory'), { code: 'ENOTDIR', errno: -20 });
+  }
+
+  /** Opens (or reopens) a stream; an integrity refusal locks the tenant, anything else is thrown as it is. */
+  async function openFor(stream: Stream): Promise<OpenStream> {
+    await ensureDir();
+    const acknowledged = stream.acknowledged && { ...stream.acknowledged, attempted: stream.attempted };
+    try {
+      stream.open = await openStream(stream.path, stream.tenant, warnings, acknowledged, options.sealKeys);
+    } catch (err) {
+      if (err instanceof AuditIntegrityError) stream.locked ??= { problem: relative(err.message), since: new Date(clock.now()).toISOString() };
+      throw err;
+    }
+    stream.locked = undefined;
+    stream.acknowledged = { ...stream.open.head, size: stream.open.size };
+    stream.attempted = undefined;
+    return stream.open;
   }
 
   async function flushStream(stream: Stream): Promise<void> {
     const batch = stream.queue.splice(0, maxBatch);
+    if (batch.length === 0) return;
+    let bytes = 0;
     try {
-      if (!stream.open) {
-        await mkdir(dir, { recursive: true, mode: 0o700 });
-        const acknowledged = stream.acknowledged && { ...stream.acknowledged, attempted: stream.attempted };
-        stream.open = await openStream(stream.path, stream.tenant, warnings, acknowledged);
-        stream.acknowledged = { ...stream.open.head, size: stream.open.size };
-        stream.attempted = undefined;
-      }
-      const file = stream.open;
+      const file = stream.open ?? (await openFor(stream));
       assertInPlace(stream.path, file);
       let head: ChainHead = file.head;
       const records = batch.map((p) => {
@@ -132,6 +194,7 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
         return record;
       });
       const data = Buffer.from(records.map((r) => JSON.stringify(r) + '\n').join(''), 'utf8');
+      bytes = data.length;
       stream.attempted = data;
       // O_DSYNC descriptor: when the write returns, the batch is durable (audit-file.ts openStream).
       await writeAll(file.handle, data);
@@ -142,15 +205,105 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
       stream.attempted = undefined;
       counters.batches += 1;
       counters.records += records.length;
+      fault = undefined;
       batch.forEach((p, i) => p.resolve(records[i]));
     } catch (err) {
       counters.failedBatches += 1;
       const failed = stream.open;
       stream.open = undefined;
       if (failed) await failed.handle.close().catch(() => undefined);
+      if (err instanceof AuditIntegrityError) stream.locked ??= { problem: relative(err.message), since: new Date(clock.now()).toISOString() };
+      else fault = { problem: faultProblem(err), since: fault?.since ?? new Date(clock.now()).toISOString(), bytes: Math.max(bytes, fault?.bytes ?? 0) };
       const error = new BrokerError('audit_unavailable', 'audit log is unavailable', { cause: err });
       for (const p of batch) p.reject(error);
     }
+  }
+
+  /**
+   * After a fault: writes (and fdatasyncs) at least as many bytes as the failed batch to a probe file
+   * beside the streams, then removes it. Only a write that really reached the disk clears the fault.
+   */
+  async function probe(): Promise<void> {
+    const current = fault;
+    if (!current) return;
+    const path = join(dir, PROBE_FILE);
+    try {
+      await ensureDir();
+      const handle = await open(path, constants.O_WRONLY | constants.O_CREAT | constants.O_TRUNC | constants.O_NOFOLLOW, 0o600);
+      try {
+        await writeAll(handle, Buffer.alloc(Math.max(current.bytes, MIN_PROBE_BYTES), 0x0a));
+        await handle.datasync();
+      } finally {
+        await handle.close();
+        await unlink(path).catch(() => undefined);
+      }
+      if (fault === current) fault = undefined;
+    } catch (err) {
+      if (fault === current) fault = { ...current, problem: faultProblem(err) };
+    }
+  }
+
+  /** Seals a locked stream (seal.ts): appends a signed seal record after whatever the file holds. */
+  async function sealStream(stream: Stream, request: SealRequest): Promise<AuditRecord> {
+    if (!stream.open) {
+      try {
+        await openFor(stream);
+      } catch (err) {
+        if (!(err instanceof AuditIntegrityError)) throw new BrokerError('audit_unavailable', 'audit log is unavailable', { cause: err });
+      }
+    }
+    if (!stream.locked) throw new BrokerError('conflict', 'the audit stream verifies and is being written: there is no break to seal');
+    const recorded = stream.locked.problem;
+    const onDisk = await lstat(stream.path).catch((err: NodeJS.ErrnoException) => {
+      if (err.code === 'ENOENT') return null;
+      throw err;
+    });
+    if (onDisk && !onDisk.isFile()) throw new BrokerError('conflict', 'the audit stream is not a regular file (something else is in its place); move it away, then seal');
+    const handle = await open(stream.path, constants.O_RDWR | constants.O_APPEND | constants.O_CREAT | constants.O_NOFOLLOW, 0o600);
+    try {
+      const { size } = await handle.stat();
+      const scan = await scanChain(handle, size, stream.tenant, { keys: await requireSealKeys() });
+      // A torn last line is kept as it is, inside the region: the seal goes on a line of its own.
+      const lastByte = Buffer.alloc(1);
+      if (size > 0) await handle.read(lastByte, 0, 1, size - 1);
+      const separator = size > 0 && lastByte[0] !== 0x0a ? Buffer.from('\n') : Buffer.alloc(0);
+      const regionSha = await hashPrefix(handle, size, separator);
+      const seq = Math.max(scan.maxSeq, stream.acknowledged?.seq ?? 0, request.signedThrough) + 1;
+      const record = buildSealRecord(
+        {
+          tenant: stream.tenant,
+          seq,
+          ts: new Date(clock.now()).toISOString(),
+          region: { bytes: size + separator.length, sha256: regionSha },
+          verified: scan.head,
+          breakSeq: scan.result.broken?.seq ?? scan.head.seq + 1,
+          found: scan.result.broken ? `seq ${scan.result.broken.seq}: ${scan.result.broken.problem}` : recorded,
+          operator: request.operator,
+          reason: request.reason,
+          requestId: request.requestId,
+        },
+        request.signer,
+      );
+      const data = Buffer.concat([separator, Buffer.from(JSON.stringify(record) + '\n', 'utf8')]);
+      await writeAll(handle, data);
+      await handle.datasync();
+      if (!onDisk) await syncDirectory(dir);
+      // Acknowledged like any batch; the next append reopens the file, and must accept the seal to go on.
+      stream.acknowledged = { seq: record.seq, hash: record.hash, size: size + data.length };
+      stream.attempted = undefined;
+      stream.locked = undefined;
+      return record;
+    } catch (err) {
+      if (isBrokerError(err)) throw err;
+      throw new BrokerError('audit_unavailable', 'audit log is unavailable: the seal was not written', { cause: err });
+    } finally {
+      await handle.close();
+    }
+  }
+
+  async function requireSealKeys() {
+    if (!options.sealKeys) throw new BrokerError('conflict', 'this audit log has no audit keys to check a seal with');
+    return options.sealKeys();
   }
 
   /** Reads one tenant's complete lines; for a stream this process writes, only what it acknowledged. */
@@ -228,7 +381,23 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
     tenants: () => tenantFiles(dir),
 
     async ready() {
-      return !closing;
+      if (closing) return notReady('audit log is closed');
+      // Nothing failed: the directory must still be there (a log that never wrote may not have made it yet).
+      if (!fault && dirMade) await ensureDir().catch((err) => (fault = { problem: faultProblem(err), since: new Date(clock.now()).toISOString(), bytes: 0 }));
+      if (fault) await (probing ??= probe().finally(() => (probing = undefined)));
+      return fault ? notReady(fault.problem) : READY;
+    },
+
+    locked() {
+      const out = new Map<string, LockedStream>();
+      for (const stream of streams.values()) if (stream.locked) out.set(stream.tenant, { ...stream.locked });
+      return out;
+    },
+
+    async seal(tenant, request) {
+      if (closing) throw new BrokerError('audit_unavailable', 'audit log is closed');
+      const stream = streamFor(tenant);
+      return inTurn(stream, () => sealStream(stream, request));
     },
 
     async close() {

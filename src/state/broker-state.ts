@@ -8,6 +8,7 @@ import type { RevocationStore } from '../revocation/revocation-store';
 import type { SessionStore } from '../sessions/session-store';
 import type { OneTimeStore } from '../oauth/one-time-store';
 import type { KeyStore } from '../tokens/key-store';
+import type { Readiness } from '../observability/readiness';
 
 /**
  * Everything the broker keeps between calls. The embedded default keeps it in one process under
@@ -45,7 +46,7 @@ export interface BrokerState {
   onKill?(listener: (key: string) => Promise<void>): void;
   /** Shared state only: tells every replica to kill its calls in flight for `key` (a quarantine); resolves once they have. */
   announceKill?(key: string): Promise<void>;
-  /** Readiness of each backing service, for /readyz. */
-  ready(): Promise<Record<string, boolean>>;
+  /** Readiness of each backing service, for /readyz: ready, or what failed (never a tenant id). */
+  ready(): Promise<Record<string, Readiness>>;
   close(): Promise<void>;
 }

@@ -10,6 +10,8 @@ import { createMemoryQuotaStore } from '../quotas/memory-quota-store';
 import { createFileRevocationStore } from '../revocation/file-revocation-store';
 import { createMemorySessionStore } from '../sessions/memory-session-store';
 import { createFileKeyStorage, createFileKeyStore, createSealedKeyStore } from '../tokens/key-store';
+import { publishedFrom } from '../audit/audit-keys';
+import { boundedCheck, READINESS_TIMEOUT_MS } from '../observability/readiness';
 import type { BrokerState } from './broker-state';
 
 /**
@@ -22,7 +24,13 @@ export const AUDIT_KEYS_FILE = 'audit-keys.json';
 export async function createEmbeddedState(options: { dataDir: string; masterKey: Buffer; clock: Clock }): Promise<BrokerState> {
   const { dataDir, masterKey, clock } = options;
   const revocations = await createFileRevocationStore({ dataDir, clock });
-  const audit = createFileAuditLog({ dir: join(dataDir, 'audit'), clock });
+  const auditKeys = createSealedKeyStore(masterKey, createFileKeyStorage(dataDir, AUDIT_KEYS_FILE), 'audit-key');
+  // A sealed stream's seal is checked against the audit keys when the writer opens it.
+  const audit = createFileAuditLog({ dir: join(dataDir, 'audit'), clock, sealKeys: async () => {
+      const ring = await auditKeys.load();
+      return ring ? publishedFrom(ring) : { keys: [] };
+    },
+  });
   const sessions = createMemorySessionStore({ clock, dataDir });
   // Load the quarantine journal now: a damaged file stops the broker at start, not every call later.
   await sessions.ready();
@@ -38,10 +46,10 @@ export async function createEmbeddedState(options: { dataDir: string; masterKey:
     audit,
     checkpoints: createFileCheckpointStore(join(dataDir, CHECKPOINT_DIR)),
     keys: createFileKeyStore(dataDir, masterKey),
-    auditKeys: createSealedKeyStore(masterKey, createFileKeyStorage(dataDir, AUDIT_KEYS_FILE), 'audit-key'),
+    auditKeys,
     leaderLock: createSoleLeaderLock(),
     auditKeyLock: createSoleLeaderLock(),
-    ready: async () => ({ audit: (await audit.ready?.()) ?? true }),
+    ready: async () => ({ audit: await boundedCheck(() => audit.ready!(), READINESS_TIMEOUT_MS) }),
     close: async () => {
       await audit.close();
       await revocations.close?.();

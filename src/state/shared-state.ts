@@ -4,6 +4,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock';
 import { createKeyRing } from '../tokens/key-ring';
 import { createSealedKeyStore } from '../tokens/key-store';
+import { boundedCheck, describeError, notReady, READINESS_TIMEOUT_MS, READY } from '../observability/readiness';
 import type { BrokerState } from './broker-state';
 import { createPostgresAuditLog } from './postgres/audit-log';
 import { createCheckpointTable } from './postgres/checkpoint-table';
@@ -151,13 +152,10 @@ export async function createSharedState(options: SharedStateOptions): Promise<Sh
       announceKill: (key) => revocations.announceKill(key),
       async ready() {
         const [postgres, redisUp] = await Promise.all([
-          audit.ready!(),
-          redis.ping().then(
-            () => true,
-            () => false,
-          ),
+          boundedCheck(() => audit.ready!(), READINESS_TIMEOUT_MS),
+          boundedCheck(() => redis.ping().then(() => READY, (err: unknown) => notReady(`redis: ${describeError(err)}`)), READINESS_TIMEOUT_MS),
         ]);
-        return { postgres, redis: redisUp, revocations: revocations.live() };
+        return { postgres, redis: redisUp, revocations: revocations.live() ? READY : notReady('the revocation feed is not subscribed (kills from other replicas would not arrive)') };
       },
       close: closeAll,
     };

@@ -4,6 +4,7 @@ import { GENESIS_HASH, type AuditEvent, type AuditLog, type AuditRecord, type Au
 import type { Clock } from '../../clock';
 import { startDeadline } from '../../deadline';
 import { BrokerError } from '../../errors';
+import { describeError, notReady, READY } from '../../observability/readiness';
 import { inTransaction } from './pool';
 
 /**
@@ -199,10 +200,10 @@ export function createPostgresAuditLog(options: PostgresAuditLogOptions): AuditL
     },
 
     async ready() {
-      if (closing) return false;
+      if (closing) return notReady('audit log is closed');
       return pool.query('SELECT 1').then(
-        () => true,
-        () => false,
+        () => READY,
+        (err: unknown) => notReady(`postgres: ${describeError(err)}`),
       );
     },
 
