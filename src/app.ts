@@ -5,6 +5,7 @@ import type { Logger } from 'pino';
 import type { AuditEvent, AuditRecord } from './audit/audit-log';
 import { createAuditEvidence, type AuditEvidence } from './audit/audit-evidence';
 import { createAuditKeys, type AuditKeys } from './audit/audit-keys';
+import { checkpointProblem, type Checkpoint } from './audit/checkpoint';
 import { createCheckpointer, type Checkpointer } from './audit/checkpointer';
 import { exportTenantBundle } from './audit/export';
 import { createAuthorizer, type Authorizer } from './authorize/authorizer';
@@ -16,6 +17,7 @@ import { systemClock, type Clock } from './clock';
 import type { CredentialSource } from './credentials/credential-source';
 import { createCredentialResolver, type CredentialResolver } from './credentials/credential-resolver';
 import { loadOrCreateMasterKey } from './crypto/master-key';
+import { BrokerError } from './errors';
 import { createHttpApp } from './http/app';
 import { digestsOf } from './http/authenticate';
 import { createLogger } from './observability/logger';
@@ -280,7 +282,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       budgets: state.budgets,
       approvals: state.approvals,
       showApproval: createApprovalView({ approvals: state.approvals, seal: argumentSeal }),
-      audit: { append: audit.append },
+      audit: { append: audit.append, locked: () => state.audit.locked?.() ?? new Map() },
       rotateKeys: () => keyRotation.rotateNow(),
       reloadPolicy: (operator) => reloadPolicy(operator),
       metrics,
@@ -295,6 +297,16 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       append: audit.append,
       keys: () => auditKeys.published(),
       exportBundle,
+      seal: async (tenant, operator, reason) => {
+        if (!state.audit.seal) throw new BrokerError('conflict', 'this audit log never refuses a stream (scaled out, each record builds on the committed head): there is nothing to seal');
+        const keys = auditKeys.published();
+        const signed = (await state.checkpoints.list(tenant)).filter((c) => checkpointProblem(c, tenant, keys) === null) as Checkpoint[];
+        const record = await state.audit.seal(tenant, { operator, reason, signer: auditKeys.signer(), signedThrough: Math.max(0, ...signed.map((c) => c.seq)), requestId: currentRequestId() });
+        // The seal starts the new segment: sign it at once, so what follows is pinned to it.
+        checkpointer.observe(record);
+        await checkpointer.sealNow(tenant);
+        return record;
+      },
     },
     tenants: {
       policy: currentPolicy,

@@ -17,6 +17,11 @@ import { checkpointProblem, type Checkpoint, type CheckpointRule } from './check
  *    record past the last checkpoint older than twice the interval (else `unsealed`: the broker died
  *    without its shutdown checkpoint, or the newest checkpoints were cut);
  * 6. the head an auditor kept (`expectHead`) is still there, with the same hash (else `head_mismatch`).
+ *
+ * A break an operator sealed (`bulkhead audit seal`, seal.ts) is not a failure but is never silent:
+ * the stream verifies, and `sealed` lists each break with what the verifier finds there now and what the
+ * seal recorded. The records between the break and the seal are vouched for by nothing; a change to
+ * anything before a seal invalidates the seal, and the break is reported as the failure it is.
  */
 export type EvidenceProblemKind =
   | 'checkpoint_invalid'
@@ -100,8 +105,8 @@ export async function verifyEvidence(inputs: EvidenceInputs): Promise<EvidenceRe
     pins.set(seq, hash);
   }
 
-  const chain = await inputs.log.verify(tenant, { pins });
-  const result = { ok: chain.ok, events: chain.events, head: chain.head, ...counted };
+  const chain = await inputs.log.verify(tenant, { pins, keys: inputs.keys });
+  const result = { ok: chain.ok, events: chain.events, head: chain.head, ...counted, ...(chain.sealed ? { sealed: chain.sealed } : {}) };
   if (!chain.ok) {
     const broken = chain.broken!;
     const kind = problemKind(broken.problem);

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { lstat, mkdir, open, stat, unlink } from 'node:fs/promises';
+import { lstat, mkdir, open, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { join } from 'node:path';
 import { getSystemErrorMessage } from 'node:util';
 import type { Clock } from '../clock';
@@ -8,7 +8,8 @@ import { notReady, READY } from '../observability/readiness';
 import type { AuditEvent, AuditLog, AuditRecord, AuditVerifyResult, LockedStream, SealRequest } from './audit-log';
 import { assertInPlace, AuditIntegrityError, hashPrefix, openStream, scanChain, scanLines, syncDirectory, tenantFilePath, tenantFiles, writeAll, type Acknowledged, type OpenStream, type SealKeys } from './audit-file';
 import { buildSealRecord } from './seal';
-import { buildRecord, checkHead, createChainVerifier, type ChainHead } from './chain';
+import { GENESIS_HASH } from './audit-log';
+import { buildRecord, checkHead, type ChainHead } from './chain';
 
 /**
  * The embedded audit log: one append-only JSONL file per tenant, `<dir>/<tenant>.jsonl`.
@@ -306,8 +307,8 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
     return options.sealKeys();
   }
 
-  /** Reads one tenant's complete lines; for a stream this process writes, only what it acknowledged. */
-  async function scanTenant(tenant: string, onLine: (line: string) => boolean): Promise<{ trailingBytes: number; acknowledged?: ChainHead }> {
+  /** Reads one tenant's file; for a stream this process writes, only what it acknowledged. */
+  async function withTenantFile<T>(tenant: string, read: (handle: FileHandle, size: number) => Promise<T>, empty: () => T): Promise<{ value: T; acknowledged?: Acknowledged }> {
     const path = tenantFilePath(dir, tenant);
     // Snapshot before reading: bytes up to this size are complete and never rewritten.
     const known = streams.get(tenant)?.acknowledged;
@@ -317,13 +318,12 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
       handle = await open(path, constants.O_RDONLY | constants.O_NOFOLLOW);
     } catch (err) {
       // A missing file reads as empty; for a stream with acknowledged records, checkHead reports them missing.
-      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { trailingBytes: 0, acknowledged };
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return { value: empty(), acknowledged };
       throw new BrokerError('audit_unavailable', 'audit log is unavailable', { cause: err });
     }
     try {
       const size = acknowledged ? acknowledged.size : (await handle.stat()).size;
-      const scan = await scanLines(handle, size, onLine);
-      return { trailingBytes: scan.trailingBytes, acknowledged };
+      return { value: await read(handle, size), acknowledged };
     } catch (err) {
       throw new BrokerError('audit_unavailable', 'audit log is unavailable', { cause: err });
     } finally {
@@ -350,32 +350,40 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
     async read(tenant, { afterSeq = 0, limit = Number.POSITIVE_INFINITY } = {}) {
       const out: AuditRecord[] = [];
       if (limit <= 0) return out;
-      await scanTenant(tenant, (line) => {
-        let record: AuditRecord;
-        try {
-          record = JSON.parse(line) as AuditRecord;
-        } catch {
-          return true; // verify() reports it; a reader still sees the rest.
-        }
-        // Never hand out a line that names another tenant, even if one was copied into this file.
-        if (record?.tenant === tenant && typeof record.seq === 'number' && record.seq > afterSeq) out.push(record);
-        return out.length < limit;
-      });
+      await withTenantFile(
+        tenant,
+        (handle, size) =>
+          scanLines(handle, size, (line) => {
+            let record: AuditRecord;
+            try {
+              record = JSON.parse(line) as AuditRecord;
+            } catch {
+              return true; // verify() reports it; a reader still sees the rest.
+            }
+            // Never hand out a line that names another tenant, even if one was copied into this file.
+            if (record?.tenant === tenant && typeof record.seq === 'number' && record.seq > afterSeq) out.push(record);
+            return out.length < limit;
+          }),
+        () => undefined,
+      );
       return out;
     },
 
     async verify(tenant, options = {}): Promise<AuditVerifyResult> {
-      const verifier = createChainVerifier(tenant, options.pins);
-      const scan = await scanTenant(tenant, (line) => verifier.nextLine(line));
-      let result = verifier.result();
-      if (result.ok && scan.trailingBytes > 0) {
+      const { value: scan, acknowledged } = await withTenantFile(
+        tenant,
+        (handle, size) => scanChain(handle, size, tenant, options),
+        () => undefined,
+      );
+      let result: AuditVerifyResult = scan?.result ?? { ok: true, events: 0, head: GENESIS_HASH };
+      if (result.ok && scan && scan.trailingBytes > 0) {
         // Inside what this process acknowledged every line is complete, so a partial one there is an edit.
-        const problem = scan.acknowledged
+        const problem = acknowledged
           ? 'a line crosses the acknowledged end of the log (log was rewritten)'
           : 'torn final line (an interrupted write; the next append cuts it)';
         result = { ...result, ok: false, broken: { seq: result.events + 1, problem } };
       }
-      return scan.acknowledged ? checkHead(result, scan.acknowledged) : result;
+      return acknowledged ? checkHead(result, acknowledged) : result;
     },
 
     tenants: () => tenantFiles(dir),

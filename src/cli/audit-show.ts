@@ -20,6 +20,16 @@ Says which tenant stream and record hold platform request R (the requestId of a 
 X-Request-Id of a response). Asks the broker's operator API, which records the join in every stream
 it found R in.`;
 
+export const SEAL_HELP = `Usage: bulkhead audit seal --tenant T --reason TEXT [--operator-token-file F] [--url URL]
+
+Serves tenant T again after its audit stream was found broken (GET /v1/tenants/T shows
+audit.state "locked" and what was found). The broker appends a seal record signed with the audit key:
+it records where the chain last verified, where it broke, what was found, who sealed it and why, and
+starts a new segment. Nothing is edited or removed: the broken region stays in place as evidence.
+Afterwards "bulkhead audit verify" reports the stream as ok with a SEALED BREAK (what the seal recorded
+and what is found there now), never silently ok; a change to anything before the seal voids it.
+Refuses a stream that is not locked. Asks the broker's operator API (POST /v1/audit/seal).`;
+
 const FILTERS = ['type', 'decision', 'reason', 'tool', 'principal', 'session', 'server'] as const;
 
 export async function auditShow(argv: string[]): Promise<number> {
@@ -62,6 +72,13 @@ function count(name: string, value: string | undefined, min: number): number | u
   if (value === undefined) return undefined;
   if (!/^\d{1,9}$/.test(value) || Number(value) < min) throw new UsageError(`bulkhead audit show: --${name} must be a whole number ≥ ${min}`);
   return Number(value);
+}
+
+export async function auditSeal(argv: string[]): Promise<number> {
+  const { values } = parseVerb('audit seal', argv, { ...operatorOptions, tenant: { type: 'string' }, reason: { type: 'string' } });
+  if (!values.tenant || !values.reason) throw new UsageError('bulkhead audit seal: --tenant and --reason are required (the reason is recorded in the seal)');
+  print(await callBroker(values.url, '/v1/audit/seal', { method: 'POST', bearer: operatorToken(values), body: { tenant: values.tenant, reason: values.reason } }));
+  return 0;
 }
 
 export async function auditCorrelate(argv: string[]): Promise<number> {

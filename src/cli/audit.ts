@@ -4,7 +4,7 @@ import { verifyBundle } from '../audit/bundle';
 import type { EvidenceResult } from '../audit/evidence';
 import { replaceFile } from '../storage/atomic-file';
 import { isoOption, openAuditSources, readKeySet } from './audit-sources';
-import { auditCorrelate, auditShow, CORRELATE_HELP, SHOW_HELP } from './audit-show';
+import { auditCorrelate, auditSeal, auditShow, CORRELATE_HELP, SEAL_HELP, SHOW_HELP } from './audit-show';
 import { exportTenantBundle } from '../audit/export';
 import { parseVerb, stateOptions } from './options';
 import { UsageError } from './usage-error';
@@ -32,18 +32,20 @@ that cover them, the audit public keys and a manifest signed with the audit key.
 signed by a checkpoint are exported (stop the broker, or use GET /v1/audit/export on a live one).
 Refuses a stream that does not verify.`;
 
-export const AUDIT_HELP = `Usage: bulkhead audit <verify|export|show|correlate> [options]   (bulkhead audit <action> --help)
+export const AUDIT_HELP = `Usage: bulkhead audit <verify|export|show|correlate|seal> [options]   (bulkhead audit <action> --help)
 
   verify      check the hash chains and their signed checkpoints, offline
   export      write a verifiable bundle of one tenant's trail
   show        search one tenant's records
-  correlate   which tenant record holds a platform request id (operator API; audited)`;
+  correlate   which tenant record holds a platform request id (operator API; audited)
+  seal        serve a tenant whose stream broke again: a signed seal records the break (operator API)`;
 
 const ACTIONS: Record<string, { run: (argv: string[]) => Promise<number>; help: string }> = {
   verify: { run: verify, help: VERIFY_HELP },
   export: { run: exportBundle, help: EXPORT_HELP },
   show: { run: auditShow, help: SHOW_HELP },
   correlate: { run: auditCorrelate, help: CORRELATE_HELP },
+  seal: { run: auditSeal, help: SEAL_HELP },
 };
 
 export async function audit(argv: string[]): Promise<number> {
@@ -92,9 +94,15 @@ async function verify(argv: string[]): Promise<number> {
 }
 
 function describe(result: EvidenceResult): string {
-  if (!result.ok) return `${result.tenant}: BROKEN at record ${result.broken?.seq} (${result.broken?.kind}): ${result.broken?.problem} (${result.events} events checked)`;
+  const sealed = (result.sealed ?? []).map(
+    (b) =>
+      `\n  SEALED BREAK at record ${b.break_seq}: verified through seq ${b.verified_seq}, sealed by ${b.operator ?? '(unknown)'} at ${b.ts} as record ${b.seal_seq}` +
+      ` (reason: ${b.reason ?? '-'}); recorded: ${b.recorded}; found now: ${b.found}; records ${b.verified_seq + 1}..${b.seal_seq - 1} are not vouched for`,
+  );
+  if (!result.ok) return `${result.tenant}: BROKEN at record ${result.broken?.seq} (${result.broken?.kind}): ${result.broken?.problem} (${result.events} events checked)${sealed.join('')}`;
   const unsealed = result.unsealed > 0 ? `, ${result.unsealed} newer not signed yet` : '';
-  return `${result.tenant}: ok, ${result.events} events, head ${result.head}, signed through seq ${result.signed_through}${unsealed}`;
+  const acknowledged = sealed.length > 0 ? `, ${sealed.length} sealed break${sealed.length > 1 ? 's' : ''}` : '';
+  return `${result.tenant}: ok${acknowledged}, ${result.events} events, head ${result.head}, signed through seq ${result.signed_through}${unsealed}${sealed.join('')}`;
 }
 
 async function verifyBundleFile(file: string, keysFile: string | undefined, json: boolean): Promise<number> {

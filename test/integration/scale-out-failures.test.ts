@@ -44,7 +44,11 @@ describeWithUpstream(['postgres', 'redis'], 'scale-out: Redis goes down mid-run'
     const during: HttpAnswer[] = [];
     for (let i = 0; i < 20; i++) during.push(await call(i % 2 ? r1 : r2, live));
     expect(during.map((a) => [a.status, a.body.reason])).toEqual(during.map(() => [503, 'state_unavailable']));
-    expect((await cluster.operator(r1, 'GET', '/readyz')).status).toBe(503);
+    // /readyz tells the load balancer, and names what failed (never a tenant: a platform endpoint).
+    const down = await cluster.operator(r1, 'GET', '/readyz');
+    expect([down.status, down.body.status, down.body.checks.redis]).toEqual([503, 'not_ready', false]);
+    expect(down.body.problems.redis).toMatch(/^redis: /);
+    expect(JSON.stringify(down.body)).not.toMatch(/acme|globex|initech/);
 
     // The revocation reaches PostgreSQL but cannot be pushed: the operator is told, not reassured.
     const revoke = await cluster.operator(r1, 'POST', '/v1/revoke', { session: sid(doomed) });
@@ -57,7 +61,10 @@ describeWithUpstream(['postgres', 'redis'], 'scale-out: Redis goes down mid-run'
     expect((await call(r2, doomed)).body.reason).toBe('session_revoked');
     expect((await call(r1, doomed)).body.reason).toBe('session_revoked');
     await untilAllowed(() => call(r1, live));
-    expect((await cluster.operator(r2, 'GET', '/readyz')).status).toBe(200);
+    for (const replica of [r1, r2]) {
+      const ready = await cluster.operator(replica, 'GET', '/readyz');
+      expect([ready.status, ready.body.checks.redis, ready.body.problems]).toEqual([200, true, undefined]);
+    }
     expect((await cluster.operator(r2, 'GET', '/v1/audit/verify?tenant=acme')).body).toMatchObject({ ok: true });
   });
 });
@@ -89,6 +96,12 @@ describeWithUpstream(['redis'], 'scale-out: PostgreSQL goes down mid-run', () =>
     for (let i = 0; i < 10; i++) during.push(await call(i % 2 ? r1 : r2));
     expect(during.every((a) => a.status === 503 && ['audit_unavailable', 'state_unavailable'].includes(a.body.reason))).toBe(true);
     expect(during.some((a) => a.body.reason === 'audit_unavailable')).toBe(true);
+    for (const replica of [r1, r2]) {
+      const down = await cluster.operator(replica, 'GET', '/readyz');
+      expect([down.status, down.body.checks.postgres]).toEqual([503, false]);
+      expect(down.body.problems.postgres).toMatch(/^postgres: /);
+      expect(JSON.stringify(down.body)).not.toMatch(/acme|globex|initech/);
+    }
     // A revoke that cannot be made durable is refused, and nothing is revoked.
     const revoke = await cluster.operator(r2, 'POST', '/v1/revoke', { session: sid(token) });
     expect([revoke.status, revoke.body.error]).toEqual([503, 'state_unavailable']);
@@ -97,6 +110,10 @@ describeWithUpstream(['redis'], 'scale-out: PostgreSQL goes down mid-run', () =>
     const recovering = await untilAllowed(() => call(r1));
     expect(recovering.slice(0, -1).every((a) => a.status === 503)).toBe(true);
     await untilAllowed(() => call(r2));
+    for (const replica of [r1, r2]) {
+      const ready = await cluster.operator(replica, 'GET', '/readyz');
+      expect([ready.status, ready.body.checks.postgres, ready.body.problems]).toEqual([200, true, undefined]);
+    }
     const verify = await cluster.operator(r2, 'GET', '/v1/audit/verify?tenant=acme');
     expect(verify.body).toMatchObject({ ok: true });
     const events = (await cluster.operator(r1, 'GET', '/v1/audit?tenant=acme')).body.events as Array<{ seq: number; decision?: string }>;

@@ -1,7 +1,7 @@
 import { Router } from 'express';
 import type { Logger } from 'pino';
 import { z } from 'zod';
-import type { AuditEvent, AuditLog } from '../../audit/audit-log';
+import type { AuditEvent, AuditLog, AuditRecord } from '../../audit/audit-log';
 import type { AuditKeySet } from '../../audit/audit-keys';
 import { parseHead, type AuditEvidence } from '../../audit/audit-evidence';
 import type { AuditBundle } from '../../audit/bundle';
@@ -41,6 +41,7 @@ const verifyQuery = z.object({ ...tenantQuery, expect_head: z.string().max(100).
 const exportQuery = z.object({ ...tenantQuery, ...range }).strict();
 const checkpointsQuery = z.object(tenantQuery).strict();
 const correlateQuery = z.object({ request_id: text }).strict();
+const sealBody = z.object({ tenant: idSchema, reason: z.string().min(1).max(500) }).strict();
 
 export interface AuditRouteDeps {
   policy: () => Policy;
@@ -52,6 +53,8 @@ export interface AuditRouteDeps {
   /** The broker's audit wrapper: records made here carry the operator's request id like any other. */
   append: (tenant: string, event: AuditEvent) => Promise<unknown>;
   exportBundle: (tenant: string, range: { from?: number; to?: number }) => Promise<AuditBundle>;
+  /** Seals a locked stream (the broker signs the seal and checkpoints it). */
+  seal: (tenant: string, operator: string, reason: string) => Promise<AuditRecord>;
   logger: Logger;
 }
 
@@ -113,6 +116,20 @@ export function auditRoutes(deps: AuditRouteDeps): Router {
       // Recorded after the bundle is built: the export is evidence in the stream, not inside its own bundle.
       await deps.append(tenant, { type: 'export', operator: operator(res), detail: `records ${first_seq}..${last_seq}` });
       res.json(bundle);
+    } catch (err) {
+      sendError(req, res, err, deps.logger);
+    }
+  });
+
+  // The way back for a tenant whose stream broke: a signed seal records the break; nothing is edited.
+  router.post('/v1/audit/seal', async (req, res) => {
+    try {
+      const body = parseBody(sealBody, req.body);
+      const tenant = knownTenant(body.tenant);
+      const record = await deps.seal(tenant, operator(res), body.reason);
+      const { seal } = record;
+      deps.logger.warn({ operator: operator(res) }, 'audit stream sealed after a break; the tenant is served again');
+      res.json({ tenant, seq: record.seq, hash: record.hash, ts: record.ts, verified_seq: seal!.verified_seq, break_seq: seal!.break_seq, found: seal!.found });
     } catch (err) {
       sendError(req, res, err, deps.logger);
     }

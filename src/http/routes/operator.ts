@@ -70,7 +70,7 @@ export interface OperatorRouteDeps {
   approvals: Pick<ApprovalStore, 'decide' | 'listPending'>;
   /** Opens a pending approval's sealed arguments for the operator (approval-view.ts). */
   showApproval: ShowApproval;
-  audit: Pick<AuditLog, 'append'>;
+  audit: Pick<AuditLog, 'append' | 'locked'>;
   rotateKeys: () => Promise<{ kid: string }>;
   reloadPolicy: (operator: string) => Promise<ReloadResult>;
   metrics: BrokerMetrics;
@@ -157,7 +157,10 @@ export function operatorRoutes(deps: OperatorRouteDeps): Router {
       const limits = tenantPolicy.quotas;
       const now = deps.clock.now();
       const budget = tenantPolicy.budgets ? await budgetUse(tenantPolicy.budgets, await deps.budgets.usage(tenantBudgetKey(tenant), now), now) : null;
-      res.json({ tenant, revoked, live_sessions: live, quota: { ...usage, calls_per_minute: limits.calls_per_minute, concurrency: limits.concurrency }, budget });
+      // A stream the writer refuses (its chain broke) degrades this tenant alone: `bulkhead audit seal` recovers it.
+      const locked = deps.audit.locked?.().get(tenant);
+      const audit = locked ? { state: 'locked', problem: locked.problem, since: locked.since } : { state: 'ok' };
+      res.json({ tenant, revoked, live_sessions: live, quota: { ...usage, calls_per_minute: limits.calls_per_minute, concurrency: limits.concurrency }, budget, audit });
     } catch (err) {
       sendError(req, res, err, deps.logger);
     }
