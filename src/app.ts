@@ -22,7 +22,6 @@ import { createHttpApp } from './http/app';
 import { digestsOf } from './http/authenticate';
 import { createLogger } from './observability/logger';
 import { createMetrics, type BrokerMetrics } from './observability/metrics';
-import { describeError, notReady, READY, type Readiness } from './observability/readiness';
 import { currentRequestId } from './observability/request-context';
 import { createKillSwitch } from './operator/kill-switch';
 import { createQuarantineReview } from './operator/quarantine-review';
@@ -39,6 +38,7 @@ import { createTenantSecretStore, type TenantSecrets } from './compose/secret-st
 import { shredTenantKeys } from './compose/tenant-shred';
 import { createRemoteIdpKeys } from './tokens/idp-keys';
 import { createKeyRing, type KeyRing } from './tokens/key-ring';
+import { signingKeyReadiness } from './tokens/signing-key-readiness';
 import { registeringSessions } from './sessions/session-registering-issuer';
 import { createCallContextSigner } from './tokens/call-context';
 import { createTokenIssuer } from './tokens/issuer';
@@ -103,18 +103,6 @@ export interface Broker {
   logger: Logger;
   listen(port?: number, host?: string): Promise<{ server: Server; url: string }>;
   close(): Promise<void>;
-}
-
-/** Authorize answers with a signed call context and tokens are signed: without a usable key, nobody is served. */
-function signingKeyReadiness(keyRing: KeyRing): Readiness {
-  try {
-    const { kid } = keyRing.signingKey();
-    if (!keyRing.verificationKey(kid)) return notReady('the current signing key does not verify (the key ring is inconsistent)');
-    if (!keyRing.jwks().keys.some((key) => key.kid === kid)) return notReady('the current signing key is not published in the JWKS');
-    return READY;
-  } catch (err) {
-    return notReady(`no usable signing key: ${describeError(err)}`);
-  }
 }
 
 /** The composition root: every dependency is built and wired here, once. */

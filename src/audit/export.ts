@@ -32,8 +32,13 @@ export async function exportTenantBundle(inputs: ExportInputs): Promise<AuditBun
   const { tenant } = inputs;
   const verdict = await inputs.evidence.verify(tenant, { known: inputs.known });
   if (!verdict.ok) throw new BrokerError('conflict', `tenant ${tenant}'s audit does not verify (${verdict.broken?.kind}: ${verdict.broken?.problem}); nothing exported`);
+  // A bundle is one contiguous chain, so it cannot span a sealed break: it starts at the newest seal.
+  const seal = verdict.sealed?.at(-1);
+  if (seal && (inputs.from === undefined || inputs.from < Date.parse(seal.ts))) {
+    throw new BrokerError('conflict', `tenant ${tenant}'s stream has a sealed break (at record ${seal.break_seq}, sealed as record ${seal.seal_seq} at ${seal.ts}): a bundle cannot span it; export from ${seal.ts} on`);
+  }
   const records: AuditRecord[] = [];
-  for (let after = 0; ; ) {
+  for (let after = seal ? seal.seal_seq - 1 : 0; ; ) {
     const page = await inputs.log.read(tenant, { afterSeq: after, limit: PAGE });
     records.push(...page);
     if (page.length < PAGE) break;

@@ -71,6 +71,8 @@ interface Stream {
   attempted?: Buffer;
   /** Set while the stored chain does not verify: every batch is refused until it does, or is sealed. */
   locked?: LockedStream;
+  /** The file as it was when it was refused: while it is unchanged, a batch is refused without re-reading it. */
+  lockedFile?: string;
   /** Batches and seals of one stream take turns. */
   turn: Promise<unknown>;
 }
@@ -86,6 +88,16 @@ interface WriterFault {
 /** Where a failed writer checks whether the disk takes writes again (not a `.jsonl`: never a stream). */
 const PROBE_FILE = '.write-probe';
 const MIN_PROBE_BYTES = 4096;
+
+/** Which file is at `path` now, and how big and how recent: a change to any of them is worth a re-read. */
+async function fileIdentity(path: string): Promise<string> {
+  try {
+    const s = await lstat(path);
+    return `${s.dev}:${s.ino}:${s.size}:${s.mtimeMs}:${s.ctimeMs}`;
+  } catch (err) {
+    return `absent:${(err as NodeJS.ErrnoException).code}`;
+  }
+}
 
 /** A fault as readiness states it: the errno and its meaning, never a path (it holds a tenant id). */
 function faultProblem(err: unknown): string {
@@ -168,17 +180,25 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
   /** Opens (or reopens) a stream; an integrity refusal locks the tenant, anything else is thrown as it is. */
   async function openFor(stream: Stream): Promise<OpenStream> {
     await ensureDir();
+    // A refused stream is re-verified only once its file changed: a busy tenant's calls do not each re-read it.
+    if (stream.locked && stream.lockedFile === (await fileIdentity(stream.path))) throw new AuditIntegrityError(stream.locked.problem);
     const acknowledged = stream.acknowledged && { ...stream.acknowledged, attempted: stream.attempted };
     try {
       stream.open = await openStream(stream.path, stream.tenant, warnings, acknowledged, options.sealKeys);
     } catch (err) {
-      if (err instanceof AuditIntegrityError) stream.locked ??= { problem: relative(err.message), since: new Date(clock.now()).toISOString() };
+      if (err instanceof AuditIntegrityError) await lock(stream, err);
       throw err;
     }
     stream.locked = undefined;
+    stream.lockedFile = undefined;
     stream.acknowledged = { ...stream.open.head, size: stream.open.size };
     stream.attempted = undefined;
     return stream.open;
+  }
+
+  async function lock(stream: Stream, err: AuditIntegrityError): Promise<void> {
+    if (!stream.locked) stream.locked = { problem: relative(err.message), since: new Date(clock.now()).toISOString() };
+    stream.lockedFile = await fileIdentity(stream.path);
   }
 
   async function flushStream(stream: Stream): Promise<void> {
@@ -213,7 +233,7 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
       const failed = stream.open;
       stream.open = undefined;
       if (failed) await failed.handle.close().catch(() => undefined);
-      if (err instanceof AuditIntegrityError) stream.locked ??= { problem: relative(err.message), since: new Date(clock.now()).toISOString() };
+      if (err instanceof AuditIntegrityError) await lock(stream, err);
       else fault = { problem: faultProblem(err), since: fault?.since ?? new Date(clock.now()).toISOString(), bytes: Math.max(bytes, fault?.bytes ?? 0) };
       const error = new BrokerError('audit_unavailable', 'audit log is unavailable', { cause: err });
       for (const p of batch) p.reject(error);
@@ -293,6 +313,7 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
       stream.acknowledged = { seq: record.seq, hash: record.hash, size: size + data.length };
       stream.attempted = undefined;
       stream.locked = undefined;
+      stream.lockedFile = undefined;
       return record;
     } catch (err) {
       if (isBrokerError(err)) throw err;

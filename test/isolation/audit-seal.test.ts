@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { AuditRecord } from '../../src/audit/audit-log';
 import { sha256Hex } from '../../src/crypto/hash';
+import { verifyBundle } from '../../src/audit/bundle';
 import { buildSealRecord } from '../../src/audit/seal';
 import { fileAuditStorage } from '../support/audit-tamper';
 import { startHarness, type Harness } from '../support/broker-harness';
@@ -112,6 +113,15 @@ test('a broken chain degrades its tenant only; the seal serves it again, and ver
   expect(offline.stdout).toMatch(/^acme: ok, 1 sealed break, /);
   expect(offline.stdout).toMatch(/SEALED BREAK at record 3: verified through seq 2, sealed by ops .* \(reason: INC-42: record 3 edited on disk\)/);
   expect(offline.stdout).toMatch(/records 3\.\.\d+ are not vouched for/);
+
+  // A bundle is one contiguous chain: it cannot span the break, and starts at the seal when asked to.
+  const spanning = await h.get('/v1/audit/export?tenant=acme', op());
+  expect([spanning.status, spanning.body.message]).toEqual([409, expect.stringMatching(/sealed break \(at record 3, sealed as record 6 at .*\): a bundle cannot span it/)]);
+  const sealTs = verified.sealed[0].ts as string;
+  const bundle = await h.get(`/v1/audit/export?tenant=acme&from=${encodeURIComponent(sealTs)}`, op());
+  expect(bundle.status).toBe(200);
+  expect(bundle.body.manifest.records.first_seq).toBe(seal.seq);
+  expect(verifyBundle(bundle.body)).toMatchObject({ ok: true, tenant: 'acme' });
 
   // And it survives a restart: the writer accepts the signed seal when it reopens the stream.
   await h.restart();

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { SignJWT } from 'jose';
 import { manualClock } from '../../../src/clock';
 import { createKeyRing } from '../../../src/tokens/key-ring';
+import { signingKeyReadiness } from '../../../src/tokens/signing-key-readiness';
 import { createFileKeyStore, KEYS_FILE, type KeyStore } from '../../../src/tokens/key-store';
 import { createTokenVerifier } from '../../../src/tokens/verifier';
 import { ISSUER, MAX_TTL, MINUTE, reasonOf, SKEW, tempDir, tokenKit } from './fixtures';
@@ -21,6 +22,18 @@ describe('signing key ring', () => {
     const states = keyRing.status().map((key) => key.state).sort();
     expect(states).toEqual(['current', 'next']);
     expect(keyRing.jwks().keys.map((key) => key.kid).sort()).toEqual(keyRing.status().map((key) => key.kid).sort());
+  });
+
+  it('is ready (for /readyz) only with a usable current signing key, and says why not', async () => {
+    const unopened = createKeyRing({ store: createFileKeyStore(dir, randomBytes(32)), clock: manualClock(), maxTokenTtlMs: MAX_TTL, clockSkewMs: SKEW });
+    expect(signingKeyReadiness(unopened)).toEqual({ ok: false, problem: expect.stringMatching(/^no usable signing key: key ring is not initialised/) });
+    const { keyRing } = await tokenKit(dir);
+    expect(signingKeyReadiness(keyRing)).toEqual({ ok: true });
+    await keyRing.rotate();
+    expect(signingKeyReadiness(keyRing)).toEqual({ ok: true });
+    // A ring whose current key is not published (an inconsistent store) is not usable: tokens would not verify.
+    const unpublished = { ...keyRing, jwks: () => ({ keys: [] }) };
+    expect(signingKeyReadiness(unpublished)).toEqual({ ok: false, problem: expect.stringMatching(/not published/) });
   });
 
   it('publishes only public members in the JWKS, never "d", across rotations', async () => {
