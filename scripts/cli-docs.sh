@@ -22,7 +22,7 @@ cli="node dist/src/cli/main.js"
     echo '```'
     # The audit verbs' own help (each is a page of its own).
     if [[ $verb == audit ]]; then
-      for sub in verify export show correlate; do
+      for sub in verify export show correlate seal; do
         echo
         echo '```'
         $cli audit "$sub" --help

@@ -15,7 +15,9 @@ export const VERIFY_HELP = `Usage: bulkhead audit verify [--tenant T] [--expect-
 Checks every tenant's audit evidence (or one tenant's), offline: the hash chain, the signed checkpoints
 stored apart from it, and the checkpoint rule they state. Names the first problem and its kind:
 edited, deleted, inserted, recomputed, truncated, missing_stream, unknown_tenant, checkpoint_invalid,
-checkpoint_missing, unsealed, head_mismatch.
+checkpoint_missing, unsealed, head_mismatch. A break an operator sealed (bulkhead audit seal) is not
+a failure, but never silent: each is reported as a SEALED BREAK (where it broke, what the seal recorded,
+what is found now, who sealed it and why); a forged seal, or one whose region changed, is not accepted.
   --expect-head SEQ:HASH   a head you kept earlier: the stream must still hold it
   --keys FILE              audit keys you pinned (GET /.well-known/bulkhead-audit-keys.json); without it
                            the sealed key ring is opened with the master key
