@@ -12,14 +12,18 @@ export const notReady = (problem: string): Readiness => ({ ok: false, problem })
 /** How long one check may take before /readyz calls it not ready. */
 export const READINESS_TIMEOUT_MS = 2000;
 
-/** Runs a check, bounded: a hung dependency answers "not ready" within `ms` instead of hanging /readyz. */
-export async function boundedCheck(check: () => Promise<Readiness>, ms: number): Promise<Readiness> {
+/**
+ * Runs a check, bounded: a hung dependency answers "not ready" within `ms` instead of hanging /readyz.
+ * `label` (a backend's name) prefixes whatever problem it reports, a thrown error or the timeout.
+ */
+export async function boundedCheck(check: () => Promise<Readiness>, ms: number, label?: string): Promise<Readiness> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<Readiness>((resolve) => {
     timer = setTimeout(() => resolve(notReady(`no answer within ${ms} ms`)), ms);
   });
   try {
-    return await Promise.race([check().catch((err: unknown) => notReady(describeError(err))), timeout]);
+    const answer = await Promise.race([check().catch((err: unknown) => notReady(describeError(err))), timeout]);
+    return answer.ok || !label ? answer : notReady(`${label}: ${answer.problem}`);
   } finally {
     clearTimeout(timer);
   }
@@ -29,5 +33,5 @@ export async function boundedCheck(check: () => Promise<Readiness>, ms: number):
 export function describeError(err: unknown): string {
   const e = err as { code?: unknown; message?: unknown };
   const message = typeof e?.message === 'string' ? e.message.split('\n')[0]! : String(err);
-  return typeof e?.code === 'string' && !message.startsWith(e.code) ? `${e.code}: ${message}` : message;
+  return typeof e?.code === 'string' && !message.includes(e.code) ? `${e.code}: ${message}` : message;
 }

@@ -4,7 +4,7 @@ import type { Logger } from 'pino';
 import type { Clock } from '../clock';
 import { createKeyRing } from '../tokens/key-ring';
 import { createSealedKeyStore } from '../tokens/key-store';
-import { boundedCheck, describeError, notReady, READINESS_TIMEOUT_MS, READY } from '../observability/readiness';
+import { boundedCheck, notReady, READINESS_TIMEOUT_MS, READY } from '../observability/readiness';
 import type { BrokerState } from './broker-state';
 import { createPostgresAuditLog } from './postgres/audit-log';
 import { createCheckpointTable } from './postgres/checkpoint-table';
@@ -152,8 +152,8 @@ export async function createSharedState(options: SharedStateOptions): Promise<Sh
       announceKill: (key) => revocations.announceKill(key),
       async ready() {
         const [postgres, redisUp] = await Promise.all([
-          boundedCheck(() => audit.ready!(), READINESS_TIMEOUT_MS),
-          boundedCheck(() => redis.ping().then(() => READY, (err: unknown) => notReady(`redis: ${describeError(err)}`)), READINESS_TIMEOUT_MS),
+          boundedCheck(() => audit.ready!(), READINESS_TIMEOUT_MS, 'postgres'),
+          boundedCheck(() => redis.ping().then(() => READY), READINESS_TIMEOUT_MS, 'redis'),
         ]);
         return { postgres, redis: redisUp, revocations: revocations.live() ? READY : notReady('the revocation feed is not subscribed (kills from other replicas would not arrive)') };
       },

@@ -203,7 +203,7 @@ export function createPostgresAuditLog(options: PostgresAuditLogOptions): AuditL
       if (closing) return notReady('audit log is closed');
       return pool.query('SELECT 1').then(
         () => READY,
-        (err: unknown) => notReady(`postgres: ${describeError(err)}`),
+        (err: unknown) => notReady(describeError(err)),
       );
     },
 
