@@ -5,10 +5,9 @@ import { getSystemErrorMessage } from 'node:util';
 import type { Clock } from '../clock';
 import { BrokerError, isBrokerError } from '../errors';
 import { notReady, READY } from '../observability/readiness';
-import type { AuditEvent, AuditLog, AuditRecord, AuditVerifyResult, LockedStream, SealRequest } from './audit-log';
+import { GENESIS_HASH, type AuditEvent, type AuditLog, type AuditRecord, type AuditVerifyResult, type LockedStream, type SealRequest } from './audit-log';
 import { assertInPlace, AuditIntegrityError, hashPrefix, openStream, scanChain, scanLines, syncDirectory, tenantFilePath, tenantFiles, writeAll, type Acknowledged, type OpenStream, type SealKeys } from './audit-file';
 import { buildSealRecord } from './seal';
-import { GENESIS_HASH } from './audit-log';
 import { buildRecord, checkHead, type ChainHead } from './chain';
 
 /**
@@ -197,7 +196,8 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
   }
 
   async function lock(stream: Stream, err: AuditIntegrityError): Promise<void> {
-    if (!stream.locked) stream.locked = { problem: relative(err.message), since: new Date(clock.now()).toISOString() };
+    // The problem is the latest finding; `since` is when the tenant was first refused.
+    stream.locked = { problem: relative(err.message), since: stream.locked?.since ?? new Date(clock.now()).toISOString() };
     stream.lockedFile = await fileIdentity(stream.path);
   }
 
@@ -266,14 +266,25 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
 
   /** Seals a locked stream (seal.ts): appends a signed seal record after whatever the file holds. */
   async function sealStream(stream: Stream, request: SealRequest): Promise<AuditRecord> {
-    if (!stream.open) {
-      try {
-        await openFor(stream);
-      } catch (err) {
-        if (!(err instanceof AuditIntegrityError)) throw new BrokerError('audit_unavailable', 'audit log is unavailable', { cause: err });
-      }
+    try {
+      return await writeSeal(stream, request);
+    } catch (err) {
+      if (isBrokerError(err)) throw err;
+      throw new BrokerError('audit_unavailable', 'audit log is unavailable: the seal was not written', { cause: err });
     }
-    if (!stream.locked) throw new BrokerError('conflict', 'the audit stream verifies and is being written: there is no break to seal');
+  }
+
+  async function writeSeal(stream: Stream, request: SealRequest): Promise<AuditRecord> {
+    // Re-verified from the file, even if it is open: an edit in place is only seen by reading it again.
+    const current = stream.open;
+    stream.open = undefined;
+    await current?.handle.close();
+    try {
+      await openFor(stream);
+    } catch (err) {
+      if (!(err instanceof AuditIntegrityError)) throw err;
+    }
+    if (!stream.locked) throw new BrokerError('conflict', 'the audit stream verifies: there is no break to seal');
     const recorded = stream.locked.problem;
     const onDisk = await lstat(stream.path).catch((err: NodeJS.ErrnoException) => {
       if (err.code === 'ENOENT') return null;
@@ -315,9 +326,6 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
       stream.locked = undefined;
       stream.lockedFile = undefined;
       return record;
-    } catch (err) {
-      if (isBrokerError(err)) throw err;
-      throw new BrokerError('audit_unavailable', 'audit log is unavailable: the seal was not written', { cause: err });
     } finally {
       await handle.close();
     }

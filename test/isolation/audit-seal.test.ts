@@ -41,9 +41,9 @@ afterAll(async () => {
 });
 
 /** Edits record `seq` of a stream in place, as someone with write access to the audit dir could. */
-async function editRecord(tenant: string, seq: number): Promise<void> {
+async function editRecord(tenant: string, seq: number, principal = 'someone-else'): Promise<void> {
   const records = await storage().records(tenant);
-  records[seq - 1] = { ...records[seq - 1]!, principal: 'someone-else' };
+  records[seq - 1] = { ...records[seq - 1]!, principal };
   await storage().writeRecords(tenant, records);
 }
 
@@ -186,4 +186,17 @@ test('a stream deleted under the running broker: the tenant is degraded, and the
   expect((await call('initech')).status).toBe(200);
   const verified = (await h.get('/v1/audit/verify?tenant=initech', op())).body;
   expect(verified).toMatchObject({ ok: true, sealed: [{ verified_seq: 0, recorded: expect.stringMatching(/was removed/), found: expect.stringMatching(/nothing before the seal/) }] });
+});
+
+test('an edit in place the running writer has not noticed: the seal re-reads the stream, and seals what it finds', async () => {
+  expect((await call('acme')).status).toBe(200);
+  // acme's stream is healthy and open; an edit of the same length keeps its size, so appends go on.
+  const principal = (await storage().records('acme'))[0]!.principal!;
+  await editRecord('acme', 1, principal.replace(/.$/, (c) => (c === 'x' ? 'y' : 'x')));
+  expect((await h.get('/v1/audit/verify?tenant=acme', op())).body).toMatchObject({ ok: false, broken: { seq: 1, kind: 'edited' } });
+  const sealed = await h.post('/v1/audit/seal', { tenant: 'acme', reason: 'INC-45' }, op());
+  expect(sealed.status).toBe(200);
+  expect(sealed.body).toMatchObject({ verified_seq: 0, break_seq: 1 });
+  expect((await call('acme')).status).toBe(200);
+  expect((await h.get('/v1/audit/verify?tenant=acme', op())).body).toMatchObject({ ok: true, sealed: [{ break_seq: 1, reason: 'INC-45' }] });
 });
