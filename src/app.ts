@@ -329,7 +329,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       registry: metrics.registry,
       policyVersion: () => livePolicy.version(),
       readiness: async () => ({ ...(await state.ready()), signing_key: signingKeyReadiness(keyRing), ...(await credentials.ready()) }),
-      degradedTenants: () => state.audit.locked?.().size ?? 0,
+      // The security stream is not a tenant: its calls are denies already, and it is sealed the same way.
+      degradedTenants: () => [...(state.audit.locked?.().keys() ?? [])].filter((stream) => stream !== SECURITY_STREAM).length,
     },
   });
 

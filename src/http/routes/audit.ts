@@ -41,7 +41,7 @@ const verifyQuery = z.object({ ...tenantQuery, expect_head: z.string().max(100).
 const exportQuery = z.object({ ...tenantQuery, ...range }).strict();
 const checkpointsQuery = z.object(tenantQuery).strict();
 const correlateQuery = z.object({ request_id: text }).strict();
-const sealBody = z.object({ tenant: idSchema, reason: z.string().min(1).max(500) }).strict();
+const sealBody = z.object({ tenant: streamIdSchema, reason: z.string().min(1).max(500) }).strict();
 
 export interface AuditRouteDeps {
   policy: () => Policy;
