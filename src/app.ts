@@ -19,6 +19,7 @@ import { createCredentialResolver, type CredentialResolver } from './credentials
 import { loadOrCreateMasterKey } from './crypto/master-key';
 import { BrokerError } from './errors';
 import { createHttpApp } from './http/app';
+import { listenOnSocket } from './net/unix-listener';
 import { digestsOf } from './http/authenticate';
 import { createLogger } from './observability/logger';
 import { createMetrics, type BrokerMetrics } from './observability/metrics';
@@ -102,6 +103,11 @@ export interface Broker {
   metrics: BrokerMetrics;
   logger: Logger;
   listen(port?: number, host?: string): Promise<{ server: Server; url: string }>;
+  /**
+   * Also serves the API on a unix socket (plain HTTP; mode 0600 unless `mode` says otherwise). Every
+   * route is there and authenticates as over TCP. The socket file is removed at close.
+   */
+  listenSocket(path: string, mode?: number): Promise<{ server: Server; url: string }>;
   close(): Promise<void>;
 }
 
@@ -372,6 +378,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   });
 
   const servers: Server[] = [];
+  const socketFiles: Array<{ close: () => void }> = [];
   return {
     app,
     get policy() {
@@ -400,6 +407,15 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       const address = server.address() as AddressInfo;
       return { server, url: `${tls ? 'https' : 'http'}://${host.includes(':') ? `[${host}]` : host}:${address.port}` };
     },
+    async listenSocket(path, mode) {
+      // Plain HTTP even with TLS on: the socket's file mode guards the transport, and client
+      // certificates cannot be presented over it (bearer keys authenticate as they do over TCP).
+      const server = createServer(app);
+      server.keepAliveTimeout = 65_000;
+      socketFiles.push(await listenOnSocket(server, path, mode));
+      servers.push(server);
+      return { server, url: `unix:${path}` };
+    },
     async close() {
       await keyRotation.stop();
       await auditKeyRotation.stop();
@@ -413,6 +429,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
             }),
         ),
       );
+      for (const file of socketFiles) file.close();
       await credentials.close();
       standalone?.close();
       // After the servers stopped taking calls and before the audit closes: the last summaries are written.

@@ -1,6 +1,7 @@
 import type { AllowDecision } from '../authorize/authorizer';
 import { withDeadline } from '../deadline';
 import type { DenyReason, OtherReason } from '../errors';
+import { brokerAddress } from '../net/broker-address';
 import { createKeepAliveTransport } from '../net/keep-alive-http';
 
 /**
@@ -51,7 +52,10 @@ export interface CompleteAnswer {
 }
 
 export interface BrokerClientOptions {
-  /** Where this MCP server reaches Bulkhead, e.g. http://127.0.0.1:8700. */
+  /**
+   * Where this MCP server reaches Bulkhead: http://127.0.0.1:8700, or a unix socket as
+   * `unix:/run/bulkhead/broker.sock` (or `http+unix://%2Frun%2Fbulkhead%2Fbroker.sock`) for a sidecar.
+   */
   brokerUrl: string | URL;
   /** This MCP server's key (policy `servers.<id>.key_sha256` is its SHA-256). */
   serverKey: string;
@@ -78,9 +82,9 @@ const unavailable = (what: string): Deny => ({
 });
 
 export function createBrokerClient(options: BrokerClientOptions): BrokerClient {
-  const base = new URL(options.brokerUrl);
+  const { base, socketPath } = brokerAddress(options.brokerUrl);
   const timeoutMs = options.timeoutMs ?? 5000;
-  const transport = createKeepAliveTransport({ maxBodyBytes: MAX_ANSWER_BYTES, maxSockets: options.maxSockets });
+  const transport = createKeepAliveTransport({ maxBodyBytes: MAX_ANSWER_BYTES, maxSockets: options.maxSockets, socketPath });
   const headers = { authorization: `Bearer ${options.serverKey}`, 'content-type': 'application/json' };
   const urls = { authorize: new URL('/v1/authorize', base), complete: new URL('/v1/complete', base), manifest: new URL('/v1/manifest', base) };
 

@@ -26,7 +26,10 @@ import { createWrapperParts } from './wrapper-parts';
  */
 
 export interface BulkheadMcpOptions {
-  /** Where this MCP server reaches Bulkhead. */
+  /**
+   * Where this MCP server reaches Bulkhead: `http://127.0.0.1:8700`, or for a sidecar broker its unix
+   * socket, `unix:/run/bulkhead/broker.sock` (also spelled `http+unix://%2Frun%2Fbulkhead%2Fbroker.sock`).
+   */
   brokerUrl: string | URL;
   /** This server's id in the policy (`servers.<id>`): the audience its tokens must carry. */
   serverId: string;

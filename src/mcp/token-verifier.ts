@@ -5,6 +5,8 @@ import type { OAuthTokenVerifier } from '@modelcontextprotocol/sdk/server/auth/p
 import type { AuthInfo } from '@modelcontextprotocol/sdk/server/auth/types.js';
 import { systemClock, type Clock } from '../clock';
 import { withDeadline } from '../deadline';
+import { brokerAddress, unixSocketAgent } from '../net/broker-address';
+import { createKeepAliveTransport } from '../net/keep-alive-http';
 
 /**
  * An `OAuthTokenVerifier` for the SDK's `requireBearerAuth`: checks a Bulkhead access token locally
@@ -24,7 +26,7 @@ import { withDeadline } from '../deadline';
  */
 
 export interface BulkheadTokenVerifierOptions {
-  /** Where this MCP server reaches Bulkhead; the JWKS is fetched from here. */
+  /** Where this MCP server reaches Bulkhead (a URL or `unix:/path`, see broker-address.ts); the JWKS is fetched from here. */
   brokerUrl: string | URL;
   /** This MCP server's id in the policy: the only audience accepted. */
   serverId: string;
@@ -38,7 +40,6 @@ export interface BulkheadTokenVerifierOptions {
   /** Most verified tokens remembered; default 10000, 0 disables the cache. */
   cacheEntries?: number;
   clock?: Clock;
-  fetch?: typeof fetch;
 }
 
 /** What `AuthInfo.extra` carries for a verified Bulkhead token. */
@@ -50,6 +51,8 @@ export interface BulkheadIdentity {
 }
 
 const MAX_TOKEN_LENGTH = 8192;
+/** The broker's RFC 8414 metadata is a few hundred bytes; anything far larger is not it. */
+const MAX_METADATA_BYTES = 1 << 20;
 const REQUIRED_CLAIMS = ['iss', 'sub', 'aud', 'tid', 'sid', 'jti', 'scope', 'exp'];
 
 export interface BulkheadTokenVerifier extends OAuthTokenVerifier {
@@ -70,24 +73,24 @@ interface Verified {
 const tokenKey = (token: string): string => createHash('sha256').update(token).digest('base64url');
 
 export function createBulkheadTokenVerifier(options: BulkheadTokenVerifierOptions): BulkheadTokenVerifier {
-  const base = new URL(options.brokerUrl);
+  const { base, socketPath } = brokerAddress(options.brokerUrl);
   const timeoutMs = options.timeoutMs ?? 5000;
   const clock = options.clock ?? systemClock;
-  const doFetch = options.fetch ?? fetch;
+  // node:http, not fetch, for the metadata: the same request goes over TCP or the broker's unix socket.
+  const transport = createKeepAliveTransport({ maxBodyBytes: MAX_METADATA_BYTES, socketPath });
   const keys = createRemoteJWKSet(new URL('/.well-known/jwks.json', base), {
     timeoutDuration: timeoutMs,
     cooldownDuration: options.jwksCooldownMs ?? 30_000,
+    ...(socketPath !== undefined ? { agent: unixSocketAgent(socketPath) } : {}),
   });
   let issuer: Promise<string> | null = options.issuer !== undefined ? Promise.resolve(options.issuer) : null;
 
   /** Discovered once; concurrent first calls share the request, and a failure is retried next time. */
   function brokerIssuer(): Promise<string> {
     issuer ??= (async () => {
-      const { response, body } = await withDeadline(timeoutMs, 'broker metadata request', undefined, async (signal) => {
-        const answer = await doFetch(new URL('/.well-known/oauth-authorization-server', base), { signal });
-        return { response: answer, body: (await answer.json()) as { issuer?: unknown } };
-      });
-      if (!response.ok || typeof body.issuer !== 'string') throw new Error('no issuer in the broker metadata');
+      const answer = await withDeadline(timeoutMs, 'broker metadata request', undefined, (signal) => transport.request({ method: 'GET', url: new URL('/.well-known/oauth-authorization-server', base), signal }));
+      const body = JSON.parse(answer.text) as { issuer?: unknown } | null;
+      if (answer.status !== 200 || typeof body?.issuer !== 'string') throw new Error('no issuer in the broker metadata');
       return body.issuer;
     })().catch((err: unknown) => {
       issuer = null;

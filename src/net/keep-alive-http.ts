@@ -34,9 +34,10 @@ export interface KeepAliveTransport {
   close(): void;
 }
 
-export function createKeepAliveTransport(options: { maxBodyBytes: number; maxSockets?: number }): KeepAliveTransport {
+export function createKeepAliveTransport(options: { maxBodyBytes: number; maxSockets?: number; socketPath?: string }): KeepAliveTransport {
   // undici's own timeouts are off: the caller's signal is the one deadline (it also covers connecting).
-  const agent = new Agent({ connections: options.maxSockets ?? null, headersTimeout: 0, bodyTimeout: 0 });
+  // With `socketPath` every connection goes to that unix socket (plain HTTP; the URL gives path and Host).
+  const agent = new Agent({ connections: options.maxSockets ?? null, headersTimeout: 0, bodyTimeout: 0, ...(options.socketPath !== undefined ? { connect: { socketPath: options.socketPath } } : {}) });
 
   return {
     async request({ method, url, headers = {}, body, signal }) {
