@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { Agent, fetch as undiciFetch } from 'undici';
 import { withDeadline } from '../deadline';
+import { brokerAddress } from '../net/broker-address';
 import { DEMO_FILE, type DemoCredentials } from '../policy/demo';
 import { DEFAULT_URL } from './options';
 import { UsageError } from './usage-error';
@@ -18,12 +20,23 @@ export async function callBroker(url: string | undefined, path: string, init: { 
     headers['content-type'] = 'application/json';
     body = JSON.stringify(init.body);
   }
-  let response: Response;
+  let response: { status: number; ok: boolean };
   let text: string;
   try {
     ({ response, text } = await withDeadline(init.timeoutMs ?? 10_000, 'broker request', undefined, async (signal) => {
-      const answer = await fetch(new URL(path, base), { method: init.method, headers, body, signal });
-      return { response: answer, text: await answer.text() };
+      // A unix:/path (or http+unix://) URL reaches a broker's socket (serve --listen unix:/path).
+      const { base: target, socketPath } = brokerAddress(base);
+      if (socketPath === undefined) {
+        const answer = await fetch(new URL(path, target), { method: init.method, headers, body, signal });
+        return { response: answer, text: await answer.text() };
+      }
+      const dispatcher = new Agent({ connect: { socketPath } });
+      try {
+        const answer = await undiciFetch(new URL(path, target), { method: init.method, headers, body, signal, dispatcher });
+        return { response: answer, text: await answer.text() };
+      } finally {
+        await dispatcher.close();
+      }
     }));
   } catch (err) {
     throw new Error(`cannot reach the broker at ${base} (${(err as Error).cause instanceof Error ? ((err as Error).cause as Error).message : (err as Error).message})`);

@@ -18,6 +18,8 @@ const FORMATS = {
   // [ip:][host_port:]container_port[/protocol], with ranges.
   ports: /^((\[[0-9a-fA-F:.]+\]|[0-9.]+|[a-z0-9.-]+):)?(([0-9]+(-[0-9]+)?)?:)?[0-9]+(-[0-9]+)?(\/(tcp|udp|sctp))?$/,
   expose: /^[0-9]+(-[0-9]+)?(\/(tcp|udp|sctp))?$/,
+  // A CIDR subnet: 172.28.0.0/16, fd00::/64.
+  subnet_ip_address: /^([0-9.]+|[0-9a-fA-F:]+)\/[0-9]{1,3}$/,
 };
 
 function validator() {

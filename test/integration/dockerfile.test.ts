@@ -103,5 +103,5 @@ describe('the Dockerfile', () => {
       if (broker.exitCode === null) broker.kill('SIGKILL');
       await rm(dataDir, { recursive: true, force: true });
     }
-  }, 60_000);
+  }, 180_000);
 });

@@ -32,7 +32,7 @@ describe('the packed package', () => {
       if (name.startsWith('.')) continue;
       symlinkSync(join(ROOT, 'node_modules', name), join(dir, 'node_modules', name));
     }
-  }, 120_000);
+  }, 180_000);
 
   afterAll(async () => {
     if (dir) await rm(dir, { recursive: true, force: true });

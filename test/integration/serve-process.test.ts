@@ -6,7 +6,7 @@ import { get } from 'node:http';
 import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { CLI, ensureBuilt, ROOT } from '../support/built-cli';
+import { CLI, ensureBuilt, ROOT, runCli } from '../support/built-cli';
 
 /**
  * `bulkhead serve` as a process, the way a supervisor runs it: through `npm start` (signals must reach
@@ -96,12 +96,12 @@ describe('bulkhead serve as a process', () => {
   beforeAll(async () => {
     ensureBuilt();
     dir = await mkdtemp(join(tmpdir(), 'bh-serve-'));
-  });
+  }, 180_000);
 
   afterAll(async () => {
     for (const child of started) if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
     for (const pid of brokers) if (alive(pid)) process.kill(pid, 'SIGKILL');
-    await rm(dir, { recursive: true, force: true });
+    if (dir) await rm(dir, { recursive: true, force: true });
   });
 
   it('npm start builds first (prestart) and execs the broker: SIGTERM to npm stops the broker and closes the port', async () => {
@@ -151,6 +151,16 @@ describe('bulkhead serve as a process', () => {
     const { urls } = await listening(broker);
     expect(urls).toEqual([`unix:${socketPath}`]);
     expect(lstatSync(socketPath).mode & 0o777).toBe(0o660);
+    // The CLI reaches it there too: the banner's token command, and an operator verb (demo operator token).
+    const data = ['--data-dir', join(dir, 'only'), '--url', `unix:${socketPath}`];
+    const token = await runCli(['token', '--client-id', 'acme-agent', '--audience', 'demo-mcp', ...data]);
+    expect({ code: token.code, stderr: token.stderr }).toEqual({ code: 0, stderr: '' });
+    expect(token.stdout).toMatch(/eyJ/);
+    const approvals = await runCli(['approvals', 'list', '--tenant', 'acme', ...data]);
+    expect({ code: approvals.code, stderr: approvals.stderr }).toEqual({ code: 0, stderr: '' });
+    const nobody = await runCli(['approvals', 'list', '--tenant', 'acme', '--data-dir', join(dir, 'only'), '--url', `unix:${join(dir, 'nobody.sock')}`]);
+    expect(nobody.code).toBe(1);
+    expect(nobody.stderr).toMatch(/cannot reach the broker at unix:/);
     broker.kill('SIGTERM');
     await once(broker, 'exit');
   });
