@@ -63,15 +63,23 @@ async function overTcp(base: string, method: string, path: string, options: { be
   return { status: response.status, body: parsed };
 }
 
-/** Every route the broker's HTTP API declares (src/http/routes), with `:params` filled in. */
+/** Every route the broker's HTTP API declares (express routers under src/http, and the server endpoints on node:http), with `:params` filled in. */
 function declaredRoutes(): Array<{ method: string; path: string }> {
-  const dir = join(__dirname, '../../src/http/routes');
   const routes: Array<{ method: string; path: string }> = [];
-  for (const file of readdirSync(dir)) {
-    const source = readFileSync(join(dir, file), 'utf8');
-    for (const match of source.matchAll(/router\.(get|post|delete|put)\('([^']+)'/g)) routes.push({ method: match[1]!.toUpperCase(), path: match[2]!.replace(/:id/g, 'acme').replace(/:[a-z]+/g, 'x') });
-  }
-  return routes;
+  const visit = (dir: string): void => {
+    for (const entry of readdirSync(dir, { withFileTypes: true })) {
+      const path = join(dir, entry.name);
+      if (entry.isDirectory()) visit(path);
+      else if (entry.name.endsWith('.ts')) {
+        const source = readFileSync(path, 'utf8');
+        for (const match of source.matchAll(/router\.(get|post|delete|put)\(\s*'([^']+)'/g)) routes.push({ method: match[1]!.toUpperCase(), path: match[2]! });
+        // The MCP server endpoints (POST, outside express): `const ENDPOINTS = { authorize: '/v1/authorize', ... }`.
+        for (const block of source.matchAll(/const ENDPOINTS[^{]*\{([^}]*)\}/g)) for (const match of block[1]!.matchAll(/'(\/v1\/[a-z]+)'/g)) routes.push({ method: 'POST', path: match[1]! });
+      }
+    }
+  };
+  visit(join(__dirname, '../../src/http'));
+  return routes.map((r) => ({ method: r.method, path: r.path.replace(/:id/g, 'acme').replace(/:[a-z]+/g, 'x') }));
 }
 
 /** What must be the same over both transports: the status and the reason (bodies carry ids and times). */
