@@ -8,6 +8,7 @@ import { createAuditKeys, type AuditKeys } from './audit/audit-keys';
 import { checkpointProblem, type Checkpoint } from './audit/checkpoint';
 import { createCheckpointer, type Checkpointer } from './audit/checkpointer';
 import { exportTenantBundle } from './audit/export';
+import { createArgumentMacs, type ArgumentMacs } from './argument-keys/argument-macs';
 import { createAuthorizer, type Authorizer } from './authorize/authorizer';
 import { createCompletion } from './authorize/completion';
 import { createInFlightCalls } from './authorize/in-flight-calls';
@@ -16,6 +17,7 @@ import { createSpending } from './authorize/spend';
 import { systemClock, type Clock } from './clock';
 import type { CredentialSource } from './credentials/credential-source';
 import { createCredentialResolver, type CredentialResolver } from './credentials/credential-resolver';
+import { masterKeyKek } from './crypto/key-encryption-key';
 import { loadOrCreateMasterKey } from './crypto/master-key';
 import { BrokerError } from './errors';
 import { createHttpApp } from './http/app';
@@ -99,6 +101,8 @@ export interface Broker {
   rotation: { keys: KeyRotation; tls: BrokerTls | null };
   tokens: TokenService;
   authorizer: Authorizer;
+  /** Each tenant's keyed MAC of call arguments (what the audit and approvals carry). */
+  argumentMacs: ArgumentMacs;
   credentials: CredentialResolver;
   metrics: BrokerMetrics;
   logger: Logger;
@@ -156,7 +160,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const tenantSecrets: TenantSecrets = built?.secrets ?? standalone!;
   // Injected sources (tests) come without a tenant key provider: tenants are sealed under the master key then.
   const keks = tenantSecrets.keks;
-  const argumentSeal = createArgumentSeal(keks);
+  const argumentMacs = createArgumentMacs({ storage: state.argumentKeys, keks, master: masterKeyKek(masterKey), now: () => clock.now(), cacheMs: policy.broker.data_key_cache });
+  const argumentSeal = createArgumentSeal(keks, argumentMacs);
   const credentials = createCredentialResolver({
     sources,
     clock,
@@ -234,6 +239,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     sessions: state.sessions,
     approvals: state.approvals,
     argumentSeal,
+    argumentMacs,
     credentials,
     audit,
     denies,
@@ -320,7 +326,11 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       },
       delete: {
         revoke: (input) => killSwitch.revoke(input),
-        shred: (tenant) => shredTenantKeys(tenantSecrets, tenant),
+        shred: async (tenant) => {
+          const outcome = await shredTenantKeys({ ...tenantSecrets, argumentKeys: [state.argumentKeys] }, tenant);
+          argumentMacs.forget(tenant);
+          return outcome;
+        },
         sessions: state.sessions,
         approvals: state.approvals,
         quotas: state.quotas,
@@ -392,6 +402,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
     rotation: { keys: keyRotation, tls },
     tokens,
     authorizer,
+    argumentMacs,
     credentials,
     metrics,
     logger,

@@ -22,6 +22,7 @@ export const DENY_REASONS = [
   'concurrency_exceeded',
   'budget_exceeded',
   'session_quarantined',
+  'tenant_shredded',
   'upstream_unavailable',
   'audit_unavailable',
   'state_unavailable',
@@ -51,6 +52,7 @@ const STATUS: Record<Reason, number> = {
   tenant_override: 403,
   approval_required: 403,
   session_quarantined: 403,
+  tenant_shredded: 403,
   quota_exceeded: 429,
   concurrency_exceeded: 429,
   budget_exceeded: 429,
@@ -94,6 +96,16 @@ export class BrokerError extends Error {
 
 export function isBrokerError(err: unknown): err is BrokerError {
   return err instanceof BrokerError;
+}
+
+/** Runs a step that touches state or an upstream; any failure there is a typed deny (a 503), never an allow. */
+export async function failClosed<T>(reason: Reason, message: string, run: () => Promise<T>): Promise<T> {
+  try {
+    return await run();
+  } catch (err) {
+    if (isBrokerError(err)) throw err;
+    throw new BrokerError(reason, message, { cause: err });
+  }
 }
 
 export function isDenyReason(value: string): value is DenyReason {

@@ -7,7 +7,7 @@ export interface Approval {
   principal: string;
   session: string;
   tool: string;
-  arguments_sha256: string;
+  arguments_mac: string;
   status: ApprovalStatus;
   /** Epoch ms. */
   created_at: number;
@@ -30,7 +30,7 @@ export interface ApprovalStore {
   /** pending → approved | denied (deleting its sealed arguments). Returns null if unknown, expired or already decided. */
   decide(id: string, decision: 'approved' | 'denied', operator: string, now: number): Promise<Approval | null>;
   /** approved → used, atomically, for this exact call. Returns the approval if it was consumed. */
-  consume(tenant: string, session: string, tool: string, argumentsSha256: string, now: number): Promise<Approval | null>;
+  consume(tenant: string, session: string, tool: string, argumentsMac: string, now: number): Promise<Approval | null>;
   /** This tenant's pending, unexpired approvals, oldest first, at most MAX_LISTED_APPROVALS. */
   listPending(tenant: string, now: number): Promise<Approval[]>;
   /** Every approval of the tenant still held, whatever its status, oldest first (a tenant export). */

@@ -2,7 +2,7 @@ import type { Approval, ApprovalStore } from './approval-store';
 import type { ArgumentSeal } from './sealed-arguments';
 
 /** A pending approval as operators see it (operator API, CLI, console inbox): never sent to an agent. */
-export interface ApprovalView extends Pick<Approval, 'id' | 'tenant' | 'principal' | 'session' | 'tool' | 'arguments_sha256'> {
+export interface ApprovalView extends Pick<Approval, 'id' | 'tenant' | 'principal' | 'session' | 'tool' | 'arguments_mac'> {
   /** The effective arguments the call would run with; null when they cannot be shown (see `arguments_unavailable`). */
   arguments: Record<string, unknown> | null;
   arguments_unavailable?: string;
@@ -35,7 +35,7 @@ export function createApprovalView(deps: { approvals: Pick<ApprovalStore, 'seale
       principal: a.principal,
       session: a.session,
       tool: a.tool,
-      arguments_sha256: a.arguments_sha256,
+      arguments_mac: a.arguments_mac,
       arguments: args,
       ...(unavailable === undefined ? {} : { arguments_unavailable: unavailable }),
       created_at: new Date(a.created_at).toISOString(),

@@ -45,7 +45,7 @@ export function createMemoryApprovalStore(options: MemoryApprovalStoreOptions = 
       if (a.expires_at <= now) sealedById.delete(id);
       if (a.expires_at + RETAIN_AFTER_EXPIRY_MS > now) continue;
       byId.delete(id);
-      const key = callKey(a.tenant, a.session, a.tool, a.arguments_sha256);
+      const key = callKey(a.tenant, a.session, a.tool, a.arguments_mac);
       if (openByCall.get(key) === id) openByCall.delete(key);
     }
   }
@@ -53,7 +53,7 @@ export function createMemoryApprovalStore(options: MemoryApprovalStoreOptions = 
   return {
     async request(input, now) {
       prune(now);
-      const existing = openFor(input.tenant, input.session, input.tool, input.arguments_sha256, now);
+      const existing = openFor(input.tenant, input.session, input.tool, input.arguments_mac, now);
       if (existing) return { ...existing };
       const id = newId();
       if (byId.has(id)) throw new Error('approval id generator returned a duplicate');
@@ -63,14 +63,14 @@ export function createMemoryApprovalStore(options: MemoryApprovalStoreOptions = 
         principal: input.principal,
         session: input.session,
         tool: input.tool,
-        arguments_sha256: input.arguments_sha256,
+        arguments_mac: input.arguments_mac,
         status: 'pending',
         created_at: now,
         expires_at: input.expires_at,
       };
       byId.set(id, approval);
       if (input.sealed_arguments !== undefined) sealedById.set(id, input.sealed_arguments);
-      openByCall.set(callKey(input.tenant, input.session, input.tool, input.arguments_sha256), id);
+      openByCall.set(callKey(input.tenant, input.session, input.tool, input.arguments_mac), id);
       return { ...approval };
     },
 
@@ -95,18 +95,18 @@ export function createMemoryApprovalStore(options: MemoryApprovalStoreOptions = 
       approval.status = decision;
       approval.decided_by = operator;
       if (decision === 'denied') {
-        const key = callKey(approval.tenant, approval.session, approval.tool, approval.arguments_sha256);
+        const key = callKey(approval.tenant, approval.session, approval.tool, approval.arguments_mac);
         if (openByCall.get(key) === id) openByCall.delete(key);
       }
       return { ...approval };
     },
 
-    async consume(tenant, session, tool, argumentsSha256, now) {
-      const approval = openFor(tenant, session, tool, argumentsSha256, now);
+    async consume(tenant, session, tool, argumentsMac, now) {
+      const approval = openFor(tenant, session, tool, argumentsMac, now);
       if (!approval || approval.status !== 'approved') return null;
       // Check and transition happen with no await between them, so two concurrent calls cannot both use it.
       approval.status = 'used';
-      openByCall.delete(callKey(tenant, session, tool, argumentsSha256));
+      openByCall.delete(callKey(tenant, session, tool, argumentsMac));
       return { ...approval };
     },
 
@@ -129,7 +129,7 @@ export function createMemoryApprovalStore(options: MemoryApprovalStoreOptions = 
         if (a.tenant !== tenant) continue;
         byId.delete(id);
         sealedById.delete(id);
-        const key = callKey(a.tenant, a.session, a.tool, a.arguments_sha256);
+        const key = callKey(a.tenant, a.session, a.tool, a.arguments_mac);
         if (openByCall.get(key) === id) openByCall.delete(key);
       }
     },

@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { argumentsHash } from '../crypto/hash';
+import type { ArgumentMacs } from '../argument-keys/argument-macs';
 import { open, seal } from '../crypto/envelope';
 import type { KeyEncryptionKeys } from '../crypto/key-encryption-key';
 
@@ -22,7 +22,7 @@ export interface SealedCall {
   tenant: string;
   session: string;
   tool: string;
-  arguments_sha256: string;
+  arguments_mac: string;
 }
 
 interface SealedForm {
@@ -33,8 +33,8 @@ interface SealedForm {
   body: string;
 }
 
-export function createArgumentSeal(keks: KeyEncryptionKeys): ArgumentSeal {
-  const context = (call: SealedCall) => `approval-arguments:${JSON.stringify([call.tenant, call.session, call.tool, call.arguments_sha256])}`;
+export function createArgumentSeal(keks: KeyEncryptionKeys, macs: Pick<ArgumentMacs, 'mac'>): ArgumentSeal {
+  const context = (call: SealedCall) => `approval-arguments:${JSON.stringify([call.tenant, call.session, call.tool, call.arguments_mac])}`;
   return {
     async seal(call, args) {
       const kek = keks(call.tenant);
@@ -53,7 +53,7 @@ export function createArgumentSeal(keks: KeyEncryptionKeys): ArgumentSeal {
       const dataKey = await kek.unwrap(form.key, context(call));
       try {
         const args = JSON.parse(open(dataKey, form.body, context(call)).toString('utf8')) as Record<string, unknown>;
-        if (argumentsHash(args) !== call.arguments_sha256) throw new Error('sealed arguments do not match the approval');
+        if ((await macs.mac(call.tenant, args)) !== call.arguments_mac) throw new Error('sealed arguments do not match the approval');
         return args;
       } finally {
         dataKey.fill(0);

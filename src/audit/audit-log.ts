@@ -22,8 +22,12 @@ export interface AuditEvent {
   tool?: string;
   /** SHA-256 of a requested tool name the server does not serve, so attempts can be told apart unread. */
   tool_sha256?: string;
-  /** SHA-256 of the canonical JSON of the effective arguments. */
-  arguments_sha256?: string;
+  /**
+   * HMAC-SHA256 (hex) of the canonical JSON of the effective arguments under the tenant's argument key
+   * (src/argument-keys): equal within a tenant, meaningless outside it. Records written before keyed
+   * MACs carried a plain `arguments_sha256` instead; the chain verifies both alike.
+   */
+  arguments_mac?: string;
   /** e.g. "vault:secret/data/tenants/acme/crm" — a reference, never a value. */
   credential_ref?: string;
   lease_id?: string;

@@ -20,7 +20,7 @@ const EVENT_FIELDS = [
   'jti',
   'tool',
   'tool_sha256',
-  'arguments_sha256',
+  'arguments_mac',
   'credential_ref',
   'lease_id',
   'status',

@@ -1,11 +1,11 @@
 import type { ApprovalStore } from '../approvals/approval-store';
+import type { ArgumentMacs } from '../argument-keys/argument-macs';
 import type { ArgumentSeal } from '../approvals/sealed-arguments';
 import type { AuditLog } from '../audit/audit-log';
 import type { DenyBudget } from '../audit/deny-budget';
 import type { Clock } from '../clock';
 import type { CredentialResolver } from '../credentials/credential-resolver';
-import { BrokerError, isBrokerError, type Reason } from '../errors';
-import { argumentsHash } from '../crypto/hash';
+import { BrokerError, failClosed as step, isBrokerError, type Reason } from '../errors';
 import type { Policy } from '../policy/schema';
 import { policyVersion } from '../policy/version';
 import type { QuotaStore } from '../quotas/quota-store';
@@ -59,6 +59,8 @@ export interface AuthorizerDeps {
   /** Seals the effective arguments of a call that waits for approval, for operators' eyes only (absent: the hash only). */
   argumentSeal?: Pick<ArgumentSeal, 'seal'>;
   credentials: Pick<CredentialResolver, 'resolve' | 'revokeLease'>;
+  /** The tenant-keyed MAC of the effective arguments (recorded, and what approvals match on). */
+  argumentMacs: Pick<ArgumentMacs, 'mac'>;
   audit: Pick<AuditLog, 'append'>;
   /** Where denies are recorded: one by one within the tenant's budget, summarised past it. */
   denies: Pick<DenyBudget, 'record'>;
@@ -81,16 +83,6 @@ export interface Authorizer {
   authorize(request: AuthorizeRequest): Promise<AllowDecision>;
   /** Verifies a token for this server and checks revocation, recording a refusal; used by manifest. */
   verifyLive(server: string, token: string, endpoint: string): Promise<VerifiedToken>;
-}
-
-/** Runs a step that touches shared state; any failure there is a typed 503, never an allow. */
-async function step<T>(reason: Reason, message: string, run: () => Promise<T>): Promise<T> {
-  try {
-    return await run();
-  } catch (err) {
-    if (isBrokerError(err)) throw err;
-    throw new BrokerError(reason, message, { cause: err });
-  }
 }
 
 /**
@@ -177,7 +169,8 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
         if (!scope.ok) throw new BrokerError('resource_out_of_scope', `arguments.${toolPolicy.resource.arg} is outside this tenant's resources: ${scope.why}`);
         effective = { ...effective, [toolPolicy.resource.arg]: scope.normalized };
       }
-      const argsSha = argumentsHash(effective);
+      // Before quotas: a tenant whose argument key is gone (shredded) or unreachable spends nothing.
+      const argumentsMac = await deps.argumentMacs.mac(tenant, effective);
 
       // A reused call id is the caller's mistake, not load: answer it before it spends quota or takes a
       // slot. putCall still refuses a duplicate atomically if two such requests race past this check.
@@ -197,9 +190,9 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
 
       if (toolPolicy.approval) {
         const now = deps.clock.now();
-        const used = await step('state_unavailable', 'approval state is unavailable', () => deps.approvals.consume(tenant, token.session, request.tool, argsSha, now));
+        const used = await step('state_unavailable', 'approval state is unavailable', () => deps.approvals.consume(tenant, token.session, request.tool, argumentsMac, now));
         if (!used) {
-          const call = { tenant, session: token.session, tool: request.tool, arguments_sha256: argsSha };
+          const call = { tenant, session: token.session, tool: request.tool, arguments_mac: argumentsMac };
           // A tenant key that cannot be reached leaves the approval with its hash only: still a deny, still decidable.
           const sealed = await deps.argumentSeal?.seal(call, effective).catch(() => undefined);
           const pending = await step('state_unavailable', 'approval state is unavailable', () =>
@@ -231,7 +224,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
         const lateKill = inFlightCall.commit();
         if (lateKill) throw new BrokerError(lateKill, killMessage(lateKill));
         await step('audit_unavailable', 'the audit record could not be written; nothing was allowed', () =>
-          audit('allow', { arguments_sha256: argsSha, credential_ref: `${credential.source}:${credential.ref}`, lease_id: credential.lease_id, cost: spend?.cost }),
+          audit('allow', { arguments_mac: argumentsMac, credential_ref: `${credential.source}:${credential.ref}`, lease_id: credential.lease_id, cost: spend?.cost }),
         );
       } catch (err) {
         const killed = isBrokerError(err) && isKill(err.reason);

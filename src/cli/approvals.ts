@@ -11,7 +11,7 @@ export const APPROVALS_HELP = `Usage: bulkhead approvals list --tenant T
 Human approval of tool calls that need one (tools.<tool>.approval in the policy).
   list      the tenant's pending approvals, oldest first (at most 1000), as JSON: id, tenant,
             principal, session, tool, arguments (the effective arguments the call would run with),
-            arguments_sha256, created_at, expires_at
+            arguments_mac (HMAC-SHA256 under the tenant's own argument key), created_at, expires_at
   show      one pending approval, as JSON (the same fields)
   approve   lets that exact call (same session, tool and arguments) through once
   deny      refuses it; the call asks for a new approval if it is tried again

@@ -1,11 +1,16 @@
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
+import { createFileArgumentKeyStorage } from '../argument-keys/file-argument-key-storage';
 import { RootNotDestroyed, shredTenantKeys } from '../compose/tenant-shred';
 import { replaceFile } from '../storage/atomic-file';
 import type { TenantDeleteResult } from '../tenants/tenant-delete';
 import type { TenantExport } from '../tenants/tenant-export';
 import { MASTER_KEK_ID } from '../crypto/key-encryption-key';
-import { idSchema } from '../policy/schema';
+import { idSchema, type Policy } from '../policy/schema';
+import { createArgumentKeyTable } from '../state/postgres/argument-key-table';
+import { createPgPool } from '../state/postgres/pool';
+import { assertSchema } from '../state/postgres/schema';
+import { describeUrl } from '../state/safe-url';
 import { callBroker } from './http-client';
 import { operatorOptions, operatorToken } from './operator';
 import { parseVerb, stateOptions } from './options';
@@ -24,13 +29,19 @@ export const TENANT_HELP = `Usage: bulkhead tenant status T [--url URL]
           vault_transit or aws_kms) it first destroys that root: the transit key is deleted, the KMS key
           disabled and scheduled for deletion (7 days, AWS's minimum). From then on no copy of the
           tenant's data, a restored backup of the whole data dir included, can be opened; other tenants
-          are not touched. Then the tenant's data key and secrets files are deleted. With the master key
+          are not touched. Then the tenant's argument key (the key of arguments_mac in its audit and
+          approvals) is replaced by a tombstone, in the data dir and, scaled out (broker.state), in
+          PostgreSQL: from then on every call of the tenant is refused tenant_shredded (403), by every
+          replica, after a restart too, and its recorded arguments_mac values can no longer be matched
+          against anything. Then the tenant's data key and secrets files are deleted. With the master key
           as root (the default), only the files are deleted: a backup that holds them and master.key
           still opens, so give a tenant an external root if its shred must survive backups.
           If the root cannot be destroyed (the broker's identity may not), nothing local is deleted
           and the command says what to do; exit 1. Without --yes it only says what it would do (exit 2).
-          A running broker stops using the tenant's data key at once (the key file is gone) and, for a
-          root disabled elsewhere, within broker.data_key_cache (default 60s).
+          The argument key is tombstoned too (data dir, and PostgreSQL when scaled out): the tenant's
+          calls are refused tenant_shredded. A running broker stops using the tenant's data key at once
+          (the key file is gone), and its argument key (and, for a root disabled elsewhere, both) within
+          broker.data_key_cache (default 60s).
 
   export  the tenant's data, from the running broker (POST /v1/tenants/T/export), into DIR (created,
           mode 0700): tenant.json (policy entry with principals' secret hashes redacted, OAuth clients
@@ -76,23 +87,52 @@ export async function tenant(argv: string[]): Promise<number> {
     const names = await opened.store.list(id);
     const root = kek.id === MASTER_KEK_ID ? 'the master key (backups that hold the key file stay readable)' : kek.id;
     if (!values.yes) {
-      throw new UsageError(`bulkhead tenant shred: this would ${kek.destroy ? `destroy ${kek.id}, then ` : ''}delete tenant "${id}"'s data key and its ${names.length} secret(s) in ${opened.dataDir} (root: ${root}). Add --yes to do it.`);
+      throw new UsageError(
+        `bulkhead tenant shred: this would ${kek.destroy ? `destroy ${kek.id}, then ` : ''}shred tenant "${id}"'s argument key (its calls are refused from then on) and delete its data key and its ${names.length} secret(s) in ${opened.dataDir} (root: ${root}). Add --yes to do it.`,
+      );
     }
     let outcome;
+    const argumentKeys = await openArgumentKeyStorages(opened.policy, opened.dataDir);
     try {
-      outcome = await shredTenantKeys({ store: opened.store, keks: opened.kekOf }, id);
+      outcome = await shredTenantKeys({ store: opened.store, keks: opened.kekOf, argumentKeys: argumentKeys.storages }, id);
     } catch (err) {
-      if (!(err instanceof RootNotDestroyed)) throw err;
-      process.stderr.write(`bulkhead tenant shred: ${err.message}. Disable or delete that key in its KMS (the tenant controls it), then run this again.\n`);
+      if (err instanceof RootNotDestroyed) {
+        process.stderr.write(`bulkhead tenant shred: ${err.message}. Disable or delete that key in its KMS (the tenant controls it), then run this again.\n`);
+      } else {
+        process.stderr.write(`bulkhead tenant shred: could not shred tenant "${id}"'s argument key (${(err as Error).message}); its secrets were not deleted. Run this again once that is reachable.\n`);
+      }
       return 1;
+    } finally {
+      await argumentKeys.close();
     }
     if (outcome.root_destroyed) process.stdout.write(`${outcome.root_destroyed}\n`);
+    process.stdout.write(`shredded tenant "${id}"'s argument key (${outcome.argument_key_shredded} place(s)): its calls are refused tenant_shredded from now on\n`);
     process.stdout.write(`deleted tenant "${id}"'s data key and ${outcome.secrets_deleted} secret(s) from ${opened.dataDir}\n`);
     process.stdout.write(outcome.root_destroyed ? `shredded: no copy of tenant "${id}"'s sealed data can be opened any more, backups included\n` : `shredded in this data dir; root: ${root}\n`);
     return 0;
   } finally {
     await opened.close();
   }
+}
+
+/** Where brokers read the tenant's argument key: the data dir, and PostgreSQL when scaled out. */
+async function openArgumentKeyStorages(policy: Policy, dataDir: string) {
+  const file = createFileArgumentKeyStorage(dataDir);
+  const url = policy.broker.state.postgres_url;
+  if (!url) return { storages: [file], close: async () => undefined };
+  const pool = createPgPool({ url, timeoutMs: 30_000, max: 1 });
+  const table = createArgumentKeyTable(pool);
+  const shared = {
+    async shred(tenant: string, at: Date) {
+      try {
+        await assertSchema(pool);
+        await table.shred(tenant, at);
+      } catch (err) {
+        throw new Error(`PostgreSQL at ${describeUrl(url)}: ${(err as Error).message}`, { cause: err });
+      }
+    },
+  };
+  return { storages: [shared, file], close: () => pool.end().catch(() => undefined) };
 }
 
 async function status(id: string | undefined, argv: string[]): Promise<number> {

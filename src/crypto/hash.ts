@@ -1,4 +1,4 @@
-import { createHash, timingSafeEqual } from 'node:crypto';
+import { createHash, createHmac, timingSafeEqual, type KeyObject } from 'node:crypto';
 
 export function sha256Hex(input: string | Buffer): string {
   return createHash('sha256').update(input).digest('hex');
@@ -40,6 +40,22 @@ function sortKeys(value: unknown): unknown {
   return value;
 }
 
-export function argumentsHash(args: unknown): string {
-  return sha256Hex(canonicalJson(args));
+/**
+ * What binds a call's arguments wherever the broker or the MCP wrapper records or compares them: the
+ * lowercase hex HMAC-SHA256 of their canonical JSON under a secret key. In the broker the key is the
+ * tenant's argument key (src/argument-keys), so an audit record or an approval says "these exact
+ * arguments" to whoever holds the key, and nothing to someone hashing guesses; in the MCP wrapper it is
+ * the wrapper's own requestState key. A plain digest would let anyone who reads the value test a guess.
+ */
+export function argumentsMac(key: KeyObject | Buffer, args: unknown): string {
+  return createHmac('sha256', key).update(canonicalJson(args)).digest('hex');
+}
+
+/**
+ * The one unkeyed argument digest, for a party that has the arguments but no broker key: the call
+ * context's `args_s256` (base64url SHA-256 of the canonical JSON), checked by the downstream service
+ * the call is about to reach, which receives the arguments themselves anyway. Never recorded.
+ */
+export function argumentsDigest(args: unknown): string {
+  return createHash('sha256').update(canonicalJson(args)).digest('base64url');
 }

@@ -11,6 +11,14 @@ import { createSelftestClient, type Answer } from './selftest-client';
  * canary token, a canary MCP server key and the operator token would. Each check states what a
  * contained deployment answers and what this one answered; the run holds only if every check held.
  */
+/** The fields of an audit record the selftest reads. */
+interface AuditedCall {
+  call_id?: string;
+  decision?: string;
+  tool?: string;
+  arguments_mac?: string;
+}
+
 export interface SelftestOptions {
   replicas: string[];
   canaries: CanaryFile;
@@ -183,6 +191,9 @@ export async function runSelftest(options: SelftestOptions): Promise<SelftestRep
   tokenB = await token(replicas[0]!, b, server.id);
   for (const replica of replicas) await expectOwnLane(`kill switch: ${b.id} serves again with a new token`, replica, b, tokenB);
 
+  // The same arguments ({}) in both canaries, for the argument MAC check below (b's export is the quarantine's).
+  await expectOwnLane(`argument MACs: ${a.id} exports`, last, a, tokenA, CANARY_TOOLS.export);
+
   // Quarantine rehearsal: more records than the tool allows quarantines the session on every replica.
   const quarantined = await token(last, b, server.id);
   await expectOwnLane(`quarantine: ${b.id} exports 2 records (max 1)`, replicas[0]!, b, quarantined, CANARY_TOOLS.export, 2);
@@ -202,10 +213,23 @@ export async function runSelftest(options: SelftestOptions): Promise<SelftestRep
 
   // Audit attribution: each attempt made with a verified canary token is in that canary's stream only.
   const streams = new Map<string, Set<string>>();
+  const records = new Map<string, AuditedCall[]>();
   for (const canary of [a, b]) {
     const answer = await operator(last, 'GET', `/v1/audit?tenant=${canary.id}&after=${auditHeads.get(canary.id)}&limit=10000`);
-    streams.set(canary.id, new Set(((answer.body?.events ?? []) as Array<{ call_id?: string }>).map((e) => e.call_id).filter((id): id is string => typeof id === 'string')));
+    const events = (answer.body?.events ?? []) as AuditedCall[];
+    records.set(canary.id, events);
+    streams.set(canary.id, new Set(events.map((e) => e.call_id).filter((id): id is string => typeof id === 'string')));
   }
+  // Argument MACs are keyed per tenant: equal arguments match within a canary (on every replica), the
+  // same arguments differ between the canaries, and none is the plain SHA-256 a reader could guess.
+  await check('argument MACs: keyed per tenant', last, `equal within each canary, different across them, never SHA-256 of the arguments`, async () => {
+    const macsOf = (canary: Canary, tool: string) => new Set((records.get(canary.id) ?? []).filter((e) => e.decision === 'allow' && e.tool === tool).map((e) => e.arguments_mac));
+    const [readA, exportA, exportB] = [macsOf(a, CANARY_TOOLS.read), macsOf(a, CANARY_TOOLS.export), macsOf(b, CANARY_TOOLS.export)];
+    const [ea, eb] = [[...exportA][0], [...exportB][0]];
+    const plain = sha256Hex(canonicalJson({}));
+    const ok = readA.size === 1 && exportA.size === 1 && exportB.size === 1 && typeof ea === 'string' && /^[0-9a-f]{64}$/.test(ea) && ea !== eb && ea !== plain && eb !== plain;
+    return { observed: `${a.id} reads: ${readA.size} distinct MAC(s); exports of {}: ${ea === eb ? 'EQUAL across canaries' : 'different'}${ea === plain || eb === plain ? ', one is SHA-256({})' : ''}`, ok };
+  });
   for (const canary of [a, b]) {
     const other = canary === a ? b : a;
     await check(`audit attribution: ${canary.id}`, last, "every attempt in its own stream, none in the neighbour's", async () => {

@@ -1,5 +1,6 @@
 import type { LeaderLock } from '../../rotation/leader-lock';
 import type { ApprovalStore } from '../approvals/approval-store';
+import type { ArgumentKeyStorage } from '../argument-keys/argument-key-storage';
 import type { AuditLog } from '../audit/audit-log';
 import type { BudgetStore } from '../budgets/budget-store';
 import type { CheckpointStore } from '../audit/checkpoint-store';
@@ -28,6 +29,8 @@ export interface BrokerState {
   /** Signed checkpoints of the audit heads, stored apart from the streams. */
   checkpoints: CheckpointStore;
   keys: KeyStore;
+  /** Each tenant's argument key (the key of `arguments_mac`), wrapped by the tenant's root, or its tombstone. */
+  argumentKeys: ArgumentKeyStorage;
   /** The audit signing keys (sealed, purpose `audit-key`). */
   auditKeys: KeyStore;
   /** Who rotates the audit keys (a lock of its own: the two rings rotate on different timers). */

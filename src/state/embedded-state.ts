@@ -1,6 +1,7 @@
 import { join } from 'node:path';
 import { createSoleLeaderLock } from '../../rotation/leader-lock';
 import { createMemoryApprovalStore } from '../approvals/memory-approval-store';
+import { createFileArgumentKeyStorage } from '../argument-keys/file-argument-key-storage';
 import { createFileAuditLog } from '../audit/file-audit-log';
 import { createFileBudgetStore } from '../budgets/file-budget-store';
 import { CHECKPOINT_DIR, createFileCheckpointStore } from '../audit/file-checkpoint-store';
@@ -46,6 +47,7 @@ export async function createEmbeddedState(options: { dataDir: string; masterKey:
     audit,
     checkpoints: createFileCheckpointStore(join(dataDir, CHECKPOINT_DIR)),
     keys: createFileKeyStore(dataDir, masterKey),
+    argumentKeys: createFileArgumentKeyStorage(dataDir),
     auditKeys,
     leaderLock: createSoleLeaderLock(),
     auditKeyLock: createSoleLeaderLock(),

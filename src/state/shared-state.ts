@@ -7,6 +7,7 @@ import { createSealedKeyStore } from '../tokens/key-store';
 import { boundedCheck, notReady, READINESS_TIMEOUT_MS, READY } from '../observability/readiness';
 import type { BrokerState } from './broker-state';
 import { createPostgresAuditLog } from './postgres/audit-log';
+import { createArgumentKeyTable } from './postgres/argument-key-table';
 import { createCheckpointTable } from './postgres/checkpoint-table';
 import { createPostgresKeyStorage } from './postgres/key-storage';
 import { createPostgresLeaderLock, type PostgresLeaderLock } from './postgres/leader-lock';
@@ -32,7 +33,7 @@ import { createSharedRevocationStore } from './shared-revocation-store';
  * sees the same interfaces as the embedded default; only where the state lives changes.
  *
  *   PostgreSQL  revocations (durable), audit chains and their signed checkpoints, sealed signing and
- *               audit keys, rotation leases, quarantines
+ *               audit keys, argument keys, rotation leases, quarantines
  *   Redis       revocation push (pub/sub), quotas and concurrency, sessions and calls, approvals,
  *               the hot copy of quarantines
  *
@@ -143,6 +144,7 @@ export async function createSharedState(options: SharedStateOptions): Promise<Sh
       audit,
       checkpoints: createCheckpointTable(pool),
       keys,
+      argumentKeys: createArgumentKeyTable(pool),
       auditKeys,
       leaderLock,
       auditKeyLock,

@@ -32,7 +32,7 @@ export interface TenantExport {
   sessions: { live: Array<{ session: string; expires_at: string }>; quarantined: string[] };
   /** Whether the tenant is revoked now, and every revoke and restore its audit stream records. */
   revocations: { tenant_revoked: boolean; history: Array<Pick<AuditRecord, 'seq' | 'ts' | 'type' | 'detail' | 'reason' | 'operator'>> };
-  approvals: Array<{ id: string; principal: string; session: string; tool: string; arguments_sha256: string; status: string; created_at: string; expires_at: string; decided_by?: string }>;
+  approvals: Array<{ id: string; principal: string; session: string; tool: string; arguments_mac: string; status: string; created_at: string; expires_at: string; decided_by?: string }>;
   quota: { calls_last_minute: number; in_flight: number };
   /** Budget use per window: the tenant's, and each policy principal's. */
   budget: { tenant: { hourly: number; daily: number }; principals: Record<string, { hourly: number; daily: number }> };
@@ -95,7 +95,7 @@ export async function exportTenant(deps: TenantExportDeps, tenant: string, optio
       principal: a.principal,
       session: a.session,
       tool: a.tool,
-      arguments_sha256: a.arguments_sha256,
+      arguments_mac: a.arguments_mac,
       status: a.status,
       created_at: iso(a.created_at),
       expires_at: iso(a.expires_at),

@@ -1,7 +1,6 @@
-import { createHash } from 'node:crypto';
 import { SignJWT } from 'jose';
 import type { Clock } from '../clock';
-import { canonicalJson } from '../crypto/hash';
+import { argumentsDigest } from '../crypto/hash';
 import type { KeyRing } from './key-ring';
 import { SIGNING_ALG } from './signing-key';
 
@@ -19,7 +18,9 @@ import { SIGNING_ALG } from './signing-key';
  * - Lives at most 60 s and never past the access token it was derived from.
  * - `args_s256` is the SHA-256 of the canonical JSON (sorted keys, no whitespace) of the effective
  *   arguments, under the broker's signature: the downstream recomputes it from what it was asked to do.
- *   It is a digest, not a keyed MAC, so that the downstream needs no broker secret to check it.
+ *   It is a digest, not a keyed MAC, so that the downstream needs no broker secret to check it; only
+ *   the parties that are handed the arguments themselves ever see it (the audit and approvals carry the
+ *   tenant-keyed `arguments_mac` instead).
  * - `jti` is the call id: a downstream that remembers ids for 60 s refuses a replay.
  */
 
@@ -84,9 +85,4 @@ export function createCallContextSigner(deps: { keyRing: Pick<KeyRing, 'signingK
       return new SignJWT({ ...claims }).setProtectedHeader({ alg: SIGNING_ALG, typ: CALL_CONTEXT_TYPE, kid }).sign(privateKey);
     },
   };
-}
-
-/** base64url SHA-256 of the canonical JSON of the arguments: what `args_s256` carries. */
-export function argumentsDigest(args: Record<string, unknown>): string {
-  return createHash('sha256').update(canonicalJson(args)).digest('base64url');
 }

@@ -21,7 +21,7 @@ describeWithUpstream(['postgres'], 'PostgreSQL schema upgrade 1 → 2', () => {
   test('replicas refuse version 1; state init adds the audit tables, keeps the records, and is idempotent', async () => {
     await initSchema(pool);
     // What a version-1 database looks like: no checkpoint or audit key tables, one record.
-    await pool.query('DROP TABLE bulkhead_audit_checkpoints; DROP TABLE bulkhead_audit_keys; UPDATE bulkhead_schema SET version = 1');
+    await pool.query('DROP TABLE bulkhead_audit_checkpoints; DROP TABLE bulkhead_audit_keys; DROP TABLE bulkhead_argument_keys; UPDATE bulkhead_schema SET version = 1');
     await pool.query("INSERT INTO bulkhead_audit (tenant, seq, hash, record) VALUES ('acme', 1, 'h', '{}')");
     await expect(assertSchema(pool)).rejects.toThrow(new RegExp(`version 1, older than this build needs \\(${SCHEMA_VERSION}\\): run \`bulkhead state init`));
 
@@ -34,5 +34,17 @@ describeWithUpstream(['postgres'], 'PostgreSQL schema upgrade 1 → 2', () => {
     await expect(pool.query("DELETE FROM bulkhead_audit_checkpoints WHERE tenant = 'acme'")).rejects.toThrow(/append-only/);
     await expect(pool.query("UPDATE bulkhead_audit_checkpoints SET checkpoint = '[]'")).rejects.toThrow(/append-only/);
     expect(await initSchema(pool)).toEqual({ version: SCHEMA_VERSION, created: false });
+  });
+
+  test('replicas refuse version 3; state init adds the argument key table (a tombstone holds no key, a key no tombstone)', async () => {
+    await initSchema(pool);
+    await pool.query('DROP TABLE bulkhead_argument_keys; UPDATE bulkhead_schema SET version = 3');
+    await expect(assertSchema(pool)).rejects.toThrow(new RegExp(`version 3, older than this build needs \\(${SCHEMA_VERSION}\\)`));
+    expect(await initSchema(pool)).toEqual({ version: SCHEMA_VERSION, created: false });
+    await assertSchema(pool);
+    await pool.query("INSERT INTO bulkhead_argument_keys (tenant, kek, wrapped) VALUES ('acme', 'master', 'v1.x.y.z')");
+    await pool.query("INSERT INTO bulkhead_argument_keys (tenant, shredded_at) VALUES ('globex', now())");
+    await expect(pool.query("INSERT INTO bulkhead_argument_keys (tenant, kek, wrapped, shredded_at) VALUES ('initech', 'master', 'v1.x.y.z', now())")).rejects.toThrow(/check constraint/);
+    await expect(pool.query("INSERT INTO bulkhead_argument_keys (tenant) VALUES ('initech')")).rejects.toThrow(/check constraint/);
   });
 });

@@ -71,6 +71,7 @@ describe('against the embedded default', () => {
     expect(run.stdout).toMatch(/contained: \d+ checks held on 1 replica\(s\)/);
     expect(run.report.ok).toBe(true);
     expect(run.report.checks.length).toBeGreaterThan(25);
+    expect(run.report.checks.filter((c) => c.check === 'argument MACs: keyed per tenant').map((c) => c.ok)).toEqual([true]);
     expect(run.report.digest).toMatch(/^[0-9a-f]{64}$/);
     const [a, b] = run.report.lanes;
     expect(a).toMatchObject({ tenant: file.tenants[0].id, caller: file.tenants[0].principal, quota_owner: file.tenants[0].id });
@@ -191,5 +192,7 @@ describeWithUpstream(['postgres', 'redis'], 'against a three-replica scale-out',
     expect(run.code).toBe(0);
     expect(new Set(run.report.checks.map((c) => c.replica)).size).toBeGreaterThanOrEqual(3);
     expect(run.stdout).toMatch(/held on 3 replica\(s\)/);
+    // One MAC for a canary's equal reads although three replicas decided them: the key is shared.
+    expect(run.report.checks.find((c) => c.check === 'argument MACs: keyed per tenant')).toMatchObject({ ok: true, observed: expect.stringContaining('1 distinct MAC(s)') });
   });
 });

@@ -251,18 +251,18 @@ describeWithUpstream(['postgres', 'redis'], 'shared state (Redis + PostgreSQL) a
   test('an approval asked on one replica, approved on another, is consumed exactly once across replicas', async () => {
     const [a, b, c] = await replicas(3, newPrefix('approvals'));
     const now = Date.now();
-    const input = { tenant: 'acme', principal: 'acme-agent', session: 's1', tool: 'send_email', arguments_sha256: 'f'.repeat(64), expires_at: now + 60_000 };
+    const input = { tenant: 'acme', principal: 'acme-agent', session: 's1', tool: 'send_email', arguments_mac: 'f'.repeat(64), expires_at: now + 60_000 };
     const asked = await a!.approvals.request(input, now);
     expect(asked.status).toBe('pending');
     expect((await c!.approvals.request(input, now)).id).toBe(asked.id);
-    expect(await b!.approvals.consume('acme', 's1', 'send_email', input.arguments_sha256, now)).toBeNull();
+    expect(await b!.approvals.consume('acme', 's1', 'send_email', input.arguments_mac, now)).toBeNull();
     expect(await b!.approvals.decide(asked.id, 'approved', 'ops', now)).toMatchObject({ id: asked.id, status: 'approved', decided_by: 'ops' });
     expect(await c!.approvals.decide(asked.id, 'denied', 'ops', now)).toBeNull();
-    const consumed = await Promise.all([a!, b!, c!].map((s) => s.approvals.consume('acme', 's1', 'send_email', input.arguments_sha256, now)));
+    const consumed = await Promise.all([a!, b!, c!].map((s) => s.approvals.consume('acme', 's1', 'send_email', input.arguments_mac, now)));
     expect(consumed.filter((x) => x !== null)).toHaveLength(1);
     expect(await a!.approvals.get(asked.id)).toMatchObject({ status: 'used' });
     // Another session's identical call does not match it.
-    expect(await a!.approvals.consume('acme', 's2', 'send_email', input.arguments_sha256, now)).toBeNull();
+    expect(await a!.approvals.consume('acme', 's2', 'send_email', input.arguments_mac, now)).toBeNull();
   });
 
   test("any replica lists a tenant's pending approvals, oldest first, never another tenant's", async () => {
@@ -270,7 +270,7 @@ describeWithUpstream(['postgres', 'redis'], 'shared state (Redis + PostgreSQL) a
     const [a, b] = await replicas(2, prefix);
     const now = Date.now();
     const ask = (tenant: string, session: string, at: number, ttl = 60_000) =>
-      a!.approvals.request({ tenant, principal: `${tenant}-agent`, session, tool: 'send_email', arguments_sha256: 'e'.repeat(64), expires_at: at + ttl }, at);
+      a!.approvals.request({ tenant, principal: `${tenant}-agent`, session, tool: 'send_email', arguments_mac: 'e'.repeat(64), expires_at: at + ttl }, at);
     const late = await ask('acme', 'late', now + 2);
     const early = await ask('acme', 'early', now + 1);
     await ask('globex', 'g1', now);
@@ -309,7 +309,7 @@ describeWithUpstream(['postgres', 'redis'], 'shared state (Redis + PostgreSQL) a
     const total = MAX_LISTED_APPROVALS + 3;
     await Promise.all(
       Array.from({ length: total }, (_, i) =>
-        a!.approvals.request({ tenant: 'acme', principal: 'acme-agent', session: `s-${i}`, tool: 'send_email', arguments_sha256: 'd'.repeat(64), expires_at: now + 60_000 }, now + i),
+        a!.approvals.request({ tenant: 'acme', principal: 'acme-agent', session: `s-${i}`, tool: 'send_email', arguments_mac: 'd'.repeat(64), expires_at: now + 60_000 }, now + i),
       ),
     );
     const listed = await a!.approvals.listPending('acme', now + total);

@@ -114,7 +114,7 @@ async function expectQuotasForgotten(store: QuotaStore): Promise<void> {
 async function useApprovals(store: ApprovalStore): Promise<Record<string, string[]>> {
   const ids: Record<string, string[]> = {};
   for (const tenant of ['acme', 'acme-eu']) {
-    const ask = (tool: string) => store.request({ tenant, principal: 'alice', session: 's1', tool, arguments_sha256: 'a'.repeat(64), expires_at: NOW + 600_000 }, NOW);
+    const ask = (tool: string) => store.request({ tenant, principal: 'alice', session: 's1', tool, arguments_mac: 'a'.repeat(64), expires_at: NOW + 600_000 }, NOW);
     const [approved, denied, pending] = [await ask('pay'), await ask('refund'), await ask('wire')];
     await store.decide(approved.id, 'approved', 'op', NOW);
     await store.decide(denied.id, 'denied', 'op', NOW);

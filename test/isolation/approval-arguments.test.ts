@@ -5,7 +5,6 @@ import Redis from 'ioredis';
 import { Pool } from 'pg';
 import { createScratchDatabase, deleteRedisPrefix, scratchPrefix } from '../../bench/scratch-state';
 import type { Clock } from '../../src/clock';
-import { argumentsHash } from '../../src/crypto/hash';
 import { initSchema } from '../../src/state/postgres/schema';
 import { startHarness, type Harness } from '../support/broker-harness';
 import { callId, expectDeny } from '../support/isolation-assertions';
@@ -128,7 +127,7 @@ function suite(name: string, start: () => Promise<Deployment>, describeIt: (name
       for (const r of d.replicas) {
         const shown = (await pending(r, 'acme')).find((x) => x.id === asked.body.approval_id);
         expect(shown).toMatchObject({ tenant: 'acme', principal: 'acme-agent', tool: 'send_email', arguments: args });
-        expect(argumentsHash(shown.arguments)).toBe(shown.arguments_sha256);
+        expect(await r.broker.argumentMacs.mac('acme', shown.arguments)).toBe(shown.arguments_mac);
       }
       expect(JSON.stringify(await pending(b, 'globex'))).not.toContain(secret);
       await expectOnlyOperatorsSaw(secret);

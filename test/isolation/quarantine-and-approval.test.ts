@@ -1,7 +1,6 @@
 import { startHarness, type Harness } from '../support/broker-harness';
 import { allAudit, auditEvents, callId, claimsOf, expectAllow, expectDeny, expectNoAllowAnywhere } from '../support/isolation-assertions';
 import { findLeaks } from '../support/leak-scan';
-import { argumentsHash } from '../../src/crypto/hash';
 
 /**
  * The anomaly rule and human approval. A session whose export reports more records than max_records is
@@ -113,11 +112,11 @@ describe('approval', () => {
     expect(listed.status).toBe(200);
     expect(listed.body.tenant).toBe('acme');
     const mine = listed.body.approvals.find((a: { id: string }) => a.id === approvalId);
-    expect(Object.keys(mine).sort()).toEqual(['arguments', 'arguments_sha256', 'created_at', 'expires_at', 'id', 'principal', 'session', 'tenant', 'tool']);
-    expect(mine).toMatchObject({ tenant: 'acme', principal: 'acme-agent', session: claimsOf(token).sid, tool: 'send_email', arguments_sha256: expect.stringMatching(/^[0-9a-f]{64}$/) });
-    // What the operator sees is exactly what the hash binds (test/isolation/approval-arguments.test.ts tries to break that).
+    expect(Object.keys(mine).sort()).toEqual(['arguments', 'arguments_mac', 'created_at', 'expires_at', 'id', 'principal', 'session', 'tenant', 'tool']);
+    expect(mine).toMatchObject({ tenant: 'acme', principal: 'acme-agent', session: claimsOf(token).sid, tool: 'send_email', arguments_mac: expect.stringMatching(/^[0-9a-f]{64}$/) });
+    // What the operator sees is exactly what the MAC binds (test/isolation/approval-arguments.test.ts tries to break that).
     expect(mine.arguments).toEqual(email);
-    expect(argumentsHash(mine.arguments)).toBe(mine.arguments_sha256);
+    expect(await h.broker.argumentMacs.mac('acme', mine.arguments)).toBe(mine.arguments_mac);
     expect(new Date(mine.created_at).toISOString()).toBe(mine.created_at);
     expect(Date.parse(mine.expires_at)).toBeGreaterThan(Date.parse(mine.created_at));
     expect(listed.body.approvals.every((a: { principal: string }) => a.principal.startsWith('acme-'))).toBe(true);

@@ -1,4 +1,3 @@
-import { argumentsHash } from '../../src/crypto/hash';
 import { startHarness, type Harness } from '../support/broker-harness';
 import { allAudit, auditEvents, callId, expectAllow, expectDeny, expectNoAllowAnywhere } from '../support/isolation-assertions';
 import { findLeaks } from '../support/leak-scan';
@@ -53,13 +52,13 @@ describe('an approved call cannot carry content its approval and audit hash do n
     await expectNoAllowAnywhere(h, [id], before);
   });
 
-  it('still lets the exact approved call through once, and its audit hash is the hash of what the tool receives', async () => {
+  it('still lets the exact approved call through once, and its audit MAC is the MAC of what the tool receives', async () => {
     const id = callId('approved-plain');
     const through = await h.authorize('crm-mcp', { token: acme, tool: 'send_email', arguments: email, call_id: id });
     expectAllow(h, through, 'acme');
     expect(through.body.arguments).toEqual(email);
     const record = (await auditEvents(h, 'acme')).find((e) => e.call_id === id && e.decision === 'allow');
-    expect(record.arguments_sha256).toBe(argumentsHash(through.body.arguments));
+    expect(record.arguments_mac).toBe(await h.broker.argumentMacs.mac('acme', through.body.arguments));
     expectDeny(h, await h.authorize('crm-mcp', { token: acme, tool: 'send_email', arguments: email }), 403, 'approval_required');
     await expectNoAllowAnywhere(h, ids);
   });
@@ -107,7 +106,7 @@ describe('reserved keys anywhere in the arguments or the body are refused (bad_r
     expectAllow(h, answer, 'acme');
     expect(answer.body.arguments).toEqual({ path: 'acme/x', Constructor: 1, __proto: 2, proto: { x: 3 }, region: 'eu-west-1' });
     const record = (await auditEvents(h, 'acme')).find((e) => e.call_id === id && e.decision === 'allow');
-    expect(record.arguments_sha256).toBe(argumentsHash(answer.body.arguments));
+    expect(record.arguments_mac).toBe(await h.broker.argumentMacs.mac('acme', answer.body.arguments));
   });
 });
 

@@ -145,7 +145,8 @@ describeWithUpstream(['postgres', 'redis'], 'scale-out: replicas sharing Postgre
 
   async function replica(): Promise<Harness> {
     const state = await createSharedState({ redisUrl: env.REDIS_URL, postgresUrl: db.url, redisPrefix: prefix, masterKey, clock: systemClock, logger: createLogger({ level: 'silent' }) });
-    const h = await startHarness({ brokerOptions: { state } });
+    // One master key for the whole deployment, as replicas have in production: it wraps what they share.
+    const h = await startHarness({ brokerOptions: { state, env: { BULKHEAD_MASTER_KEY: masterKey.toString('base64') } } });
     harnesses.push(h);
     return h;
   }

@@ -195,7 +195,7 @@ export function operatorRoutes(deps: OperatorRouteDeps): Router {
         session: approval.session,
         principal: approval.principal,
         tool: approval.tool,
-        arguments_sha256: approval.arguments_sha256,
+        arguments_mac: approval.arguments_mac,
         detail: approval.id,
       });
       res.json({ id: approval.id, status: approval.status, tenant: approval.tenant, tool: approval.tool });

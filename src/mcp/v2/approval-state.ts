@@ -1,6 +1,6 @@
-import { createHmac, hkdfSync } from 'node:crypto';
+import { hkdfSync } from 'node:crypto';
 import { createRequestStateCodec, type RequestStateCodec, type ServerContext } from '@modelcontextprotocol/server';
-import { canonicalJson } from '../../crypto/hash';
+import { argumentsMac } from '../../crypto/hash';
 import { identityOf } from '../token-verifier';
 
 /**
@@ -27,7 +27,7 @@ export interface ApprovalState {
   v: 1;
   approval_id: string;
   tool: string;
-  /** HMAC-SHA256 of the canonical JSON of the arguments the client sent, base64url. */
+  /** HMAC-SHA256 of the canonical JSON of the arguments the client sent (hex), under this wrapper's key. */
   args_mac: string;
 }
 
@@ -52,7 +52,7 @@ export function createApprovalStateCodec(options: { serverKey: string; key?: Uin
   });
   return {
     codec,
-    argsMac: (args) => createHmac('sha256', macKey).update(canonicalJson(args)).digest('base64url'),
+    argsMac: (args) => argumentsMac(macKey, args),
   };
 }
 

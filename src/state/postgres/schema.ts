@@ -21,7 +21,11 @@ import { inTransaction } from './pool';
  * - bulkhead_leases: leader locks (rotation) as leases on the server's clock.
  * - bulkhead_quarantines: durable copy of quarantined sessions (Redis holds the hot copy).
  */
-export const SCHEMA_VERSION = 3;
+/*
+ * - bulkhead_argument_keys: each tenant's argument key (the key of `arguments_mac`), wrapped by the
+ *   tenant's root, or a tombstone once the tenant was shredded. Version 4.
+ */
+export const SCHEMA_VERSION = 4;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS bulkhead_schema (
@@ -90,6 +94,14 @@ CREATE TABLE IF NOT EXISTS bulkhead_quarantines (
   reason text NOT NULL,
   at bigint NOT NULL,
   PRIMARY KEY (tenant, session)
+);
+CREATE TABLE IF NOT EXISTS bulkhead_argument_keys (
+  tenant text PRIMARY KEY,
+  kek text,
+  wrapped text,
+  created_at timestamptz NOT NULL DEFAULT now(),
+  shredded_at timestamptz,
+  CHECK ((shredded_at IS NULL) = (wrapped IS NOT NULL AND kek IS NOT NULL))
 );
 `;
 

@@ -35,7 +35,7 @@ end
 if redis.call('EXISTS', KEYS[2]) == 1 then return redis.error_reply('approval id generator returned a duplicate') end
 if ARGV[11] ~= '' then redis.call('SET', KEYS[4], ARGV[11], 'PXAT', ARGV[9]) end
 redis.call('HSET', KEYS[2], 'id', ARGV[3], 'tenant', ARGV[4], 'principal', ARGV[5], 'session', ARGV[6], 'tool', ARGV[7],
-  'arguments_sha256', ARGV[8], 'status', 'pending', 'created_at', ARGV[2], 'expires_at', ARGV[9], 'open_key', KEYS[1], 'pending_key', KEYS[3])
+  'arguments_mac', ARGV[8], 'status', 'pending', 'created_at', ARGV[2], 'expires_at', ARGV[9], 'open_key', KEYS[1], 'pending_key', KEYS[3])
 redis.call('PEXPIREAT', KEYS[2], tonumber(ARGV[9]) + tonumber(ARGV[10]))
 redis.call('SET', KEYS[1], ARGV[3], 'PXAT', ARGV[9])
 redis.call('ZADD', KEYS[3], ARGV[2], ARGV[3])
@@ -113,8 +113,8 @@ export function createRedisApprovalStore(options: { redis: Redis; keyspace: Keys
       const id = newId();
       const reply = await REQUEST(
         redis,
-        [openKey(input.tenant, input.session, input.tool, input.arguments_sha256), ks.approval(id), ks.approvalsPending(input.tenant), ks.approvalArguments(id)],
-        [ks.approvalPrefix, Math.trunc(now), id, input.tenant, input.principal, input.session, input.tool, input.arguments_sha256, Math.trunc(input.expires_at), RETAIN_AFTER_EXPIRY_MS, input.sealed_arguments ?? ''],
+        [openKey(input.tenant, input.session, input.tool, input.arguments_mac), ks.approval(id), ks.approvalsPending(input.tenant), ks.approvalArguments(id)],
+        [ks.approvalPrefix, Math.trunc(now), id, input.tenant, input.principal, input.session, input.tool, input.arguments_mac, Math.trunc(input.expires_at), RETAIN_AFTER_EXPIRY_MS, input.sealed_arguments ?? ''],
       );
       return toApproval(reply)!;
     },
@@ -133,8 +133,8 @@ export function createRedisApprovalStore(options: { redis: Redis; keyspace: Keys
       return toApproval(await DECIDE(redis, [ks.approval(id), ks.approvalArguments(id)], [decision, operator, Math.trunc(now)]));
     },
 
-    async consume(tenant, session, tool, argumentsSha256, now) {
-      return toApproval(await CONSUME(redis, [openKey(tenant, session, tool, argumentsSha256)], [ks.approvalPrefix, Math.trunc(now)]));
+    async consume(tenant, session, tool, argumentsMac, now) {
+      return toApproval(await CONSUME(redis, [openKey(tenant, session, tool, argumentsMac)], [ks.approvalPrefix, Math.trunc(now)]));
     },
 
     async listPending(tenant, now) {
@@ -185,7 +185,7 @@ function toApproval(reply: unknown): Approval | null {
     principal: fields.principal!,
     session: fields.session!,
     tool: fields.tool!,
-    arguments_sha256: fields.arguments_sha256!,
+    arguments_mac: fields.arguments_mac!,
     status: fields.status as ApprovalStatus,
     created_at: Number(fields.created_at),
     expires_at: Number(fields.expires_at),

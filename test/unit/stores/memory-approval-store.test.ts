@@ -1,7 +1,7 @@
 import { MAX_LISTED_APPROVALS } from '../../../src/approvals/approval-store';
 import { createMemoryApprovalStore } from '../../../src/approvals/memory-approval-store';
 
-const call = { tenant: 'acme', principal: 'acme-agent', session: 'sess-1', tool: 'send_email', arguments_sha256: 'a'.repeat(64), expires_at: 10_000 };
+const call = { tenant: 'acme', principal: 'acme-agent', session: 'sess-1', tool: 'send_email', arguments_mac: 'a'.repeat(64), expires_at: 10_000 };
 const consumeArgs = ['acme', 'sess-1', 'send_email', 'a'.repeat(64)] as const;
 
 describe('memory approval store', () => {
@@ -32,7 +32,7 @@ describe('memory approval store', () => {
     const others = await Promise.all([
       approvals.request({ ...call, session: 'sess-2' }, 0),
       approvals.request({ ...call, tool: 'export_report' }, 0),
-      approvals.request({ ...call, arguments_sha256: 'b'.repeat(64) }, 0),
+      approvals.request({ ...call, arguments_mac: 'b'.repeat(64) }, 0),
       approvals.request({ ...call, tenant: 'globex' }, 0),
     ]);
     expect(new Set([first.id, ...others.map((a) => a.id)]).size).toBe(5);

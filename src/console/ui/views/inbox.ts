@@ -8,7 +8,7 @@ interface Pending {
   principal: string;
   session: string;
   tool: string;
-  arguments_sha256: string;
+  arguments_mac: string;
   /** The effective arguments (null when the tenant's key could not open them: then only their hash). */
   arguments?: unknown;
   arguments_unavailable?: string;
@@ -64,7 +64,7 @@ export function renderInbox(main: HTMLElement, ctx: ViewContext): () => void {
       ? h(
           'td',
           {},
-          h('code', { title: `SHA-256 of the effective arguments: ${item.arguments_sha256}` }, `sha256 ${item.arguments_sha256.slice(0, 12)}…`),
+          h('code', { title: `HMAC-SHA256 of the effective arguments under the tenant's argument key: ${item.arguments_mac}` }, `mac ${item.arguments_mac.slice(0, 12)}…`),
           item.arguments_unavailable ? h('p', { class: 'muted' }, `Arguments not shown: ${item.arguments_unavailable}.`) : null,
         )
       : h('td', {}, h('pre', { class: 'args' }, JSON.stringify(item.arguments, null, 1)));
