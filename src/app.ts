@@ -327,7 +327,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       delete: {
         revoke: (input) => killSwitch.revoke(input),
         shred: async (tenant) => {
-          const outcome = await shredTenantKeys({ ...tenantSecrets, argumentKeys: [state.argumentKeys] }, tenant);
+          const outcome = await shredTenantKeys({ ...tenantSecrets, argumentKeys: [{ where: state.kind === 'embedded' ? dataDir : 'shared state', shred: (t, at) => state.argumentKeys.shred(t, at) }] }, tenant);
           argumentMacs.forget(tenant);
           return outcome;
         },

@@ -106,7 +106,7 @@ export async function tenant(argv: string[]): Promise<number> {
       await argumentKeys.close();
     }
     if (outcome.root_destroyed) process.stdout.write(`${outcome.root_destroyed}\n`);
-    process.stdout.write(`shredded tenant "${id}"'s argument key (${outcome.argument_key_shredded} place(s)): its calls are refused tenant_shredded from now on\n`);
+    for (const where of outcome.argument_key_shredded) process.stdout.write(`shredded tenant "${id}"'s argument key in ${where}: its calls are refused tenant_shredded from now on\n`);
     process.stdout.write(`deleted tenant "${id}"'s data key and ${outcome.secrets_deleted} secret(s) from ${opened.dataDir}\n`);
     process.stdout.write(outcome.root_destroyed ? `shredded: no copy of tenant "${id}"'s sealed data can be opened any more, backups included\n` : `shredded in this data dir; root: ${root}\n`);
     return 0;
@@ -117,12 +117,13 @@ export async function tenant(argv: string[]): Promise<number> {
 
 /** Where brokers read the tenant's argument key: the data dir, and PostgreSQL when scaled out. */
 async function openArgumentKeyStorages(policy: Policy, dataDir: string) {
-  const file = createFileArgumentKeyStorage(dataDir);
+  const file = Object.assign(createFileArgumentKeyStorage(dataDir), { where: dataDir });
   const url = policy.broker.state.postgres_url;
   if (!url) return { storages: [file], close: async () => undefined };
   const pool = createPgPool({ url, timeoutMs: 30_000, max: 1 });
   const table = createArgumentKeyTable(pool);
   const shared = {
+    where: `PostgreSQL at ${describeUrl(url)}`,
     async shred(tenant: string, at: Date) {
       try {
         await assertSchema(pool);

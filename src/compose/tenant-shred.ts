@@ -21,7 +21,7 @@ export interface ShredOutcome {
   root: string;
   secrets_deleted: number;
   /** Where the argument key was tombstoned (the data dir; PostgreSQL when scaled out). */
-  argument_key_shredded: number;
+  argument_key_shredded: string[];
 }
 
 export class RootNotDestroyed extends Error {
@@ -36,8 +36,8 @@ export class RootNotDestroyed extends Error {
 export interface ShredDeps {
   store: Pick<LocalSecretStore, 'list' | 'shredTenant'>;
   keks: KeyEncryptionKeys;
-  /** Every place brokers read the tenant's argument key from. */
-  argumentKeys: Array<Pick<ArgumentKeyStorage, 'shred'>>;
+  /** Every place brokers read the tenant's argument key from, each with where it is (for the report). */
+  argumentKeys: Array<Pick<ArgumentKeyStorage, 'shred'> & { where: string }>;
 }
 
 export async function shredTenantKeys(deps: ShredDeps, tenant: string): Promise<ShredOutcome> {
@@ -52,7 +52,11 @@ export async function shredTenantKeys(deps: ShredDeps, tenant: string): Promise<
     }
   }
   const at = new Date();
-  for (const storage of deps.argumentKeys) await storage.shred(tenant, at);
+  const shredded: string[] = [];
+  for (const storage of deps.argumentKeys) {
+    await storage.shred(tenant, at);
+    shredded.push(storage.where);
+  }
   await deps.store.shredTenant(tenant);
-  return { root_destroyed: destroyed, root: kek.id === MASTER_KEK_ID ? MASTER_KEK_ID : kek.id, secrets_deleted: names.length, argument_key_shredded: deps.argumentKeys.length };
+  return { root_destroyed: destroyed, root: kek.id === MASTER_KEK_ID ? MASTER_KEK_ID : kek.id, secrets_deleted: names.length, argument_key_shredded: shredded };
 }

@@ -207,7 +207,9 @@ describeWithUpstream(['postgres', 'redis'], 'scaled out', () => {
       h,
       everything,
       // The audit rows, heads and checkpoints, and the tenant revocation row (Redis holds no copy of it).
-      retained: /^(broker\.log$|postgres bulkhead_(audit|audit_heads|audit_checkpoints|revocations)$)/,
+      // bulkhead_argument_keys: the argument key's tombstone (tenant id and the time; no key), so the
+      // tenant is refused tenant_shredded and never handed a fresh key.
+      retained: /^(broker\.log$|postgres bulkhead_(audit|audit_heads|audit_checkpoints|revocations|argument_keys)$)/,
       cleanup: async () => {
         redis.disconnect();
         await pool.end();
