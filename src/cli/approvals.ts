@@ -5,8 +5,8 @@ import { UsageError } from './usage-error';
 
 export const APPROVALS_HELP = `Usage: bulkhead approvals list --tenant T
        bulkhead approvals show ID --tenant T
-       bulkhead approvals approve ID
-       bulkhead approvals deny ID
+       bulkhead approvals approve ID [--reason TEXT]
+       bulkhead approvals deny ID [--reason TEXT]
 
 Human approval of tool calls that need one (tools.<tool>.approval in the policy).
   list      the tenant's pending approvals, oldest first (at most 1000), as JSON: id, tenant,
@@ -15,6 +15,7 @@ Human approval of tool calls that need one (tools.<tool>.approval in the policy)
   show      one pending approval, as JSON (the same fields)
   approve   lets that exact call (same session, tool and arguments) through once
   deny      refuses it; the call asks for a new approval if it is tried again
+  --reason  why (at most 500 characters): kept with the decision in the tenant's audit stream
 Exit code 1 when the broker refuses (an unknown tenant, or an approval that is unknown, expired or
 already decided).
 The arguments are kept sealed under the tenant's key only while the approval is pending, and shown
@@ -66,9 +67,9 @@ async function decide(action: 'approve' | 'deny', argv: string[]): Promise<numbe
   if (id === undefined || id.startsWith('-')) throw new UsageError(`bulkhead approvals ${action}: give the approval ID first (bulkhead approvals ${action} ID)`);
   // "." and ".." would be resolved away as path segments and send the request somewhere else.
   if (/^\.+$/.test(id)) throw new UsageError(`bulkhead approvals ${action}: "${id}" is not an approval ID`);
-  const { values } = parseVerb(`approvals ${action}`, rest, operatorOptions);
+  const { values } = parseVerb(`approvals ${action}`, rest, { ...operatorOptions, reason: { type: 'string' } });
   if (values.help) return help(APPROVALS_HELP);
   const path = `/v1/approvals/${encodeURIComponent(id)}/${action}`;
-  print(await callBroker(values.url, path, { method: 'POST', body: {}, bearer: operatorToken(values) }));
+  print(await callBroker(values.url, path, { method: 'POST', body: values.reason ? { reason: values.reason } : {}, bearer: operatorToken(values) }));
   return 0;
 }

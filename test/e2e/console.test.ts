@@ -144,6 +144,7 @@ describeWithChromium('operator console in Chromium', () => {
     await shot('inbox');
 
     const approvalId = await row.getAttribute('data-approval');
+    await row.getByRole('textbox', { name: /^Reason for deciding send_email/ }).fill('customer asked for it (ticket 4711)');
     await row.getByRole('button', { name: /^Approve send_email/ }).click();
     const result = await waiting;
     expect(result.isError).toBeFalsy();
@@ -151,7 +152,7 @@ describeWithChromium('operator console in Chromium', () => {
     await row.waitFor({ state: 'detached' });
 
     const decided = (await auditEvents(h, 'acme')).filter((e) => e.type === 'approval' && e.detail === approvalId);
-    expect(decided.map((e) => [e.status, e.operator])).toEqual([['approved', 'oncall']]);
+    expect(decided.map((e) => [e.status, e.operator, e.reason])).toEqual([['approved', 'oncall', 'customer asked for it (ticket 4711)']]);
   });
 
   it('denied in the browser, the waiting call is refused and never runs', async () => {

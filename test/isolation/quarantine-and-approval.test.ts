@@ -186,6 +186,18 @@ describe('approval', () => {
     expectDeny(h, await send(token, { ...email, subject: 'Q4' }), 403, 'approval_required');
     expect((await decide(pending.body.approval_id, 'approve')).status).toBe(404);
   });
+
+  it("keeps the operator's reason with the decision in the tenant's stream; a reason too long or a stray field is refused and decides nothing", async () => {
+    const pending = await send(token, { ...email, subject: 'Q1' });
+    const id = pending.body.approval_id as string;
+    for (const body of [{ reason: 'x'.repeat(501) }, { reason: 42 }, { tenant: 'globex' }]) {
+      expect((await h.post(`/v1/approvals/${id}/deny`, body, h.operatorToken)).status).toBe(400);
+    }
+    expect((await h.post(`/v1/approvals/${id}/deny`, { reason: 'not during the freeze' }, h.operatorToken)).body).toMatchObject({ status: 'denied' });
+    const decided = (await auditEvents(h, 'acme')).filter((e) => e.type === 'approval' && e.detail === id);
+    expect(decided.map((e) => [e.status, e.operator, e.reason])).toEqual([['denied', 'ops', 'not during the freeze']]);
+    expect((await auditEvents(h, 'globex')).some((e) => e.detail === id)).toBe(false);
+  });
 });
 
 describe('secrets', () => {

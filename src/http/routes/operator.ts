@@ -52,8 +52,8 @@ const restoreBody = z.object({ tenant: idSchema.optional(), principal: targetId.
 const revocationsQuery = z.object({ kind: z.enum(['tenant', 'principal', 'session', 'jti']).optional(), tenant: idSchema.optional() }).strict();
 const quarantinesQuery = z.object({ tenant: idSchema.optional() }).strict();
 const liftQuarantineBody = z.object({ session: targetId, tenant: idSchema.optional(), reason }).strict();
-// Nothing to send yet; strict, so a field a client expects to matter (a reason, a tenant) is refused, not ignored.
-const decideBody = z.object({}).strict();
+// Why the operator decided, for the audit record (optional); strict, so a field a client expects to matter (a tenant) is refused, not ignored.
+const decideBody = z.object({ reason: z.string().max(500).optional() }).strict();
 // A reload reads the broker's own policy file: a policy is never uploaded over HTTP.
 const reloadBody = z.object({}).strict();
 const approvalsQuery = z.object({ tenant: idSchema }).strict();
@@ -183,7 +183,7 @@ export function operatorRoutes(deps: OperatorRouteDeps): Router {
 
   router.post('/v1/approvals/:id/:decision', async (req, res) => {
     try {
-      parseBody(decideBody, req.body);
+      const { reason } = parseBody(decideBody, req.body);
       const decision = req.params.decision === 'approve' ? 'approved' : req.params.decision === 'deny' ? 'denied' : null;
       if (!decision) throw new BrokerError('not_found', 'use /v1/approvals/:id/approve or /v1/approvals/:id/deny');
       const approval = await deps.approvals.decide(String(req.params.id), decision, operator(res), deps.clock.now());
@@ -197,6 +197,7 @@ export function operatorRoutes(deps: OperatorRouteDeps): Router {
         tool: approval.tool,
         arguments_mac: approval.arguments_mac,
         detail: approval.id,
+        ...(reason ? { reason: reason.slice(0, 200) } : {}),
       });
       res.json({ id: approval.id, status: approval.status, tenant: approval.tenant, tool: approval.tool });
     } catch (err) {

@@ -25,7 +25,7 @@ const POLL_MS = 2000;
  * operator; the waiting agent's call goes through (or stays refused) on its next poll of the broker.
  */
 export function renderInbox(main: HTMLElement, ctx: ViewContext): () => void {
-  const rows = new Map<string, { row: HTMLTableRowElement; age: HTMLElement; expiry: HTMLElement; item: Pending }>();
+  const rows = new Map<string, { row: HTMLTableRowElement; age: HTMLElement; expiry: HTMLElement; item: Pending; reason: HTMLInputElement }>();
   const body = h('tbody');
   const empty = h('p', { class: 'muted', 'data-testid': 'inbox-empty' }, 'Nothing is waiting for approval.');
   const table = h(
@@ -48,7 +48,8 @@ export function renderInbox(main: HTMLElement, ctx: ViewContext): () => void {
     const entry = rows.get(item.id);
     entry?.row.querySelectorAll('button').forEach((b) => (b.disabled = true));
     try {
-      await op('POST', `/v1/approvals/${encodeURIComponent(item.id)}/${decision}`, {});
+      const reason = entry?.reason.value.trim() ?? '';
+      await op('POST', `/v1/approvals/${encodeURIComponent(item.id)}/${decision}`, reason ? { reason } : {});
       ctx.notify(`${decision === 'approve' ? 'Approved' : 'Denied'} ${item.tool} for ${item.tenant}/${item.principal}.`);
       entry?.row.remove();
       rows.delete(item.id);
@@ -73,6 +74,8 @@ export function renderInbox(main: HTMLElement, ctx: ViewContext): () => void {
     const age = h('td');
     const expiry = h('td');
     const label = `${item.tool} for ${item.tenant}/${item.principal}`;
+    // Optional: kept with the decision in the tenant's audit stream.
+    const reason = h('input', { type: 'text', maxlength: '500', placeholder: 'Reason (optional)', 'aria-label': `Reason for deciding ${label}` }) as HTMLInputElement;
     const row = h(
       'tr',
       { 'data-approval': item.id, 'data-tenant': item.tenant },
@@ -86,11 +89,12 @@ export function renderInbox(main: HTMLElement, ctx: ViewContext): () => void {
       h(
         'td',
         { class: 'actions' },
+        reason,
         h('button', { type: 'button', 'aria-label': `Approve ${label}`, onclick: () => void decide(item, 'approve') }, 'Approve'),
         h('button', { type: 'button', class: 'danger', 'aria-label': `Deny ${label}`, onclick: () => void decide(item, 'deny') }, 'Deny'),
       ),
     );
-    rows.set(item.id, { row, age, expiry, item });
+    rows.set(item.id, { row, age, expiry, item, reason });
     return row;
   };
 
