@@ -31,7 +31,7 @@ export const DENY_REASONS = [
 export type DenyReason = (typeof DENY_REASONS)[number];
 
 /** Reasons used outside the authorize decision (operator API, token endpoint plumbing). */
-export type OtherReason = 'operator_unauthenticated' | 'csrf_refused' | 'not_found' | 'unknown_target' | 'conflict' | 'policy_invalid' | 'internal_error';
+export type OtherReason = 'operator_unauthenticated' | 'csrf_refused' | 'not_found' | 'unknown_target' | 'method_not_allowed' | 'conflict' | 'policy_invalid' | 'internal_error';
 
 export type Reason = DenyReason | OtherReason;
 
@@ -62,6 +62,7 @@ const STATUS: Record<Reason, number> = {
   not_found: 404,
   // A revoke of a principal, session or token the broker has never seen (a typo?): refused unless forced.
   unknown_target: 404,
+  method_not_allowed: 405,
   conflict: 409,
   policy_invalid: 422,
   internal_error: 500,
@@ -115,3 +116,6 @@ export function isDenyReason(value: string): value is DenyReason {
 export function statusOf(reason: Reason): number {
   return STATUS[reason];
 }
+
+/** Every reason a body can carry, DESIGN.md's denies first (the OpenAPI document lists them per status). */
+export const REASONS = Object.keys(STATUS) as Reason[];

@@ -53,8 +53,12 @@ export function createAuditEvidence(deps: AuditEvidenceDeps): AuditEvidence {
 
 /** Parses `SEQ:HASH` (an auditor's kept head); undefined when malformed. */
 export function parseHead(text: string): ChainHead | undefined {
-  const match = /^(\d{1,15}):([0-9a-f]{64})$/.exec(text);
-  if (!match) return undefined;
-  const seq = Number(match[1]);
-  return seq >= 1 ? { seq, hash: match[2]! } : undefined;
+  const match = HEAD_PATTERN.exec(text);
+  return match ? { seq: Number(match[1]), hash: match[2]! } : undefined;
 }
+
+/**
+ * SEQ:HASH: a seq of 1 or more (below 10^15, so a safe integer) and a 64-hex-digit hash. The API's schema
+ * uses it too, so it stays plain (no lookahead) for every JSON Schema regex dialect.
+ */
+export const HEAD_PATTERN = /^(0{0,14}[1-9]\d{0,14}):([0-9a-f]{64})$/;

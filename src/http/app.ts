@@ -12,6 +12,8 @@ import { bodyParserError, sendDeny, sendError } from './respond';
 import { authorizationRoutes, type AuthorizationRouteDeps } from './routes/authorization';
 import { auditKeysRoute, auditRoutes, type AuditRouteDeps } from './routes/audit';
 import { healthRoutes, type HealthDeps } from './routes/health';
+import { openApiRoute } from './routes/openapi';
+import { operationsAt } from './contract/operations';
 import { operatorRoutes, type OperatorRouteDeps } from './routes/operator';
 import { createServerEndpoints, type ServerEndpointDeps } from './server-endpoints';
 import { parseSize } from '../policy/size';
@@ -59,6 +61,7 @@ export function createHttpApp(deps: HttpAppDeps): RequestListener {
   app.use(bindRequestContext());
 
   app.use(healthRoutes(deps.health));
+  app.use(openApiRoute());
   app.use(INTROSPECTION_PATH, authenticate('server', deps.servers, deps.onUnauthenticated));
   app.use(auditKeysRoute(deps.audit.keys));
   app.use(tokenRoutes({ ...deps.token, logger: deps.logger }));
@@ -92,7 +95,12 @@ export function createHttpApp(deps: HttpAppDeps): RequestListener {
   );
 
   app.use((req, res, next) => {
-    const notFound = new BrokerError('not_found', `no route for ${req.method} ${req.path}`);
+    // A known path asked with another method is a 405 naming the methods it takes (from the API's one list).
+    const methods = [...new Set(operationsAt(req.path).map((op) => op.method.toUpperCase()))];
+    if (methods.length) res.setHeader('Allow', methods.join(', '));
+    const notFound = methods.length
+      ? new BrokerError('method_not_allowed', `${req.method} is not allowed on ${req.path} (use ${methods.join(' or ')})`)
+      : new BrokerError('not_found', `no route for ${req.method} ${req.path}`);
     // The token endpoint answers in RFC 6749 shape even to a wrong method; the error handler knows how.
     if (req.path.startsWith('/v1/token')) next(notFound);
     else sendError(req, res, notFound, deps.logger);

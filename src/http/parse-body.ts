@@ -10,6 +10,7 @@ export function parseBody<T>(schema: ZodType<T, unknown>, body: unknown): T {
     throw new BrokerError('bad_request', 'request body must be a JSON object');
   }
   const result = schema.safeParse(body);
-  if (!result.success) throw new BrokerError('bad_request', describeIssues(result.error, body)[0]!);
+  // A rule about the whole body (exactly one of…) reads as itself, not as "(root): …".
+  if (!result.success) throw new BrokerError('bad_request', describeIssues(result.error, body)[0]!.replace(/^\(root\): /, ''));
   return result.data;
 }

@@ -21,7 +21,10 @@ export const authorizeBody = z
     tool: z.string().min(1).max(128),
     // Checked in place, not rebuilt: z.record copies into a fresh object and silently drops an own
     // "__proto__" key, so a tenant id hidden under it would be neither checked nor refused.
-    arguments: z.custom<Record<string, unknown>>((v) => v !== null && typeof v === 'object' && !Array.isArray(v), 'expected an object').default({}),
+    arguments: z
+      .custom<Record<string, unknown>>((v) => v !== null && typeof v === 'object' && !Array.isArray(v), 'expected an object')
+      .meta({ type: 'object', description: 'the tool arguments as the client sent them' })
+      .default({}),
     call_id: callId.optional(),
     // Accepted only so that a differing value can be denied as tenant_override rather than as a typo.
     tenant: tenantClaim,

@@ -39,6 +39,21 @@ const LIMITS: Record<(typeof PARAMS)[number], number> = {
 };
 const printable = z.string().regex(/^[\x20-\x7e]*$/);
 
+/**
+ * The same parameters and limits as a zod object, for the OpenAPI document: generated from PARAMS and
+ * LIMITS, which the reader below enforces, so the two cannot disagree.
+ */
+export const authorizationQuery = z
+  .object(
+    Object.fromEntries(
+      PARAMS.map((name) => {
+        const value = printable.max(LIMITS[name]);
+        return [name, name === 'client_id' || name === 'redirect_uri' ? value.min(1) : value.optional()];
+      }),
+    ) as Record<(typeof PARAMS)[number], z.ZodString | z.ZodOptional<z.ZodString>>,
+  )
+  .describe('RFC 6749 §4.1.1 with PKCE (RFC 7636, S256 only) and RFC 8707 resource; each parameter at most once');
+
 /** Reads the query. A problem before the redirect URI is trusted is shown on a page, never redirected. */
 export function readAuthorizationRequest(query: URLSearchParams): { request: AuthorizationRequest; problem: RequestProblem | null } | { request: null; problem: RequestProblem } {
   const values: Partial<Record<(typeof PARAMS)[number], string>> = {};

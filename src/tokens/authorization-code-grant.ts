@@ -27,7 +27,7 @@ export interface RedeemedCode {
 }
 
 const text = (max: number) => z.string().min(1).max(max);
-const params = z.object({
+export const authorizationCodeParams = z.object({
   code: text(256),
   redirect_uri: text(2048),
   code_verifier: text(256),
@@ -38,7 +38,7 @@ const params = z.object({
 export function createAuthorizationCodeGrant(deps: { codes: Pick<OneTimeStore, 'take'> }) {
   return {
     async redeem(policy: Policy, raw: Record<string, unknown>, authenticated: boolean): Promise<RedeemedCode> {
-      const parsed = params.safeParse(raw);
+      const parsed = authorizationCodeParams.safeParse(raw);
       if (!parsed.success) {
         const field = String(parsed.error.issues[0]!.path[0] ?? 'request');
         throw new OAuthError('invalid_request', raw[field] === undefined ? `${field} is required` : `${field} is invalid`);

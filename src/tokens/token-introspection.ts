@@ -34,8 +34,8 @@ export interface IntrospectionDeps {
   refusals?: TokenRefusals;
 }
 
-const tokenParams = z.object({ token: z.string().min(1).max(8192), token_type_hint: z.string().max(64).optional() });
-const credentialParams = z.object({ client_id: z.string().min(1).max(2048).optional(), client_secret: z.string().min(1).max(1024).optional() });
+export const tokenParams = z.object({ token: z.string().min(1).max(8192), token_type_hint: z.string().max(64).optional() });
+export const clientParams = z.object({ client_id: z.string().min(1).max(2048).optional(), client_secret: z.string().min(1).max(1024).optional() });
 
 export function createTokenIntrospection(deps: IntrospectionDeps) {
   function tokenOf(raw: Record<string, unknown>): string {
@@ -90,7 +90,7 @@ export function createTokenIntrospection(deps: IntrospectionDeps) {
 
     async revoke(raw: Record<string, unknown>, basic?: { id: string; secret: string }): Promise<void> {
       const token = tokenOf(raw);
-      const presented = credentialParams.safeParse(raw);
+      const presented = clientParams.safeParse(raw);
       if (!presented.success) throw new OAuthError('invalid_request', 'client_id or client_secret is invalid');
       const policy = deps.policy();
       const { client_id, client_secret } = presented.data;

@@ -75,8 +75,8 @@ const common = {
   client_id: text(256).optional(),
   client_secret: text(1024).optional(),
 };
-const clientCredentialsParams = z.object(common);
-const tokenExchangeParams = z.object({
+export const clientCredentialsParams = z.object(common);
+export const tokenExchangeParams = z.object({
   ...common,
   subject_token: text(16_384),
   subject_token_type: z.enum([TOKEN_TYPE_JWT, TOKEN_TYPE_ACCESS_TOKEN]),

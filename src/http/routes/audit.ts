@@ -3,13 +3,12 @@ import type { Logger } from 'pino';
 import { z } from 'zod';
 import type { AuditEvent, AuditLog, AuditRecord } from '../../audit/audit-log';
 import type { AuditKeySet } from '../../audit/audit-keys';
-import { parseHead, type AuditEvidence } from '../../audit/audit-evidence';
+import { HEAD_PATTERN, parseHead, type AuditEvidence } from '../../audit/audit-evidence';
 import type { AuditBundle } from '../../audit/bundle';
 import { checkpointProblem } from '../../audit/checkpoint';
 import type { CheckpointStore } from '../../audit/checkpoint-store';
 import type { Checkpointer } from '../../audit/checkpointer';
 import { searchAudit, type AuditFilter } from '../../audit/search';
-import { BrokerError } from '../../errors';
 import type { Policy } from '../../policy/schema';
 import { SECURITY_STREAM, streamIdSchema } from '../../audit/security-stream';
 import { knownTenantOf, operatorOf } from '../operator-context';
@@ -21,7 +20,7 @@ const isoTime = z.iso.datetime({ offset: true }).transform((value) => Date.parse
 // A tenant, or the broker's security stream (`_security`): operators read and verify it like a tenant's.
 const tenantQuery = { tenant: streamIdSchema };
 const range = { from: isoTime.optional(), to: isoTime.optional() };
-const searchQuery = z
+export const searchQuery = z
   .object({
     ...tenantQuery,
     ...range,
@@ -37,11 +36,13 @@ const searchQuery = z
     request_id: text.optional(),
   })
   .strict();
-const verifyQuery = z.object({ ...tenantQuery, expect_head: z.string().max(100).optional() }).strict();
-const exportQuery = z.object({ ...tenantQuery, ...range }).strict();
-const checkpointsQuery = z.object(tenantQuery).strict();
-const correlateQuery = z.object({ request_id: text }).strict();
-const sealBody = z.object({ tenant: streamIdSchema, reason: z.string().min(1).max(500) }).strict();
+export const verifyQuery = z
+  .object({ ...tenantQuery, expect_head: z.string().regex(HEAD_PATTERN, 'must be SEQ:HASH (a seq and a 64-hex-digit hash)').optional() })
+  .strict();
+export const exportQuery = z.object({ ...tenantQuery, ...range }).strict();
+export const checkpointsQuery = z.object(tenantQuery).strict();
+export const correlateQuery = z.object({ request_id: text }).strict();
+export const sealBody = z.object({ tenant: streamIdSchema, reason: z.string().min(1).max(500) }).strict();
 
 export interface AuditRouteDeps {
   policy: () => Policy;
@@ -83,7 +84,6 @@ export function auditRoutes(deps: AuditRouteDeps): Router {
     try {
       const query = parseBody(verifyQuery, { ...req.query });
       const expectHead = query.expect_head === undefined ? undefined : parseHead(query.expect_head);
-      if (query.expect_head !== undefined && !expectHead) throw new BrokerError('bad_request', 'expect_head must be SEQ:HASH (a seq and a 64-hex-digit hash)');
       const tenant = knownTenant(query.tenant);
       // What this replica committed is signed first, so a live stream verifies as strictly as a stopped one.
       await deps.checkpointer.sealNow(tenant);

@@ -36,7 +36,8 @@ const ttl = z
     }
     return ms;
   });
-const revokeBody = z
+const REVOKE_TARGETS = ['tenant', 'session', 'principal', 'jti'] as const;
+export const revokeBody = z
   .object({
     tenant: idSchema.optional(),
     session: targetId.optional(),
@@ -46,17 +47,24 @@ const revokeBody = z
     force: z.boolean().optional(),
     ttl: ttl.optional(),
   })
-  .strict();
+  .strict()
+  .refine((body) => REVOKE_TARGETS.filter((k) => body[k] !== undefined).length === 1, `give exactly one of ${REVOKE_TARGETS.join(', ')}`)
+  // The same rule for the OpenAPI document, from the same list: exactly one target key present.
+  .meta({ oneOf: REVOKE_TARGETS.map((k) => ({ required: [k] })) });
 // A tenant restore needs no reason (it was the only restore, and admits only new tokens); a lift does.
-const restoreBody = z.object({ tenant: idSchema.optional(), principal: targetId.optional(), session: targetId.optional(), reason: reason.optional() }).strict();
-const revocationsQuery = z.object({ kind: z.enum(['tenant', 'principal', 'session', 'jti']).optional(), tenant: idSchema.optional() }).strict();
-const quarantinesQuery = z.object({ tenant: idSchema.optional() }).strict();
-const liftQuarantineBody = z.object({ session: targetId, tenant: idSchema.optional(), reason }).strict();
+export const restoreBody = z.object({ tenant: idSchema.optional(), principal: targetId.optional(), session: targetId.optional(), reason: reason.optional() }).strict();
+export const revocationsQuery = z.object({ kind: z.enum(['tenant', 'principal', 'session', 'jti']).optional(), tenant: idSchema.optional() }).strict();
+export const quarantinesQuery = z.object({ tenant: idSchema.optional() }).strict();
+export const liftQuarantineBody = z.object({ session: targetId, tenant: idSchema.optional(), reason }).strict();
 // Why the operator decided, for the audit record (optional); strict, so a field a client expects to matter (a tenant) is refused, not ignored.
-const decideBody = z.object({ reason: z.string().max(500).optional() }).strict();
+export const decideBody = z.object({ reason: z.string().max(500).optional() }).strict();
 // A reload reads the broker's own policy file: a policy is never uploaded over HTTP.
-const reloadBody = z.object({}).strict();
-const approvalsQuery = z.object({ tenant: idSchema }).strict();
+export const reloadBody = z.object({}).strict();
+export const rotateBody = z.object({}).strict();
+export const approvalsQuery = z.object({ tenant: idSchema }).strict();
+// Any string: an id the policy does not have is a 404 naming it (knownTenant), not a 400.
+export const tenantParams = z.object({ id: z.string().min(1) });
+export const approvalParams = z.object({ id: z.string().min(1), decision: z.enum(['approve', 'deny']) });
 
 export interface OperatorRouteDeps {
   policy: () => Policy;
@@ -147,7 +155,7 @@ export function operatorRoutes(deps: OperatorRouteDeps): Router {
 
   router.get('/v1/tenants/:id', async (req, res) => {
     try {
-      const tenant = knownTenant(String(req.params.id));
+      const tenant = knownTenant(parseBody(tenantParams, { ...req.params }).id);
       const [revoked, live, usage] = await Promise.all([
         deps.revocations.isTenantRevoked(tenant),
         deps.sessions.liveSessions(tenant, deps.clock.now()),
@@ -184,9 +192,10 @@ export function operatorRoutes(deps: OperatorRouteDeps): Router {
   router.post('/v1/approvals/:id/:decision', async (req, res) => {
     try {
       const { reason } = parseBody(decideBody, req.body);
-      const decision = req.params.decision === 'approve' ? 'approved' : req.params.decision === 'deny' ? 'denied' : null;
-      if (!decision) throw new BrokerError('not_found', 'use /v1/approvals/:id/approve or /v1/approvals/:id/deny');
-      const approval = await deps.approvals.decide(String(req.params.id), decision, operator(res), deps.clock.now());
+      const params = approvalParams.safeParse({ ...req.params });
+      if (!params.success) throw new BrokerError('not_found', 'use /v1/approvals/:id/approve or /v1/approvals/:id/deny');
+      const decision = params.data.decision === 'approve' ? 'approved' : 'denied';
+      const approval = await deps.approvals.decide(params.data.id, decision, operator(res), deps.clock.now());
       if (!approval) throw new BrokerError('not_found', 'no pending approval with that id (unknown, expired or already decided)');
       await deps.audit.append(approval.tenant, {
         type: 'approval',
@@ -217,6 +226,7 @@ export function operatorRoutes(deps: OperatorRouteDeps): Router {
 
   router.post('/v1/keys/rotate', async (req, res) => {
     try {
+      parseBody(rotateBody, req.body);
       const result = await deps.rotateKeys();
       deps.logger.info({ operator: operator(res), kid: result.kid }, 'signing keys rotated');
       res.json({ rotated: true, current_kid: result.kid });

@@ -326,7 +326,8 @@ describe('the token endpoint speaks RFC 6749 about bad input', () => {
   it('answers a wrong method in RFC 6749 shape too', async () => {
     const answer = await raw(h.url, 'GET', '/v1/token');
     expectCleanJson(answer, h.secrets());
-    expect(answer.status).toBe(404);
+    expect(answer.status).toBe(405);
+    expect(answer.headers.get('allow')).toBe('POST');
     expect(Object.keys(answer.json).sort()).toEqual(['error', 'error_description']);
   });
 });
@@ -365,22 +366,31 @@ describe('unknown routes and wrong methods', () => {
     ['GET', '/v1', 'none'],
     ['GET', '/v1/authorise', 'server'],
     ['POST', '/v1/authorize/extra', 'server'],
-    ['GET', '/v1/authorize', 'server'],
-    ['PUT', '/v1/authorize', 'server'],
-    ['GET', '/v1/complete', 'server'],
-    ['GET', '/v1/manifest', 'server'],
-    ['GET', '/v1/revoke', 'operator'],
-    ['DELETE', '/v1/revoke', 'operator'],
-    ['PATCH', '/v1/restore', 'operator'],
-    ['POST', '/v1/audit', 'operator'],
-    ['GET', '/v1/approvals/x/approve', 'operator'],
-    ['POST', '/healthz', 'none'],
-    ['DELETE', '/.well-known/jwks.json', 'none'],
     ['GET', '/wp-admin/setup.php', 'none'],
   ] as const)('%s %s is a JSON 404 naming the method and path', async (method, path, auth) => {
     const answer = await send({ method: method as 'GET', path, auth });
     expectError(answer, 'error', 404, new RegExp(`no route for ${method} ${path.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}$`));
     expect(answer.json.error).toBe('not_found');
+  });
+
+  // The methods a path takes come from the API's one list of operations (src/http/contract/operations.ts).
+  it.each([
+    ['GET', '/v1/authorize', 'server', 'POST'],
+    ['PUT', '/v1/authorize', 'server', 'POST'],
+    ['GET', '/v1/complete', 'server', 'POST'],
+    ['GET', '/v1/manifest', 'server', 'POST'],
+    ['GET', '/v1/revoke', 'operator', 'POST'],
+    ['DELETE', '/v1/revoke', 'operator', 'POST'],
+    ['PATCH', '/v1/restore', 'operator', 'POST'],
+    ['POST', '/v1/audit', 'operator', 'GET'],
+    ['GET', '/v1/approvals/x/approve', 'operator', 'POST'],
+    ['POST', '/healthz', 'none', 'GET'],
+    ['DELETE', '/.well-known/jwks.json', 'none', 'GET'],
+  ] as const)('%s %s is a JSON 405 naming the methods it takes', async (method, path, auth, allowed) => {
+    const answer = await send({ method: method as 'GET', path, auth });
+    expectError(answer, 'error', 405, new RegExp(`${method} is not allowed on .* \\(use ${allowed}\\)$`));
+    expect(answer.json.error).toBe('method_not_allowed');
+    expect(answer.headers.get('allow')).toBe(allowed);
   });
 
   it('answers an approval decision other than approve or deny with 404', async () => {
