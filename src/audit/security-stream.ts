@@ -14,11 +14,15 @@ import { idSchema, isPolicyId } from '../policy/schema';
 export const SECURITY_STREAM = '_security';
 
 /** What an audit stream may be called: a tenant id or the security stream. */
-export const streamIdSchema = z.string().superRefine((id, ctx) => {
-  if (id === SECURITY_STREAM) return;
-  // A tenant id's own messages, so an operator's typo is answered as for any tenant id.
-  for (const issue of idSchema.safeParse(id).error?.issues ?? []) ctx.addIssue({ code: 'custom', message: issue.message });
-});
+export const streamIdSchema = z
+  .string()
+  .superRefine((id, ctx) => {
+    if (id === SECURITY_STREAM) return;
+    // A tenant id's own messages, so an operator's typo is answered as for any tenant id.
+    for (const issue of idSchema.safeParse(id).error?.issues ?? []) ctx.addIssue({ code: 'custom', message: issue.message });
+  })
+  // The same rule for the OpenAPI document (a refinement has no JSON Schema of its own).
+  .meta({ anyOf: [{ pattern: (z.toJSONSchema(idSchema) as { pattern: string }).pattern }, { const: SECURITY_STREAM }] });
 
 /** `streamIdSchema` as a plain test (no zod walk), for paths that check a stream id on every call. */
 export function isStreamId(id: string): boolean {
