@@ -177,11 +177,15 @@ describe('real answers match the document', () => {
       await call('GET', path, { bearer: op });
     }
     expect((await call('GET', '/v1/audit?tenant=acme')).status).toBe(401);
-    const revoked = await call('POST', '/v1/revoke', { bearer: op, body: { principal: 'initech/initech-reader', reason: 'contract test' } });
+    const revoked = await call('POST', '/v1/revoke', { bearer: op, body: { principal: 'initech/initech-reader', reason: 'contract test', force: true } });
     expect(revoked.status).toBe(200);
     expect((await call('POST', '/v1/revoke', { bearer: op, body: { tenant: 'initech', session: 'x' } })).status).toBe(400);
     expect((await call('POST', '/v1/restore', { bearer: op, body: { tenant: 'initech' } })).status).toBe(200);
     expect((await call('POST', '/v1/keys/rotate', { bearer: op, body: {} })).status).toBe(200);
+    expect((await call('GET', '/v1/revocations', { bearer: op })).status).toBe(200);
+    expect((await call('GET', '/v1/revocations?tenant=nobody', { bearer: op })).status).toBe(404);
+    expect((await call('GET', '/v1/quarantines?tenant=acme', { bearer: op })).status).toBe(200);
+    expect((await call('POST', '/v1/quarantines/lift', { bearer: op, body: { session: 'never-quarantined', reason: 'contract test' } })).status).toBeGreaterThanOrEqual(400);
     await call('POST', '/v1/policy/reload', { bearer: op, body: {} });
   });
 
