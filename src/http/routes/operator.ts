@@ -52,10 +52,17 @@ export const revokeBody = z
   // The same rule for the OpenAPI document, from the same list: exactly one target key present.
   .meta({ oneOf: REVOKE_TARGETS.map((k) => ({ required: [k] })) });
 // A tenant restore needs no reason (it was the only restore, and admits only new tokens); a lift does.
-export const restoreBody = z.object({ tenant: idSchema.optional(), principal: targetId.optional(), session: targetId.optional(), reason: reason.optional() }).strict();
+const RESTORE_TARGETS = ['tenant', 'principal', 'session'] as const;
+export const restoreBody = z
+  .object({ tenant: idSchema.optional(), principal: targetId.optional(), session: targetId.optional(), reason: reason.optional() })
+  .strict()
+  .refine((body) => RESTORE_TARGETS.filter((k) => body[k] !== undefined).length === 1, 'give exactly one of tenant, principal, session (a token is not restored: get a new one)')
+  // Exactly one target, as the kill switch requires; said here too so the OpenAPI document has it
+  // (a lift of a principal or session revocation also needs a reason that says something).
+  .meta({ oneOf: RESTORE_TARGETS.map((k) => ({ required: [k] })), anyOf: [{ required: ['tenant'] }, { required: ['reason'], properties: { reason: { pattern: '\\S' } } }] });
 export const revocationsQuery = z.object({ kind: z.enum(['tenant', 'principal', 'session', 'jti']).optional(), tenant: idSchema.optional() }).strict();
 export const quarantinesQuery = z.object({ tenant: idSchema.optional() }).strict();
-export const liftQuarantineBody = z.object({ session: targetId, tenant: idSchema.optional(), reason }).strict();
+export const liftQuarantineBody = z.object({ session: targetId, tenant: idSchema.optional(), reason: reason.regex(/\S/, 'must say why (it is audited)') }).strict();
 // Why the operator decided, for the audit record (optional); strict, so a field a client expects to matter (a tenant) is refused, not ignored.
 export const decideBody = z.object({ reason: z.string().max(500).optional() }).strict();
 // A reload reads the broker's own policy file: a policy is never uploaded over HTTP.
