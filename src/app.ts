@@ -1,4 +1,4 @@
-import { createServer, type RequestListener, type Server } from 'node:http';
+import { createServer, type Server } from 'node:http';
 import { createServer as createHttpsServer } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import type { Logger } from 'pino';
@@ -20,7 +20,7 @@ import { createCredentialResolver, type CredentialResolver } from './credentials
 import { masterKeyKek } from './crypto/key-encryption-key';
 import { loadOrCreateMasterKey } from './crypto/master-key';
 import { BrokerError } from './errors';
-import { createHttpApp } from './http/app';
+import { createHttpApp, type HttpApp } from './http/app';
 import { listenOnSocket } from './net/unix-listener';
 import { digestsOf } from './http/authenticate';
 import { createLogger } from './observability/logger';
@@ -84,7 +84,7 @@ export interface BrokerOptions {
 
 export interface Broker {
   /** The request listener of the broker's HTTP surface (http/app.ts). */
-  app: RequestListener;
+  app: HttpApp;
   /** The policy now serving (a reload replaces it). */
   readonly policy: Policy;
   livePolicy: LivePolicy;

@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import type { RequestListener } from 'node:http';
-import express, { Router, type ErrorRequestHandler, type RequestHandler } from 'express';
+import express, { Router, type ErrorRequestHandler, type Express, type RequestHandler } from 'express';
 import type { Logger } from 'pino';
 import { consoleRoutes } from '../console/console-routes';
 import { BrokerError } from '../errors';
@@ -15,7 +15,7 @@ import { healthRoutes, type HealthDeps } from './routes/health';
 import { openApiRoute } from './routes/openapi';
 import { operationsAt } from './contract/operations';
 import { operatorRoutes, type OperatorRouteDeps } from './routes/operator';
-import { createServerEndpoints, type ServerEndpointDeps } from './server-endpoints';
+import { createServerEndpoints, ENDPOINTS, type ServerEndpointDeps } from './server-endpoints';
 import { parseSize } from '../policy/size';
 import { tokenRoutes, type TokenRouteDeps } from './routes/token';
 import { tenantRoutes, type TenantRouteDeps } from './routes/tenants';
@@ -45,7 +45,10 @@ export interface HttpAppDeps {
  * complete, manifest) are served on node:http directly (server-endpoints.ts); every other request
  * goes on to express.
  */
-export function createHttpApp(deps: HttpAppDeps): RequestListener {
+/** The broker's request listener; `express` is the stack behind it, for tests that list its routes (with ENDPOINTS). */
+export type HttpApp = RequestListener & { readonly express: Express };
+
+export function createHttpApp(deps: HttpAppDeps): HttpApp {
   const bodyLimit = parseSize(deps.bodyLimit);
   if (bodyLimit === undefined) throw new Error(`broker.body_limit "${deps.bodyLimit}" is not a size`);
   const serverEndpoints = createServerEndpoints({ ...deps.server, logger: deps.logger, servers: deps.servers, bodyLimit, onUnauthenticated: deps.onUnauthenticated });
@@ -68,7 +71,7 @@ export function createHttpApp(deps: HttpAppDeps): RequestListener {
   app.use(authorizationRoutes({ ...deps.authorization, logger: deps.logger }));
   // What reaches express under these paths is not a POST to the endpoint itself (server-endpoints.ts
   // took those): it is still authenticated first, then a 404 like any unknown route.
-  app.use(['/v1/authorize', '/v1/complete', '/v1/manifest'], authenticate('server', deps.servers, deps.onUnauthenticated));
+  app.use(Object.values(ENDPOINTS), authenticate('server', deps.servers, deps.onUnauthenticated));
   const operatorOnly = authenticate('operator', deps.operators, deps.onUnauthenticated);
   // Every operator route's prefix: a route added to operatorRoutes without one here would be open (test/isolation/operator-undo.test.ts tries).
   app.use(['/v1/revoke', '/v1/restore', '/v1/revocations', '/v1/quarantines', '/v1/audit', '/v1/tenants', '/v1/approvals', '/v1/keys', '/v1/policy', '/v1/selftest'], operatorOnly);
@@ -106,9 +109,10 @@ export function createHttpApp(deps: HttpAppDeps): RequestListener {
     else sendError(req, res, notFound, deps.logger);
   });
   app.use(errorHandler(deps.logger));
-  return (req, res) => {
+  const listener: RequestListener = (req, res) => {
     if (!serverEndpoints(req, res)) app(req, res);
   };
+  return Object.assign(listener, { express: app });
 }
 
 function requestLog(logger: Logger): RequestHandler {

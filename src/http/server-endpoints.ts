@@ -45,7 +45,8 @@ export interface ServerEndpointDeps {
 }
 
 type Route = 'authorize' | 'complete' | 'manifest';
-const ENDPOINTS: Record<Route, string> = { authorize: '/v1/authorize', complete: '/v1/complete', manifest: '/v1/manifest' };
+/** The paths served here (POST only); http/app.ts authenticates the rest of what reaches them, the OpenAPI route test lists them. */
+export const ENDPOINTS: Readonly<Record<Route, string>> = { authorize: '/v1/authorize', complete: '/v1/complete', manifest: '/v1/manifest' };
 
 /**
  * The body as its schema reads it, or its bad_request recorded in the security stream first: no token

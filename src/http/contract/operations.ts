@@ -6,7 +6,8 @@ import { AUTHORIZATION_CODE_GRANT, INTROSPECTION_PATH, REVOCATION_PATH } from '.
 import { TOKEN_EXCHANGE_GRANT } from '../../tokens/token-exchange';
 import { clientParams, tokenParams } from '../../tokens/token-introspection';
 import { clientCredentialsParams, tokenExchangeParams } from '../../tokens/token-service';
-import { checkpointsQuery, correlateQuery, exportQuery, searchQuery, verifyQuery } from '../routes/audit';
+import { checkpointsQuery, correlateQuery, exportQuery, sealBody, searchQuery, verifyQuery } from '../routes/audit';
+import { countersignBody, deleteBody, exportBody as tenantExportBody } from '../routes/tenants';
 import { authorizeBody, completeBody, manifestBody } from '../server-bodies';
 import { approvalParams, approvalsQuery, decideBody, liftQuarantineBody, quarantinesQuery, reloadBody, restoreBody, revocationsQuery, revokeBody, rotateBody, tenantParams } from '../routes/operator';
 import * as answer from './responses';
@@ -163,6 +164,9 @@ export const OPERATIONS: readonly Operation[] = [
   { method: 'get', path: '/v1/quarantines', id: 'listQuarantines', summary: 'quarantined sessions, waiting for an operator', tag: 'operator', security: 'operator', query: quarantinesQuery, errors: 'error', also: [404], responses: { 200: json('quarantines', answer.quarantinesAnswer) } },
   { method: 'post', path: '/v1/quarantines/lift', id: 'liftQuarantine', summary: 'release a quarantined session, with a reason (audited)', tag: 'operator', security: 'operator', body: liftQuarantineBody, errors: 'error', also: [404, 409], responses: { 200: json('lifted', answer.liftAnswer) } },
   { method: 'get', path: '/v1/tenants/{id}', id: 'tenantStatus', summary: 'revoked?, live sessions, quota and budget use', tag: 'operator', security: 'operator', params: tenantParams, errors: 'error', also: [404], responses: { 200: json('status', answer.tenantAnswer) } },
+  { method: 'post', path: '/v1/tenants/{id}/export', id: 'exportTenant', summary: "everything the broker holds about a tenant (secret values only with include_secrets), audited", tag: 'operator', security: 'operator', params: tenantParams, body: tenantExportBody, errors: 'error', also: [404], responses: { 200: json('the export', answer.tenantExportAnswer) } },
+  { method: 'post', path: '/v1/tenants/{id}/delete', id: 'deleteTenant', summary: 'shred a tenant (confirm: the tenant id again); an interrupted delete resumes', tag: 'operator', security: 'operator', params: tenantParams, body: deleteBody, errors: 'error', also: [404], responses: { 200: json('deleted', answer.tenantDeleteAnswer) } },
+  { method: 'post', path: '/v1/selftest/countersign', id: 'countersignSelftest', summary: "countersign a selftest report's digest with the audit key", tag: 'operator', security: 'operator', body: countersignBody, errors: 'error', responses: { 200: json('the countersignature', answer.countersignAnswer) } },
   { method: 'get', path: '/v1/approvals', id: 'listApprovals', summary: "a tenant's pending approvals", tag: 'operator', security: 'operator', query: approvalsQuery, errors: 'error', also: [404], responses: { 200: json('pending', answer.approvalsAnswer) } },
   {
     method: 'post',
@@ -184,6 +188,7 @@ export const OPERATIONS: readonly Operation[] = [
   { method: 'get', path: '/v1/audit/verify', id: 'verifyAudit', summary: "verify one tenant's chain against its signed checkpoints", tag: 'audit', security: 'operator', query: verifyQuery, errors: 'error', also: [404], responses: { 200: json('the verdict', answer.verifyAnswer) } },
   { method: 'get', path: '/v1/audit/checkpoints', id: 'auditCheckpoints', summary: "one tenant's signed checkpoints", tag: 'audit', security: 'operator', query: checkpointsQuery, errors: 'error', also: [404], responses: { 200: json('checkpoints', answer.checkpointsAnswer) } },
   { method: 'get', path: '/v1/audit/export', id: 'exportAudit', summary: 'a signed, verifiable bundle of one tenant\'s records', tag: 'audit', security: 'operator', query: exportQuery, errors: 'error', also: [404], responses: { 200: json('the bundle', answer.bundleAnswer) } },
+  { method: 'post', path: '/v1/audit/seal', id: 'sealAudit', summary: 'seal a broken stream: a signed record of the break, so the tenant is served again (nothing is edited)', tag: 'audit', security: 'operator', body: sealBody, errors: 'error', also: [404, 409], responses: { 200: json('sealed', answer.sealAnswer) } },
   { method: 'get', path: '/v1/audit/correlate', id: 'correlateAudit', summary: 'from a platform request id to the tenant records that hold it (recorded in each stream it reached)', tag: 'audit', security: 'operator', query: correlateQuery, errors: 'error', responses: { 200: json('matches', answer.correlateAnswer) } },
 ];
 

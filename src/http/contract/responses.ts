@@ -126,6 +126,24 @@ export const bundleAnswer = z.looseObject({
   checkpoints: z.array(z.looseObject({})),
   keys: auditKeysAnswer,
 });
+export const sealAnswer = z.looseObject({ tenant: z.string(), seq: z.number().int(), hash: z.string(), ts: isoTime, verified_seq: z.number().int(), break_seq: z.number().int() });
+
+export const tenantExportAnswer = z
+  .looseObject({ format: z.string(), tenant: z.string(), created_at: isoTime, policy: z.looseObject({}), secrets: z.looseObject({ names: z.array(z.string()) }), sessions: z.looseObject({}), revocations: z.looseObject({}), approvals: z.array(z.looseObject({})), quota: z.looseObject({}), budget: z.looseObject({}), audit: z.looseObject({}) })
+  .describe('everything the broker holds about one tenant; `audit` is a verifiable bundle');
+export const tenantDeleteAnswer = z.looseObject({
+  tenant: z.string(),
+  deleted: z.literal(true),
+  resumed: z.boolean(),
+  steps: z.array(z.looseObject({ step: z.string(), status: z.enum(['done', 'skipped']), detail: z.string() })),
+  tombstone: z.looseObject({ seq: z.number().int(), hash: z.string(), ts: isoTime }),
+  retained: z.array(z.string()),
+});
+export const countersignAnswer = z.looseObject({
+  statement: z.looseObject({ kind: z.string(), issuer: z.string(), report_digest: z.string(), run_id: z.string(), ok: z.boolean(), signed_at: isoTime }),
+  signature: z.looseObject({ alg: z.literal('EdDSA'), kid: z.string(), value: z.string() }),
+});
+
 export const correlateAnswer = z.looseObject({
   request_id: z.string(),
   matches: z.array(z.looseObject({ tenant: z.string(), seq: z.number().int(), type: z.string(), ts: isoTime, hash: z.string() })),

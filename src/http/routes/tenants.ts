@@ -12,12 +12,12 @@ import { knownTenantOf, operatorOf } from '../operator-context';
 import { parseBody } from '../parse-body';
 import { sendError } from '../respond';
 
-const exportBody = z.object({ include_secrets: z.boolean().optional() }).strict();
+export const exportBody = z.object({ include_secrets: z.boolean().optional() }).strict();
 // The API's --yes: the tenant id again, so a delete is never one mistyped path away.
-const deleteBody = z.object({ confirm: z.string().max(64) }).strict();
+export const deleteBody = z.object({ confirm: z.string().max(64) }).strict();
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
 // A run id is the selftest's own short id: no free text in what the audit key signs.
-const countersignBody = z.object({ digest: sha256Hex, run_id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"'), ok: z.boolean() }).strict();
+export const countersignBody = z.object({ digest: sha256Hex, run_id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"'), ok: z.boolean() }).strict();
 
 export interface TenantRouteDeps {
   policy: () => Policy;

@@ -4,6 +4,7 @@ import Ajv2020 from 'ajv/dist/2020';
 import { parse as parseYaml } from 'yaml';
 import { contractDocuments } from '../../../src/http/contract/documents';
 import { expressPath, OPERATIONS } from '../../../src/http/contract/operations';
+import { ENDPOINTS } from '../../../src/http/server-endpoints';
 import { startHarness, type Harness } from '../../support/broker-harness';
 import { raw, type RawAnswer, type RawRequest } from './raw-http';
 
@@ -103,7 +104,7 @@ describe('the document is generated, served and committed as one', () => {
 
 describe('the document matches the routes', () => {
   it('has every express route, and every operation is an express route (the console excepted)', () => {
-    const served = expressRoutes((h.broker.app as any).router.stack).filter((r) => !r.split(' ')[1]!.startsWith(`${CONSOLE}/`) && r.split(' ')[1] !== CONSOLE);
+    const served = [...expressRoutes((h.broker.app.express as any).router.stack), ...Object.values(ENDPOINTS).map((path) => `post ${path}`)].filter((r) => !r.split(' ')[1]!.startsWith(`${CONSOLE}/`) && r.split(' ')[1] !== CONSOLE);
     const documented = OPERATIONS.map((op) => `${op.method} ${expressPath(op.path)}`);
     expect([...new Set(served)].sort()).toEqual([...documented].sort());
   });
@@ -187,6 +188,13 @@ describe('real answers match the document', () => {
     expect((await call('GET', '/v1/quarantines?tenant=acme', { bearer: op })).status).toBe(200);
     expect((await call('POST', '/v1/quarantines/lift', { bearer: op, body: { session: 'never-quarantined', reason: 'contract test' } })).status).toBeGreaterThanOrEqual(400);
     await call('POST', '/v1/policy/reload', { bearer: op, body: {} });
+    expect((await call('POST', '/v1/tenants/acme/export', { bearer: op, body: {} })).status).toBe(200);
+    expect((await call('POST', '/v1/tenants/nobody/export', { bearer: op, body: {} })).status).toBe(404);
+    // A delete whose confirm is not the tenant id is refused before anything is shredded.
+    expect((await call('POST', '/v1/tenants/acme/delete', { bearer: op, body: { confirm: 'globex' } })).status).toBe(400);
+    expect((await call('POST', '/v1/selftest/countersign', { bearer: op, body: { digest: 'a'.repeat(64), run_id: 'contract-test', ok: true } })).status).toBe(200);
+    // An intact stream has no break to seal.
+    expect((await call('POST', '/v1/audit/seal', { bearer: op, body: { tenant: 'acme', reason: 'contract test' } })).status).toBeGreaterThanOrEqual(400);
   });
 
   it('the public documents and the browser login', async () => {

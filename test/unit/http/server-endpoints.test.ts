@@ -110,11 +110,12 @@ describe('the node:http endpoints', () => {
     await raw(h.url, 'POST', '/v1/complete', { bearer: serverKey(), body: { call_id: 'se-after-abort', status: 'success' } });
   });
 
-  it('leaves other methods on these paths to express (authenticated first, then a JSON 404)', async () => {
+  it('leaves other methods on these paths to express (authenticated first, then a JSON 405 naming POST)', async () => {
     expect((await raw(h.url, 'GET', '/v1/authorize')).status).toBe(401);
     const answer = await raw(h.url, 'GET', '/v1/authorize', { bearer: serverKey() });
-    expect(answer.status).toBe(404);
-    expect(answer.json).toMatchObject({ error: 'not_found' });
+    expect(answer.status).toBe(405);
+    expect(answer.headers.get('allow')).toBe('POST');
+    expect(answer.json).toMatchObject({ error: 'method_not_allowed' });
   });
 
   it('logs one allow-listed line per request, with its request id, and never the body', async () => {
