@@ -20,12 +20,14 @@ const isoTime = z.iso.datetime({ offset: true }).transform((value) => Date.parse
 // A tenant, or the broker's security stream (`_security`): operators read and verify it like a tenant's.
 const tenantQuery = { tenant: streamIdSchema };
 const range = { from: isoTime.optional(), to: isoTime.optional() };
+// A query's integer: z.coerce alone reads an empty `after=` as 0; empty is refused instead (found by schemathesis).
+const queryInteger = <T extends z.ZodType>(coerced: T) => z.preprocess((value) => (value === '' ? Number.NaN : value), coerced);
 export const searchQuery = z
   .object({
     ...tenantQuery,
     ...range,
-    after: z.coerce.number().int().nonnegative().optional(),
-    limit: z.coerce.number().int().min(1).max(10_000).optional(),
+    after: queryInteger(z.coerce.number().int().nonnegative()).optional(),
+    limit: queryInteger(z.coerce.number().int().min(1).max(10_000)).optional(),
     type: text.optional(),
     decision: z.enum(['allow', 'deny']).optional(),
     reason: text.optional(),

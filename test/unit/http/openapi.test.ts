@@ -178,6 +178,9 @@ describe('real answers match the document', () => {
       await call('GET', path, { bearer: op });
     }
     expect((await call('GET', '/v1/audit?tenant=acme')).status).toBe(401);
+    // An empty integer is no integer (coercion alone would read `after=` as 0).
+    expect((await call('GET', '/v1/audit?tenant=acme&after=', { bearer: op })).status).toBe(400);
+    expect((await call('GET', '/v1/audit?tenant=acme&limit=', { bearer: op })).status).toBe(400);
     const revoked = await call('POST', '/v1/revoke', { bearer: op, body: { principal: 'initech/initech-reader', reason: 'contract test', force: true } });
     expect(revoked.status).toBe(200);
     expect((await call('POST', '/v1/revoke', { bearer: op, body: { tenant: 'initech', session: 'x' } })).status).toBe(400);
