@@ -13,7 +13,7 @@ cli="node dist/src/cli/main.js"
   echo '```'
   $cli --help
   echo '```'
-  for verb in serve token revoke restore revocations quarantine audit keys approvals secret tenant state policy selftest certs; do
+  for verb in serve token revoke restore revocations quarantine audit keys approvals secret tenant state policy selftest certs completion; do
     echo
     echo "## bulkhead $verb"
     echo

@@ -14,7 +14,7 @@ import { DEMO_FILE, DEMO_SERVER, type DemoCredentials } from '../../src/policy/d
  *   node dist/examples/crm-mcp/client.js acme-agent query_crm '{"path":"acme/contacts"}'
  *   node dist/examples/crm-mcp/client.js approve <approval-id>
  *
- * Environment: BULKHEAD_URL (default http://127.0.0.1:8700), CRM_MCP_URL (default http://127.0.0.1:8800/mcp),
+ * Environment: BULKHEAD_ADDR (or the older BULKHEAD_URL; default http://127.0.0.1:8700), CRM_MCP_URL (default http://127.0.0.1:8800/mcp),
  * BULKHEAD_DATA_DIR (default ./.bulkhead) for the demo credentials, CRM_MCP_ENTRY (`v2`, the default: the
  * SDK 2.x client at protocol 2026-07-28; `v1`: the SDK 1.x client, for a CRM started with `--entry v1`).
  */
@@ -40,7 +40,7 @@ async function connect(token: string): Promise<DemoClient> {
   return { listTools: () => client.listTools(), callTool: async (name, args) => (await client.callTool({ name, arguments: args }, CALL_OPTIONS)) as never, close: () => client.close() };
 }
 
-const brokerUrl = process.env.BULKHEAD_URL ?? 'http://127.0.0.1:8700';
+const brokerUrl = process.env.BULKHEAD_ADDR ?? process.env.BULKHEAD_URL ?? 'http://127.0.0.1:8700';
 const mcpUrl = process.env.CRM_MCP_URL ?? 'http://127.0.0.1:8800/mcp';
 
 async function demo(): Promise<DemoCredentials> {

@@ -24,7 +24,7 @@ const HELP = `Usage: node dist/examples/crm-mcp/main.js [--data-dir DIR] [--brok
        node dist/examples/crm-mcp/main.js setup-postgres --database-url URL [--data-dir DIR]
 
   --data-dir DIR   the broker's data dir, for the demo credentials (default ./.bulkhead or $BULKHEAD_DATA_DIR)
-  --broker URL     where Bulkhead listens (default $BULKHEAD_URL or http://127.0.0.1:8700)
+  --broker URL     where Bulkhead listens (default $BULKHEAD_ADDR or http://127.0.0.1:8700)
   --port PORT      where this MCP server listens (default 8800)
   --entry v2|v1    v2 (default): bulkhead/mcp/v2 on SDK 2.x, protocol 2026-07-28
                    v1: bulkhead/mcp on SDK 1.x, for 2025-11-25 clients (run client.js with CRM_MCP_ENTRY=v1)
@@ -68,7 +68,7 @@ async function main(argv: string[]): Promise<number> {
 
   const entry = values.entry ?? 'v2';
   if (entry !== 'v1' && entry !== 'v2') throw new Error('--entry must be v2 or v1');
-  const brokerUrl = values.broker ?? process.env.BULKHEAD_URL ?? 'http://127.0.0.1:8700';
+  const brokerUrl = values.broker ?? process.env.BULKHEAD_ADDR ?? process.env.BULKHEAD_URL ?? 'http://127.0.0.1:8700';
   const crm = await startCrmServer({
     entry,
     brokerUrl,

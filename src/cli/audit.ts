@@ -7,6 +7,7 @@ import { isoOption, openAuditSources, readKeySet } from './audit-sources';
 import { auditCorrelate, auditSeal, auditShow, CORRELATE_HELP, SEAL_HELP, SHOW_HELP } from './audit-show';
 import { exportTenantBundle } from '../audit/export';
 import { parseVerb, stateOptions } from './options';
+import { report } from './output';
 import { UsageError } from './usage-error';
 
 export const VERIFY_HELP = `Usage: bulkhead audit verify [--tenant T] [--expect-head SEQ:HASH] [--json] [--keys FILE] [--data-dir DIR] [--config FILE]
@@ -143,7 +144,8 @@ async function exportBundle(argv: string[]): Promise<number> {
     });
     await replaceFile(values.out, JSON.stringify(bundle, null, 2) + '\n');
     const { first_seq, last_seq } = bundle.manifest.selection;
-    process.stdout.write(`${values.out}: tenant ${values.tenant}, records ${first_seq}..${last_seq}, ${bundle.checkpoints.length} checkpoints\n`);
+    const written = { file: values.out, tenant: values.tenant, first_seq, last_seq, checkpoints: bundle.checkpoints.length, unsealed_excluded: bundle.manifest.unsealed_excluded };
+    report(values.json, written, `${values.out}: tenant ${values.tenant}, records ${first_seq}..${last_seq}, ${bundle.checkpoints.length} checkpoints`);
     if (bundle.manifest.unsealed_excluded > 0) process.stderr.write(`warning: ${bundle.manifest.unsealed_excluded} newer records are not signed by a checkpoint yet and were left out\n`);
     return 0;
   } finally {

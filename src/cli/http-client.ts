@@ -4,12 +4,12 @@ import { Agent, fetch as undiciFetch } from 'undici';
 import { withDeadline } from '../deadline';
 import { brokerAddress } from '../net/broker-address';
 import { DEMO_FILE, type DemoCredentials } from '../policy/demo';
-import { DEFAULT_URL } from './options';
+import { brokerUrl } from './options';
 import { UsageError } from './usage-error';
 
 /** CLI verbs that act on a running broker go through its HTTP API, so a running process sees them at once. */
 export async function callBroker(url: string | undefined, path: string, init: { method: string; body?: unknown; bearer?: string; form?: URLSearchParams; timeoutMs?: number }): Promise<unknown> {
-  const base = url ?? process.env.BULKHEAD_URL ?? DEFAULT_URL;
+  const base = brokerUrl(url);
   const headers: Record<string, string> = {};
   if (init.bearer) headers.authorization = `Bearer ${init.bearer}`;
   let body: string | undefined;

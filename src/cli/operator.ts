@@ -1,11 +1,11 @@
 import { resolve } from 'node:path';
 import { callBroker, readSecret } from './http-client';
-import { clientOptions, DEFAULT_DATA_DIR, parseVerb } from './options';
+import { ADDRESS_HELP, clientOptions, DEFAULT_DATA_DIR, parseVerb } from './options';
 import { UsageError } from './usage-error';
 
 /** How every operator verb authenticates and finds the broker, for their --help. */
 export const OPERATOR_AUTH = `  --operator-token-file F   operator token (else $BULKHEAD_OPERATOR_TOKEN, else the demo credentials in --data-dir)
-  --url URL                 broker URL, or unix:/path of its socket (default $BULKHEAD_URL or http://127.0.0.1:8700)`;
+${ADDRESS_HELP}`;
 
 export const REVOKE_HELP = `Usage: bulkhead revoke (--tenant T | --session SID | --principal [TENANT/]P | --jti JTI)
                       [--reason TEXT] [--ttl DURATION] [--force]

@@ -1,4 +1,4 @@
-import { parseArgs } from 'node:util';
+import { parseVerb } from './options';
 import { diffPolicies, type EntryChanges, type PolicyDiff } from '../policy/diff';
 import { loadPolicyFile, PolicyError } from '../policy/load';
 import type { Policy } from '../policy/schema';
@@ -24,13 +24,7 @@ export const POLICY_HELP = `Usage: bulkhead policy check FILE [--json]
 ${OPERATOR_AUTH}`;
 
 export async function policy(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args: argv, options: { ...operatorOptions, json: { type: 'boolean' } }, strict: true, allowPositionals: true });
-  } catch (err) {
-    throw new UsageError(`bulkhead policy: ${(err as Error).message.split('\n')[0]} (see bulkhead policy --help)`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseVerb('policy', argv, operatorOptions, { positionals: true });
   const [action, ...files] = positionals;
   if (values.help || action === undefined) {
     process.stdout.write(POLICY_HELP + '\n');

@@ -1,5 +1,6 @@
 import { idSchema } from '../policy/schema';
 import { parseVerb, stateOptions } from './options';
+import { report } from './output';
 import { openTenantStore, type OpenedStore } from './tenant-store';
 import { UsageError } from './usage-error';
 
@@ -43,7 +44,7 @@ async function set(argv: string[], stdin: NodeJS.ReadableStream): Promise<number
     const value = (await readAll(stdin)).replace(/\r?\n$/, '');
     if (!value) throw new UsageError('bulkhead secret set: no value on standard input');
     await opened.store.set(tenant!, name!, value);
-    process.stdout.write(`stored secret "${name}" for tenant "${tenant}" in ${opened.dataDir}\n`);
+    report(values.json, { stored: { tenant, name }, data_dir: opened.dataDir }, `stored secret "${name}" for tenant "${tenant}" in ${opened.dataDir}`);
     return 0;
   });
 }
@@ -54,8 +55,8 @@ async function list(argv: string[]): Promise<number> {
   const { tenant } = checkIds('list', values, ['tenant']);
   return withStore(values, { create: false }, async ({ store, dataDir }) => {
     const names = await store.list(tenant!);
-    if (names.length === 0) process.stderr.write(`tenant "${tenant}" has no secrets in ${dataDir}\n`);
-    for (const name of names) process.stdout.write(`${name}\n`);
+    if (names.length === 0 && !values.json) process.stderr.write(`tenant "${tenant}" has no secrets in ${dataDir}\n`);
+    if (values.json || names.length > 0) report(values.json, { tenant, names, data_dir: dataDir }, names.join('\n'));
     return 0;
   });
 }
@@ -66,7 +67,7 @@ async function remove(argv: string[]): Promise<number> {
   const { tenant, name } = checkIds('delete', values, ['tenant', 'name']);
   return withStore(values, { create: false }, async ({ store, dataDir }) => {
     if (!(await store.delete(tenant!, name!))) throw new Error(`tenant "${tenant}" has no secret "${name}" in ${dataDir}`);
-    process.stdout.write(`deleted secret "${name}" of tenant "${tenant}" from ${dataDir}\n`);
+    report(values.json, { deleted: { tenant, name }, data_dir: dataDir }, `deleted secret "${name}" of tenant "${tenant}" from ${dataDir}`);
     return 0;
   });
 }
@@ -80,7 +81,7 @@ async function shred(argv: string[]): Promise<number> {
     const what = `tenant "${tenant}"'s data key in ${dataDir}: its ${names.length} secret(s)${names.length ? ` (${names.join(', ')})` : ''}`;
     if (!values.yes) throw new UsageError(`bulkhead secret shred: this would delete ${what} could never be read again from this data dir. Add --yes to do it.`);
     await store.shredTenant(tenant!);
-    process.stdout.write(`deleted ${what} can no longer be read from this data dir\n`);
+    report(values.json, { shredded: tenant, secrets: names, data_dir: dataDir }, `deleted ${what} can no longer be read from this data dir`);
     return 0;
   });
 }

@@ -1,5 +1,5 @@
 import { readFileSync, writeFileSync } from 'node:fs';
-import { parseArgs } from 'node:util';
+import { brokerUrl, parseVerb } from './options';
 import { stringify as toYaml } from 'yaml';
 import { createTenantSecretStore } from '../compose/secret-store';
 import { loadOrCreateMasterKey } from '../crypto/master-key';
@@ -30,7 +30,7 @@ The report is countersigned by the broker (the first --against URL, POST /v1/sel
 its audit key signs the report digest, run id, verdict and time, so the report can be checked offline
 later; a broker that does not countersign fails the run (exit 1).
 
-  --against URLS   comma-separated replica URLs (default $BULKHEAD_URL or http://127.0.0.1:8700)
+  --against URLS   comma-separated replica URLs (default $BULKHEAD_ADDR, else http://127.0.0.1:8700)
   --canaries FILE  the canary file from \`selftest init\` (keep it with the pipeline's secrets)
   --report FILE    also write the JSON containment report (checks, one lane per canary, digest)
   --json           print the JSON report instead of the table
@@ -48,18 +48,7 @@ The kill-switch rehearsal revokes and restores canary B; its tokens from before 
 dead. The quarantine rehearsal leaves one canary session quarantined.`;
 
 export async function selftest(argv: string[]): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({
-      args: argv,
-      options: { ...operatorOptions, against: { type: 'string' }, canaries: { type: 'string' }, report: { type: 'string' }, json: { type: 'boolean' }, out: { type: 'string' }, keys: { type: 'string' } },
-      strict: true,
-      allowPositionals: true,
-    });
-  } catch (err) {
-    throw new UsageError(`bulkhead selftest: ${(err as Error).message.split('\n')[0]} (see bulkhead selftest --help)`);
-  }
-  const { values, positionals } = parsed;
+  const { values, positionals } = parseVerb('selftest', argv, { ...operatorOptions, against: { type: 'string' }, canaries: { type: 'string' }, report: { type: 'string' }, out: { type: 'string' }, keys: { type: 'string' } }, { positionals: true });
   if (values.help) {
     process.stdout.write(SELFTEST_HELP + '\n');
     return 0;
@@ -93,7 +82,7 @@ export async function selftest(argv: string[]): Promise<number> {
     return 0;
   }
 
-  const replicas = (values.against ?? process.env.BULKHEAD_URL ?? 'http://127.0.0.1:8700').split(',').map((u) => u.trim()).filter(Boolean);
+  const replicas = brokerUrl(values.against).split(',').map((u) => u.trim()).filter(Boolean);
   for (const url of replicas) if (!/^https?:\/\//.test(url)) throw new UsageError(`bulkhead selftest: --against "${url}" is not an http(s) URL`);
   const token = operatorToken(values);
   const unsigned = await runSelftest({ replicas, canaries, operatorToken: token });

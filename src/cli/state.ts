@@ -4,6 +4,7 @@ import { initSchema } from '../state/postgres/schema';
 import { describeUrl } from '../state/safe-url';
 import { loadConfig } from './load-config';
 import { parseVerb, stateOptions } from './options';
+import { report } from './output';
 import { UsageError } from './usage-error';
 
 export const STATE_HELP = `Usage: bulkhead state init --config FILE
@@ -33,10 +34,12 @@ export async function state(argv: string[]): Promise<number> {
   const { redis_url, postgres_url } = policy!.broker.state;
   if (!postgres_url || !redis_url) throw new UsageError(`${values.config}: broker.state.${postgres_url ? 'redis_url' : 'postgres_url'}: required for scale-out (bulkhead state init)`);
 
+  let postgres: { url: string; schema_version: number; created: boolean } | undefined;
   const pool = createPgPool({ url: postgres_url, timeoutMs: TIMEOUT_MS, max: 2 });
   try {
     const result = await initSchema(pool);
-    process.stdout.write(`${describeUrl(postgres_url)}: Bulkhead schema version ${result.version} ${result.created ? 'created' : 'already present'}\n`);
+    postgres = { url: describeUrl(postgres_url), schema_version: result.version, created: result.created };
+    if (!values.json) process.stdout.write(`${postgres.url}: Bulkhead schema version ${result.version} ${result.created ? 'created' : 'already present'}\n`);
   } catch (err) {
     throw new Error(`PostgreSQL at ${describeUrl(postgres_url)}: ${(err as Error).message}`, { cause: err });
   } finally {
@@ -47,7 +50,7 @@ export async function state(argv: string[]): Promise<number> {
   try {
     await connectRedis(redis, redis_url, TIMEOUT_MS);
     await redis.ping();
-    process.stdout.write(`${describeUrl(redis_url)}: Redis answers (key prefix "${policy!.broker.state.redis_prefix}")\n`);
+    report(values.json, { postgres, redis: { url: describeUrl(redis_url), prefix: policy!.broker.state.redis_prefix } }, `${describeUrl(redis_url)}: Redis answers (key prefix "${policy!.broker.state.redis_prefix}")`);
   } finally {
     redis.disconnect();
   }

@@ -12,7 +12,7 @@ Gets an access token for a principal from a running broker (client_credentials g
   --scope TOOLS      space-separated tools to narrow the token to (never widens)
   --secret-file F    file holding the client secret (else $BULKHEAD_CLIENT_SECRET, else the demo
                      credentials in --data-dir)
-  --url URL          broker URL, or unix:/path of its socket (default $BULKHEAD_URL or http://127.0.0.1:8700)
+  --url URL          broker URL, or unix:/path of its socket (default $BULKHEAD_ADDR, else http://127.0.0.1:8700)
   --json             print the whole token response instead of the bare token`;
 
 export async function token(argv: string[]): Promise<number> {
