@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { stringify as toYaml } from 'yaml';
 import { sha256Hex } from '../../../src/crypto/hash';
+import { parsePolicy, PolicyError } from '../../../src/policy/load';
 
 /** A small valid policy as plain data; each test breaks one thing in a fresh copy. */
 export function validPolicy(): any {
@@ -43,4 +44,15 @@ export async function tempDir(): Promise<TempDir> {
     },
     cleanup: () => rm(dir, { recursive: true, force: true }),
   };
+}
+
+/** The message of the PolicyError `raw` is refused with (as file "policy.yaml"); fails if it is accepted. */
+export function refusal(raw: unknown): string {
+  try {
+    parsePolicy(raw, 'policy.yaml');
+  } catch (err) {
+    expect(err).toBeInstanceOf(PolicyError);
+    return (err as Error).message;
+  }
+  throw new Error('expected the policy to be refused');
 }

@@ -1,17 +1,7 @@
-import { parsePolicy, PolicyError } from '../../../src/policy/load';
-import { validPolicy } from './policy-fixtures';
+import { parsePolicy } from '../../../src/policy/load';
+import { refusal, validPolicy } from './policy-fixtures';
 
 /** The rules a policy must follow beyond its shape: hashes, lifetimes, ids, tenant binding, freezing. */
-
-function refusal(raw: unknown): string {
-  try {
-    parsePolicy(raw, 'policy.yaml');
-  } catch (err) {
-    expect(err).toBeInstanceOf(PolicyError);
-    return (err as Error).message;
-  }
-  throw new Error('expected the policy to be refused');
-}
 
 function breaking(change: (p: any) => void): unknown {
   const raw = validPolicy();

@@ -1,5 +1,5 @@
-import { parsePolicy, PolicyError } from '../../../src/policy/load';
-import { validPolicy } from './policy-fixtures';
+import { parsePolicy } from '../../../src/policy/load';
+import { refusal, validPolicy } from './policy-fixtures';
 
 /**
  * Policy for the jwt-bearer grant: a principal names (workload issuer, exact subject) and policy makes
@@ -16,16 +16,6 @@ function withWorkloads(change: (p: any) => void = () => undefined): any {
   raw.tenants.acme.principals['acme-batch'] = { workload: { issuer: 'cluster', subject: 'system:serviceaccount:acme:batch' }, tools: ['query_crm'] };
   change(raw);
   return raw;
-}
-
-function refusal(raw: unknown): string {
-  try {
-    parsePolicy(raw, 'policy.yaml');
-  } catch (err) {
-    expect(err).toBeInstanceOf(PolicyError);
-    return (err as Error).message;
-  }
-  throw new Error('expected the policy to be refused');
 }
 
 it('accepts a workload-only principal and fills in the issuer defaults', () => {
