@@ -78,7 +78,18 @@ function workloadPrincipal(policy: Policy, issuerName: string, subject: string):
 export function createJwtBearerGrant(deps: JwtBearerDeps) {
   const limitsOf = (policy: Policy) => ({ timeoutMs: policy.broker.upstreams.idp.timeout, maxBytes: policy.broker.upstreams.idp.body_limit });
 
-  async function verify(policy: Policy, assertion: string, keys: JWTVerifyGetKey, rules: { issuer: string; audience: string; typ?: string; required: string[] }, attempt: Attempt): Promise<JWTPayload> {
+  /**
+   * Verifies, and records in `attempt` whom the issuer's signature vouches for (`vouch` of the signed
+   * payload): on success, and also when jose refused a claim after the signature held.
+   */
+  async function verify(
+    policy: Policy,
+    assertion: string,
+    keys: JWTVerifyGetKey,
+    rules: { issuer: string; audience: string; typ?: string; required: string[] },
+    attempt: Attempt,
+    vouch: (payload: JWTPayload) => TenantIdentity | undefined,
+  ): Promise<JWTPayload> {
     try {
       const { payload } = await jwtVerify(assertion, keys, {
         issuer: rules.issuer,
@@ -89,11 +100,15 @@ export function createJwtBearerGrant(deps: JwtBearerDeps) {
         currentDate: new Date(deps.clock.now()),
         clockTolerance: policy.broker.clock_skew / 1000,
       });
+      attempt.vouched = vouch(payload);
       return payload;
     } catch (err) {
       // jose checks claims only once the signature verified: then the issuer really signed this payload.
       const { code, claim, payload } = (err ?? {}) as { code?: unknown; claim?: unknown; payload?: JWTPayload };
-      if ((code === 'ERR_JWT_EXPIRED' || code === 'ERR_JWT_CLAIM_VALIDATION_FAILED') && payload) attempt.signedFailure = { code, claim, payload };
+      if ((code === 'ERR_JWT_EXPIRED' || code === 'ERR_JWT_CLAIM_VALIDATION_FAILED') && payload) {
+        attempt.signedFailure = { code, claim, payload };
+        attempt.vouched = vouch(payload);
+      }
       throw isBrokerError(err) ? err : identityTokenError(err, 'assertion');
     }
   }
@@ -101,21 +116,13 @@ export function createJwtBearerGrant(deps: JwtBearerDeps) {
   async function fromWorkload(policy: Policy, assertion: string, name: string, source: WorkloadIssuer, client: AuthenticatedClient | null, attempt: Attempt): Promise<JwtBearerSubject> {
     // An ID-JAG is for a person's IdP; a workload issuer's token of that type is a confusion, not a workload.
     if (typeOf(assertion) === ID_JAG_TYPE) throw new OAuthError('invalid_grant', 'assertion is an ID-JAG, but its issuer is a workload issuer');
-    let payload: JWTPayload;
-    try {
-      payload = await verify(policy, assertion, deps.idpKeys(`workload:${name}`, source, limitsOf(policy)), { issuer: source.issuer, audience: source.audience, required: ['sub'] }, attempt);
-    } catch (err) {
-      const signedSub = attempt.signedFailure?.payload.sub;
-      const mapped = typeof signedSub === 'string' ? workloadPrincipal(policy, name, signedSub) : undefined;
-      if (mapped) attempt.vouched = mapped;
-      throw err;
-    }
+    const principalOf = (signed: JWTPayload) => (typeof signed.sub === 'string' ? workloadPrincipal(policy, name, signed.sub) : undefined);
+    const payload = await verify(policy, assertion, deps.idpKeys(`workload:${name}`, source, limitsOf(policy)), { issuer: source.issuer, audience: source.audience, required: ['sub'] }, attempt, principalOf);
     if ((payload.exp as number) * 1000 - deps.clock.now() > source.max_lifetime) {
       throw new OAuthError('invalid_grant', `assertion is valid for longer than workload_issuers.${name}.max_lifetime allows`);
     }
-    const mapped = typeof payload.sub === 'string' ? workloadPrincipal(policy, name, payload.sub) : undefined;
+    const mapped = principalOf(payload);
     if (!mapped) throw new OAuthError('invalid_grant', 'assertion subject is not a workload of any principal in policy');
-    attempt.vouched = mapped;
     // Client authentication is optional on this grant (RFC 7523 §3.1); if presented, it is the same principal.
     if (client && (client.tenant !== mapped.tenant || client.principal !== mapped.principal)) throw new OAuthError('invalid_client', 'the authenticated client is not the assertion\'s principal', 401);
     const tenant = policy.tenants[mapped.tenant]!;
@@ -127,13 +134,7 @@ export function createJwtBearerGrant(deps: JwtBearerDeps) {
     // The client is checked before the signature: an unauthenticated caller learns nothing about the assertion.
     if (!client) throw new OAuthError('invalid_client', 'an ID-JAG must be presented by an authenticated client', 401);
     if (client.tenant !== tenantId) throw new OAuthError('invalid_client', 'this client is not of the assertion\'s tenant', 401);
-    let payload: JWTPayload;
-    try {
-      payload = await verify(policy, assertion, deps.idpKeys(tenantId, idp, limitsOf(policy)), { issuer: idp.issuer, audience: policy.broker.issuer, typ: ID_JAG_TYPE, required: ['iat', 'jti', 'client_id', idp.principal_claim] }, attempt);
-    } finally {
-      if (attempt.signedFailure) attempt.vouched = { tenant: tenantId };
-    }
-    attempt.vouched = { tenant: tenantId };
+    const payload = await verify(policy, assertion, deps.idpKeys(tenantId, idp, limitsOf(policy)), { issuer: idp.issuer, audience: policy.broker.issuer, typ: ID_JAG_TYPE, required: ['iat', 'jti', 'client_id', idp.principal_claim] }, attempt, () => ({ tenant: tenantId }));
     if (payload.client_id !== client.principal && payload.client_id !== `${client.tenant}/${client.principal}`) {
       throw new OAuthError('invalid_grant', 'assertion was issued to another client');
     }

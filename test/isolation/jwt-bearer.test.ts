@@ -234,6 +234,11 @@ describe('every refusal is recorded where its signature says', () => {
     expect(added.globex).toMatchObject({ decision: 'deny', reason: 'token_expired', principal: 'globex-batch' });
   });
 
+  it('a signed service-account token of a mapped subject that lives too long: in that tenant\'s stream', async () => {
+    const added = await recorded(async () => grant(await serviceAccountToken('system:serviceaccount:globex:batch', { exp: now() + 25 * 3600 })));
+    expect(added.globex).toMatchObject({ decision: 'deny', reason: 'token_invalid', principal: 'globex-batch', detail: expect.stringMatching(/max_lifetime/) });
+  });
+
   it('a token no trusted key signed, claiming a mapped subject: in _security with its fingerprint, never in the tenant', async () => {
     const forged = await idps.spire!.sign({ iss: idps.cluster!.issuer, sub: 'system:serviceaccount:globex:batch', exp: now() + 600 }, now());
     const added = await recorded(() => grant(forged));
