@@ -338,6 +338,16 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         log: state.audit,
         append: audit.append,
         seal: (tenant) => checkpointer.sealNow(tenant),
+        purge: {
+          signer: () => auditKeys.signer(),
+          now: () => clock.now(),
+          async remove(tenant) {
+            // Nothing of the stream is signed again once it is gone; then the records, then the checkpoints.
+            await checkpointer.forget(tenant);
+            await state.audit.purge(tenant);
+            await state.checkpoints.purge(tenant);
+          },
+        },
       },
       countersign: { issuer: policy.broker.issuer, signer: () => auditKeys.signer(), now: () => clock.now() },
     },

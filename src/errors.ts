@@ -31,7 +31,7 @@ export const DENY_REASONS = [
 export type DenyReason = (typeof DENY_REASONS)[number];
 
 /** Reasons used outside the authorize decision (operator API, token endpoint plumbing). */
-export type OtherReason = 'operator_unauthenticated' | 'csrf_refused' | 'not_found' | 'unknown_target' | 'method_not_allowed' | 'conflict' | 'policy_invalid' | 'internal_error';
+export type OtherReason = 'operator_unauthenticated' | 'csrf_refused' | 'not_found' | 'unknown_target' | 'method_not_allowed' | 'conflict' | 'export_required' | 'policy_invalid' | 'internal_error';
 
 export type Reason = DenyReason | OtherReason;
 
@@ -64,6 +64,8 @@ const STATUS: Record<Reason, number> = {
   unknown_target: 404,
   method_not_allowed: 405,
   conflict: 409,
+  // tenant delete --purge-audit without an export that covers the stream's last record.
+  export_required: 409,
   policy_invalid: 422,
   internal_error: 500,
 };

@@ -5,6 +5,8 @@ import type { ChainHead } from './chain';
 import type { CheckpointRule } from './checkpoint';
 import type { CheckpointStore } from './checkpoint-store';
 import { verifyEvidence, type EvidenceResult } from './evidence';
+import { isPurgeRecord, purgeProblem } from './purge';
+import { SECURITY_STREAM } from './security-stream';
 
 /**
  * A tenant's audit evidence, wherever it is kept: the stream, its checkpoints and the audit public
@@ -35,7 +37,7 @@ export function createAuditEvidence(deps: AuditEvidenceDeps): AuditEvidence {
 
     async verify(tenant, options = {}) {
       const [streams, checkpoints] = await Promise.all([deps.log.tenants(), deps.checkpoints.list(tenant)]);
-      return verifyEvidence({
+      const result = await verifyEvidence({
         tenant,
         log: deps.log,
         streamExists: streams.includes(tenant),
@@ -47,8 +49,40 @@ export function createAuditEvidence(deps: AuditEvidenceDeps): AuditEvidence {
         known: options.known,
         readAfter: (seq) => deps.log.read(tenant, { afterSeq: seq, limit: 1 }),
       });
+      return withPurges(deps, tenant, result);
     },
   };
+}
+
+/**
+ * Purge records (`tenant delete --purge-audit`) live in the security stream. Verifying that stream checks
+ * each one's signature (its chain and checkpoints already cover its bytes; the signature is what a
+ * record rewritten with a recomputed chain cannot carry). Verifying a tenant lists the signed purges of
+ * its stream, so a stream that is gone or began again at seq 1 reads as purged, by whom, after which
+ * export, and not as an unexplained deletion. Reads the whole security stream (an operator's check).
+ */
+async function withPurges(deps: AuditEvidenceDeps, tenant: string, result: EvidenceResult): Promise<EvidenceResult> {
+  if (!result.ok && tenant === SECURITY_STREAM) return result;
+  const keys = deps.keys();
+  const purged: NonNullable<EvidenceResult['purged']> = [];
+  for (let after = 0; ; ) {
+    const page = await deps.log.read(SECURITY_STREAM, { afterSeq: after, limit: 1000 });
+    for (const record of page) {
+      if (record.type !== 'tenant_purge') continue;
+      const problem = purgeProblem(record, keys);
+      if (tenant === SECURITY_STREAM) {
+        if (problem) return { ...result, ok: false, broken: { seq: record.seq, problem: `purge record ${problem}`, kind: 'purge_invalid' } };
+        continue;
+      }
+      if (!problem && isPurgeRecord(record) && record.purge.tenant === tenant) {
+        const p = record.purge;
+        purged.push({ security_seq: record.seq, purged_seq: p.purged_seq, purged_hash: p.purged_hash, export_sha256: p.export_sha256, operator: p.operator, at: p.at });
+      }
+    }
+    if (page.length < 1000) break;
+    after = page[page.length - 1]!.seq;
+  }
+  return purged.length > 0 ? { ...result, purged } : result;
 }
 
 /** Parses `SEQ:HASH` (an auditor's kept head); undefined when malformed. */

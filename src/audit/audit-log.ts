@@ -1,5 +1,6 @@
 import type { Readiness } from '../observability/readiness';
 import type { AuditKeySet, AuditSigner } from './audit-keys';
+import type { PurgeStatement } from './purge';
 import type { SealStatement } from './seal';
 
 /**
@@ -10,7 +11,7 @@ import type { SealStatement } from './seal';
 export const GENESIS_HASH = '0'.repeat(64);
 
 export interface AuditEvent {
-  type: 'authorize' | 'complete' | 'revoke' | 'restore' | 'approval' | 'token' | 'quarantine' | 'quarantine_lift' | 'policy' | 'deny_summary' | 'export' | 'correlate' | 'tenant_export' | 'tenant_delete' | 'seal';
+  type: 'authorize' | 'complete' | 'revoke' | 'restore' | 'approval' | 'token' | 'quarantine' | 'quarantine_lift' | 'policy' | 'deny_summary' | 'export' | 'correlate' | 'tenant_export' | 'tenant_delete' | 'tenant_purge' | 'seal';
   decision?: 'allow' | 'deny';
   reason?: string;
   call_id?: string;
@@ -61,6 +62,10 @@ export interface AuditEvent {
   token_sha256?: string;
   /** seal: the operator's signed statement about the broken region before this record (seal.ts). */
   seal?: SealStatement;
+  /** tenant_export (status exported): SHA-256 of the canonical JSON of the audit bundle the export holds (its records through `records`). */
+  bundle_sha256?: string;
+  /** tenant_purge (security stream only): the signed statement that a tenant's stream was purged (purge.ts). */
+  purge?: PurgeStatement;
 }
 
 export interface AuditRecord extends AuditEvent {
@@ -139,5 +144,10 @@ export interface AuditLog {
   locked?(): ReadonlyMap<string, LockedStream>;
   /** Seals a locked stream (seal.ts), so the tenant is served again; refuses a stream that is not locked. */
   seal?(tenant: string, input: SealRequest): Promise<AuditRecord>;
+  /**
+   * Removes the tenant's whole stream (`tenant delete --purge-audit`, after its signed purge record was
+   * written to the security stream); idempotent. The next record of the tenant starts a new stream at seq 1.
+   */
+  purge(tenant: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -37,6 +37,8 @@ const EVENT_FIELDS = [
   'endpoint',
   'token_sha256',
   'seal',
+  'bundle_sha256',
+  'purge',
 ] as const satisfies readonly (keyof AuditEvent)[];
 
 export interface ChainHead {

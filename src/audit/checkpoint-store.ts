@@ -15,4 +15,6 @@ export interface CheckpointStore {
    */
   list(tenant: string): Promise<unknown[]>;
   tenants(): Promise<string[]>;
+  /** Removes the tenant's checkpoints along with its purged stream (`tenant delete --purge-audit`); idempotent. */
+  purge(tenant: string): Promise<void>;
 }

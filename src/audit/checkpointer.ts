@@ -31,6 +31,8 @@ export interface Checkpointer {
   observe(record: Pick<AuditRecord, 'tenant' | 'seq' | 'hash'>): void;
   /** Signs the latest record seen for the tenant (or every tenant) if it is not sealed yet. */
   sealNow(tenant?: string): Promise<void>;
+  /** Forgets a purged stream's head (after any checkpoint of it in flight), so nothing of it is signed again. */
+  forget(tenant: string): Promise<void>;
   start(): void;
   close(): Promise<void>;
 }
@@ -87,6 +89,12 @@ export function createCheckpointer(deps: CheckpointerDeps): Checkpointer {
     },
 
     sealNow: (tenant) => sealAll(tenant),
+
+    async forget(tenant) {
+      const heads = tenants.get(tenant);
+      tenants.delete(tenant);
+      await heads?.running;
+    },
 
     start() {
       if (timer || closed) return;

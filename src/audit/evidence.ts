@@ -24,6 +24,7 @@ import { checkpointProblem, type Checkpoint, type CheckpointRule } from './check
  * anything before a seal invalidates the seal, and the break is reported as the failure it is.
  */
 export type EvidenceProblemKind =
+  | 'purge_invalid'
   | 'checkpoint_invalid'
   | 'missing_stream'
   | 'unknown_tenant'
@@ -45,6 +46,8 @@ export interface EvidenceResult extends Omit<AuditVerifyResult, 'broken'> {
   /** Records after it, not (yet) vouched for by a signature. */
   unsealed: number;
   broken?: { seq: number; problem: string; kind: EvidenceProblemKind };
+  /** Signed purges of this tenant's stream the security stream records (purge.ts): records before a new stream began. */
+  purged?: Array<{ security_seq: number; purged_seq: number; purged_hash: string; export_sha256: string; operator: string; at: string }>;
 }
 
 export interface EvidenceInputs {

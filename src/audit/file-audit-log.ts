@@ -437,6 +437,27 @@ export function createFileAuditLog(options: FileAuditLogOptions): FileAuditLog {
       return inTurn(stream, () => sealStream(stream, request));
     },
 
+    async purge(tenant) {
+      if (closing) throw new BrokerError('audit_unavailable', 'audit log is closed');
+      const stream = streamFor(tenant);
+      await inTurn(stream, async () => {
+        const file = stream.open;
+        stream.open = undefined;
+        await file?.handle.close();
+        // Forgotten with the file: the next record starts a new stream, not a "log was removed" lock.
+        stream.acknowledged = undefined;
+        stream.attempted = undefined;
+        stream.locked = undefined;
+        stream.lockedFile = undefined;
+        try {
+          await unlink(stream.path);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw new BrokerError('audit_unavailable', 'audit log is unavailable', { cause: err });
+        }
+        await syncDirectory(dir).catch(() => undefined);
+      });
+    },
+
     async close() {
       closing = true;
       if (timer) {

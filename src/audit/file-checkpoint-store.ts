@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { mkdir, open } from 'node:fs/promises';
+import { mkdir, open, unlink } from 'node:fs/promises';
 import { readOptional } from '../storage/atomic-file';
 import { syncDirectory, tenantFilePath, tenantFiles } from './audit-file';
 import type { CheckpointStore } from './checkpoint-store';
@@ -54,5 +54,20 @@ export function createFileCheckpointStore(dir: string): CheckpointStore {
     },
 
     tenants: () => tenantFiles(dir),
+
+    async purge(tenant) {
+      const path = tenantFilePath(dir, tenant);
+      // After any append in flight, so no line is written to a file already removed.
+      const run = (tails.get(tenant) ?? Promise.resolve()).catch(() => undefined).then(async () => {
+        try {
+          await unlink(path);
+        } catch (err) {
+          if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
+        }
+        await syncDirectory(dir).catch(() => undefined);
+      });
+      tails.set(tenant, run);
+      await run;
+    },
   };
 }

@@ -19,7 +19,7 @@ import { UsageError } from './usage-error';
 
 export const TENANT_HELP = `Usage: bulkhead tenant status T [--url URL]
        bulkhead tenant export T --out DIR [--include-secrets] [--url URL]
-       bulkhead tenant delete T --yes [--json] [--url URL]
+       bulkhead tenant delete T --yes [--purge-audit] [--json] [--url URL]
        bulkhead tenant shred T --yes --config FILE [--data-dir DIR]
 
   status  the tenant as the broker sees it now (GET /v1/tenants/T): revoked, live sessions, quota use,
@@ -63,7 +63,14 @@ export const TENANT_HELP = `Usage: bulkhead tenant status T [--url URL]
           Kept: the audit stream (retention) and the tenant revocation (no token of the tenant works
           while the policy still names it); take the tenant out of the policy file afterwards.
           Prints each step (--json: the whole report). Without --yes it only says what it would do
-          (exit 2).`;
+          (exit 2).
+          --purge-audit also removes the tenant's audit stream and its checkpoints (files in the data
+          dir, or rows in PostgreSQL), after the tombstone. It needs an export first: refused
+          export_required (409) unless the stream's last tenant export covers every record but the
+          delete's own journal (export again if anything was recorded since). Before removing anything
+          it writes a record signed with the audit key to the security stream (_security): tenant,
+          operator, the purged stream's last seq and hash, the export's audit_sha256; audit verify
+          checks its signature and lists it under the tenant ("purged"). Interrupted, run it again.`;
 
 export async function tenant(argv: string[]): Promise<number> {
   const [action, id, ...rest] = argv;
@@ -168,13 +175,13 @@ async function exportTenantData(id: string | undefined, argv: string[]): Promise
     written.push('secrets.json');
   }
   process.stdout.write(
-    `${values.out}: tenant ${id}: ${written.join(', ')} (${secrets.names.length} secret name(s)${secrets.values ? ' with values' : ''}, ${exported.sessions.live.length} live session(s), ${exported.approvals.length} approval(s), audit records ${audit.manifest.records.first_seq}..${audit.manifest.records.last_seq})\n`,
+    `${values.out}: tenant ${id}: ${written.join(', ')} (${secrets.names.length} secret name(s)${secrets.values ? ' with values' : ''}, ${exported.sessions.live.length} live session(s), ${exported.approvals.length} approval(s), audit records ${audit.manifest.records.first_seq}..${audit.manifest.records.last_seq}, audit_sha256 ${exported.audit_sha256})\n`,
   );
   return 0;
 }
 
 async function deleteTenantData(id: string | undefined, argv: string[]): Promise<number> {
-  const { values } = parseVerb('tenant delete', argv, { ...operatorOptions, yes: { type: 'boolean' }, json: { type: 'boolean' } });
+  const { values } = parseVerb('tenant delete', argv, { ...operatorOptions, yes: { type: 'boolean' }, json: { type: 'boolean' }, 'purge-audit': { type: 'boolean' } });
   if (values.help || id === '--help') {
     process.stdout.write(TENANT_HELP + '\n');
     return 0;
@@ -185,12 +192,12 @@ async function deleteTenantData(id: string | undefined, argv: string[]): Promise
       `bulkhead tenant delete: this would revoke tenant "${id}", shred its keys and delete its secrets, sessions, approvals, quota and budget state on the broker (its audit stream is kept, with a tombstone). Export it first (bulkhead tenant export ${id} --out DIR). Add --yes to do it.`,
     );
   }
-  const result = (await callBroker(values.url, `/v1/tenants/${id}/delete`, { method: 'POST', body: { confirm: id }, bearer: operatorToken(values), timeoutMs: 120_000 })) as TenantDeleteResult;
+  const result = (await callBroker(values.url, `/v1/tenants/${id}/delete`, { method: 'POST', body: values['purge-audit'] ? { confirm: id, purge_audit: true } : { confirm: id }, bearer: operatorToken(values), timeoutMs: 120_000 })) as TenantDeleteResult;
   if (values.json) {
     process.stdout.write(JSON.stringify(result, null, 2) + '\n');
     return 0;
   }
   for (const step of result.steps) process.stdout.write(`${step.step.padEnd(11)} ${step.status.padEnd(8)} ${step.detail}\n`);
-  process.stdout.write(`tenant "${id}" deleted${result.resumed ? ' (resumed an interrupted delete)' : ''}; tombstone: audit seq ${result.tombstone.seq}. Kept: ${result.retained.join('; ')}\n`);
+  process.stdout.write(`tenant "${id}" deleted${result.resumed ? ' (resumed an interrupted delete)' : ''}; tombstone: audit seq ${result.tombstone.seq}${result.purge ? `; audit stream purged (signed record: _security seq ${result.purge.record.seq})` : ''}. Kept: ${result.retained.join('; ')}\n`);
   return 0;
 }

@@ -1,7 +1,11 @@
 import type { ApprovalStore } from '../approvals/approval-store';
 import type { AuditEvent, AuditLog, AuditRecord } from '../audit/audit-log';
 import type { BudgetStore } from '../budgets/budget-store';
+import type { AuditSigner } from '../audit/audit-keys';
+import { isPurgeRecord, purgeEvent, type PurgeStatement } from '../audit/purge';
+import { SECURITY_STREAM } from '../audit/security-stream';
 import type { ShredOutcome } from '../compose/tenant-shred';
+import { BrokerError } from '../errors';
 import type { RevokeInput, RevokeResult } from '../operator/kill-switch';
 import type { QuotaStore } from '../quotas/quota-store';
 import type { SessionStore } from '../sessions/session-store';
@@ -23,9 +27,10 @@ import type { SessionStore } from '../sessions/session-store';
  *    even if a later step fails.
  * 3..6. sessions (live sessions, quarantines, calls), approvals, quota counters, budget counters.
  * 7. tombstone: the last record of the stream.
+ * 8. purge_audit (only with `purgeAudit`): the stream itself is removed (auditPurge below).
  */
 export const DELETE_STEPS = ['revoke', 'shred_keys', 'sessions', 'approvals', 'quotas', 'budgets', 'tombstone'] as const;
-export type DeleteStep = (typeof DELETE_STEPS)[number];
+export type DeleteStep = (typeof DELETE_STEPS)[number] | 'purge_audit';
 
 export interface DeleteStepReport {
   step: DeleteStep;
@@ -44,6 +49,16 @@ export interface TenantDeleteResult {
   tombstone: { seq: number; hash: string; ts: string };
   /** What is kept, and why. */
   retained: string[];
+  /** With purge_audit: the signed purge record in the security stream, and what it says was purged. */
+  purge?: { record: { stream: typeof SECURITY_STREAM; seq: number; hash: string }; purged: { seq: number; hash: string }; export_sha256: string; export_seq: number };
+}
+
+/** What a purge needs: where the signed record's key comes from, and how the stream's records and checkpoints go. */
+export interface AuditPurgeDeps {
+  signer: () => AuditSigner;
+  now: () => number;
+  /** Removes the tenant's stream and its checkpoints (files, or PostgreSQL rows), idempotent. */
+  remove: (tenant: string) => Promise<void>;
 }
 
 export interface TenantDeleteDeps {
@@ -59,18 +74,29 @@ export interface TenantDeleteDeps {
   seal: (tenant: string) => Promise<void>;
   /** Reports each step as it ends (the CLI prints them as they come). */
   onStep?: (report: DeleteStepReport) => void;
+  /** Needed for purgeAudit only. */
+  purge?: AuditPurgeDeps;
 }
 
 const PAGE = 1000;
 const STEP_DONE = 'step_done';
 
-export async function deleteTenant(deps: TenantDeleteDeps, tenant: string, operator: string): Promise<TenantDeleteResult> {
+export async function deleteTenant(deps: TenantDeleteDeps, tenant: string, operator: string, options: { purgeAudit?: boolean } = {}): Promise<TenantDeleteResult> {
+  if (options.purgeAudit) {
+    if (!deps.purge) throw new BrokerError('conflict', 'this broker cannot purge audit streams');
+    if (tenant === SECURITY_STREAM) throw new BrokerError('bad_request', 'the security stream is never purged');
+    // A purge whose signed record is written but whose stream is still (partly) there: finish it.
+    const unfinished = await unfinishedPurge(deps, tenant);
+    if (unfinished) return finishPurge(deps, tenant, unfinished);
+    // Refused before anything is deleted: without an export, nothing of the stream would be left.
+    await coveringExport(deps, tenant);
+  }
   const journal = await openRun(deps, tenant);
   const resumed = journal !== null;
   const done = journal ?? new Set<DeleteStep>();
   if (!resumed) await deps.append(tenant, { type: 'tenant_delete', status: 'started', operator, detail: `steps: ${DELETE_STEPS.join(', ')}` });
 
-  const run: Record<Exclude<DeleteStep, 'tombstone'>, () => Promise<string>> = {
+  const run: Record<Exclude<DeleteStep, 'tombstone' | 'purge_audit'>, () => Promise<string>> = {
     async revoke() {
       const result = await deps.revoke({ tenant, operator, reason: 'tenant delete' });
       return `tenant revoked; ${result.upstream_leases_revoked} upstream lease(s) of calls in flight revoked`;
@@ -121,6 +147,11 @@ export async function deleteTenant(deps: TenantDeleteDeps, tenant: string, opera
   });
   await deps.seal(tenant);
   report({ step: 'tombstone', status: 'done', detail: `final record seq ${tombstone.seq}, signed by a checkpoint` });
+  if (options.purgeAudit) {
+    const purge = await auditPurge(deps, tenant, operator);
+    report({ step: 'purge_audit', status: 'done', detail: purgeDetail(purge) });
+    return { tenant, deleted: true, resumed, steps, tombstone: { seq: tombstone.seq, hash: tombstone.hash, ts: tombstone.ts }, retained: purgeRetained, purge: purgeSummary(purge) };
+  }
   return {
     tenant,
     deleted: true,
@@ -153,5 +184,102 @@ async function openRun(deps: Pick<TenantDeleteDeps, 'log'>, tenant: string): Pro
     }
     if (page.length < PAGE) return open;
     after = page[page.length - 1]!.seq;
+  }
+}
+
+/**
+ * The export a purge requires: the stream's last `tenant_export`/`exported` record, whose bundle holds
+ * every record before it, and after which the stream has only that record and the delete's own journal
+ * (`tenant_delete` records, the broker's and not the tenant's). Any other record after the export (a
+ * call, a deny of the revoked tenant) was never exported: refused `export_required` (409), export again.
+ */
+async function coveringExport(deps: Pick<TenantDeleteDeps, 'log'>, tenant: string): Promise<{ record: AuditRecord; last: AuditRecord }> {
+  let exported: AuditRecord | undefined;
+  let uncovered: AuditRecord | undefined;
+  let last: AuditRecord | undefined;
+  for (let after = 0; ; ) {
+    const page = await deps.log.read(tenant, { afterSeq: after, limit: PAGE });
+    for (const record of page) {
+      last = record;
+      if (record.type === 'tenant_export' && record.status === 'exported' && typeof record.bundle_sha256 === 'string' && record.records === record.seq - 1) {
+        exported = record;
+        uncovered = undefined;
+      } else if (record.type !== 'tenant_delete' && uncovered === undefined) uncovered = record;
+    }
+    if (page.length < PAGE) break;
+    after = page[page.length - 1]!.seq;
+  }
+  if (!exported) throw new BrokerError('export_required', `tenant "${tenant}"'s audit stream has no export: run bulkhead tenant export ${tenant} --out DIR first, then purge`);
+  if (uncovered) {
+    throw new BrokerError('export_required', `tenant "${tenant}"'s audit stream has records after its last export (seq ${uncovered.seq}, ${uncovered.type}): export it again, then purge`, { details: { uncovered_seq: uncovered.seq, export_seq: exported.seq } });
+  }
+  return { record: exported, last: last! };
+}
+
+const purgeRetained = [
+  'the signed purge record in the security stream (_security): who purged the stream, its last seq and hash, and the export digest',
+  'the tenant revocation, so no token of the tenant works again while the policy still names it',
+];
+
+/** Writes the signed purge record (then signs the security stream's head), then removes the stream. */
+async function auditPurge(deps: TenantDeleteDeps, tenant: string, operator: string): Promise<AuditRecord & { purge: PurgeStatement }> {
+  const purgeDeps = deps.purge!;
+  const { record: exported, last } = await coveringExport(deps, tenant);
+  const event = purgeEvent(
+    { tenant, purged_seq: last.seq, purged_hash: last.hash, export_sha256: exported.bundle_sha256!, export_seq: exported.seq, operator, at: new Date(purgeDeps.now()).toISOString() },
+    purgeDeps.signer(),
+  );
+  const record = (await deps.append(SECURITY_STREAM, event)) as AuditRecord & { purge: PurgeStatement };
+  await deps.seal(SECURITY_STREAM);
+  // A crash here leaves the record naming the head the stream still has: the next run finishes it.
+  await purgeDeps.remove(tenant);
+  return record;
+}
+
+/**
+ * The newest signed purge record of the tenant whose stream is still there as it named it (its last
+ * record is the purged one) or is already gone: the purge was interrupted after its record. Null when
+ * the stream moved on (a new stream since) or was never purged.
+ */
+async function unfinishedPurge(deps: Pick<TenantDeleteDeps, 'log'>, tenant: string): Promise<(AuditRecord & { purge: PurgeStatement }) | null> {
+  let latest: (AuditRecord & { purge: PurgeStatement }) | null = null;
+  for (let after = 0; ; ) {
+    const page = await deps.log.read(SECURITY_STREAM, { afterSeq: after, limit: PAGE });
+    for (const record of page) if (isPurgeRecord(record) && record.purge.tenant === tenant) latest = record;
+    if (page.length < PAGE) break;
+    after = page[page.length - 1]!.seq;
+  }
+  if (!latest) return null;
+  const head = await lastRecord(deps, tenant);
+  if (head === undefined) return latest;
+  return head.seq === latest.purge.purged_seq && head.hash === latest.purge.purged_hash ? latest : null;
+}
+
+async function finishPurge(deps: TenantDeleteDeps, tenant: string, record: AuditRecord & { purge: PurgeStatement }): Promise<TenantDeleteResult> {
+  await deps.purge!.remove(tenant);
+  const steps: DeleteStepReport[] = [];
+  for (const step of DELETE_STEPS) steps.push({ step, status: 'skipped', detail: 'done by an earlier run' });
+  steps.push({ step: 'purge_audit', status: 'done', detail: `${purgeDetail(record)} (finished an interrupted purge)` });
+  for (const step of steps) deps.onStep?.(step);
+  const { purged_seq, purged_hash } = record.purge;
+  return { tenant, deleted: true, resumed: true, steps, tombstone: { seq: purged_seq, hash: purged_hash, ts: record.purge.at }, retained: purgeRetained, purge: purgeSummary(record) };
+}
+
+function purgeDetail(record: AuditRecord & { purge: PurgeStatement }): string {
+  return `audit stream (records 1..${record.purge.purged_seq}) and its checkpoints removed; signed purge record ${SECURITY_STREAM} seq ${record.seq}`;
+}
+
+function purgeSummary(record: AuditRecord & { purge: PurgeStatement }): NonNullable<TenantDeleteResult['purge']> {
+  const p = record.purge;
+  return { record: { stream: SECURITY_STREAM, seq: record.seq, hash: record.hash }, purged: { seq: p.purged_seq, hash: p.purged_hash }, export_sha256: p.export_sha256, export_seq: p.export_seq };
+}
+
+async function lastRecord(deps: Pick<TenantDeleteDeps, 'log'>, tenant: string): Promise<AuditRecord | undefined> {
+  let last: AuditRecord | undefined;
+  for (let after = 0; ; ) {
+    const page = await deps.log.read(tenant, { afterSeq: after, limit: PAGE });
+    if (page.length > 0) last = page[page.length - 1];
+    if (page.length < PAGE) return last;
+    after = last!.seq;
   }
 }

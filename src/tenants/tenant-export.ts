@@ -2,6 +2,8 @@ import type { LocalSecretStore } from '../../adapters/local';
 import type { ApprovalStore } from '../approvals/approval-store';
 import type { AuditEvent, AuditRecord } from '../audit/audit-log';
 import type { AuditBundle } from '../audit/bundle';
+import { canonicalize } from '../crypto/canonical-json';
+import { sha256Hex } from '../crypto/hash';
 import { principalBudgetKey, tenantBudgetKey, type BudgetStore } from '../budgets/budget-store';
 import type { Clock } from '../clock';
 import type { Policy } from '../policy/schema';
@@ -18,7 +20,10 @@ import type { SessionStore } from '../sessions/session-store';
  * The export is recorded in the tenant's audit stream before anything is read (an export whose record
  * cannot be written is refused), and the audit bundle is built after that record is signed, so the
  * bundle carries the evidence of its own export. Secret values are included only when asked for, and
- * the record says so.
+ * the record says so. Once the bundle is built, a second record (`tenant_export`, status `exported`)
+ * names what was taken away: the SHA-256 of the bundle's canonical JSON (`audit_sha256` in the answer)
+ * and the last seq it holds. That is what `tenant delete --purge-audit` requires before it removes the
+ * stream (tenant-delete.ts).
  */
 export const TENANT_EXPORT_FORMAT = 'bulkhead-tenant-export/1';
 
@@ -38,6 +43,13 @@ export interface TenantExport {
   budget: { tenant: { hourly: number; daily: number }; principals: Record<string, { hourly: number; daily: number }> };
   /** The verifiable audit bundle (bulkhead-audit-bundle/1): check it with `bulkhead audit verify --bundle`. */
   audit: AuditBundle;
+  /** SHA-256 (hex) of canonicalize(audit): the digest the stream's `exported` record names. */
+  audit_sha256: string;
+}
+
+/** The digest an export's record names: SHA-256 of the bundle's RFC 8785 canonical JSON. */
+export function bundleDigest(bundle: AuditBundle): string {
+  return sha256Hex(canonicalize(bundle));
 }
 
 export interface TenantExportDeps {
@@ -78,6 +90,15 @@ export async function exportTenant(deps: TenantExportDeps, tenant: string, optio
     }
   }
   const audit = await deps.auditBundle(tenant);
+  const audit_sha256 = bundleDigest(audit);
+  await deps.append(tenant, {
+    type: 'tenant_export',
+    status: 'exported',
+    operator: options.operator,
+    records: audit.manifest.records.last_seq,
+    bundle_sha256: audit_sha256,
+    detail: `audit bundle of records ${audit.manifest.records.first_seq}..${audit.manifest.records.last_seq} exported`,
+  });
   const iso = (ms: number) => new Date(ms).toISOString();
   return {
     format: TENANT_EXPORT_FORMAT,
@@ -104,6 +125,7 @@ export async function exportTenant(deps: TenantExportDeps, tenant: string, optio
     quota,
     budget: { tenant: tenantBudget, principals },
     audit,
+    audit_sha256,
   };
 }
 

@@ -129,7 +129,7 @@ export const bundleAnswer = z.looseObject({
 export const sealAnswer = z.looseObject({ tenant: z.string(), seq: z.number().int(), hash: z.string(), ts: isoTime, verified_seq: z.number().int(), break_seq: z.number().int() });
 
 export const tenantExportAnswer = z
-  .looseObject({ format: z.string(), tenant: z.string(), created_at: isoTime, policy: z.looseObject({}), secrets: z.looseObject({ names: z.array(z.string()) }), sessions: z.looseObject({}), revocations: z.looseObject({}), approvals: z.array(z.looseObject({})), quota: z.looseObject({}), budget: z.looseObject({}), audit: z.looseObject({}) })
+  .looseObject({ format: z.string(), tenant: z.string(), created_at: isoTime, policy: z.looseObject({}), secrets: z.looseObject({ names: z.array(z.string()) }), sessions: z.looseObject({}), revocations: z.looseObject({}), approvals: z.array(z.looseObject({})), quota: z.looseObject({}), budget: z.looseObject({}), audit: z.looseObject({}), audit_sha256: z.string() })
   .describe('everything the broker holds about one tenant; `audit` is a verifiable bundle');
 export const tenantDeleteAnswer = z.looseObject({
   tenant: z.string(),
@@ -138,6 +138,7 @@ export const tenantDeleteAnswer = z.looseObject({
   steps: z.array(z.looseObject({ step: z.string(), status: z.enum(['done', 'skipped']), detail: z.string() })),
   tombstone: z.looseObject({ seq: z.number().int(), hash: z.string(), ts: isoTime }),
   retained: z.array(z.string()),
+  purge: z.looseObject({ record: z.looseObject({ stream: z.string(), seq: z.number().int(), hash: z.string() }), purged: z.looseObject({ seq: z.number().int(), hash: z.string() }), export_sha256: z.string(), export_seq: z.number().int() }).optional(),
 });
 export const countersignAnswer = z.looseObject({
   statement: z.looseObject({ kind: z.string(), issuer: z.string(), report_digest: z.string(), run_id: z.string(), ok: z.boolean(), signed_at: isoTime }),

@@ -14,7 +14,8 @@ import { sendError } from '../respond';
 
 export const exportBody = z.object({ include_secrets: z.boolean().optional() }).strict();
 // The API's --yes: the tenant id again, so a delete is never one mistyped path away.
-export const deleteBody = z.object({ confirm: z.string().max(64) }).strict();
+// purge_audit: remove the audit stream too, once an export covers its last record (tenant-delete.ts).
+export const deleteBody = z.object({ confirm: z.string().max(64), purge_audit: z.boolean().optional() }).strict();
 const sha256Hex = z.string().regex(/^[0-9a-f]{64}$/, 'must be 64 lowercase hex digits');
 // A run id is the selftest's own short id: no free text in what the audit key signs.
 export const countersignBody = z.object({ digest: sha256Hex, run_id: z.string().regex(/^[A-Za-z0-9._-]{1,64}$/, 'must be 1-64 letters, digits, ".", "_" or "-"'), ok: z.boolean() }).strict();
@@ -56,12 +57,12 @@ export function tenantRoutes(deps: TenantRouteDeps): Router {
       const tenant = knownTenant(String(req.params.id));
       if (body.confirm !== tenant) throw new BrokerError('bad_request', `confirm must be the tenant id ("${tenant}") to delete it`);
       const previous = deleting.get(tenant) ?? Promise.resolve();
-      const run = previous.catch(() => undefined).then(() => deleteTenant(deps.delete, tenant, operatorOf(res)));
+      const run = previous.catch(() => undefined).then(() => deleteTenant(deps.delete, tenant, operatorOf(res), { purgeAudit: body.purge_audit === true }));
       deleting.set(tenant, run);
       const result = await run.finally(() => {
         if (deleting.get(tenant) === run) deleting.delete(tenant);
       });
-      deps.logger.info({ operator: operatorOf(res), tenant, resumed: result.resumed }, 'tenant deleted');
+      deps.logger.info({ operator: operatorOf(res), tenant, resumed: result.resumed, purged_audit: result.purge !== undefined }, 'tenant deleted');
       res.json(result);
     } catch (err) {
       const typed =

@@ -5,6 +5,7 @@ import type { Clock } from '../../clock';
 import { startDeadline } from '../../deadline';
 import { BrokerError } from '../../errors';
 import { describeError, notReady, READY } from '../../observability/readiness';
+import { purgeAuditRows } from './audit-purge';
 import { inTransaction } from './pool';
 
 /**
@@ -198,6 +199,8 @@ export function createPostgresAuditLog(options: PostgresAuditLogOptions): AuditL
     tenants() {
       return query(async () => (await pool.query<{ tenant: string }>('SELECT tenant FROM bulkhead_audit_heads ORDER BY tenant')).rows.map((r) => r.tenant));
     },
+
+    purge: (tenant) => query(() => purgeAuditRows(pool, tenant)),
 
     async ready() {
       if (closing) return notReady('audit log is closed');

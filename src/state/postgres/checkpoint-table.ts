@@ -1,5 +1,6 @@
 import type { Pool } from 'pg';
 import type { CheckpointStore } from '../../audit/checkpoint-store';
+import { purgeAuditRows } from './audit-purge';
 
 /**
  * The shared checkpoint store: `bulkhead_audit_checkpoints`, one row per signed checkpoint, append-only
@@ -30,5 +31,8 @@ export function createCheckpointTable(pool: Pool): CheckpointStore {
     async tenants() {
       return (await pool.query<{ tenant: string }>('SELECT DISTINCT tenant FROM bulkhead_audit_checkpoints ORDER BY tenant')).rows.map((r) => r.tenant);
     },
+
+    // The records, head and checkpoints go together, in one transaction (audit-purge.ts).
+    purge: (tenant) => purgeAuditRows(pool, tenant),
   };
 }

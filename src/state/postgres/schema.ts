@@ -24,8 +24,11 @@ import { inTransaction } from './pool';
 /*
  * - bulkhead_argument_keys: each tenant's argument key (the key of `arguments_mac`), wrapped by the
  *   tenant's root, or a tombstone once the tenant was shredded. Version 4.
+ * - Version 5: the append-only trigger lets one DELETE through: of a row whose tenant the transaction
+ *   named in `bulkhead.audit_purge` (audit-purge.ts, `tenant delete --purge-audit`). UPDATE is refused
+ *   as before, and so is any other DELETE.
  */
-export const SCHEMA_VERSION = 4;
+export const SCHEMA_VERSION = 5;
 
 const DDL = `
 CREATE TABLE IF NOT EXISTS bulkhead_schema (
@@ -57,6 +60,9 @@ CREATE TABLE IF NOT EXISTS bulkhead_audit (
 );
 CREATE OR REPLACE FUNCTION bulkhead_audit_append_only() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
+  IF TG_OP = 'DELETE' AND OLD.tenant = current_setting('bulkhead.audit_purge', true) THEN
+    RETURN OLD;
+  END IF;
   RAISE EXCEPTION 'bulkhead_audit is append-only';
 END $$;
 DROP TRIGGER IF EXISTS bulkhead_audit_append_only ON bulkhead_audit;
