@@ -79,6 +79,8 @@ export interface TenantDeleteDeps {
 }
 
 const PAGE = 1000;
+/** The reason of the revoke the delete's first step records (its own record, like the journal). */
+const DELETE_REASON = 'tenant delete';
 const STEP_DONE = 'step_done';
 
 export async function deleteTenant(deps: TenantDeleteDeps, tenant: string, operator: string, options: { purgeAudit?: boolean } = {}): Promise<TenantDeleteResult> {
@@ -98,7 +100,7 @@ export async function deleteTenant(deps: TenantDeleteDeps, tenant: string, opera
 
   const run: Record<Exclude<DeleteStep, 'tombstone' | 'purge_audit'>, () => Promise<string>> = {
     async revoke() {
-      const result = await deps.revoke({ tenant, operator, reason: 'tenant delete' });
+      const result = await deps.revoke({ tenant, operator, reason: DELETE_REASON });
       return `tenant revoked; ${result.upstream_leases_revoked} upstream lease(s) of calls in flight revoked`;
     },
     async shred_keys() {
@@ -189,22 +191,25 @@ async function openRun(deps: Pick<TenantDeleteDeps, 'log'>, tenant: string): Pro
 
 /**
  * The export a purge requires: the stream's last `tenant_export`/`exported` record, whose bundle holds
- * every record before it, and after which the stream has only that record and the delete's own journal
- * (`tenant_delete` records, the broker's and not the tenant's). Any other record after the export (a
+ * every record before it, and after which the stream has only that record and the delete's own records
+ * (its `tenant_delete` journal and the revoke its first step records: the broker's, not the tenant's). Any other record after the export (a
  * call, a deny of the revoked tenant) was never exported: refused `export_required` (409), export again.
  */
 async function coveringExport(deps: Pick<TenantDeleteDeps, 'log'>, tenant: string): Promise<{ record: AuditRecord; last: AuditRecord }> {
   let exported: AuditRecord | undefined;
   let uncovered: AuditRecord | undefined;
   let last: AuditRecord | undefined;
+  let inRun = false;
   for (let after = 0; ; ) {
     const page = await deps.log.read(tenant, { afterSeq: after, limit: PAGE });
     for (const record of page) {
       last = record;
+      if (record.type === 'tenant_delete') inRun = record.status !== 'deleted';
+      const deletes = record.type === 'tenant_delete' || (inRun && record.type === 'revoke' && record.reason === DELETE_REASON);
       if (record.type === 'tenant_export' && record.status === 'exported' && typeof record.bundle_sha256 === 'string' && record.records === record.seq - 1) {
         exported = record;
         uncovered = undefined;
-      } else if (record.type !== 'tenant_delete' && uncovered === undefined) uncovered = record;
+      } else if (!deletes && uncovered === undefined) uncovered = record;
     }
     if (page.length < PAGE) break;
     after = page[page.length - 1]!.seq;
