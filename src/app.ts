@@ -262,6 +262,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const restore = createRestore({ policy: currentPolicy, revocations: state.revocations, sessions: state.sessions, audit, clock });
   const quarantines = createQuarantineReview({ sessions: state.sessions, audit });
 
+  const showApproval = createApprovalView({ approvals: state.approvals, seal: argumentSeal });
   const app = createHttpApp({
     logger,
     onUnauthenticated: (reason, detail, attempt, token) => tokenDenies.withoutTenant(reason, detail, attempt, token),
@@ -281,7 +282,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       quotas: state.quotas,
       budgets: state.budgets,
       approvals: state.approvals,
-      showApproval: createApprovalView({ approvals: state.approvals, seal: argumentSeal }),
+      showApproval,
       audit: { append: audit.append, locked: () => state.audit.locked?.() ?? new Map() },
       rotateKeys: () => keyRotation.rotateNow(),
       reloadPolicy: (operator) => reloadPolicy(operator),
@@ -314,6 +315,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
         sessions: state.sessions,
         revocations: state.revocations,
         approvals: state.approvals,
+        showApproval,
         quotas: state.quotas,
         budgets: state.budgets,
         secrets: tenantSecrets.store,

@@ -46,7 +46,8 @@ export const TENANT_HELP = `Usage: bulkhead tenant status T [--url URL]
   export  the tenant's data, from the running broker (POST /v1/tenants/T/export), into DIR (created,
           mode 0700): tenant.json (policy entry with principals' secret hashes redacted, OAuth clients
           bound to it, secret names, live and quarantined sessions, revocation state and history,
-          approvals, quota and budget use) and audit-bundle.json (the tenant's whole audit trail as a
+          approvals with a pending one's arguments opened under the tenant's key as the approval inbox
+          shows them, quota and budget use) and audit-bundle.json (the tenant's whole audit trail as a
           verifiable bundle: bulkhead audit verify --bundle DIR/audit-bundle.json --keys KEYS). Nothing
           of any other tenant. --include-secrets also writes secrets.json (mode 0600) with the local
           secret values; the export is recorded in the tenant's audit stream first, and says whether

@@ -1,5 +1,6 @@
 import type { LocalSecretStore } from '../../adapters/local';
 import type { ApprovalStore } from '../approvals/approval-store';
+import type { ShowApproval } from '../approvals/approval-view';
 import type { AuditEvent, AuditRecord } from '../audit/audit-log';
 import type { AuditBundle } from '../audit/bundle';
 import { canonicalize } from '../crypto/canonical-json';
@@ -37,7 +38,12 @@ export interface TenantExport {
   sessions: { live: Array<{ session: string; expires_at: string }>; quarantined: string[] };
   /** Whether the tenant is revoked now, and every revoke and restore its audit stream records. */
   revocations: { tenant_revoked: boolean; history: Array<Pick<AuditRecord, 'seq' | 'ts' | 'type' | 'detail' | 'reason' | 'operator'>> };
-  approvals: Array<{ id: string; principal: string; session: string; tool: string; arguments_mac: string; status: string; created_at: string; expires_at: string; decided_by?: string }>;
+  /**
+   * `arguments`: the effective arguments of a pending approval, opened with the tenant's own key exactly
+   * as the operator's approval inbox shows them (no flag: the same operator credential reads them there);
+   * null once decided or expired (they are deleted then) or when the key cannot open them.
+   */
+  approvals: Array<{ id: string; principal: string; session: string; tool: string; arguments_mac: string; arguments: Record<string, unknown> | null; arguments_unavailable?: string; status: string; created_at: string; expires_at: string; decided_by?: string }>;
   quota: { calls_last_minute: number; in_flight: number };
   /** Budget use per window: the tenant's, and each policy principal's. */
   budget: { tenant: { hourly: number; daily: number }; principals: Record<string, { hourly: number; daily: number }> };
@@ -57,6 +63,8 @@ export interface TenantExportDeps {
   sessions: Pick<SessionStore, 'tenantSessions'>;
   revocations: Pick<RevocationStore, 'isTenantRevoked'>;
   approvals: Pick<ApprovalStore, 'listTenant'>;
+  /** Opens an approval's sealed arguments under its own tenant's key (approval-view.ts). */
+  showApproval: ShowApproval;
   quotas: Pick<QuotaStore, 'usage'>;
   budgets: Pick<BudgetStore, 'usage'>;
   secrets: Pick<LocalSecretStore, 'list' | 'get'>;
@@ -89,6 +97,7 @@ export async function exportTenant(deps: TenantExportDeps, tenant: string, optio
       if (value !== undefined) values[name] = value;
     }
   }
+  const views = await Promise.all(approvals.map((a) => (a.status === 'pending' ? deps.showApproval(a, now) : null)));
   const audit = await deps.auditBundle(tenant);
   const audit_sha256 = bundleDigest(audit);
   await deps.append(tenant, {
@@ -111,12 +120,14 @@ export async function exportTenant(deps: TenantExportDeps, tenant: string, optio
       tenant_revoked: revoked,
       history: audit.records.filter((r) => r.type === 'revoke' || r.type === 'restore').map(({ seq, ts, type, detail, reason, operator }) => ({ seq, ts, type, detail, reason, operator })),
     },
-    approvals: approvals.map((a) => ({
+    approvals: approvals.map((a, i) => ({
       id: a.id,
       principal: a.principal,
       session: a.session,
       tool: a.tool,
       arguments_mac: a.arguments_mac,
+      arguments: views[i]?.arguments ?? null,
+      ...(views[i] ? (views[i]!.arguments_unavailable ? { arguments_unavailable: views[i]!.arguments_unavailable } : {}) : { arguments_unavailable: 'not kept once an approval is decided or expired' }),
       status: a.status,
       created_at: iso(a.created_at),
       expires_at: iso(a.expires_at),

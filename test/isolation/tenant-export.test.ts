@@ -99,7 +99,8 @@ describe('tenant export', () => {
     expect(e.sessions.live.map((s: any) => s.session)).toEqual(expect.arrayContaining([acme.session, acme.quarantined]));
     expect(e.sessions.quarantined).toEqual([acme.quarantined]);
     expect(e.approvals.map((a: any) => a.id)).toEqual([acme.approval]);
-    expect(e.approvals[0]).toMatchObject({ principal: 'acme-agent', tool: 'send_email', status: 'pending' });
+    expect(e.approvals[0]).toMatchObject({ principal: 'acme-agent', tool: 'send_email', status: 'pending', arguments: { to: 'acme@example.test' } });
+    expect(e.approvals[0]).not.toHaveProperty('arguments_unavailable');
     expect(e.budget.tenant.hourly).toBe(6); // three query_crm calls at cost 2
     expect(e.budget.principals['acme-agent'].hourly).toBe(0); // no per-principal budget: never counted
     expect(e.revocations).toEqual({ tenant_revoked: false, history: [] });
@@ -128,8 +129,13 @@ describe('tenant export', () => {
     expect(e.secrets.values).toBeUndefined();
     expect(JSON.stringify(e)).not.toContain(h.upstream.acme);
     expect(JSON.stringify(e)).not.toContain(acme.secretValue);
-    const exports = (await auditEvents(h, 'acme')).filter((r) => r.type === 'tenant_export');
+    const exports = (await auditEvents(h, 'acme')).filter((r) => r.type === 'tenant_export' && r.status === undefined);
     expect(exports.map((r) => r.detail)).toEqual(['tenant export with secret values', 'tenant export with secret values', 'tenant export (secret names only)']);
+    // Each export is followed by the record of what it took away: the bundle's digest and last seq.
+    const exported = (await auditEvents(h, 'acme')).filter((r) => r.type === 'tenant_export' && r.status === 'exported');
+    expect(exported).toHaveLength(3);
+    expect(exported.at(-1)).toMatchObject({ bundle_sha256: e.audit_sha256, records: e.audit.manifest.records.last_seq });
+    expect(exported.at(-1).seq).toBe(e.audit.manifest.records.last_seq + 1);
   });
 
   it('refuses an unknown tenant, a bad body and a caller without the operator token', async () => {

@@ -63,6 +63,7 @@ export async function seedTenantData(h: Harness, tenant: string, principal: stri
   const secretValue = `${tenant}-value-${randomBytes(12).toString('base64url')}`;
   await createLocalSecretStore({ dataDir: h.dataDir, masterKey: await loadOrCreateMasterKey(h.dataDir) }).set(tenant, secretName, secretValue);
   const data = { token, session, approval: ask.body.approval_id as string, quarantined: claimsOf(other).sid as string, openCall, secretName, secretValue };
-  values.push(session, data.approval, data.quarantined, openCall, exportId, secretName, secretValue);
+  // The approval's argument too: an export opens it (its tenant's key only), nothing else may hold it in clear.
+  values.push(session, data.approval, data.quarantined, openCall, exportId, secretName, secretValue, `${tenant}@example.test`);
   return { ...data, values };
 }

@@ -81,7 +81,7 @@ const files = (tenant: string) => [join(dir, 'audit', `${tenant}.jsonl`), join(d
 test('refused export_required without an export, and when a record came after it; nothing deleted', async () => {
   const { deps, exported, append, log } = await setup();
   const revoked: string[] = [];
-  deps.revoke = async (input) => (revoked.push(input.tenant), { upstream_leases_revoked: 0 }) as any;
+  deps.revoke = async (input) => (revoked.push(input.tenant ?? ''), { upstream_leases_revoked: 0 }) as any;
   await expect(deleteTenant(deps, 'acme', 'op', { purgeAudit: true })).rejects.toMatchObject({ reason: 'export_required' });
   await exported('acme');
   await append('acme', { type: 'authorize', decision: 'deny', reason: 'tool_not_allowed' });
