@@ -21,23 +21,55 @@ export function secretMatchesHash(presented: string, expectedSha256Hex: string):
 
 /**
  * Canonical JSON (sorted object keys, no whitespace) so equal arguments always hash the same, and
- * different ones never do: every own key is kept, "__proto__" included (assignment would hit the
- * prototype setter and drop it, so an approved call could carry content its hash does not describe).
+ * different ones never do: every own key is kept, "__proto__" included (it is written as text, never
+ * assigned, so an approved call cannot carry content its hash does not describe).
+ *
+ * Written straight to text rather than as JSON.stringify of a key-sorted copy: this runs for every
+ * audit record's hash and every call's argument MAC, and the copy (an object and a property definition
+ * per key) was most of its cost. The text is the same as JSON.stringify of that copy: own enumerable
+ * string keys in default sort order except that array-index keys ("0", "10") come first in numeric
+ * order (that is how the copy enumerated its properties, and existing hash chains depend on it), `undefined`/function/symbol members left out of objects and
+ * `null` in arrays (holes included), non-finite numbers `null`, no `toJSON` (the copy had none), a
+ * BigInt throws. test/unit/crypto/hash.test.ts checks the two against each other.
  */
 export function canonicalJson(value: unknown): string {
-  return JSON.stringify(sortKeys(value));
+  return write(value) as string;
 }
 
-function sortKeys(value: unknown): unknown {
-  if (Array.isArray(value)) return value.map(sortKeys);
-  if (value !== null && typeof value === 'object') {
-    const out: Record<string, unknown> = {};
-    for (const key of Object.keys(value as Record<string, unknown>).sort()) {
-      Object.defineProperty(out, key, { value: sortKeys((value as Record<string, unknown>)[key]), enumerable: true, writable: true, configurable: true });
+/** The value's canonical text, or undefined where JSON.stringify would leave the member out. */
+function write(value: unknown): string | undefined {
+  if (value === null || typeof value !== 'object') return JSON.stringify(value);
+  if (Array.isArray(value)) {
+    let out = '[';
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
+      out += write((value as unknown[])[i]) ?? 'null';
     }
-    return out;
+    return out + ']';
   }
-  return value;
+  const keys = indexKeysFirst(Object.keys(value).sort());
+  let out = '{';
+  let first = true;
+  for (const key of keys) {
+    const member = write((value as Record<string, unknown>)[key]);
+    if (member === undefined) continue;
+    out += (first ? '' : ',') + JSON.stringify(key) + ':' + member;
+    first = false;
+  }
+  return out + '}';
+}
+
+/** A canonical uint32 below 2^32 − 1: a property key every object enumerates first, in numeric order. */
+function isArrayIndex(key: string): boolean {
+  const c = key.charCodeAt(0);
+  if (c < 48 || c > 57 || !/^(?:0|[1-9][0-9]*)$/.test(key)) return false;
+  return Number(key) < 4294967295;
+}
+
+function indexKeysFirst(sorted: string[]): string[] {
+  if (!sorted.some(isArrayIndex)) return sorted;
+  const indexes = sorted.filter(isArrayIndex).sort((a, b) => Number(a) - Number(b));
+  return [...indexes, ...sorted.filter((key) => !isArrayIndex(key))];
 }
 
 /**

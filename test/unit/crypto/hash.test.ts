@@ -34,3 +34,62 @@ describe('argumentsMac: equal arguments MAC alike under one key, different ones 
     expect(argumentsDigest({ b: 1, a: 2 })).toBe(createHash('sha256').update('{"a":2,"b":1}').digest('base64url'));
   });
 });
+
+describe('canonicalJson writes exactly what JSON.stringify of a key-sorted copy writes', () => {
+  // The definition it replaced, kept here as the reference.
+  function sortKeys(value: unknown): unknown {
+    if (Array.isArray(value)) return value.map(sortKeys);
+    if (value !== null && typeof value === 'object') {
+      const out: Record<string, unknown> = {};
+      for (const key of Object.keys(value as Record<string, unknown>).sort()) {
+        Object.defineProperty(out, key, { value: sortKeys((value as Record<string, unknown>)[key]), enumerable: true, writable: true, configurable: true });
+      }
+      return out;
+    }
+    return value;
+  }
+  const reference = (value: unknown) => JSON.stringify(sortKeys(value));
+
+  const sparse: unknown[] = [1];
+  sparse[3] = 'x';
+  it.each<[string, unknown]>([
+    ['primitives', [0, -0, 1.5e300, 'a"\\\n\u2028\ud800', true, false, null]],
+    ['non-finite numbers', { a: NaN, b: Infinity, c: [-Infinity] }],
+    ['undefined, functions and symbols', { a: undefined, b: () => 1, c: Symbol('s'), d: [undefined, () => 1, Symbol('t')], e: 1 }],
+    ['only left-out members', { a: undefined }],
+    ['holes', sparse],
+    ['keys needing escapes and their sort order', { 'é': 1, Z: 2, a: 3, '10': 4, '9': 5, '': 6, 'k"\n': 7, '\ud83d\ude00': 8, '\uffff': 9 }],
+    ['index-like keys around the array-index limit', { '4294967295': 1, '4294967294': 2, '01': 3, '1': 4, '-1': 5, '1.5': 6, '2': 7, '0': 8 }],
+    ['own __proto__ keys', JSON.parse('{"b":1,"__proto__":{"z":[{"__proto__":null}],"y":2}}')],
+    ['a Date and boxed primitives (no toJSON, own keys only)', { d: new Date(0), n: Object(1), s: Object('ab') }],
+    ['deep nesting', { z: [[[{ y: { x: [1, { w: {} }] } }]]], a: [] }],
+    ['a null-prototype object', Object.assign(Object.create(null) as object, { b: 1, a: 2 })],
+  ])('%s', (_name, value) => {
+    expect(canonicalJson(value)).toBe(reference(value));
+  });
+
+  it('agrees on top-level values JSON.stringify leaves out', () => {
+    for (const value of [undefined, () => 1, Symbol('u')]) expect(canonicalJson(value)).toBe(reference(value));
+  });
+
+  it('throws on a BigInt as JSON.stringify does', () => {
+    expect(() => canonicalJson({ a: 1n })).toThrow(TypeError);
+  });
+
+  it('agrees on random JSON documents', () => {
+    let seed = 7;
+    const rand = () => (seed = (seed * 1103515245 + 12345) % 2147483648) / 2147483648;
+    const gen = (depth: number): unknown => {
+      const r = rand();
+      if (depth > 4 || r < 0.3) return [null, true, 1.25, -3, 'x', '\u0000é'][Math.floor(rand() * 6)];
+      if (r < 0.6) return Array.from({ length: Math.floor(rand() * 4) }, () => gen(depth + 1));
+      const obj: Record<string, unknown> = {};
+      for (let i = Math.floor(rand() * 5); i > 0; i--) obj[rand() < 0.2 ? String(Math.floor(rand() * 20)) : String.fromCharCode(97 + Math.floor(rand() * 26)) + (rand() < 0.3 ? '"' : '')] = gen(depth + 1);
+      return obj;
+    };
+    for (let i = 0; i < 500; i++) {
+      const value = gen(0);
+      expect(canonicalJson(value)).toBe(reference(value));
+    }
+  });
+});
