@@ -4,6 +4,7 @@ import { McpServer } from '@modelcontextprotocol/sdk/server/mcp.js';
 import type { Server, ServerOptions } from '@modelcontextprotocol/sdk/server/index.js';
 import type { Implementation } from '@modelcontextprotocol/sdk/types.js';
 import type { Clock } from '../clock';
+import { COMPLETION_DRAIN_MS } from './background-completions';
 import type { BrokerClient } from './broker-client';
 import { protect } from './protect';
 import { resourceMetadataRouter } from './resource-metadata';
@@ -125,6 +126,8 @@ export function createBulkheadMcp(options: BulkheadMcpOptions): BulkheadMcp {
     },
     async close() {
       await Promise.all(sessionRouters.map((s) => s.close()));
+      // Completions still on their way are recorded before the broker connection goes.
+      await guard.drain(COMPLETION_DRAIN_MS);
       broker.close();
     },
   };

@@ -1,5 +1,7 @@
 import { systemClock, type Clock } from '../clock';
 import { sha256Hex } from '../crypto/hash';
+import { abortableSleep } from './abortable-sleep';
+import { createBackgroundCompletions } from './background-completions';
 import type { Allow, BrokerClient, Deny } from './broker-client';
 import { createCallGrant, type BulkheadCall } from './call-grant';
 import { BulkheadHandleError, type HandleCodec } from './handles';
@@ -15,7 +17,8 @@ import { denyResult, redactSecret, type ToolResult } from './tool-results';
  *    with an MRTR round instead).
  * 2. `run`: the handler with a grant (effective arguments + credential), then /v1/complete, then the
  *    checks on what leaves: a quarantined session or an uncheckable record count withholds the result,
- *    and any occurrence of the credential is redacted.
+ *    and any occurrence of the credential is redacted. A call that reported no record count does not
+ *    wait for /v1/complete: its answer cannot change the result (background-completions.ts).
  * 3. `list`: a server's tools narrowed to /v1/manifest.
  *
  * Anything that keeps the broker from answering is a refusal (`broker_unavailable`), never a guess.
@@ -82,6 +85,8 @@ export interface CallPipeline {
   run<R extends ToolResult>(decision: Allow, invoke: (call: BulkheadCall) => Promise<R>): Promise<R>;
   /** `tools` narrowed to what /v1/manifest allows this token; a deny when the broker refuses. */
   list<T extends { name: string }>(token: string, tools: T[] | Promise<T[]>): Promise<T[] | Deny>;
+  /** Waits up to `timeoutMs` for the completions still in flight (before the broker connection closes). */
+  drain(timeoutMs: number): Promise<void>;
 }
 
 /** Reasons that are about the token itself: it will not be accepted again. */
@@ -94,6 +99,7 @@ export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
   const firstPollMs = options.approval?.pollMs ?? 250;
   const maxPollMs = options.approval?.maxPollMs ?? 2000;
   const log = options.logger;
+  const completions = createBackgroundCompletions(broker, { logger: log, clock });
 
   async function ask(request: AuthorizeRequest): Promise<Allow | Deny> {
     const decision = await broker.authorize({
@@ -110,7 +116,16 @@ export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
   return {
     async authorize(request, hooks) {
       const { tool, callId, identity } = request;
+      // Taken before asking: a completion of ours on its way may hold the tenant's slot while the broker
+      // decides, and land before its deny does. Once what was in flight has landed, ask once more (any
+      // other holder still makes it a deny).
+      const ours = identity === null ? undefined : completions.inFlight(identity.tenant);
       let decision = await ask(request);
+      if (ours !== undefined && decision.decision === 'deny' && decision.reason === 'concurrency_exceeded') {
+        // Bounded by the broker's own Retry-After: a completion being retried does not stall this call.
+        await Promise.race([ours, abortableSleep((decision.retry_after ?? 1) * 1000, hooks.signal)]);
+        decision = await ask(request);
+      }
       if (decision.decision === 'allow' || decision.reason !== 'approval_required' || decision.approval_id === undefined) return decision;
 
       const approvalId = decision.approval_id;
@@ -125,7 +140,7 @@ export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
         const left = deadline - clock.now();
         if (hooks.signal.aborted) return { ...decision, message: `${decision.message}; the client cancelled the call while it waited (approval_id ${approvalId})` };
         if (left <= 0) return { ...decision, message: `${decision.message}; not approved within ${Math.round(waitMs / 1000)}s (approval_id ${approvalId})` };
-        await sleep(Math.min(delay, left), hooks.signal);
+        await abortableSleep(Math.min(delay, left), hooks.signal);
         delay = Math.min(maxPollMs, Math.round(delay * 1.5));
         decision = await ask(request);
         if (decision.decision === 'allow' || decision.reason !== 'approval_required') return decision;
@@ -167,15 +182,21 @@ export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
       }
       grant.release();
       const records = grant.records();
-      const closed = await broker.complete({ call_id: decision.call_id, status: result.isError ? 'error' : 'success', records });
+      const status = result.isError ? 'error' : 'success';
       const where = { tool: decision.tool, call_id: decision.call_id, tenant: decision.tenant };
-      if ('decision' in closed) {
-        log?.warn({ ...where, reason: closed.reason }, 'tool call could not be completed at the broker');
-        // The max_records rule could not run: a result that reported records is not handed over.
-        if (records !== undefined) result = denyResult({ reason: closed.reason, message: `${closed.message}; the result was withheld because its record count could not be checked` });
-      } else if (closed.quarantined) {
-        log?.warn({ ...where, records }, 'tool call exceeded max_records; session quarantined');
-        result = denyResult({ reason: 'session_quarantined', message: `the call returned ${records} records, more than this tool allows; the session is quarantined and the result withheld` });
+      if (records === undefined) {
+        // Nothing /v1/complete can answer changes a result without a record count: it goes in the background.
+        completions.send(decision, status);
+      } else {
+        const closed = await broker.complete({ call_id: decision.call_id, status, records });
+        if ('decision' in closed) {
+          log?.warn({ ...where, reason: closed.reason }, 'tool call could not be completed at the broker');
+          // The max_records rule could not run: a result that reported records is not handed over.
+          result = denyResult({ reason: closed.reason, message: `${closed.message}; the result was withheld because its record count could not be checked` });
+        } else if (closed.quarantined) {
+          log?.warn({ ...where, records }, 'tool call exceeded max_records; session quarantined');
+          result = denyResult({ reason: 'session_quarantined', message: `the call returned ${records} records, more than this tool allows; the session is quarantined and the result withheld` });
+        }
       }
       const cleaned = redactSecret(result, secret);
       if (cleaned.found) log?.warn(where, 'tool result contained the call credential; redacted');
@@ -195,20 +216,9 @@ export function createCallPipeline(options: CallPipelineOptions): CallPipeline {
       const allowed = new Set(manifest.tools);
       return listed.filter((tool) => allowed.has(tool.name));
     },
-  };
-}
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const timer = setTimeout(done, ms);
-    function done() {
-      clearTimeout(timer);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
+    drain: (timeoutMs) => completions.drain(timeoutMs),
+  };
 }
 
 /**

@@ -38,6 +38,8 @@ export interface ToolGuardOptions {
 export interface ToolGuard {
   listTools(original: ListHandler): ListHandler;
   callTool(original: CallHandler): CallHandler;
+  /** Waits up to `timeoutMs` for tool calls' completions still on their way to the broker. */
+  drain(timeoutMs: number): Promise<void>;
 }
 
 export function createToolGuard(options: ToolGuardOptions): ToolGuard {
@@ -45,6 +47,8 @@ export function createToolGuard(options: ToolGuardOptions): ToolGuard {
   const log = options.logger;
 
   return {
+    drain: (timeoutMs) => pipeline.drain(timeoutMs),
+
     listTools(original) {
       return async (request, extra) => {
         const token = extra.authInfo?.token;

@@ -3,6 +3,7 @@ import { requireBearerAuth } from '@modelcontextprotocol/express';
 import { toNodeHandler } from '@modelcontextprotocol/node';
 import { createMcpHandler, McpServer, OAuthError, OAuthErrorCode, type Implementation, type McpHttpHandler, type OAuthTokenVerifier, type ServerOptions } from '@modelcontextprotocol/server';
 import type { BulkheadMcpOptions } from '../bulkhead-mcp';
+import { COMPLETION_DRAIN_MS } from '../background-completions';
 import type { BrokerClient } from '../broker-client';
 import { resourceMetadataRouter } from '../resource-metadata';
 import type { BulkheadTokenVerifier } from '../token-verifier';
@@ -93,6 +94,8 @@ export function createBulkheadMcp(options: BulkheadMcpV2Options): BulkheadMcpV2 
     },
     async close() {
       await Promise.all(handlers.map((h) => h.close()));
+      // Completions still on their way are recorded before the broker connection goes.
+      await guard.drain(COMPLETION_DRAIN_MS);
       broker.close();
     },
   };

@@ -61,6 +61,8 @@ export interface ToolGuardV2Options {
 export interface ToolGuardV2 {
   listTools(original: ListHandler): ListHandler;
   callTool(original: CallHandler): CallHandler;
+  /** Waits up to `timeoutMs` for tool calls' completions still on their way to the broker. */
+  drain(timeoutMs: number): Promise<void>;
   /** The per-tool `scopeChallenge`: 403 insufficient_scope when policy would allow the tool with a wider scope. */
   scopeChallenge: ScopeChallengeHandler;
 }
@@ -132,6 +134,8 @@ export function createToolGuardV2(options: ToolGuardV2Options): ToolGuardV2 {
   }
 
   return {
+    drain: (timeoutMs) => pipeline.drain(timeoutMs),
+
     listTools(original) {
       return async (request, ctx) => {
         const token = ctx.http?.authInfo?.token;
