@@ -87,16 +87,34 @@ pid_running() {
   tr '\0' ' ' <"/proc/$pid/cmdline" | grep -qF -- "$2"
 }
 
-# wait_for DESC SECONDS PIDFILE PATTERN CMD...: poll CMD until it succeeds; fail
-# early (with the log) if the process dies, fail after SECONDS.
+# show_log_tail DIR: the last lines of each log in DIR on stderr, so a CI log that only keeps our
+# output still says why a service would not start.
+show_log_tail() {
+  local f
+  for f in "$1"/*.log; do
+    [[ -s $f ]] || continue
+    log "last lines of $f:"
+    # Only what the newest start wrote (logs are appended to; bao.log marks each start with "---- ").
+    awk '/^---- /{buf=""} {buf=buf $0 "\n"} END{printf "%s", buf}' "$f" | tail -n 25 | sed 's/^/    /' >&2
+  done
+}
+
+# wait_for DESC SECONDS PIDFILE PATTERN CMD...: poll CMD until it succeeds; fail after SECONDS, or
+# early if the process dies (with the tail of its log). WAIT_FOR_EXIT_STATUS=1 makes a death return 3
+# instead, for a caller that tries again.
 wait_for() {
   local desc=$1 secs=$2 pidfile=$3 pattern=$4; shift 4
   local deadline=$((SECONDS + secs))
   until "$@" >/dev/null 2>&1; do
     if [[ -n $pidfile ]] && ! pid_running "$pidfile" "$pattern"; then
+      show_log_tail "$(dirname "$pidfile")"
+      [[ ${WAIT_FOR_EXIT_STATUS:-0} == 1 ]] && { log "$desc exited while starting"; return 3; }
       die "$desc exited while starting; see $(dirname "$pidfile")/*.log"
     fi
-    ((SECONDS < deadline)) || die "$desc did not answer within ${secs}s"
+    if ((SECONDS >= deadline)); then
+      [[ -z $pidfile ]] || show_log_tail "$(dirname "$pidfile")"
+      die "$desc did not answer within ${secs}s"
+    fi
     sleep 0.1
   done
 }
@@ -164,6 +182,9 @@ http_ok() { curl -fsS -o /dev/null --max-time 2 "$1"; }
 # Built once per machine from its Go module (no prebuilt binary download) into
 # $CACHE_DIR/bin/bao; the stamp records what was built so a version bump rebuilds.
 bao_stamp() { echo "openbao $OPENBAO_VERSION $OPENBAO_COMMIT"; }
+# The cached binary is used only if its stamp matches and it runs: a cache restored from a damaged copy
+# (cut short while it was written) is rebuilt instead of failing at start.
+bao_built() { [[ -x $BAO_BIN && "$(cat "$BAO_BIN.stamp" 2>/dev/null)" == "$(bao_stamp)" ]] && "$BAO_BIN" version >/dev/null 2>&1; }
 
 find_go() {
   if command -v go >/dev/null; then command -v go
@@ -173,16 +194,12 @@ find_go() {
 }
 
 bao_build() {
-  if [[ -x $BAO_BIN && "$(cat "$BAO_BIN.stamp" 2>/dev/null)" == "$(bao_stamp)" ]]; then
-    return 0
-  fi
+  bao_built && return 0
   mkdir -p "$CACHE_DIR/bin"
   # Serialise concurrent builds (two `up`s at once on a cold machine).
   exec 9>"$CACHE_DIR/bao-build.lock"
   flock 9
-  if [[ -x $BAO_BIN && "$(cat "$BAO_BIN.stamp" 2>/dev/null)" == "$(bao_stamp)" ]]; then
-    exec 9>&-; return 0
-  fi
+  if bao_built; then exec 9>&-; return 0; fi
 
   local go src
   go=$(find_go)
@@ -244,16 +261,25 @@ bao_up() {
   bao_build
   require_curl
   mkdir -p "$STATE_DIR/bao"
-  if ! bao_running; then
-    ensure_port_free OpenBao "$BAO_PORT"
-    launch "$STATE_DIR/bao/bao.pid" "$STATE_DIR/bao/bao.log" \
-      "$BAO_BIN" server -dev -dev-no-store-token \
-      -dev-root-token-id="$BAO_ROOT_TOKEN" \
-      -dev-listen-address="$HOST:$BAO_PORT"
-  fi
-  # /v1/sys/health is 200 only once the dev server is initialised and unsealed.
-  wait_for OpenBao 60 "$STATE_DIR/bao/bao.pid" "$BAO_BIN" bao_healthy
-  log "OpenBao up on http://$HOST:$BAO_PORT"
+  # A start that dies is tried twice more (a port another process is just letting go of); each
+  # failure prints the tail of bao.log, so the reason is in whatever log kept our output.
+  local attempt status
+  for attempt in 1 2 3; do
+    if ! bao_running; then
+      ensure_port_free OpenBao "$BAO_PORT"
+      echo "---- $(date -u +%FT%TZ) start (attempt $attempt)" >>"$STATE_DIR/bao/bao.log"
+      launch "$STATE_DIR/bao/bao.pid" "$STATE_DIR/bao/bao.log" \
+        "$BAO_BIN" server -dev -dev-no-store-token \
+        -dev-root-token-id="$BAO_ROOT_TOKEN" \
+        -dev-listen-address="$HOST:$BAO_PORT"
+    fi
+    # /v1/sys/health is 200 only once the dev server is initialised and unsealed.
+    status=0
+    WAIT_FOR_EXIT_STATUS=1 wait_for OpenBao 60 "$STATE_DIR/bao/bao.pid" "$BAO_BIN" bao_healthy || status=$?
+    if ((status == 0)); then log "OpenBao up on http://$HOST:$BAO_PORT"; return 0; fi
+    ((attempt < 3)) && { log "starting OpenBao again in 2s"; sleep 2; }
+  done
+  die "OpenBao exited while starting, three times; see $STATE_DIR/bao/bao.log"
 }
 
 bao_down() { stop_pid OpenBao "$STATE_DIR/bao/bao.pid" "$BAO_BIN"; }
