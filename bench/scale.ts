@@ -17,6 +17,10 @@ import { authorizeStep, mb, probeAuthorize, startBroker, type BrokerTarget } fro
  * A third side runs the large deployment with V8's old space capped (--max-old-space-size, default
  * 256 MB, BENCH_SCALE_HEAP_MB): without a cap V8 lets the heap grow to several times the live data
  * before collecting, so RSS mostly measures that headroom, not what the broker keeps.
+ *
+ * BENCH_BASELINE_DIST=/path/to/other/dist starts the large deployment once more from that build
+ * (started right after this build's, never under load) and reports its policy load, RSS and live heap
+ * beside this build's: before/after measured in the same run.
  */
 const TOOLS = 100;
 const kb = (bytes: number) => Math.round(bytes / 1024).toLocaleString('en-US');
@@ -37,11 +41,14 @@ export async function run(): Promise<ScenarioResult> {
   let small: BrokerTarget | undefined;
   let big: BrokerTarget | undefined;
   let capped: BrokerTarget | undefined;
+  let baseline: BrokerTarget | undefined;
+  const baselineDist = process.env.BENCH_BASELINE_DIST;
   try {
     // --expose-gc only lets the scenario ask for a full collection at the very end, to tell live data
     // from heap the process has grown; nothing calls it while the load runs.
     small = await startBroker(fixture(10), settings, logDir, 'scale-small', { execArgv: ['--expose-gc'] });
     big = await startBroker(fixture(large.tenants), settings, logDir, 'scale-large', { sessions: large.sessions, execArgv: ['--expose-gc'] });
+    if (baselineDist) baseline = await startBroker(fixture(large.tenants), settings, logDir, 'scale-large-baseline', { sessions: large.sessions, execArgv: ['--expose-gc'], benchDir: join(baselineDist, 'bench') });
     // The targets are without heap flags; the capped side is context, and may not even start (a heap
     // too small for the policy load is reported, not a failed scenario).
     let cappedFailure: string | undefined;
@@ -75,6 +82,17 @@ export async function run(): Promise<ScenarioResult> {
           { metric: `large, --max-old-space-size=${heapMb}: authorize rps`, value: c.rps, unit: 'req/s' },
         ]
       : [{ metric: `large, --max-old-space-size=${heapMb}`, value: `did not start (${(cappedFailure ?? '').slice(0, 80)})` }];
+    const liveBaseline = baseline && (await baseline.usage(true));
+    const baselineRows: Row[] = baseline && liveBaseline
+      ? [
+          { metric: `baseline build (${baselineDist}): policy load, large`, value: Math.round(baseline.info.policyLoadMs), unit: 'ms' },
+          { metric: 'baseline build: RSS once started, large', value: mb(baseline.info.rssAfterStartBytes), unit: 'MB' },
+          { metric: 'baseline build: live JS heap after a full GC, large', value: mb(liveBaseline.heapUsedBytes), unit: 'MB' },
+          { metric: 'this build / baseline build: policy load, large', value: big.info.policyLoadMs / baseline.info.policyLoadMs },
+          { metric: 'this build / baseline build: RSS once started, large', value: big.info.rssAfterStartBytes / baseline.info.rssAfterStartBytes },
+          { metric: 'this build / baseline build: live JS heap, large', value: liveBig.heapUsedBytes / liveBaseline.heapUsedBytes },
+        ]
+      : [];
     return {
       scenario: 'scale',
       title: `Authorize at 10 vs ${large.tenants} tenants (${TOOLS} tools each) and ${large.sessions} live sessions`,
@@ -94,6 +112,7 @@ export async function run(): Promise<ScenarioResult> {
         { metric: 'RSS after the runs, large (no heap flags)', value: mb(rssBig), unit: 'MB', target: '≤ 256', met: rssBig <= 256 * 2 ** 20 },
         { metric: 'live JS heap after a full GC, small / large', value: `${mb(liveSmall.heapUsedBytes)} / ${mb(liveBig.heapUsedBytes)}`, unit: 'MB' },
         ...cappedRows,
+        ...baselineRows,
         { metric: 'denies and errors (must be 0)', value: bad, target: '0', met: bad === 0 },
       ],
       runs: { small: a.runs, large: b.runs, capped: c?.runs ?? cappedFailure, startMs: { small: small.info.startMs, large: big.info.startMs }, rssAfterStart: { small: small.info.rssAfterStartBytes, large: big.info.rssAfterStartBytes } },
@@ -102,6 +121,7 @@ export async function run(): Promise<ScenarioResult> {
     await small?.stop();
     await big?.stop();
     await capped?.stop();
+    await baseline?.stop();
     await rm(logDir, { recursive: true, force: true });
   }
 }

@@ -3,7 +3,7 @@ import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { ZodError } from 'zod';
 import { policySchema, type Policy } from './schema';
-import { shareIdenticalLeaves } from './share-identical';
+import { validatingOnce } from './validate-once';
 
 /** A policy that failed to load. The message names the file and the first offending path. */
 export class PolicyError extends Error {
@@ -31,12 +31,12 @@ export function loadPolicyFile(file: string): Policy {
 
 /** Validates a policy object once and freezes it, so nothing downstream can mutate it. */
 export function parsePolicy(raw: unknown, source = 'policy'): Policy {
-  const result = policySchema.safeParse(raw ?? {});
+  const result = validatingOnce(() => policySchema.safeParse(raw ?? {}));
   if (!result.success) {
     const issues = describeIssues(result.error, raw ?? {});
     throw new PolicyError(`${source}: ${issues[0]}${issues.length > 1 ? ` (and ${issues.length - 1} more)` : ''}`, issues);
   }
-  return deepFreeze(shareIdenticalLeaves(result.data));
+  return deepFreeze(result.data);
 }
 
 /**

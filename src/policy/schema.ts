@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { foldKey } from '../authorize/fold-key';
 import { parseDuration } from './duration';
 import { parseSize } from './size';
+import { recordValidatedOnce, validatedOnce } from './validate-once';
 
 /**
  * The one schema for the policy file. Every object is strict (unknown keys are errors), secrets appear
@@ -43,7 +44,8 @@ const tolerance = z
   });
 const size = z.string().regex(/^\d+(b|kb|mb)$/i, 'must be a size such as "64kb" or "1mb"');
 const url = z.string().url();
-const toolList = z.array(idSchema);
+// Tool-name lists, tool settings and quota settings repeat across tenants: validated once per load (validate-once.ts).
+const toolList = validatedOnce(z.array(idSchema));
 
 const vaultAuth = z
   .object({
@@ -166,7 +168,7 @@ const budgets = z
   .strict()
   .refine((b) => b.hourly !== undefined || b.daily !== undefined, 'must set hourly, daily or both');
 
-const tool = z
+const toolSettings = z
   .object({
     credential: idSchema,
     resource: z.object({ arg: z.string().min(1), prefix: z.string().min(1) }).strict().optional(),
@@ -209,6 +211,15 @@ const workloadIssuer = z
   })
   .strict();
 
+const quotaSettings = z
+  .object({
+    calls_per_minute: z.number().int().positive().default(600),
+    concurrency: z.number().int().positive().default(8),
+    // Denies written to the audit stream one by one per minute; past it they are summarised (deny-budget.ts).
+    audited_denies_per_minute: z.number().int().positive().default(DEFAULT_AUDITED_DENIES_PER_MINUTE),
+  })
+  .strict();
+
 const tenant = z
   .object({
     // A canary tenant exists to be attacked by `bulkhead selftest`: local canary secrets only, never real data.
@@ -243,7 +254,7 @@ const tenant = z
       .optional(),
     // One AppRole per tenant: the only Vault identity the broker uses for this tenant's credentials.
     vault: z.object({ approle: z.object({ role_id_file: z.string().min(1), secret_id_file: z.string().min(1), mount: z.string().min(1).optional() }).strict() }).strict().optional(),
-    tools: z.record(idSchema, tool).prefault({}),
+    tools: recordValidatedOnce(idSchema, toolSettings).prefault({}),
     credentials: z.record(idSchema, credential).prefault({}),
     // The root that wraps this tenant's data keys (BYOK); omitted: the broker master key.
     encryption: z
@@ -252,15 +263,7 @@ const tenant = z
         z.object({ aws_kms: z.object({ key_id: z.string().min(1).max(2048) }).strict() }).strict(),
       ])
       .optional(),
-    quotas: z
-      .object({
-        calls_per_minute: z.number().int().positive().default(600),
-        concurrency: z.number().int().positive().default(8),
-        // Denies written to the audit stream one by one per minute; past it they are summarised (deny-budget.ts).
-        audited_denies_per_minute: z.number().int().positive().default(DEFAULT_AUDITED_DENIES_PER_MINUTE),
-      })
-      .strict()
-      .prefault({}),
+    quotas: validatedOnce(quotaSettings).prefault({}),
     // Cost units per UTC hour and day for the whole tenant; a call over either is denied budget_exceeded.
     budgets: budgets.optional(),
   })
@@ -305,7 +308,8 @@ function checkReferences(policy: z.output<typeof policyObject>, ctx: z.Refinemen
   const domains = new Map<string, string>();
   const workloads = new Map<string, string>();
   for (const [tenantId, t] of Object.entries(policy.tenants)) {
-    for (const [toolName, tl] of Object.entries(t.tools)) {
+    for (const toolName of Object.keys(t.tools)) {
+      const tl = t.tools[toolName]!;
       // Object.hasOwn: these maps are plain objects, and "constructor" or "toString" are valid ids.
       if (!Object.hasOwn(t.credentials, tl.credential)) issue(['tenants', tenantId, 'tools', toolName, 'credential'], `unknown credential "${tl.credential}"`);
       if (tl.inject && Object.keys(tl.inject).some(isTenantKeyFolded)) {
@@ -315,9 +319,9 @@ function checkReferences(policy: z.output<typeof policyObject>, ctx: z.Refinemen
       if (collision) issue(['tenants', tenantId, 'tools', toolName, 'inject'], `"${collision[0]}" and "${collision[1]}" are one field to a case-insensitive reader`);
     }
     for (const [principalId, p] of Object.entries(t.principals)) {
-      p.tools.forEach((name, i) => {
-        if (!Object.hasOwn(t.tools, name)) issue(['tenants', tenantId, 'principals', principalId, 'tools', i], `unknown tool "${name}"`);
-      });
+      for (let i = 0; i < p.tools.length; i++) {
+        if (!Object.hasOwn(t.tools, p.tools[i]!)) issue(['tenants', tenantId, 'principals', principalId, 'tools', i], `unknown tool "${p.tools[i]}"`);
+      }
       if (p.workload) {
         const path = ['tenants', tenantId, 'principals', principalId, 'workload'];
         const source = Object.hasOwn(policy.workload_issuers, p.workload.issuer) ? policy.workload_issuers[p.workload.issuer] : undefined;

@@ -1,4 +1,5 @@
 import { z, type ZodType } from 'zod';
+import { schemaValidatedOnce } from '../../policy/validate-once';
 import { RESERVED_KEYS } from '../strict-json';
 import { OPERATIONS, type ErrorShape, type Operation, type Response } from './operations';
 import { denyBody, errorBody, oauthError } from './responses';
@@ -23,6 +24,9 @@ export function jsonSchemaOf(schema: ZodType, io: 'input' | 'output'): JsonSchem
     unrepresentable: 'any',
     override: (ctx) => {
       if (ctx.zodSchema._zod.def.type === 'undefined') ctx.jsonSchema.not = {};
+      // A policy leaf validated once per load (validate-once.ts) is documented as the schema it applies.
+      const validated = schemaValidatedOnce(ctx.zodSchema);
+      if (validated) Object.assign(ctx.jsonSchema, jsonSchemaOf(validated, io));
     },
   }) as JsonSchema;
   delete generated.$schema;
