@@ -3,6 +3,7 @@ import { extname } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import type { ZodError } from 'zod';
 import { policySchema, type Policy } from './schema';
+import { deepFreeze } from './deep-freeze';
 import { validatingOnce } from './validate-once';
 
 /** A policy that failed to load. The message names the file and the first offending path. */
@@ -67,12 +68,4 @@ function valueAt(root: unknown, path: readonly PropertyKey[]): unknown {
 function plainMessage(message: string): string {
   const typeError = /^Invalid input: expected (\S+), received (\S+)$/.exec(message);
   return typeError ? `Expected ${typeError[1]}, received ${typeError[2]}` : message;
-}
-
-function deepFreeze<T>(value: T): T {
-  if (value && typeof value === 'object' && !Object.isFrozen(value)) {
-    Object.freeze(value);
-    for (const child of Object.values(value as Record<string, unknown>)) deepFreeze(child);
-  }
-  return value;
 }

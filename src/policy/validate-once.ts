@@ -1,12 +1,14 @@
 import { z, type ZodType } from 'zod';
+import { deepFreeze } from './deep-freeze';
 
 /**
  * Large deployments repeat themselves: at 10,000 tenants × 100 tools most of the million tool entries
  * are the same few settings, and every principal lists the same tools. Validating each copy is most of
  * a load's time (zod spends about a microsecond on each record entry), and keeping each copy is most
  * of the heap the policy holds. A schema wrapped here validates each distinct JSON text once per load
- * and hands every identical copy the same parsed object, which the loader then deep-freezes, so no
- * reader can tell.
+ * and hands every identical copy the same parsed object, deep-frozen (as the loader freezes the whole
+ * policy), so no reader can tell. A record is frozen as soon as it is built, which spares the loader's
+ * final freeze a walk over its million entries.
  *
  * Identity is the JSON text, which is exact for what a policy is made of (JSON or YAML data). Only
  * successes are remembered, and any failure is reported by zod itself on the whole value, so errors
@@ -19,33 +21,52 @@ import { z, type ZodType } from 'zod';
 /** Each wrapper → the plain schema it stands for (what it validates with, and what documents it). */
 const documentedBy = new WeakMap<object, ZodType>();
 /** While a load runs: per schema, JSON text (or a record key) → the parsed value. */
-let memo: Map<ZodType, Map<string, unknown>> | undefined;
+let memo: Map<object, Map<string, unknown>> | undefined;
 const INVALID = Symbol('invalid');
 
-/** `schema`, validated once per distinct value. */
+/** `schema`, validated once per distinct value; a value equal to the previous one is known without its JSON text. */
 export function validatedOnce<T extends ZodType>(schema: T): ZodType<z.output<T>, unknown> {
-  return wrap(schema, (value) => once(schema, seenBy(schema), value, jsonText(value)));
+  const lastOne = {};
+  return wrap(schema, (value) => {
+    const last = seenBy(lastOne) as Map<'', [raw: unknown, parsed: unknown]>;
+    const previous = last.get('');
+    if (previous && sameJson(previous[0], value)) return previous[1];
+    const parsed = once(schema, seenBy(schema), value, jsonText(value));
+    if (parsed !== INVALID) last.set('', [value, parsed]);
+    return parsed;
+  });
 }
 
 /**
  * `z.record(keys, values)`, with each distinct key and each distinct value validated once: the entries
- * themselves cost a record most of its time, so the loop over them is plain JavaScript.
+ * themselves cost a record most of its time, so the loop over them is plain JavaScript. Policies made
+ * from a template repeat a key's value from one record to the next, so a value equal to the one the
+ * same key had last time is recognised without building its JSON text.
  */
 export function recordValidatedOnce<K extends ZodType<string, string>, V extends ZodType>(keys: K, values: V): ZodType<Record<z.output<K>, z.output<V>>, unknown> {
+  const lastUnderKey = {};
   return wrap(z.record(keys, values), (input) => {
     if (input === null || typeof input !== 'object' || Object.getPrototypeOf(input) !== Object.prototype) return INVALID;
     const keysSeen = seenBy(keys);
     const valuesSeen = seenBy(values);
+    const last = seenBy(lastUnderKey) as Map<string, [raw: unknown, parsed: unknown]>;
     // A copy whose values are then replaced: its keys (and their order) are the input's, as in zod's
     // output, and replacing an own "__proto__" value sets that value, never the prototype.
     const parsed: Record<string, unknown> = { ...input };
     for (const key of Object.keys(parsed)) {
-      if (once(keys, keysSeen, key, key) !== key) return INVALID; // an invalid key, or one the schema rewrites
-      const value = once(values, valuesSeen, parsed[key], jsonText(parsed[key]));
+      const previous = last.get(key); // a key with a previous value has been validated
+      if (!previous && once(keys, keysSeen, key, key) !== key) return INVALID; // an invalid key, or one the schema rewrites
+      const raw = parsed[key];
+      if (previous && sameJson(previous[0], raw)) {
+        parsed[key] = previous[1];
+        continue;
+      }
+      const value = once(values, valuesSeen, raw, jsonText(raw));
       if (value === INVALID) return INVALID;
+      last.set(key, [raw, value]);
       parsed[key] = value;
     }
-    return parsed;
+    return Object.freeze(parsed);
   });
 }
 
@@ -82,7 +103,7 @@ function wrap<T extends ZodType>(plain: T, fast: (value: unknown) => unknown): Z
   return wrapper;
 }
 
-function seenBy(schema: ZodType): Map<string, unknown> {
+function seenBy(schema: object): Map<string, unknown> {
   let seen = memo!.get(schema);
   if (!seen) memo!.set(schema, (seen = new Map()));
   return seen;
@@ -95,7 +116,7 @@ function once(schema: ZodType, seen: Map<string, unknown>, value: unknown, key: 
   }
   const result = schema.safeParse(value);
   if (!result.success) return INVALID;
-  if (key !== undefined) seen.set(key, result.data);
+  if (key !== undefined) seen.set(key, deepFreeze(result.data));
   return result.data;
 }
 
@@ -106,4 +127,27 @@ function jsonText(value: unknown): string | undefined {
   } catch {
     return undefined;
   }
+}
+
+/**
+ * Whether two JSON values have the same JSON text (order of keys included), without building it.
+ * Anything that is not plain JSON data (a class instance, a NaN) is "not the same", which only costs
+ * the slower path.
+ */
+function sameJson(a: unknown, b: unknown): boolean {
+  if (a === b) return typeof a !== 'number' || Number.isFinite(a);
+  if (a === null || b === null || typeof a !== 'object' || typeof b !== 'object') return false;
+  if (Array.isArray(a)) {
+    if (!Array.isArray(b) || a.length !== b.length) return false;
+    for (let i = 0; i < a.length; i++) if (!sameJson(a[i], b[i])) return false;
+    return true;
+  }
+  if (Array.isArray(b) || Object.getPrototypeOf(a) !== Object.prototype || Object.getPrototypeOf(b) !== Object.prototype) return false;
+  const keysA = Object.keys(a);
+  const keysB = Object.keys(b);
+  if (keysA.length !== keysB.length) return false;
+  for (let i = 0; i < keysA.length; i++) {
+    if (keysA[i] !== keysB[i] || !sameJson((a as Record<string, unknown>)[keysA[i]!], (b as Record<string, unknown>)[keysB[i]!])) return false;
+  }
+  return true;
 }

@@ -1,4 +1,4 @@
-import { canonicalJson, sha256Hex } from '../crypto/hash';
+import { canonicalJsonSha256 } from '../crypto/hash';
 import type { Policy } from './schema';
 
 const versions = new WeakMap<Policy, string>();
@@ -11,7 +11,7 @@ const versions = new WeakMap<Policy, string>();
 export function policyVersion(policy: Policy): string {
   let version = versions.get(policy);
   if (version === undefined) {
-    version = sha256Hex(canonicalJson(policy)).slice(0, 16);
+    version = canonicalJsonSha256(policy).slice(0, 16);
     versions.set(policy, version);
   }
   return version;

@@ -134,3 +134,30 @@ test('the parsed policy equals what the plain schema gives, key order included',
   expect(loaded).toEqual(plain);
   expect(Object.keys(loaded.tenants.t1!.tools)).toEqual(['query_crm', 'export_report', 'zeta', 'alpha']);
 });
+
+test('a value close to the one the same key had in the previous tenant is validated on its own', () => {
+  const variants = [
+    { credential: 'crm', inject: { a: 1, b: 2 } },
+    { credential: 'crm', inject: { b: 2, a: 1 } },
+    { credential: 'crm', inject: { a: 1, b: 2, c: null } },
+    { credential: 'crm', inject: { a: [1], b: 2 } },
+    { credential: 'crm', inject: { a: { 0: 1 }, b: 2 } },
+    { credential: 'crm', inject: { a: '1', b: 2 } },
+    { credential: 'crm', inject: { a: 1, b: 2 } },
+  ];
+  const policy = parsePolicy(tenants(variants.length, (i) => variants[i]));
+  variants.forEach((variant, i) => {
+    const inject = policy.tenants[`t${i}`]!.tools.query_crm!.inject!;
+    expect(inject).toEqual(variant.inject);
+    expect(Object.keys(inject)).toEqual(Object.keys(variant.inject));
+    expect(Array.isArray(inject.a)).toBe(Array.isArray(variant.inject.a));
+  });
+  expect(policy.tenants.t6!.tools.query_crm).toBe(policy.tenants.t0!.tools.query_crm);
+  expect(Object.isFrozen(policy.tenants.t3!.tools.query_crm!.inject!.a)).toBe(true);
+});
+
+test('a bad value right after a good one under the same key is refused at its own path', () => {
+  const raw = tenants(3, (i) => (i === 1 ? { credential: 'crm', cost: '1' } : { credential: 'crm', cost: 1 }));
+  expect(refusal(raw)).toEqual(['tenants.t1.tools.query_crm.cost: Expected number, received string']);
+  expect(refusal(raw)).toEqual(plainIssues(raw));
+});
