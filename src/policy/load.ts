@@ -15,19 +15,22 @@ export class PolicyError extends Error {
 }
 
 export function loadPolicyFile(file: string): Policy {
+  return parsePolicy(readPolicyData(file), file);
+}
+
+/** The file's data. Its own function so the text (44 MB at 10,000 tenants) is garbage before validation starts. */
+function readPolicyData(file: string): unknown {
   let text: string;
   try {
     text = readFileSync(file, 'utf8');
   } catch (err) {
     throw new PolicyError(`${file}: cannot read policy file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
-  let raw: unknown;
   try {
-    raw = extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+    return extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
     throw new PolicyError(`${file}: not valid ${extname(file).toLowerCase() === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);
   }
-  return parsePolicy(raw, file);
 }
 
 /** Validates a policy object once and freezes it, so nothing downstream can mutate it. */
