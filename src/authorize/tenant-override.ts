@@ -1,5 +1,4 @@
-import { TENANT_KEYS } from '../policy/schema';
-import { foldKey } from './fold-key';
+import { isTenantKeyFolded } from './tenant-keys';
 
 /**
  * Tenant binding of tool arguments. The tenant comes from the verified token only; arguments that name
@@ -11,14 +10,7 @@ export const MAX_ARGUMENT_DEPTH = 32;
 /** Objects, arrays and scalars visited before the arguments count as too big to check. */
 export const MAX_ARGUMENT_NODES = 10_000;
 
-// Keys are folded the same way attackers vary them (see fold-key.ts), so tenant_id, Tenant-ID,
-// ｔｅｎａｎｔＩｄ, ten\u200Bant and tıd all match.
-const FOLDED_TENANT_KEYS = new Set(TENANT_KEYS.map(foldKey));
 const IDENTIFIER = /^[A-Za-z_$][A-Za-z0-9_$]*$/;
-
-export function isTenantKeyLoose(key: string): boolean {
-  return FOLDED_TENANT_KEYS.has(foldKey(key));
-}
 
 /**
  * The path (e.g. `filter.tenant_id`, `items[2].tid`) of the first tenant key whose value is not exactly
@@ -46,7 +38,7 @@ function walk(value: unknown, tenant: string, path: string, depth: number, budge
     const childPath = joinPath(path, key);
     // Only an exact string match is the same tenant: null, objects, "ACME" or "ａｃｍｅ" are all refused,
     // because some server downstream may read them as "all tenants" or fold them into another one.
-    if (isTenantKeyLoose(key) && child !== tenant) return childPath;
+    if (isTenantKeyFolded(key) && child !== tenant) return childPath;
     const found = walk(child, tenant, childPath, depth + 1, budget);
     if (found !== null) return found;
   }

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { foldKey } from '../authorize/fold-key';
+import { isTenantKeyFolded } from '../authorize/tenant-keys';
 import { parseDuration } from './duration';
 import { parseSize } from './size';
 import { recordValidatedOnce, validatedOnce } from './validate-once';
@@ -418,24 +419,15 @@ export function redirectUriProblem(uri: string): string | null {
   return null;
 }
 
-/** Argument keys that name a tenant; a differing value in arguments is a `tenant_override`. */
-export const TENANT_KEYS = ['tenant', 'tenant_id', 'tenantId', 'tid'] as const;
-export function isTenantKey(key: string): boolean {
-  return (TENANT_KEYS as readonly string[]).includes(key);
-}
-
-/** A key that folds (fold-key.ts) to a tenant key, such as TENANT_ID or ｔｉｄ. */
-function isTenantKeyFolded(key: string): boolean {
-  return TENANT_KEYS.some((tenantKey) => foldKey(tenantKey) === foldKey(key));
-}
 
 /** Two different names that fold alike, if any: forced or checked fields must each have one spelling. */
 function findFoldedPair(names: string[]): [string, string] | null {
   const seen = new Map<string, string>();
   for (const name of names) {
-    const other = seen.get(foldKey(name));
+    const folded = foldKey(name);
+    const other = seen.get(folded);
     if (other !== undefined && other !== name) return [other, name];
-    seen.set(foldKey(name), name);
+    seen.set(folded, name);
   }
   return null;
 }
