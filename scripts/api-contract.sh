@@ -4,7 +4,10 @@
 # at the served /openapi.json with the demo's server key and operator token, and fails on any 5xx, any
 # answer (status, body, headers, content type) the document does not describe, any request the document
 # forbids that is accepted, and any unexpected error in the broker's log. Checks and exceptions:
-# scripts/schemathesis.toml. Bounded: --max-examples (default 25 per operation), two workers.
+# scripts/schemathesis.toml. Bounded: --max-examples (default 25 per operation). One worker: with two,
+# hypothesis parses lambda sources on two threads at once, which CPython 3.11 before 3.11.8 can fail
+# with "SystemError: AST constructor recursion depth mismatch" (python/cpython#106905), a failed run
+# that says nothing about the broker.
 #   bash scripts/api-contract.sh                 # builds first
 #   bash scripts/api-contract.sh --no-build      # after `npm run build`
 #   BULKHEAD_SCHEMATHESIS_SEED=123 bash scripts/api-contract.sh   # replay a run (it prints its seed)
@@ -47,7 +50,7 @@ seed=()
 [[ -n ${BULKHEAD_SCHEMATHESIS_SEED:-} ]] && seed=(--seed "$BULKHEAD_SCHEMATHESIS_SEED")
 status=0
 (cd "$work" && "$venv/bin/schemathesis" --no-color --config-file "$root/scripts/schemathesis.toml" run "$base/openapi.json" \
-  --workers 2 --max-examples "${BULKHEAD_SCHEMATHESIS_EXAMPLES:-25}" --generation-database none "${seed[@]}") || status=$?
+  --workers 1 --max-examples "${BULKHEAD_SCHEMATHESIS_EXAMPLES:-25}" --generation-database none "${seed[@]}") || status=$?
 
 # Unexpected errors are logged at level 50 ("unexpected error", "token endpoint failed", ...) even when
 # the answer itself was a documented one.
