@@ -3,8 +3,7 @@ import { bulkheadCall } from '../../src/mcp';
 import { startHarness, type Harness } from '../support/broker-harness';
 import { gatedProxy } from '../support/gated-proxy';
 import { auditEvents } from '../support/isolation-assertions';
-import { connectMcp } from '../support/mcp-client';
-import { connectMcpV2 } from '../support/mcp-client-v2';
+import { connectCaller, type McpCaller } from '../support/mcp-caller';
 import { startToolServer, type ToolServer } from '../support/tool-server';
 import { until } from '../support/until';
 
@@ -17,11 +16,6 @@ import { until } from '../support/until';
  * and with a concurrency of 1 the next call is not refused for a slot our own completion still holds.
  */
 
-type Result = { content: Array<{ type: string; text?: string }>; isError?: boolean };
-interface Caller {
-  call(name: string, args: Record<string, unknown>): Promise<Result>;
-  close(): Promise<void>;
-}
 
 let h: Harness;
 const broker = gatedProxy(() => h.url);
@@ -35,7 +29,7 @@ const completes = async () => (await auditEvents(h, 'acme')).filter((e) => e.typ
 
 describe.each(['v2', 'v1'] as const)('completions on the %s entry', (entry) => {
   let server: ToolServer;
-  const callers: Caller[] = [];
+  const callers: McpCaller[] = [];
 
   const start = () =>
     startToolServer({
@@ -60,16 +54,9 @@ describe.each(['v2', 'v1'] as const)('completions on the %s entry', (entry) => {
     await server.close();
   });
 
-  async function caller(): Promise<Caller> {
+  async function caller(): Promise<McpCaller> {
     const bearer = await h.token('acme-agent', 'crm-mcp');
-    let c: Caller;
-    if (entry === 'v2') {
-      const v2 = await connectMcpV2(server.url, bearer);
-      c = { call: async (name, args) => (await v2.client.callTool({ name, arguments: args })) as Result, close: v2.close };
-    } else {
-      const v1 = await connectMcp(server.url, bearer);
-      c = { call: async (name, args) => (await v1.call(name, args)) as Result, close: v1.close };
-    }
+    const c = await connectCaller(entry, server.url, bearer);
     callers.push(c);
     return c;
   }

@@ -1,8 +1,8 @@
 import { z } from 'zod';
 import { bulkheadCall, createHandleCodec } from '../../src/mcp';
 import { startHarness, type Harness } from '../support/broker-harness';
-import { connectMcp, denyOf, textOf } from '../support/mcp-client';
-import { connectMcpV2 } from '../support/mcp-client-v2';
+import { denyOf, textOf } from '../support/mcp-client';
+import { connectCaller, type McpCaller, type ToolResult } from '../support/mcp-caller';
 import { startToolServer, type ToolServer } from '../support/tool-server';
 
 /**
@@ -11,17 +11,12 @@ import { startToolServer, type ToolServer } from '../support/tool-server';
  * resolving tool counts what it opened, which is how a test proves a refused handle reached nothing.
  */
 
-type Result = { content: Array<{ type: string; text?: string }>; isError?: boolean; _meta?: Record<string, unknown> };
-interface Caller {
-  call(name: string, args: Record<string, unknown>): Promise<Result>;
-  close(): Promise<void>;
-}
 
 describe.each(['v2', 'v1'] as const)('handles a tool mints, on the %s entry', (entry) => {
   let h: Harness;
   let server: ToolServer;
   const opened: unknown[] = [];
-  const callers: Caller[] = [];
+  const callers: McpCaller[] = [];
 
   beforeAll(async () => {
     h = await startHarness({
@@ -57,25 +52,18 @@ describe.each(['v2', 'v1'] as const)('handles a tool mints, on the %s entry', (e
     await h?.close();
   });
 
-  async function caller(principal: string, token?: string): Promise<Caller> {
+  async function caller(principal: string, token?: string): Promise<McpCaller> {
     const bearer = token ?? (await h.token(principal, 'crm-mcp'));
-    let c: Caller;
-    if (entry === 'v2') {
-      const v2 = await connectMcpV2(server.url, bearer);
-      c = { call: async (name, args) => (await v2.client.callTool({ name, arguments: args })) as Result, close: v2.close };
-    } else {
-      const v1 = await connectMcp(server.url, bearer);
-      c = { call: async (name, args) => (await v1.call(name, args)) as Result, close: v1.close };
-    }
+    const c = await connectCaller(entry, server.url, bearer);
     callers.push(c);
     return c;
   }
-  const mint = async (c: Caller, path: string) => {
+  const mint = async (c: McpCaller, path: string) => {
     const result = await c.call('query_crm', { path });
     expect(result.isError).toBeFalsy();
     return textOf(result as never);
   };
-  const expectRefused = (result: Result) => {
+  const expectRefused = (result: ToolResult) => {
     expect(result.isError).toBe(true);
     expect(denyOf(result as never)?.reason).toBe('handle_invalid');
     expect(JSON.stringify(result)).not.toContain('acme/contacts');
