@@ -1,5 +1,6 @@
 import { createHash, createPrivateKey, createPublicKey, KeyObject, sign, verify } from 'node:crypto';
 import type { Clock } from '../clock';
+import { canonicalize } from '../crypto/canonical-json';
 import { createKeyRing, type KeyRing } from '../tokens/key-ring';
 import type { KeyState, KeyStore, OpenedKeyRing } from '../tokens/key-store';
 
@@ -108,4 +109,22 @@ export function verifyAuditSignature(keys: AuditKeySet, kid: unknown, data: stri
   } catch {
     return 'bad_signature';
   }
+}
+
+/**
+ * Why `payload`, as signed by `kid` with `signature` over its canonical JSON (RFC 8785), is not a
+ * signature of one of the audit keys, in the words every verifier of signed audit statements uses
+ * (checkpoints, seals, purges); null when it is one.
+ */
+export function auditSignatureProblem(keys: AuditKeySet, kid: unknown, payload: unknown, signature: unknown): string | null {
+  let data: string;
+  try {
+    data = canonicalize(payload);
+  } catch {
+    return 'is not canonical JSON';
+  }
+  const verdict = verifyAuditSignature(keys, kid, data, signature);
+  if (verdict === 'unknown_key') return `is signed by a key that is not an audit key of this broker (kid ${String(kid)})`;
+  if (verdict === 'bad_signature') return 'has a signature that does not verify (forged or edited)';
+  return null;
 }

@@ -1,5 +1,5 @@
 import { canonicalize } from '../crypto/canonical-json';
-import { verifyAuditSignature, type AuditKeySet, type AuditSigner } from './audit-keys';
+import { auditSignatureProblem, type AuditKeySet, type AuditSigner } from './audit-keys';
 import type { ChainHead } from './chain';
 
 /**
@@ -52,14 +52,5 @@ export function checkpointProblem(value: unknown, tenant: string, keys: AuditKey
   if (body.tenant !== tenant) return `names tenant "${String(body.tenant)}"`;
   if (!Number.isSafeInteger(body.seq) || (body.seq as number) < 1 || typeof body.hash !== 'string' || typeof body.ts !== 'string') return 'lacks seq, hash or ts';
   if (!Number.isSafeInteger(body.every) || (body.every as number) < 1 || !Number.isSafeInteger(body.interval_ms)) return 'lacks its checkpoint rule';
-  let data: string;
-  try {
-    data = canonicalize(body);
-  } catch {
-    return 'is not canonical JSON';
-  }
-  const verdict = verifyAuditSignature(keys, body.kid, data, sig);
-  if (verdict === 'unknown_key') return `is signed by a key that is not an audit key of this broker (kid ${String(body.kid)})`;
-  if (verdict === 'bad_signature') return 'has a signature that does not verify (forged or edited)';
-  return null;
+  return auditSignatureProblem(keys, body.kid, body, sig);
 }

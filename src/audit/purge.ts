@@ -1,5 +1,5 @@
 import { canonicalize } from '../crypto/canonical-json';
-import { verifyAuditSignature, type AuditKeySet, type AuditSigner } from './audit-keys';
+import { auditSignatureProblem, type AuditKeySet, type AuditSigner } from './audit-keys';
 import type { AuditEvent, AuditRecord } from './audit-log';
 
 /**
@@ -58,14 +58,5 @@ export function purgeProblem(record: AuditRecord, keys: AuditKeySet): string | n
   const { sig, ...unsigned } = record.purge;
   if (unsigned.kind !== PURGE_KIND || typeof unsigned.tenant !== 'string' || !Number.isSafeInteger(unsigned.purged_seq)) return 'is not a purge statement';
   if (record.operator !== unsigned.operator) return 'names another operator than its signed statement (edited)';
-  let data: string;
-  try {
-    data = canonicalize(unsigned);
-  } catch {
-    return 'is not canonical JSON';
-  }
-  const verdict = verifyAuditSignature(keys, unsigned.kid, data, sig);
-  if (verdict === 'unknown_key') return `is signed by a key that is not an audit key of this broker (kid ${String(unsigned.kid)})`;
-  if (verdict === 'bad_signature') return 'has a signature that does not verify (forged or edited)';
-  return null;
+  return auditSignatureProblem(keys, unsigned.kid, unsigned, sig);
 }

@@ -1,5 +1,5 @@
 import { canonicalize } from '../crypto/canonical-json';
-import { verifyAuditSignature, type AuditKeySet, type AuditSigner } from './audit-keys';
+import { auditSignatureProblem, type AuditKeySet, type AuditSigner } from './audit-keys';
 import type { AuditRecord } from './audit-log';
 import { buildRecord, recordHash, type ChainHead } from './chain';
 
@@ -112,15 +112,6 @@ export function sealProblem(value: unknown, tenant: string, keys: AuditKeySet, r
   if (seal.verified_seq !== after.seq || seal.verified_hash !== after.hash) return `names seq ${seal.verified_seq} as the last verified record, but the chain verified through seq ${after.seq}`;
   if (record.seq <= after.seq) return 'does not start past the records before it';
   if (record.hash !== recordHash(record)) return 'hash does not match the record (record was altered)';
-  let data: string;
-  try {
-    const { sig: _sig, ...unsigned } = seal;
-    data = canonicalize(sealPayload({ ...record, seal: unsigned }));
-  } catch {
-    return 'is not canonical JSON';
-  }
-  const verdict = verifyAuditSignature(keys, seal.kid, data, seal.sig);
-  if (verdict === 'unknown_key') return `is signed by a key that is not an audit key of this broker (kid ${String(seal.kid)})`;
-  if (verdict === 'bad_signature') return 'has a signature that does not verify (forged or edited)';
-  return null;
+  const { sig, ...unsigned } = seal;
+  return auditSignatureProblem(keys, seal.kid, sealPayload({ ...record, seal: unsigned }), sig);
 }

@@ -1,17 +1,12 @@
+// The broker's own sample type; a type-only import, so nothing of the server side reaches the bundle.
+import type { MetricsSample as Sample } from '../../metrics-history';
+
 /**
  * Rates and percentiles from cumulative Prometheus samples, the way PromQL's rate() and
  * histogram_quantile() compute them: counter deltas over time, and linear interpolation inside the
  * bucket where the wanted rank falls.
  */
-export interface Sample {
-  t: number;
-  decisions: Record<string, number>;
-  latency: Array<[number, number]>;
-  latencyCount: number;
-  keyAge: Record<string, number>;
-  nextRotation: Record<string, number>;
-  certificateAge: Record<string, number>;
-}
+export type { Sample };
 
 /** Per-minute rate of each counter key between consecutive samples (a reset counts from zero). */
 export function ratesPerMinute(samples: Sample[], pick: (s: Sample) => Record<string, number>): Map<string, Array<[number, number]>> {
