@@ -268,8 +268,13 @@ bao_up() {
     if ! bao_running; then
       ensure_port_free OpenBao "$BAO_PORT"
       echo "---- $(date -u +%FT%TZ) start (attempt $attempt)" >>"$STATE_DIR/bao/bao.log"
+      # Without the caller's BAO_*/VAULT_* settings (a log level, an address, a token helper): they are
+      # meant for clients, and the server reads some of them (BAO_LOG_LEVEL=bogus stops it at start).
+      local -a unset_env=()
+      local name
+      for name in $(compgen -e); do [[ $name == BAO_* || $name == VAULT_* ]] && unset_env+=(-u "$name"); done
       launch "$STATE_DIR/bao/bao.pid" "$STATE_DIR/bao/bao.log" \
-        "$BAO_BIN" server -dev -dev-no-store-token \
+        env "${unset_env[@]}" "$BAO_BIN" server -dev -dev-no-store-token \
         -dev-root-token-id="$BAO_ROOT_TOKEN" \
         -dev-listen-address="$HOST:$BAO_PORT"
     fi
