@@ -26,11 +26,23 @@ function readPolicyData(file: string): unknown {
   } catch (err) {
     throw new PolicyError(`${file}: cannot read policy file (${(err as NodeJS.ErrnoException).code ?? 'error'})`);
   }
+  const json = extname(file).toLowerCase() === '.json';
+  let data: unknown;
   try {
-    return extname(file).toLowerCase() === '.json' ? JSON.parse(text) : parseYaml(text);
+    data = json ? JSON.parse(text) : parseYaml(text);
   } catch (err) {
-    throw new PolicyError(`${file}: not valid ${extname(file).toLowerCase() === '.json' ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);
+    throw new PolicyError(`${file}: not valid ${json ? 'JSON' : 'YAML'}: ${(err as Error).message.split('\n')[0]}`);
   }
+  // A policy is JSON data. A YAML alias inside the node it names makes a cycle, which no JSON text has
+  // and which validation and the version hash would walk until the stack runs out.
+  if (!json) {
+    try {
+      JSON.stringify(data);
+    } catch {
+      throw new PolicyError(`${file}: not valid YAML for a policy: an alias refers to a node that contains it (a policy is JSON data)`);
+    }
+  }
+  return data;
 }
 
 /** Validates a policy object once and freezes it, so nothing downstream can mutate it. */

@@ -104,6 +104,21 @@ describe('unreadable files', () => {
     expect(loadError(path).message).toMatch(new RegExp(`^${escape(path)}: not valid YAML: .*unique`));
   });
 
+  it.each([
+    ['an alias inside the mapping it names', 'tenants:\n  acme: &t\n    tools: { q: { credential: crm, inject: { again: *t } } }\n'],
+    ['an alias inside the list it names', 'servers: &s\n  crm-mcp: { key_sha256: x, tools: [*s] }\n'],
+  ])('refuses %s (a cycle no JSON policy can have) with a PolicyError, not a stack overflow', async (_name, yaml) => {
+    const path = await tmp.write('cycle.yaml', yaml);
+    expect(loadError(path).message).toBe(`${path}: not valid YAML for a policy: an alias refers to a node that contains it (a policy is JSON data)`);
+  });
+
+  it('takes an alias that merely repeats a node elsewhere', async () => {
+    const hash = 'ab'.repeat(32);
+    const path = await tmp.write('alias.yaml', `servers:\n  crm-mcp: { key_sha256: "${hash}", tools: &list [query_crm] }\n  other-mcp: { key_sha256: "${'cd'.repeat(32)}", tools: *list }\n`);
+    const policy = loadPolicyFile(path);
+    expect(policy.servers['other-mcp']!.tools).toEqual(['query_crm']);
+  });
+
   it('refuses a top level that is not a mapping', async () => {
     const path = await tmp.write('list.yaml', '- tenants\n- servers\n');
     expect(loadError(path).message).toBe(`${path}: (root): Expected object, received array`);
