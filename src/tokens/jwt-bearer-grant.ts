@@ -7,6 +7,7 @@ import type { Policy, TenantPolicy, WorkloadIssuer } from '../policy/schema';
 import type { AuthenticatedClient } from './client-auth';
 import { intersect, tenantTools } from './grant-scope';
 import { CLAIMED_PRINCIPAL, IDENTITY_TOKEN_ALGORITHMS, identityTokenError, unverifiedIssuer } from './identity-token';
+import { tenantOfIdpIssuer } from './idp-issuer-owner';
 import type { IdpKeyResolver, IdpSettings } from './idp-keys';
 import { OAuthError } from './oauth-error';
 import type { TenantIdentity, TokenRefusals } from './token-rejection';
@@ -155,7 +156,7 @@ export function createJwtBearerGrant(deps: JwtBearerDeps) {
     const issuer = unverifiedIssuer(assertion, 'assertion');
     const workload = Object.entries(policy.workload_issuers).find(([, w]) => w.issuer === issuer);
     if (workload) return fromWorkload(policy, assertion, workload[0], workload[1], client, attempt);
-    const owner = Object.entries(policy.tenants).find(([, t]) => t.idp?.issuer === issuer);
+    const owner = tenantOfIdpIssuer(policy, issuer);
     if (owner && owner[1].idp?.id_jag) return fromIdJag(policy, assertion, owner[0], owner[1], client, attempt);
     throw new OAuthError('invalid_grant', owner ? 'this tenant\'s identity provider is not trusted for ID-JAG (idp.id_jag)' : 'assertion issuer is not trusted');
   }

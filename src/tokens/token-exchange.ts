@@ -4,6 +4,7 @@ import { isBrokerError } from '../errors';
 import type { Policy } from '../policy/schema';
 import type { RevocationSubject } from '../revocation/revocation-store';
 import { intersect, own, tenantTools } from './grant-scope';
+import { tenantOfIdpIssuer } from './idp-issuer-owner';
 import type { IdpKeyResolver, IdpSettings } from './idp-keys';
 import { CLAIMED_PRINCIPAL, IDENTITY_TOKEN_ALGORITHMS, identityTokenError, unverifiedIssuer } from './identity-token';
 import { OAuthError } from './oauth-error';
@@ -94,12 +95,12 @@ export function createSubjectResolver(deps: SubjectResolverDeps) {
   const signedBy = (identity: TenantIdentity, reason: string, detail: string) => deps.refusals?.refusedSigned(identity, reason, attempt, detail).catch(() => undefined);
 
   async function fromIdp(policy: Policy, token: string, issuer: string): Promise<ExchangeSubject> {
-    const owners = Object.entries(policy.tenants).filter(([, t]) => t.idp?.issuer === issuer);
-    if (owners.length !== 1) {
+    const owner = tenantOfIdpIssuer(policy, issuer);
+    if (!owner) {
       await unsigned('subject_token issuer is not a tenant identity provider', token);
       throw new OAuthError('invalid_grant', 'subject_token issuer is not trusted');
     }
-    const [tenantId, tenant] = owners[0]!;
+    const [tenantId, tenant] = owner;
     const idp = tenant.idp as IdpSettings;
     const principalOf = (claims: unknown): string | undefined => {
       const value = (claims as Record<string, unknown> | undefined)?.[idp.principal_claim];
