@@ -33,30 +33,12 @@ export function secretMatchesHash(presented: string, expectedSha256Hex: string):
  * BigInt throws. test/unit/crypto/hash.test.ts checks the two against each other.
  */
 export function canonicalJson(value: unknown): string {
-  return write(value) as string;
-}
-
-/** The value's canonical text, or undefined where JSON.stringify would leave the member out. */
-function write(value: unknown): string | undefined {
-  if (value === null || typeof value !== 'object') return JSON.stringify(value);
-  if (Array.isArray(value)) {
-    let out = '[';
-    for (let i = 0; i < value.length; i++) {
-      if (i > 0) out += ',';
-      out += write((value as unknown[])[i]) ?? 'null';
-    }
-    return out + ']';
-  }
-  const keys = indexKeysFirst(Object.keys(value).sort());
-  let out = '{';
-  let first = true;
-  for (const key of keys) {
-    const member = write((value as Record<string, unknown>)[key]);
-    if (member === undefined) continue;
-    out += (first ? '' : ',') + JSON.stringify(key) + ':' + member;
-    first = false;
-  }
-  return out + '}';
+  if (omitted(value)) return JSON.stringify(value) as string; // undefined, as JSON.stringify says
+  let text = '';
+  writeCanonical(value, (piece) => {
+    text += piece;
+  });
+  return text;
 }
 
 /**
@@ -66,51 +48,62 @@ function write(value: unknown): string | undefined {
  * tools the one-string form needed a 44 MB string and about 500 MB of heap for its pieces.
  */
 export function canonicalJsonSha256(value: unknown): string {
+  if (omitted(value)) throw new TypeError('canonicalJsonSha256: the value has no JSON text');
   const hash = createHash('sha256');
   let chunk = '';
-  const emit = (text: string) => {
-    chunk += text;
-    if (chunk.length >= 65_536) {
-      hash.update(chunk);
-      chunk = '';
-    }
-  };
-  const visited = new Set<object>();
-  const repeated = new Map<object, string>();
-  const stream = (node: unknown): void => {
-    if (node === null || typeof node !== 'object') return emit(JSON.stringify(node));
-    const known = repeated.get(node);
+  writeCanonical(
+    value,
+    (piece) => {
+      chunk += piece;
+      if (chunk.length >= 65_536) {
+        hash.update(chunk);
+        chunk = '';
+      }
+    },
+    { visited: new Set(), text: new Map() },
+  );
+  return hash.update(chunk).digest('hex');
+}
+
+/** Objects met before in one value, and the text of those met more than once. */
+interface Repeats {
+  visited: Set<object>;
+  text: Map<object, string>;
+}
+
+/** Writes the canonical text of `value` (which JSON.stringify would not leave out) piece by piece. */
+function writeCanonical(value: unknown, emit: (piece: string) => void, repeats?: Repeats): void {
+  if (value === null || typeof value !== 'object') return emit(JSON.stringify(value));
+  if (repeats) {
+    const known = repeats.text.get(value);
     if (known !== undefined) return emit(known);
-    if (visited.has(node)) {
-      const text = write(node) as string;
-      repeated.set(node, text);
+    if (repeats.visited.has(value)) {
+      const text = canonicalJson(value);
+      repeats.text.set(value, text);
       return emit(text);
     }
-    visited.add(node);
-    if (Array.isArray(node)) {
-      emit('[');
-      for (let i = 0; i < node.length; i++) {
-        if (i > 0) emit(',');
-        const item = (node as unknown[])[i];
-        if (omitted(item)) emit('null');
-        else stream(item);
-      }
-      return emit(']');
+    repeats.visited.add(value);
+  }
+  if (Array.isArray(value)) {
+    emit('[');
+    for (let i = 0; i < value.length; i++) {
+      if (i > 0) emit(',');
+      const item = (value as unknown[])[i];
+      if (omitted(item)) emit('null');
+      else writeCanonical(item, emit, repeats);
     }
-    emit('{');
-    let first = true;
-    for (const key of indexKeysFirst(Object.keys(node).sort())) {
-      const member = (node as Record<string, unknown>)[key];
-      if (omitted(member)) continue;
-      emit((first ? '' : ',') + JSON.stringify(key) + ':');
-      first = false;
-      stream(member);
-    }
-    emit('}');
-  };
-  if (omitted(value)) throw new TypeError('canonicalJsonSha256: the value has no JSON text');
-  stream(value);
-  return hash.update(chunk).digest('hex');
+    return emit(']');
+  }
+  emit('{');
+  let first = true;
+  for (const key of indexKeysFirst(Object.keys(value).sort())) {
+    const member = (value as Record<string, unknown>)[key];
+    if (omitted(member)) continue;
+    emit((first ? '' : ',') + JSON.stringify(key) + ':');
+    first = false;
+    writeCanonical(member, emit, repeats);
+  }
+  emit('}');
 }
 
 /** What JSON.stringify leaves out of an object (and writes as null in an array). */
