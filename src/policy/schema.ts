@@ -419,7 +419,6 @@ export function redirectUriProblem(uri: string): string | null {
   return null;
 }
 
-
 /** Two different names that fold alike, if any: forced or checked fields must each have one spelling. */
 function findFoldedPair(names: string[]): [string, string] | null {
   const seen = new Map<string, string>();

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { secretMatchesHash, sha256Hex } from '../crypto/hash';
+import { perPolicy } from '../policy/per-policy';
 import type { Policy } from '../policy/schema';
 import { own } from './grant-scope';
 import { OAuthError } from './oauth-error';
@@ -19,24 +20,18 @@ export interface AuthenticatedClient {
 
 const DUMMY_SHA256 = sha256Hex(randomBytes(32));
 
-/** principal id → every tenant that has it; built once per (frozen) policy object. */
-const indexes = new WeakMap<Policy, Map<string, AuthenticatedClient[]>>();
-
-function principalIndex(policy: Policy): Map<string, AuthenticatedClient[]> {
-  let index = indexes.get(policy);
-  if (!index) {
-    index = new Map();
-    for (const [tenant, tenantPolicy] of Object.entries(policy.tenants)) {
-      for (const principal of Object.keys(tenantPolicy.principals)) {
-        const list = index.get(principal) ?? [];
-        list.push({ tenant, principal });
-        index.set(principal, list);
-      }
+/** principal id → every tenant that has it. */
+const principalIndex = perPolicy((policy) => {
+  const index = new Map<string, AuthenticatedClient[]>();
+  for (const [tenant, tenantPolicy] of Object.entries(policy.tenants)) {
+    for (const principal of Object.keys(tenantPolicy.principals)) {
+      const list = index.get(principal) ?? [];
+      list.push({ tenant, principal });
+      index.set(principal, list);
     }
-    indexes.set(policy, index);
   }
   return index;
-}
+});
 
 function findClient(policy: Policy, clientId: string): AuthenticatedClient | undefined {
   const slash = clientId.indexOf('/');

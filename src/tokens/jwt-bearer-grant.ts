@@ -3,6 +3,7 @@ import { decodeProtectedHeader, jwtVerify, type JWTPayload, type JWTVerifyGetKey
 import type { Clock } from '../clock';
 import { isBrokerError } from '../errors';
 import type { OneTimeStore } from '../oauth/one-time-store';
+import { perPolicy } from '../policy/per-policy';
 import type { Policy, TenantPolicy, WorkloadIssuer } from '../policy/schema';
 import type { AuthenticatedClient } from './client-auth';
 import { intersect, tenantTools } from './grant-scope';
@@ -61,19 +62,17 @@ interface Attempt {
   signedFailure?: { code: string; claim?: unknown; payload: JWTPayload };
 }
 
-/** (issuer name, subject) → principal, built once per (frozen) policy object. */
-const workloadIndexes = new WeakMap<Policy, Map<string, AuthenticatedClient>>();
+/** (issuer name, subject) → principal. */
+const workloadIndex = perPolicy((policy) => {
+  const index = new Map<string, AuthenticatedClient>();
+  for (const [tenant, t] of Object.entries(policy.tenants)) {
+    for (const [principal, p] of Object.entries(t.principals)) if (p.workload) index.set(`${p.workload.issuer}\n${p.workload.subject}`, { tenant, principal });
+  }
+  return index;
+});
 
 function workloadPrincipal(policy: Policy, issuerName: string, subject: string): AuthenticatedClient | undefined {
-  let index = workloadIndexes.get(policy);
-  if (!index) {
-    index = new Map();
-    for (const [tenant, t] of Object.entries(policy.tenants)) {
-      for (const [principal, p] of Object.entries(t.principals)) if (p.workload) index.set(`${p.workload.issuer}\n${p.workload.subject}`, { tenant, principal });
-    }
-    workloadIndexes.set(policy, index);
-  }
-  return index.get(`${issuerName}\n${subject}`);
+  return workloadIndex(policy).get(`${issuerName}\n${subject}`);
 }
 
 export function createJwtBearerGrant(deps: JwtBearerDeps) {
