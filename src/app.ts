@@ -42,6 +42,8 @@ import { shredTenantKeys } from './compose/tenant-shred';
 import { createRemoteIdpKeys } from './tokens/idp-keys';
 import { createKeyRing, type KeyRing } from './tokens/key-ring';
 import { signingKeyReadiness } from './tokens/signing-key-readiness';
+import { describeError } from './observability/readiness';
+import { readingAfterAppends } from './audit/read-after-append';
 import { registeringSessions } from './sessions/session-registering-issuer';
 import { createCallContextSigner } from './tokens/call-context';
 import { createTokenIssuer } from './tokens/issuer';
@@ -124,7 +126,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   const logger = options.logger ?? createLogger();
   const metrics = createMetrics();
   const masterKey = await loadOrCreateMasterKey(dataDir, options.env);
-  const state = options.state ?? (await createBrokerState({ policy, dataDir, masterKey, clock, logger }));
+  const stored = options.state ?? (await createBrokerState({ policy, dataDir, masterKey, clock, logger }));
+  const state = { ...stored, audit: readingAfterAppends(stored.audit) };
 
   const keyRing = createKeyRing({ store: state.keys, clock, maxTokenTtlMs: policy.broker.max_token_ttl, clockSkewMs: policy.broker.clock_skew });
   await keyRing.init();
@@ -254,6 +257,8 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       metrics.killedInFlight.inc();
       metrics.killedInFlightLeasesRevoked.inc(leasesRevoked);
     },
+    onOutcomeUnrecorded: (tenant, callId, err) =>
+      logger.error({ tenant, call_id: callId, problem: describeError(err) }, 'the allow record after an intent could not be written; the durable intent stands for the released credential'),
   });
   const complete = createCompletion({ sessions: state.sessions, quotas: state.quotas, credentials, audit, kills, clock, spending });
   const exportBundle = (tenant: string, range: { from?: number; to?: number }) =>

@@ -12,7 +12,13 @@ export const GENESIS_HASH = '0'.repeat(64);
 
 export interface AuditEvent {
   type: 'authorize' | 'complete' | 'revoke' | 'restore' | 'approval' | 'token' | 'quarantine' | 'quarantine_lift' | 'policy' | 'deny_summary' | 'export' | 'correlate' | 'tenant_export' | 'tenant_delete' | 'tenant_purge' | 'seal';
-  decision?: 'allow' | 'deny';
+  /**
+   * `intent` (authorize only): the call passed every check and its credential is being resolved from an
+   * upstream; the credential is released only once this record is durable, and the call's outcome (an
+   * `allow` or a `deny` with the same call_id) follows it. An intent with no outcome after it is a call
+   * the broker stopped between the two: it may have received its credential (`audit verify` lists it).
+   */
+  decision?: 'allow' | 'deny' | 'intent';
   reason?: string;
   call_id?: string;
   server?: string;
@@ -89,6 +95,14 @@ export interface AuditVerifyResult {
    * acknowledges it and starts a new segment. The stream verifies, but not silently: each is reported.
    */
   sealed?: SealedBreak[];
+  /** Intent records with no outcome record after them (see AuditEvent.decision), oldest first. */
+  unfinished?: UnfinishedCall[];
+}
+
+/** A call whose intent is recorded and its outcome is not: it may have received its credential. */
+export interface UnfinishedCall {
+  seq: number;
+  call_id: string;
 }
 
 export interface SealedBreak {

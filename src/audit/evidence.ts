@@ -22,6 +22,9 @@ import { checkpointProblem, type Checkpoint, type CheckpointRule } from './check
  * the stream verifies, and `sealed` lists each break with what the verifier finds there now and what the
  * seal recorded. The records between the break and the seal are vouched for by nothing; a change to
  * anything before a seal invalidates the seal, and the break is reported as the failure it is.
+ *
+ * Nor is a call with an intent record and no outcome (the broker stopped between the two, or the call
+ * is still resolving): `unfinished` lists each, since its credential may have been released.
  */
 export type EvidenceProblemKind =
   | 'purge_invalid'
@@ -109,7 +112,7 @@ export async function verifyEvidence(inputs: EvidenceInputs): Promise<EvidenceRe
   }
 
   const chain = await inputs.log.verify(tenant, { pins, keys: inputs.keys });
-  const result = { ok: chain.ok, events: chain.events, head: chain.head, ...counted, ...(chain.sealed ? { sealed: chain.sealed } : {}) };
+  const result = { ok: chain.ok, events: chain.events, head: chain.head, ...counted, ...(chain.sealed ? { sealed: chain.sealed } : {}), ...(chain.unfinished ? { unfinished: chain.unfinished } : {}) };
   if (!chain.ok) {
     const broken = chain.broken!;
     const kind = problemKind(broken.problem);

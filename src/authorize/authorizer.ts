@@ -58,7 +58,7 @@ export interface AuthorizerDeps {
   approvals: Pick<ApprovalStore, 'request' | 'consume'>;
   /** Seals the effective arguments of a call that waits for approval, for operators' eyes only (absent: the hash only). */
   argumentSeal?: Pick<ArgumentSeal, 'seal'>;
-  credentials: Pick<CredentialResolver, 'resolve' | 'revokeLease'>;
+  credentials: Pick<CredentialResolver, 'resolve' | 'revokeLease' | 'waitsOnUpstream'>;
   /** The tenant-keyed MAC of the effective arguments (recorded, and what approvals match on). */
   argumentMacs: Pick<ArgumentMacs, 'mac'>;
   audit: Pick<AuditLog, 'append'>;
@@ -77,6 +77,11 @@ export interface AuthorizerDeps {
   onDecision?: (decision: 'allow' | 'deny', reason: string) => void;
   /** A call a kill reached after its credential was resolved: it is denied and its leases revoked (counted here). */
   onKilledInFlight?: (leasesRevoked: number) => void;
+  /**
+   * The allow record after an intent could not be written (the call was answered on its durable
+   * intent): for the log; the audit log itself refuses the next writes until the fault is gone.
+   */
+  onOutcomeUnrecorded?: (tenant: string, callId: string, err: unknown) => void;
 }
 
 export interface Authorizer {
@@ -90,6 +95,14 @@ export interface Authorizer {
  * still alive (revocation, quarantine), what may it touch (tool, tenant binding, resource), how much
  * (quotas), does a human need to say yes (approval), and only then the upstream credential, which is
  * released to the caller only after the audit record is durable.
+ *
+ * A credential from an upstream (a source that can hang) is resolved while its audit record is being
+ * made durable, not after: the call's `intent` record (every check passed, credential being resolved) is
+ * appended as the resolve starts, the credential is released once both are done and the final kill check
+ * passed, and the outcome follows as the `allow` record (or a `deny`, if the upstream or a kill refused
+ * it). The intent is the allow's durable record; a broker that stops between the two leaves an intent
+ * with no outcome, which `audit verify` lists as a call that may have received its credential. A local
+ * credential (no wait to overlap) keeps the single allow record, written before the answer.
  */
 export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
   const approvalTtlMs = deps.approvalTtlMs ?? 15 * 60_000;
@@ -121,7 +134,7 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
     // revoked caller's attempts are recorded in its tenant's stream like every other deny of a verified token.
     const token = await deps.verifier.verify(request.token, request.server, { endpoint: '/v1/authorize', server: request.server, call_id: callId, ...tool });
     const tenant = token.tenant;
-    const event = (decision: 'allow' | 'deny', extra: Record<string, unknown>) => ({
+    const event = (decision: 'allow' | 'deny' | 'intent', extra: Record<string, unknown>) => ({
       type: 'authorize' as const,
       decision,
       call_id: callId,
@@ -134,12 +147,15 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
       policy_version: policyVersion(policy),
       ...extra,
     });
-    const audit = (decision: 'allow' | 'deny', extra: Record<string, unknown>) => deps.audit.append(tenant, event(decision, extra));
+    const audit = (decision: 'allow' | 'deny' | 'intent', extra: Record<string, unknown>) => deps.audit.append(tenant, event(decision, extra));
 
     let slotHeld = false;
     // Entered before the first revocation check, so a kill either is visible to that check or reaches this call.
     const inFlightCall = inFlight.enter({ tid: tenant, sub: token.principal, sid: token.session, jti: token.jti, iat: Math.floor(token.issuedAt / 1000) });
     let spend: Spend | null = null;
+    // The intent record's write, once started (upstream credentials only); then the allow's, not awaited.
+    let intent: Promise<unknown> | null = null;
+    let outcomeWritten: Promise<void> | undefined;
     try {
       await assertNotRevoked(token);
       if (await step('state_unavailable', 'session state is unavailable', () => deps.sessions.isQuarantined(tenant, token.session))) {
@@ -203,10 +219,22 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
       }
 
       const spec = policy.tenants[tenant]!.credentials[toolPolicy.credential]!;
-      const credential = await deps.credentials.resolve({ tenant, name: toolPolicy.credential, spec, session: token.session, callId });
+      const allowFields = { arguments_mac: argumentsMac, cost: spend?.cost };
+      const writeRecord = (decision: 'allow' | 'intent', extra: Record<string, unknown>) =>
+        step('audit_unavailable', 'the audit record could not be written; nothing was allowed', () => audit(decision, { ...allowFields, ...extra }));
+      // From here on the call's outcome is recorded one by one (never summarised past the deny budget):
+      // it is what tells its intent apart from a call the broker stopped in.
+      intent = deps.credentials.waitsOnUpstream(spec) ? writeRecord('intent', {}) : null;
+      // Settled below on every path; this only keeps a rejection from counting as unhandled meanwhile.
+      intent?.catch(() => undefined);
+      const credential = await deps.credentials.resolve({ tenant, name: toolPolicy.credential, spec, session: token.session, callId }).catch(async (err: unknown) => {
+        await intent?.catch(() => undefined);
+        throw err;
+      });
       const leaseIds = credential.lease_id ? [credential.lease_id] : [];
       let callOpened = false;
       try {
+        await intent;
         await step('state_unavailable', 'session state is unavailable', async () => {
           await deps.sessions.touch(tenant, token.session, token.expiresAt, token.principal);
           const ttlMs = Math.max(1000, token.expiresAt - deps.clock.now());
@@ -223,9 +251,16 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
         await assertNotRevoked(token);
         const lateKill = inFlightCall.commit();
         if (lateKill) throw new BrokerError(lateKill, killMessage(lateKill));
-        await step('audit_unavailable', 'the audit record could not be written; nothing was allowed', () =>
-          audit('allow', { arguments_mac: argumentsMac, credential_ref: `${credential.source}:${credential.ref}`, lease_id: credential.lease_id, cost: spend?.cost }),
-        );
+        const allowed = writeRecord('allow', { credential_ref: `${credential.source}:${credential.ref}`, lease_id: credential.lease_id });
+        if (intent) {
+          // Answered on the durable intent; a kill that reached `commit` waits for this record instead.
+          outcomeWritten = allowed.then(
+            () => undefined,
+            (err: unknown) => deps.onOutcomeUnrecorded?.(tenant, callId, err),
+          );
+        } else {
+          await allowed;
+        }
       } catch (err) {
         const killed = isBrokerError(err) && isKill(err.reason);
         // A refused call leaves nothing behind: no open call (its id is free for the retry, and
@@ -254,10 +289,12 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
       const reason = isBrokerError(err) ? err.reason : 'state_unavailable';
       // A deny is recorded in the tenant's stream when possible, but a failing audit never turns it into an allow.
       // Past the tenant's audited-deny budget it is counted into the interval's summary instead (deny-budget.ts).
-      if (reason !== 'audit_unavailable') await deps.denies.record(tenant, { ...event('deny', {}), reason });
+      if (intent) await deps.audit.append(tenant, { ...event('deny', {}), reason }).catch(() => undefined);
+      else if (reason !== 'audit_unavailable') await deps.denies.record(tenant, { ...event('deny', {}), reason });
       throw err;
     } finally {
-      inFlightCall.leave();
+      if (outcomeWritten) void outcomeWritten.then(() => inFlightCall.leave());
+      else inFlightCall.leave();
     }
   }
 

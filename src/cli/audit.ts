@@ -19,6 +19,8 @@ edited, deleted, inserted, recomputed, truncated, missing_stream, unknown_tenant
 checkpoint_missing, unsealed, head_mismatch. A break an operator sealed (bulkhead audit seal) is not
 a failure, but never silent: each is reported as a SEALED BREAK (where it broke, what the seal recorded,
 what is found now, who sealed it and why); a forged seal, or one whose region changed, is not accepted.
+Nor is a call whose intent is recorded with no outcome after it (the broker stopped while resolving its
+upstream credential): each is reported as an UNFINISHED CALL, one that may have received its credential.
   --expect-head SEQ:HASH   a head you kept earlier: the stream must still hold it
   --keys FILE              audit keys you pinned (GET /.well-known/bulkhead-audit-keys.json); without it
                            the sealed key ring is opened with the master key
@@ -104,8 +106,11 @@ function describe(result: EvidenceResult): string {
   );
   if (!result.ok) return `${result.tenant}: BROKEN at record ${result.broken?.seq} (${result.broken?.kind}): ${result.broken?.problem} (${result.events} events checked)${sealed.join('')}`;
   const unsealed = result.unsealed > 0 ? `, ${result.unsealed} newer not signed yet` : '';
+  const unfinished = (result.unfinished ?? []).map(
+    (c) => `\n  UNFINISHED CALL ${c.call_id} at record ${c.seq}: its intent is recorded and no outcome follows (the broker stopped while resolving its credential, or the call is still open); it may have received its credential`,
+  );
   const acknowledged = sealed.length > 0 ? `, ${sealed.length} sealed break${sealed.length > 1 ? 's' : ''}` : '';
-  return `${result.tenant}: ok${acknowledged}, ${result.events} events, head ${result.head}, signed through seq ${result.signed_through}${unsealed}${sealed.join('')}`;
+  return `${result.tenant}: ok${acknowledged}, ${result.events} events, head ${result.head}, signed through seq ${result.signed_through}${unsealed}${sealed.join('')}${unfinished.join('')}`;
 }
 
 async function verifyBundleFile(file: string, keysFile: string | undefined, json: boolean): Promise<number> {

@@ -14,6 +14,11 @@ import type { CredentialSource, ResolvedCredential } from './credential-source';
 export interface CredentialResolver {
   resolve(input: { tenant: string; name: string; spec: CredentialSpec; session: string; callId: string }): Promise<ResolvedCredential>;
   revokeLease(tenant: string, leaseId: string): Promise<void>;
+  /**
+   * Whether resolving `spec` may wait on an upstream (its source can hang): the authorizer then writes
+   * the call's intent record while it resolves, instead of the allow record after it.
+   */
+  waitsOnUpstream(spec: CredentialSpec): boolean;
   ready(): Promise<Record<string, boolean>>;
   /** Hands a reloaded policy to every source that follows policy; a throw refuses the reload. */
   reconfigure(policy: Policy): void;
@@ -84,6 +89,10 @@ export function createCredentialResolver(options: CredentialResolverOptions): Cr
         .finally(() => inFlight.delete(key));
       inFlight.set(key, request);
       return request;
+    },
+
+    waitsOnUpstream(spec) {
+      return bySource.get(spec.source)?.cannotHang !== true;
     },
 
     async revokeLease(tenant, leaseId) {

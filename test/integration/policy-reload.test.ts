@@ -88,9 +88,12 @@ test('a new tenant serves from the next call, and its audit names the new versio
   const allowed = await query(issued.body.access_token, 'hooli');
   expect([allowed.status, allowed.body.decision, allowed.body.tenant, allowed.body.credential?.value]).toEqual([200, 'allow', 'hooli', 'hooli-upstream-value']);
 
+  // The gated source can hang (it is an upstream to the broker), so the call records its intent first;
+  // a read after the answer sees the allow too (audit/read-after-append.ts).
   const events = (await h.get('/v1/audit?tenant=hooli', h.operatorToken)).body.events as any[];
   expect(events.map((e) => [e.type, e.decision, e.policy_version])).toEqual([
     ['policy', undefined, after],
+    ['authorize', 'intent', after],
     ['authorize', 'allow', after],
   ]);
   expect(events[0]).toMatchObject({ operator: 'ops', detail: `policy ${before} -> ${after}` });

@@ -1,4 +1,4 @@
-import { mkdir, rename, rmdir } from 'node:fs/promises';
+import { mkdir, readFile, rename, rmdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { createLocalSecretStore, createLocalSource } from '../../adapters/local';
 import { loadOrCreateMasterKey } from '../../src/crypto/master-key';
@@ -6,6 +6,7 @@ import type { CredentialRequest, CredentialSource } from '../../src/credentials/
 import { startHarness, type Harness } from '../support/broker-harness';
 import { auditEvents, callId, expectAllow, expectDeny } from '../support/isolation-assertions';
 import { findLeaks } from '../support/leak-scan';
+import { until } from '../support/until';
 
 /**
  * Fail closed: when the audit stream cannot be written, when a tenant's credential cannot be resolved,
@@ -138,10 +139,130 @@ describe('a credential source that never answers', () => {
     const status = await h.get('/v1/tenants/initech', h.operatorToken);
     expect(status.body.quota.in_flight).toBe(0);
     const events = (await auditEvents(h, 'initech')).filter((e) => e.call_id === id);
-    expect(events.map((e) => [e.decision, e.reason])).toEqual([['deny', 'upstream_unavailable']]);
+    // The intent written as the read started, then the deny: never an allow.
+    expect(events.map((e) => [e.decision, e.reason])).toEqual([
+      ['intent', undefined],
+      ['deny', 'upstream_unavailable'],
+    ]);
   });
 
   it("leaks none of the run's secrets or tokens into logs, the data dir, responses or metrics", async () => {
     expect(await findLeaks(h)).toEqual([]);
+  });
+});
+
+describe('an upstream credential while the audit cannot be written', () => {
+  let h: Harness;
+  let local: CredentialSource | undefined;
+  const value = `globex-upstream-${Date.now()}-secret-value`;
+  const minted: string[] = [];
+  const revoked: string[] = [];
+  let breakAuditDuringRead: (() => Promise<void>) | undefined;
+
+  // globex's credential comes from an upstream ("AWS") that answers with a leased value: the path on
+  // which the intent record is written while the read runs, and the credential must still wait for it.
+  const upstream: CredentialSource = {
+    sources: ['aws'],
+    resolve: async (request) => {
+      await breakAuditDuringRead?.();
+      const lease = `lease-${request.callId}`;
+      minted.push(lease);
+      return { source: 'aws', ref: 'tenants/globex/crm', value, lease_id: lease };
+    },
+    revokeLease: async (_tenant, lease) => {
+      revoked.push(lease);
+    },
+  };
+  const lazyLocal: CredentialSource = { sources: ['local'], resolve: (request) => local!.resolve(request) };
+
+  beforeAll(async () => {
+    h = await startHarness({
+      overrides: (p) => {
+        p.broker.upstreams = { aws: { region: 'us-east-1', endpoint: 'http://127.0.0.1:9' } };
+        p.tenants.globex.credentials.crm = { source: 'aws', secret_id: 'tenants/globex/crm' };
+      },
+      brokerOptions: { sources: [lazyLocal, upstream] },
+    });
+    local = createLocalSource(createLocalSecretStore({ dataDir: h.dataDir, masterKey: await loadOrCreateMasterKey(h.dataDir) }));
+  });
+  afterAll(async () => {
+    await h?.close();
+  });
+
+  const file = () => join(h.dataDir, 'audit', 'globex.jsonl');
+  const breakAudit = async () => {
+    await rename(file(), `${file()}.aside`);
+    await mkdir(file());
+  };
+  const mendAudit = async () => {
+    await rmdir(file());
+    await rename(`${file()}.aside`, file());
+  };
+
+  const lines = async () => (await readFile(file(), 'utf8')).split('\n').filter((l) => l !== '').map((l) => JSON.parse(l) as Record<string, unknown>);
+
+  it('an allow is answered with the credential after its intent; the allow naming it follows with the same call id', async () => {
+    const token = await h.token('globex-agent', 'crm-mcp');
+    const id = callId('upstream-ok');
+    const answer = await h.authorize('crm-mcp', query(token, 'globex', id));
+    expect([answer.status, answer.body.decision, answer.body.credential.value]).toEqual([200, 'allow', value]);
+    // Read right after the answer: the allow, durable a batch after the intent, is there too.
+    const records = (await auditEvents(h, 'globex')).filter((e) => e.call_id === id);
+    expect(records.map((e) => [e.decision, e.credential_ref, e.lease_id])).toEqual([
+      ['intent', undefined, undefined],
+      ['allow', 'aws:tenants/globex/crm', `lease-${id}`],
+    ]);
+  });
+
+  it('audit unwritable before the call: 503 audit_unavailable, no credential, the minted lease revoked, nothing recorded; back once the file is', async () => {
+    const token = await h.token('globex-agent', 'crm-mcp');
+    const before = await auditEvents(h, 'globex');
+    const id = callId('upstream-audit-down');
+    await breakAudit();
+    let answer;
+    try {
+      answer = await h.authorize('crm-mcp', query(token, 'globex', id));
+    } finally {
+      await mendAudit();
+    }
+    expectDeny(h, answer, 503, 'audit_unavailable');
+    expect(JSON.stringify(answer.body)).not.toContain(value);
+    expect(revoked).toContain(`lease-${id}`);
+    const back = await h.authorize('crm-mcp', query(token, 'globex'));
+    expect([back.status, back.body.credential?.value]).toEqual([200, value]);
+    const after = await auditEvents(h, 'globex');
+    expect(after.slice(0, before.length)).toEqual(before);
+    expect(after.filter((e) => e.call_id === id)).toEqual([]);
+    expect((await h.get('/v1/audit/verify?tenant=globex', h.operatorToken)).body.ok).toBe(true);
+  });
+
+  it('audit unwritable once the intent is durable: allowed on the intent, the next call refused, and verify names the call unfinished', async () => {
+    const token = await h.token('globex-agent', 'crm-mcp');
+    const id = callId('upstream-intent-only');
+    breakAuditDuringRead = async () => {
+      await until(async () => (await lines()).some((r) => r.call_id === id && r.decision === 'intent'), 'the intent was not written');
+      await breakAudit();
+    };
+    let answer;
+    let refused;
+    try {
+      answer = await h.authorize('crm-mcp', query(token, 'globex', id));
+      breakAuditDuringRead = undefined;
+      await until(async () => (await h.flushLogs(), (await readFile(h.logFile, 'utf8')).includes('the allow record after an intent could not be written')), 'the lost allow was not logged');
+      refused = await h.authorize('crm-mcp', query(token, 'globex'));
+    } finally {
+      breakAuditDuringRead = undefined;
+      await mendAudit();
+    }
+    // The credential left under a durable record of the decision; the record of the release is what was lost.
+    expect([answer.status, answer.body.credential?.value]).toEqual([200, value]);
+    expectDeny(h, refused, 503, 'audit_unavailable');
+    expect(revoked).toContain(`lease-${refused.body.call_id}`);
+    const back = await h.authorize('crm-mcp', query(token, 'globex'));
+    expect([back.status, back.body.credential?.value]).toEqual([200, value]);
+    expect((await lines()).filter((r) => r.call_id === id).map((r) => r.decision)).toEqual(['intent']);
+    const verify = await h.get('/v1/audit/verify?tenant=globex', h.operatorToken);
+    expect(verify.body.ok).toBe(true);
+    expect(verify.body.unfinished).toEqual([{ seq: (await lines()).find((r) => r.call_id === id)!.seq, call_id: id }]);
   });
 });

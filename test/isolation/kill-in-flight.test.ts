@@ -66,7 +66,10 @@ describeWithUpstream(['bao', 'postgres'], 'a kill reaches the calls it finds in 
     const { answer, id } = await killWhileResolving(vault, h, token, () => revoke({ jti: claimsOf(token).jti, force: true }));
     expectDeny(h, answer, 403, 'token_revoked');
     await expectNoAllowAnywhere(h, [id]);
-    expect((await auditEvents(h, 'acme')).filter((e) => e.call_id === id).map((e) => e.reason)).toEqual(['token_revoked']);
+    expect((await auditEvents(h, 'acme')).filter((e) => e.call_id === id).map((e) => [e.decision, e.reason])).toEqual([
+      ['intent', undefined],
+      ['deny', 'token_revoked'],
+    ]);
   });
 
   it('revokes and counts the lease minted for a leased credential the kill reached in flight', async () => {

@@ -36,16 +36,22 @@ export async function killWhileResolving(vault: GatedProxy, caller: Harness, tok
 }
 
 /**
- * No allow for the call in any stream; in the tenant's stream the call's one record is a deny with the
- * kill's reason after the kill's record, no allow the kill covers comes after it, and the chain verifies.
+ * No allow for the call in any stream; in the tenant's stream the call's records are its intent before
+ * the kill's record and a deny with the kill's reason after it, no allow the kill covers comes after it, and the chain verifies.
  */
 export async function expectKilledInOrder(h: Harness, tenant: string, id: string, reason: string, isKill: (e: any) => boolean, coveredBy: (e: any) => boolean): Promise<void> {
   await expectNoAllowAnywhere(h, [id]);
   const events = await auditEvents(h, tenant);
   const killAt = events.findIndex(isKill);
   expect(killAt).toBeGreaterThanOrEqual(0);
-  expect(events.filter((e) => e.call_id === id).map((e) => [e.decision, e.reason])).toEqual([['deny', reason]]);
-  expect(events.findIndex((e) => e.call_id === id)).toBeGreaterThan(killAt);
+  // The call's intent was written as its read started, before the kill; its outcome, the deny, after it.
+  const records = events.filter((e) => e.call_id === id);
+  expect(records.map((e) => [e.decision, e.reason])).toEqual([
+    ['intent', undefined],
+    ['deny', reason],
+  ]);
+  expect(events.indexOf(records[0])).toBeLessThan(killAt);
+  expect(events.indexOf(records[1])).toBeGreaterThan(killAt);
   expect(events.slice(killAt + 1).filter((e) => e.decision === 'allow' && coveredBy(e))).toEqual([]);
   expect((await h.get(`/v1/audit/verify?tenant=${tenant}`, h.operatorToken)).body.ok).toBe(true);
 }

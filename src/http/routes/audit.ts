@@ -29,7 +29,7 @@ export const searchQuery = z
     after: queryInteger(z.coerce.number().int().nonnegative()).optional(),
     limit: queryInteger(z.coerce.number().int().min(1).max(10_000)).optional(),
     type: text.optional(),
-    decision: z.enum(['allow', 'deny']).optional(),
+    decision: z.enum(['allow', 'deny', 'intent']).optional(),
     reason: text.optional(),
     tool: text.optional(),
     principal: text.optional(),

@@ -22,6 +22,8 @@ interface AuditEvent {
 }
 
 const PAGE = 200;
+/** An intent (credential being resolved, its outcome follows) is neither green nor red. */
+const BADGE: Record<string, string> = { allow: 'ok', intent: 'pending', deny: 'danger' };
 
 /**
  * One tenant: its state, its audit chain's health, and its audit stream (the newest 200 records,
@@ -35,7 +37,7 @@ export function renderTenant(main: HTMLElement, _ctx: ViewContext, tenant: strin
   const chain = h('section', { class: 'card', 'aria-label': 'Audit chain' }, h('h2', {}, 'Audit chain'), h('p', {}, 'Verifying…'));
   const extras = h('div', { class: 'columns' });
   const type = h('select', { id: 'audit-type' }, h('option', { value: '' }, 'any'), ...['authorize', 'complete', 'revoke', 'restore', 'approval', 'quarantine', 'policy'].map((t) => h('option', { value: t }, t)));
-  const decision = h('select', { id: 'audit-decision' }, h('option', { value: '' }, 'any'), h('option', { value: 'allow' }, 'allow'), h('option', { value: 'deny' }, 'deny'));
+  const decision = h('select', { id: 'audit-decision' }, h('option', { value: '' }, 'any'), h('option', { value: 'allow' }, 'allow'), h('option', { value: 'deny' }, 'deny'), h('option', { value: 'intent' }, 'intent'));
   const text = h('input', { id: 'audit-text', type: 'search', autocomplete: 'off', placeholder: 'principal, tool, reason, session…' });
   const rows = h('tbody');
   const count = h('p', { class: 'muted', 'aria-live': 'polite' });
@@ -83,7 +85,7 @@ export function renderTenant(main: HTMLElement, _ctx: ViewContext, tenant: strin
           h('td', {}, h('time', { datetime: e.ts }, e.ts.replace('T', ' ').slice(0, 19))),
           h('td', {}, e.tenant),
           h('td', {}, e.type),
-          h('td', {}, e.decision ? h('span', { class: `badge ${e.decision === 'allow' ? 'ok' : 'danger'}` }, e.decision) : ''),
+          h('td', {}, e.decision ? h('span', { class: `badge ${BADGE[e.decision] ?? 'danger'}` }, e.decision) : ''),
           h('td', {}, e.reason ?? e.status ?? ''),
           h('td', {}, e.principal ?? ''),
           h('td', {}, e.tool ?? ''),
