@@ -44,6 +44,7 @@ import { createKeyRing, type KeyRing } from './tokens/key-ring';
 import { signingKeyReadiness } from './tokens/signing-key-readiness';
 import { describeError } from './observability/readiness';
 import { readingAfterAppends } from './audit/read-after-append';
+import { releaseUnusedHeap } from './runtime/release-heap';
 import { registeringSessions } from './sessions/session-registering-issuer';
 import { createCallContextSigner } from './tokens/call-context';
 import { createTokenIssuer } from './tokens/issuer';
@@ -82,6 +83,11 @@ export interface BrokerOptions {
   upstreamTimeoutMs?: number;
   /** The audited-deny budget's window (default one minute; tests shorten it to see a summary written). */
   denyWindowMs?: number;
+  /**
+   * Give the heap a policy load left unused back to the system after the start and after each applied
+   * reload (runtime/release-heap.ts): `serve` sets it; off for embedders and tests, which own their heap.
+   */
+  releaseHeap?: boolean;
 }
 
 export interface Broker {
@@ -397,7 +403,14 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       ),
     );
     if (announce) await state.policyChanges?.announce();
+    if (options.releaseHeap) logHeapReleased('after a policy reload');
     return result;
+  }
+
+  function logHeapReleased(when: string): void {
+    const released = releaseUnusedHeap();
+    const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
+    logger.info({ rss_before_mb: mb(released.rssBeforeBytes), rss_after_mb: mb(released.rssAfterBytes), ms: Math.round(released.ms) }, `unused heap released ${when}`);
   }
   // Another replica reloaded: read our own file too (never announced again, so replicas do not echo).
   state.policyChanges?.onChange(() => {
@@ -406,6 +419,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
 
   const servers: Server[] = [];
   const socketFiles: Array<{ close: () => void }> = [];
+  if (options.releaseHeap) logHeapReleased('after the start');
   return {
     app,
     get policy() {

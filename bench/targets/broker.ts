@@ -49,7 +49,8 @@ serveTarget(async (config: BrokerTargetConfig) => {
     for (const client of fixture.clients) await store.set(client.tenant, 'crm', `${client.tenant}-crm-${randomBytes(16).toString('base64url')}`);
   }
 
-  const broker = await createBroker({ policy, dataDir });
+  // As `bulkhead serve` does: the heap the load grew is given back once started.
+  const broker = await createBroker({ policy, dataDir, releaseHeap: true });
   const { url } = await broker.listen(0, '127.0.0.1');
 
   const tokens: BrokerTargetInfo['tokens'] = [];

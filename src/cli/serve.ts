@@ -55,7 +55,7 @@ export async function serve(argv: string[]): Promise<number> {
   }
 
   const file = values.config;
-  const broker = await createBroker({ policy, dataDir, loadPolicy: file ? () => loadPolicyFile(file) : undefined });
+  const broker = await createBroker({ policy, dataDir, loadPolicy: file ? () => loadPolicyFile(file) : undefined, releaseHeap: true });
   const urls: string[] = [];
   try {
     for (const listener of listeners) urls.push((listener.kind === 'tcp' ? await broker.listen(listener.port, listener.host) : await broker.listenSocket(listener.path, socketMode)).url);

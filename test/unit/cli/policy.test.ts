@@ -189,7 +189,18 @@ describe('SIGHUP on a running serve', () => {
     await until(async () => (await readyz()).policy_version === expected, 'serve did not reload on SIGHUP');
     expect(expected).not.toBe(started);
     expect(serve.child.exitCode).toBeNull();
+    // The heap the load grew is given back once after the start and once after each applied reload.
+    await until(async () => released('after a policy reload').length === 1, 'serve did not release the heap after the reload');
+    expect(released('after the start')).toHaveLength(1);
+    for (const line of [...released('after the start'), ...released('after a policy reload')]) expect(line.rss_after_mb).toBeLessThanOrEqual(line.rss_before_mb);
   });
+
+  const released = (when: string) =>
+    serve
+      .output()
+      .split('\n')
+      .filter((l) => l.includes(`"unused heap released ${when}"`))
+      .map((l) => JSON.parse(l) as { rss_before_mb: number; rss_after_mb: number; ms: number });
 
   test('a bad file on SIGHUP is logged and refused; the old policy keeps serving', async () => {
     const serving = (await readyz()).policy_version;
