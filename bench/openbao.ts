@@ -2,7 +2,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { AUTHORIZE_FIXTURE } from './authorize';
-import { interleave, type Step } from './interleave';
+import { interleave, type Step, type Summary } from './interleave';
 import { runLoad } from './load';
 import { describeMachine } from './machine';
 import { baoFromEnv, setUpOpenBao } from './openbao-setup';
@@ -19,6 +19,9 @@ import { authorizeStep, probeAuthorize, startBroker } from './steps';
  *     includes one KV read as the tenant.
  * Measured at the usual connection count (throughput) and at 1 connection (latency of one call on an
  * otherwise idle path), because a p50 under saturation mostly measures queueing.
+ *
+ * BENCH_BASELINE_DIST=/path/to/other/dist adds a side: authorize + OpenBao KV resolve from another
+ * build, in the same rounds (before/after free of machine drift).
  */
 export async function run(): Promise<ScenarioResult> {
   const settings = settingsFromEnv();
@@ -29,10 +32,14 @@ export async function run(): Promise<ScenarioResult> {
   log(`openbao: ${settings.rounds} rounds × ${settings.durationSec}s at ${settings.connections} and at 1 connection(s)`);
   const setup = await setUpOpenBao({ ...bao, tenants: ['t00000'], dir });
   const local = await startBroker(AUTHORIZE_FIXTURE, settings, dir, 'broker-local');
-  const vault = await startBroker({ ...AUTHORIZE_FIXTURE, credential: { source: 'vault', address: setup.address, tenants: setup.tenants } }, settings, dir, 'broker-vault');
+  const vaultFixture = { ...AUTHORIZE_FIXTURE, credential: { source: 'vault' as const, address: setup.address, tenants: setup.tenants } };
+  const vault = await startBroker(vaultFixture, settings, dir, 'broker-vault');
+  const baselineDist = process.env.BENCH_BASELINE_DIST;
+  const baseline = baselineDist ? await startBroker(vaultFixture, settings, dir, 'broker-vault-baseline', { benchDir: join(baselineDist, 'bench') }) : undefined;
   try {
     await probeAuthorize(local);
     await probeAuthorize(vault);
+    if (baseline) await probeAuthorize(baseline);
     const direct = await fetch(setup.address + setup.directPath, { headers: { 'X-Vault-Token': setup.directToken } });
     if (direct.status !== 200) throw new Error(`direct OpenBao read answered ${direct.status}`);
     await direct.arrayBuffer();
@@ -44,6 +51,7 @@ export async function run(): Promise<ScenarioResult> {
       },
       authorizeStep('authorize (local credential)', local, s),
       authorizeStep('authorize + OpenBao KV resolve', vault, s),
+      ...(baseline ? [authorizeStep(BASELINE, baseline, s)] : []),
     ];
     const loaded = await interleave(sides(settings), { ...settings, log });
     log('  … and at 1 connection');
@@ -75,6 +83,7 @@ export async function run(): Promise<ScenarioResult> {
         { metric: 'direct read p50 / authorize + resolve p50 (1 conn)', value: `${read1.p50Ms} / ${resolve1.p50Ms}`, unit: 'ms' },
         { metric: '(authorize + resolve) p50 / direct read p50 (1 conn)', value: p50Ratio1, target: '≤ 1.3', met: p50Ratio1 <= 1.3 },
         { metric: 'authorize denies, errors and failed completes (must be 0)', value: bad, target: '0', met: bad === 0 },
+        ...(baseline ? baselineRows(loaded, single, c, baselineDist!) : []),
       ],
       runs: { loaded, single },
     };
@@ -85,4 +94,18 @@ export async function run(): Promise<ScenarioResult> {
   }
 }
 
+const BASELINE = 'authorize + OpenBao KV resolve (baseline build)';
+
 runIfMain(module, run);
+
+/** The baseline build's side next to this build's, as paired ratios (this build / baseline). */
+function baselineRows(loaded: Record<string, Summary>, single: Record<string, Summary>, c: number, dist: string): ScenarioResult['rows'] {
+  const now = (runs: Record<string, Summary>) => runs['authorize + OpenBao KV resolve']!;
+  const before = (runs: Record<string, Summary>) => runs[BASELINE]!;
+  return [
+    { metric: `baseline build (${dist}): authorize + resolve p50 (${c} conn / 1 conn)`, value: `${before(loaded).p50Ms} / ${before(single).p50Ms}`, unit: 'ms' },
+    { metric: `authorize + resolve p50, this build / baseline (${c} conn)`, value: pairedRatio(now(loaded), before(loaded), (r) => r.p50Ms) },
+    { metric: 'authorize + resolve p50, this build / baseline (1 conn)', value: pairedRatio(now(single), before(single), (r) => r.p50Ms) },
+    { metric: `authorize + resolve calls/s, this build / baseline (${c} conn)`, value: pairedRatio(now(loaded), before(loaded), (r) => r.rps) },
+  ];
+}
