@@ -476,7 +476,9 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       standalone?.close();
       // After the servers stopped taking calls and before the audit closes: the last summaries are written.
       await denies.close();
-      // The shutdown checkpoint: everything this process committed is signed before the log closes.
+      // The shutdown checkpoint: everything this process committed is signed before the log closes,
+      // including the allow records of calls answered on their intent and still being written.
+      await state.audit.settled();
       await checkpointer.close();
       await state.close();
     },

@@ -1,10 +1,11 @@
 import { createHash } from 'node:crypto';
 import { canonicalize } from '../crypto/canonical-json';
 import { canonicalJson } from '../crypto/hash';
-import { GENESIS_HASH, type AuditRecord } from './audit-log';
+import { GENESIS_HASH, type AuditRecord, type UnfinishedCall } from './audit-log';
 import { verifyAuditSignature, type AuditKeySet, type AuditSigner } from './audit-keys';
 import { recordHash } from './chain';
 import { checkpointProblem, type Checkpoint } from './checkpoint';
+import { trackUnfinishedCalls } from './unfinished-calls';
 
 /**
  * A verifiable export of one tenant's trail (format in docs/audit-bundle.md): the records of the
@@ -117,6 +118,11 @@ export interface BundleVerdict {
   /** Records in the selection. */
   selected: number;
   problems: string[];
+  /**
+   * Carried calls whose intent has no outcome in the bundle: the broker stopped between the two, or the
+   * outcome lies past the carried span. Not a problem: the span verifies; each may have had its credential.
+   */
+  unfinished?: UnfinishedCall[];
 }
 
 /**
@@ -126,7 +132,8 @@ export interface BundleVerdict {
  */
 export function verifyBundle(raw: unknown, trusted?: AuditKeySet): BundleVerdict {
   const problems: string[] = [];
-  const done = (tenant?: string, selected = 0): BundleVerdict => ({ ok: problems.length === 0, ...(tenant ? { tenant } : {}), selected, problems });
+  const unfinished = trackUnfinishedCalls();
+  const done = (tenant?: string, selected = 0): BundleVerdict => ({ ok: problems.length === 0, ...(tenant ? { tenant } : {}), selected, problems, ...unfinished.result() });
   const bundle = raw as Partial<AuditBundle> | null;
   if (!bundle || typeof bundle !== 'object' || bundle.format !== BUNDLE_FORMAT || !bundle.manifest || !bundle.signature || !Array.isArray(bundle.records) || !Array.isArray(bundle.checkpoints) || !Array.isArray(bundle.keys?.keys)) {
     problems.push(`not a ${BUNDLE_FORMAT} bundle`);
@@ -175,6 +182,7 @@ export function verifyBundle(raw: unknown, trusted?: AuditKeySet): BundleVerdict
       break;
     }
     hashes.set(record.seq, record.hash);
+    unfinished.note(record as unknown as Record<string, unknown>);
     previous = record;
   }
   for (const checkpoint of checkpoints) {

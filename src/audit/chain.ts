@@ -1,5 +1,6 @@
 import { canonicalJson, sha256Hex } from '../crypto/hash';
-import { GENESIS_HASH, type AuditEvent, type AuditRecord, type AuditVerifyResult, type SealedBreak, type UnfinishedCall } from './audit-log';
+import { GENESIS_HASH, type AuditEvent, type AuditRecord, type AuditVerifyResult, type SealedBreak } from './audit-log';
+import { trackUnfinishedCalls } from './unfinished-calls';
 
 /**
  * The hash chain, independent of where records are stored, so the file log and a PostgreSQL log build
@@ -85,19 +86,8 @@ export function createChainVerifier(tenant: string, pins?: ReadonlyMap<number, s
   let lastPrevHash: string | undefined;
   let broken: { seq: number; problem: string } | undefined;
   const sealed: SealedBreak[] = [];
-  // call_id → seq of an intent whose outcome has not been seen yet (verified records only).
-  const intents = new Map<string, number>();
-
-  function noteOutcome(record: Record<string, unknown>): void {
-    if (record.type !== 'authorize' || typeof record.call_id !== 'string') return;
-    if (record.decision === 'intent') intents.set(record.call_id, record.seq as number);
-    else intents.delete(record.call_id);
-  }
-
-  function unfinished(): { unfinished?: UnfinishedCall[] } {
-    if (intents.size === 0) return {};
-    return { unfinished: [...intents].map(([call_id, seq]) => ({ seq, call_id })).sort((a, b) => a.seq - b.seq) };
-  }
+  // Verified records only: a record that breaks the chain finishes nothing.
+  const unfinished = trackUnfinishedCalls();
 
   function fail(seq: number, problem: string): false {
     broken = { seq, problem };
@@ -127,7 +117,7 @@ export function createChainVerifier(tenant: string, pins?: ReadonlyMap<number, s
     }
     lastPrevHash = record.prev_hash;
     head = { seq: expected, hash: record.hash };
-    noteOutcome(record);
+    unfinished.note(record);
     return true;
   }
 
@@ -144,7 +134,7 @@ export function createChainVerifier(tenant: string, pins?: ReadonlyMap<number, s
       return next(parsed);
     },
     head: () => head,
-    result: () => ({ ok: broken === undefined, events: head.seq, head: head.hash, ...(broken ? { broken } : {}), ...(sealed.length > 0 ? { sealed: [...sealed] } : {}), ...unfinished() }),
+    result: () => ({ ok: broken === undefined, events: head.seq, head: head.hash, ...(broken ? { broken } : {}), ...(sealed.length > 0 ? { sealed: [...sealed] } : {}), ...unfinished.result() }),
     resume(seal, sealHead, prevHash) {
       sealed.push(seal);
       const pinned = pins?.get(sealHead.seq);

@@ -5,9 +5,10 @@ import type { AuditLog } from './audit-log';
  * its intent is durable, and its allow record is durable a batch later (authorizer.ts); without this, an
  * operator reading the stream right after such an answer could find the intent without its allow. A
  * read or verify of a tenant therefore waits for the appends to that tenant already made (written or
- * failed), never for later ones, so a busy tenant's reads wait for one batch at most.
+ * failed), never for later ones, so a busy tenant's reads wait for one batch at most. `settled` waits
+ * for every tenant's, so the shutdown checkpoint signs the allow records answered calls left queued.
  */
-export function readingAfterAppends<T extends AuditLog>(log: T): T {
+export function readingAfterAppends<T extends AuditLog>(log: T): T & { settled(): Promise<void> } {
   const lastAppend = new Map<string, Promise<void>>();
   const settled = (tenant: string) => lastAppend.get(tenant);
 
@@ -30,6 +31,10 @@ export function readingAfterAppends<T extends AuditLog>(log: T): T {
     async verify(tenant, options) {
       await settled(tenant);
       return log.verify(tenant, options);
+    },
+    /** Every append made so far has been written or has failed (the shutdown checkpoint waits for this). */
+    async settled() {
+      await Promise.all(lastAppend.values());
     },
   };
 }

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { parseHead } from '../audit/audit-evidence';
 import { verifyBundle } from '../audit/bundle';
 import type { EvidenceResult } from '../audit/evidence';
+import type { UnfinishedCall } from '../audit/audit-log';
 import { replaceFile } from '../storage/atomic-file';
 import { isoOption, openAuditSources, readKeySet } from './audit-sources';
 import { auditCorrelate, auditSeal, auditShow, CORRELATE_HELP, SEAL_HELP, SHOW_HELP } from './audit-show';
@@ -106,11 +107,14 @@ function describe(result: EvidenceResult): string {
   );
   if (!result.ok) return `${result.tenant}: BROKEN at record ${result.broken?.seq} (${result.broken?.kind}): ${result.broken?.problem} (${result.events} events checked)${sealed.join('')}`;
   const unsealed = result.unsealed > 0 ? `, ${result.unsealed} newer not signed yet` : '';
-  const unfinished = (result.unfinished ?? []).map(
-    (c) => `\n  UNFINISHED CALL ${c.call_id} at record ${c.seq}: its intent is recorded and no outcome follows (the broker stopped while resolving its credential, or the call is still open); it may have received its credential`,
-  );
+  const unfinished = unfinishedLines(result.unfinished, 'follows (the broker stopped while resolving its credential, or the call is still open)');
   const acknowledged = sealed.length > 0 ? `, ${sealed.length} sealed break${sealed.length > 1 ? 's' : ''}` : '';
   return `${result.tenant}: ok${acknowledged}, ${result.events} events, head ${result.head}, signed through seq ${result.signed_through}${unsealed}${sealed.join('')}${unfinished.join('')}`;
+}
+
+/** One line per call whose intent has no outcome (audit-log.ts, AuditEvent `decision`). */
+function unfinishedLines(calls: UnfinishedCall[] | undefined, where: string): string[] {
+  return (calls ?? []).map((c) => `\n  UNFINISHED CALL ${c.call_id} at record ${c.seq}: its intent is recorded and no outcome ${where}; it may have received its credential`);
 }
 
 async function verifyBundleFile(file: string, keysFile: string | undefined, json: boolean): Promise<number> {
@@ -122,7 +126,7 @@ async function verifyBundleFile(file: string, keysFile: string | undefined, json
   }
   const verdict = verifyBundle(raw, keysFile ? readKeySet(keysFile) : undefined);
   if (json) process.stdout.write(JSON.stringify(verdict, null, 2) + '\n');
-  else if (verdict.ok) process.stdout.write(`${file}: ok, tenant ${verdict.tenant}, ${verdict.selected} records selected${keysFile ? '' : ' (keys from the bundle itself: pass --keys to pin them)'}\n`);
+  else if (verdict.ok) process.stdout.write(`${file}: ok, tenant ${verdict.tenant}, ${verdict.selected} records selected${keysFile ? '' : ' (keys from the bundle itself: pass --keys to pin them)'}${unfinishedLines(verdict.unfinished, 'is in the bundle').join('')}\n`);
   else process.stdout.write(`${file}: BROKEN: ${verdict.problems.join('; ')}\n`);
   return verdict.ok ? 0 : 1;
 }

@@ -155,7 +155,21 @@ describeWithUpstream(['bao'], 'a broker killed between the intent and the allow'
     expect(code).toBe(0);
     expect(result.ok).toBe(true);
     expect(result.unfinished.map((c: { call_id: string }) => c.call_id)).toEqual(['crashed-1']);
+    // The shutdown checkpoint waited for the allow the answered call left queued, and signs it too.
+    expect(result.signed_through).toBe(result.events);
     // SIGTERM: the broker writes what it accepted before it exits.
     expect((await records()).filter((r) => r.call_id === 'after-1').map((r) => r.decision)).toEqual(['intent', 'allow']);
+  });
+
+  test('an export bundle of the stream verifies offline and lists the same unfinished call', async () => {
+    const bundle = join(dir, 'acme-bundle.json');
+    const exported = await runCli(['audit', 'export', '--data-dir', dataDir, '--tenant', 'acme', '--out', bundle]);
+    expect(exported.code).toBe(0);
+    const json = await runCli(['audit', 'verify', '--bundle', bundle, '--json']);
+    expect(json.code).toBe(0);
+    const intentSeq = (await records()).find((r) => r.call_id === 'crashed-1')!.seq;
+    expect(JSON.parse(json.stdout)).toMatchObject({ ok: true, unfinished: [{ seq: intentSeq, call_id: 'crashed-1' }] });
+    const text = await runCli(['audit', 'verify', '--bundle', bundle]);
+    expect(text.stdout).toContain(`UNFINISHED CALL crashed-1 at record ${intentSeq}: its intent is recorded and no outcome is in the bundle`);
   });
 });
