@@ -408,9 +408,10 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
   }
 
   function logHeapReleased(when: string): void {
-    const released = releaseUnusedHeap();
+    const heap = releaseUnusedHeap();
     const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
-    logger.info({ rss_before_mb: mb(released.rssBeforeBytes), rss_after_mb: mb(released.rssAfterBytes), ms: Math.round(released.ms) }, `unused heap released ${when}`);
+    const numbers = { committed_mb: mb(heap.committedBeforeBytes), rss_before_mb: mb(heap.rssBeforeBytes), rss_after_mb: mb(heap.rssAfterBytes), ms: Math.round(heap.ms) };
+    logger.info(numbers, heap.released ? `unused heap released ${when}` : `heap small ${when}: nothing to release`);
   }
   // Another replica reloaded: read our own file too (never announced again, so replicas do not echo).
   state.policyChanges?.onChange(() => {

@@ -5,6 +5,7 @@ import type { AuditLog } from '../audit/audit-log';
 import type { DenyBudget } from '../audit/deny-budget';
 import type { Clock } from '../clock';
 import type { CredentialResolver } from '../credentials/credential-resolver';
+import type { ResolvedCredential } from '../credentials/credential-source';
 import { BrokerError, failClosed as step, isBrokerError, type Reason } from '../errors';
 import type { Policy } from '../policy/schema';
 import { policyVersion } from '../policy/version';
@@ -227,10 +228,14 @@ export function createAuthorizer(deps: AuthorizerDeps): Authorizer {
       intent = deps.credentials.waitsOnUpstream(spec) ? writeRecord('intent', {}) : null;
       // Settled below on every path; this only keeps a rejection from counting as unhandled meanwhile.
       intent?.catch(() => undefined);
-      const credential = await deps.credentials.resolve({ tenant, name: toolPolicy.credential, spec, session: token.session, callId }).catch(async (err: unknown) => {
+      let credential: ResolvedCredential;
+      try {
+        credential = await deps.credentials.resolve({ tenant, name: toolPolicy.credential, spec, session: token.session, callId });
+      } catch (err) {
+        // The call's deny goes after its intent: wait for the intent's write to end first.
         await intent?.catch(() => undefined);
         throw err;
-      });
+      }
       const leaseIds = credential.lease_id ? [credential.lease_id] : [];
       let callOpened = false;
       try {

@@ -189,18 +189,22 @@ describe('SIGHUP on a running serve', () => {
     await until(async () => (await readyz()).policy_version === expected, 'serve did not reload on SIGHUP');
     expect(expected).not.toBe(started);
     expect(serve.child.exitCode).toBeNull();
-    // The heap the load grew is given back once after the start and once after each applied reload.
-    await until(async () => released('after a policy reload').length === 1, 'serve did not release the heap after the reload');
-    expect(released('after the start')).toHaveLength(1);
-    for (const line of [...released('after the start'), ...released('after a policy reload')]) expect(line.rss_after_mb).toBeLessThanOrEqual(line.rss_before_mb);
+    // The heap is looked at once after the start and once after each applied reload; this policy is
+    // small, so nothing is collected (runtime/release-heap.ts; its unit test covers a large heap).
+    await until(async () => heapLines('after a policy reload').length === 1, 'serve did not look at the heap after the reload');
+    expect(heapLines('after the start')).toHaveLength(1);
+    for (const line of [...heapLines('after the start'), ...heapLines('after a policy reload')]) {
+      expect(line.msg).toMatch(/^heap small after .*: nothing to release$/);
+      expect(line.committed_mb).toBeLessThan(64);
+    }
   });
 
-  const released = (when: string) =>
+  const heapLines = (when: string) =>
     serve
       .output()
       .split('\n')
-      .filter((l) => l.includes(`"unused heap released ${when}"`))
-      .map((l) => JSON.parse(l) as { rss_before_mb: number; rss_after_mb: number; ms: number });
+      .filter((l) => l.includes(` ${when}`) && l.includes('heap'))
+      .map((l) => JSON.parse(l) as { msg: string; committed_mb: number; rss_before_mb: number; rss_after_mb: number });
 
   test('a bad file on SIGHUP is logged and refused; the old policy keeps serving', async () => {
     const serving = (await readyz()).policy_version;

@@ -17,6 +17,7 @@ test('the heap a burst of surviving allocations grew is given back, live data in
 
   const released = releaseUnusedHeap();
 
+  expect(released.released).toBe(true);
   expect(getHeapStatistics().total_heap_size).toBeLessThan(committed * 0.7);
   expect(released.rssAfterBytes).toBeLessThan(released.rssBeforeBytes);
   expect(released.ms).toBeGreaterThan(0);
@@ -24,9 +25,13 @@ test('the heap a burst of surviving allocations grew is given back, live data in
   expect(live.get(9_999)).toEqual({ id: 9_999, name: 'tenant-9999' });
 });
 
-test('a second release finds the function again and costs one more collection, nothing else', () => {
-  const first = releaseUnusedHeap();
-  const second = releaseUnusedHeap();
+test('below the threshold nothing is collected; at any heap above it the function is found again', () => {
+  const skipped = releaseUnusedHeap(Number.MAX_SAFE_INTEGER);
+  expect(skipped).toMatchObject({ released: false, ms: 0 });
+  expect(skipped.rssAfterBytes).toBe(skipped.rssBeforeBytes);
+  const first = releaseUnusedHeap(0);
+  const second = releaseUnusedHeap(0);
+  expect([first.released, second.released]).toEqual([true, true]);
   expect(second.rssAfterBytes).toBeLessThanOrEqual(first.rssBeforeBytes + 16 * 2 ** 20);
   expect((globalThis as { gc?: unknown }).gc).toBeUndefined();
 });
