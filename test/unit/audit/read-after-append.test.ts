@@ -53,3 +53,23 @@ describe('reads after appends (audit/read-after-append.ts)', () => {
     expect((await log.read('acme')).map((r) => r.decision)).toEqual(['intent']);
   });
 });
+
+test("settled() waits for every tenant's appends made so far (what the shutdown checkpoint signs)", async () => {
+  const dir = await mkdtemp(join(tmpdir(), 'bulkhead-settled-'));
+  try {
+    const clock = manualClock(Date.parse('2026-12-03T00:00:00Z'));
+    const raw = createFileAuditLog({ dir, clock, groupCommitMs: 0 });
+    const log = readingAfterAppends(raw);
+    void log.append('acme', intent('a1'));
+    void log.append('acme', allow('a1'));
+    void log.append('globex', intent('g1'));
+    await log.settled();
+    // The plain log, which reads only what it acknowledged, has every one of them.
+    expect((await raw.read('acme')).map((r) => r.decision)).toEqual(['intent', 'allow']);
+    expect((await raw.read('globex')).map((r) => r.decision)).toEqual(['intent']);
+    await log.settled();
+    await raw.close();
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+});
