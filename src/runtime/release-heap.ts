@@ -12,8 +12,9 @@ import { runInNewContext } from 'node:vm';
  * each applied reload, never per request, and only when the heap committed at least RELEASE_ABOVE_BYTES.
  *
  * `gc` is reached the way `--expose-gc` would expose it, but from here, so operators need no heap flag:
- * the flag is set at run time and the function taken from a fresh context (the main context's globals
- * are not touched). A runtime without the "last resort" option runs a plain full collection instead.
+ * the flag is set at run time, the function taken from a fresh context and the flag cleared again, so no
+ * context's globals gain a `gc` (the main context's, or one made later). A runtime without the "last
+ * resort" option runs a plain full collection instead.
  */
 type Collect = (options?: { type: 'major'; execution: 'sync'; flavor: 'last-resort' }) => void;
 
@@ -24,7 +25,13 @@ function collector(): Collect {
   const exposed = (globalThis as { gc?: Collect }).gc;
   if (typeof exposed === 'function') return (collect = exposed);
   setFlagsFromString('--expose-gc');
-  return (collect = runInNewContext('gc') as Collect);
+  try {
+    return (collect = runInNewContext('gc') as Collect);
+  } finally {
+    // Off again at once: with the flag on, every context made later in the process (vm, a test runner's)
+    // would get a global `gc` too.
+    setFlagsFromString('--no-expose-gc');
+  }
 }
 
 /**
