@@ -403,11 +403,11 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
       ),
     );
     if (announce) await state.policyChanges?.announce();
-    if (options.releaseHeap) logHeapReleased('after a policy reload');
+    if (options.releaseHeap) releaseHeapAndLog('after a policy reload');
     return result;
   }
 
-  function logHeapReleased(when: string): void {
+  function releaseHeapAndLog(when: string): void {
     const heap = releaseUnusedHeap();
     const mb = (bytes: number) => Math.round(bytes / 2 ** 20);
     const numbers = { committed_mb: mb(heap.committedBeforeBytes), rss_before_mb: mb(heap.rssBeforeBytes), rss_after_mb: mb(heap.rssAfterBytes), ms: Math.round(heap.ms) };
@@ -420,7 +420,7 @@ export async function createBroker(options: BrokerOptions): Promise<Broker> {
 
   const servers: Server[] = [];
   const socketFiles: Array<{ close: () => void }> = [];
-  if (options.releaseHeap) logHeapReleased('after the start');
+  if (options.releaseHeap) releaseHeapAndLog('after the start');
   return {
     app,
     get policy() {

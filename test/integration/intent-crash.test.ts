@@ -1,6 +1,6 @@
 import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rename, rm, rmdir, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { sha256Hex } from '../../src/crypto/hash';
@@ -116,6 +116,35 @@ describeWithUpstream(['bao'], 'a broker killed between the intent and the allow'
     expect(calls[0]).not.toHaveProperty('credential_ref');
     expect(calls[1]!.credential_ref).toBe(`vault:${bao.tenants.acme!.kvPath}#api_key@v1`);
     expect(calls[0]!.arguments_mac).toBe(calls[1]!.arguments_mac);
+  });
+
+  test('audit unwritable: the OpenBao credential is read but never released (503 audit_unavailable); back once the file is', async () => {
+    const file = join(dataDir, 'audit', 'acme.jsonl');
+    const before = await records();
+    const accessToken = await token(broker!.url);
+    const apiKey = bao.tenants.acme!.kvSecret.api_key;
+    const readsBefore = vault.responses().split(apiKey).length;
+    // As root, chmod does not stop writes: put a directory where the stream's file was instead.
+    await rename(file, `${file}.aside`);
+    await mkdir(file);
+    let refused;
+    try {
+      refused = await authorize(broker!.url, accessToken, 'audit-down-1');
+    } finally {
+      await rmdir(file);
+      await rename(`${file}.aside`, file);
+    }
+    const body = await refused.text();
+    expect(refused.status).toBe(503);
+    expect(JSON.parse(body)).toMatchObject({ decision: 'deny', reason: 'audit_unavailable' });
+    // OpenBao did answer the read (it overlapped the intent's failed write); the value stayed in the broker.
+    expect(vault.responses().split(apiKey).length).toBeGreaterThan(readsBefore);
+    expect(body).not.toContain(apiKey);
+    const back = await authorize(broker!.url, accessToken, 'audit-back-1');
+    expect(back.status).toBe(200);
+    const after = await records();
+    expect(after.slice(0, before.length)).toEqual(before);
+    expect(after.filter((r) => r.call_id === 'audit-down-1')).toEqual([]);
   });
 
   test('SIGKILL while the read is held, after the intent is durable: verify passes and lists the call as unfinished', async () => {

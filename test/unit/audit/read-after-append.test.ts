@@ -19,11 +19,13 @@ describe('reads after appends (audit/read-after-append.ts)', () => {
     dir = await mkdtemp(join(tmpdir(), 'bulkhead-read-after-append-'));
   });
   afterEach(() => rm(dir, { recursive: true, force: true }));
+  const open = () => {
+    const raw = createFileAuditLog({ dir, clock: manualClock(Date.parse('2026-12-03T00:00:00Z')), groupCommitMs: 0 });
+    return { raw, log: readingAfterAppends(raw) };
+  };
 
   test('a read or verify started after an append sees its record, though nobody awaited it', async () => {
-    const clock = manualClock(Date.parse('2026-12-03T00:00:00Z'));
-    const raw = createFileAuditLog({ dir, clock, groupCommitMs: 0 });
-    const log = readingAfterAppends(raw);
+    const { raw, log } = open();
     await log.append('acme', intent('c1'));
     void log.append('acme', allow('c1'));
     // The plain log reads what it has acknowledged: the allow is still being written.
@@ -44,22 +46,15 @@ describe('reads after appends (audit/read-after-append.ts)', () => {
   });
 
   test('a failed append does not stall later reads', async () => {
-    const clock = manualClock(Date.parse('2026-12-03T00:00:00Z'));
-    const raw = createFileAuditLog({ dir, clock, groupCommitMs: 0 });
-    const log = readingAfterAppends(raw);
+    const { raw, log } = open();
     await log.append('acme', intent('c1'));
     await raw.close();
     await expect(log.append('acme', allow('c1'))).rejects.toMatchObject({ reason: 'audit_unavailable' });
     expect((await log.read('acme')).map((r) => r.decision)).toEqual(['intent']);
   });
-});
 
-test("settled() waits for every tenant's appends made so far (what the shutdown checkpoint signs)", async () => {
-  const dir = await mkdtemp(join(tmpdir(), 'bulkhead-settled-'));
-  try {
-    const clock = manualClock(Date.parse('2026-12-03T00:00:00Z'));
-    const raw = createFileAuditLog({ dir, clock, groupCommitMs: 0 });
-    const log = readingAfterAppends(raw);
+  test("settled() waits for every tenant's appends made so far (what the shutdown checkpoint signs)", async () => {
+    const { raw, log } = open();
     void log.append('acme', intent('a1'));
     void log.append('acme', allow('a1'));
     void log.append('globex', intent('g1'));
@@ -69,7 +64,5 @@ test("settled() waits for every tenant's appends made so far (what the shutdown 
     expect((await raw.read('globex')).map((r) => r.decision)).toEqual(['intent']);
     await log.settled();
     await raw.close();
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  });
 });
