@@ -1,3 +1,4 @@
+import { perPolicy } from '../policy/per-policy';
 import type { Policy } from '../policy/schema';
 import { own } from '../tokens/grant-scope';
 import type { OAuthClient } from './clients';
@@ -31,9 +32,19 @@ function byName(policy: Policy, typed: string): string | undefined {
   return loginSettingsOf(own(policy.tenants, typed)) ? typed : undefined;
 }
 
+/**
+ * login domain → the tenant that logs in with it (null: two tenants name it), built once per policy
+ * instead of a scan of every tenant on each /authorize. Policy validation gives a domain to one tenant at
+ * most; a policy object built past it still never sends a login to either of two claimants.
+ */
+const loginDomainOwners = perPolicy((policy) => {
+  const index = new Map<string, string | null>();
+  for (const [tenant, t] of Object.entries(policy.tenants)) for (const domain of loginSettingsOf(t)?.login.domains ?? []) index.set(domain, index.has(domain) ? null : tenant);
+  return index;
+});
+
 function byDomain(policy: Policy, domain: string | undefined): string | undefined {
-  if (domain === undefined) return undefined;
-  return Object.entries(policy.tenants).find(([, tenant]) => loginSettingsOf(tenant)?.login.domains.includes(domain))?.[0];
+  return domain === undefined ? undefined : (loginDomainOwners(policy).get(domain) ?? undefined);
 }
 
 function domainOf(hint: string): string | undefined {
