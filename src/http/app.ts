@@ -6,6 +6,7 @@ import { consoleRoutes } from '../console/console-routes';
 import { BrokerError } from '../errors';
 import { authenticate, type Identities, type OnUnauthenticated } from './authenticate';
 import { requireJsonBody } from './content-type';
+import { requestLineLogger } from '../observability/logger';
 import { bindRequestContext } from '../observability/request-context';
 import { strictJsonBody } from './json-body';
 import { bodyParserError, sendDeny, sendError } from './respond';
@@ -116,6 +117,7 @@ export function createHttpApp(deps: HttpAppDeps): HttpApp {
 }
 
 function requestLog(logger: Logger): RequestHandler {
+  const requestLines = requestLineLogger(logger);
   return (req, res, next) => {
     const started = process.hrtime.bigint();
     const id = randomUUID();
@@ -124,7 +126,7 @@ function requestLog(logger: Logger): RequestHandler {
     res.on('finish', () => {
       // Allow-list only: method, path without query, status, duration, ids, and the reason code of a deny
       // (set where the answer is made, or noted by a refusal answered otherwise). No headers, no bodies.
-      logger.info(
+      requestLines.info(
         { requestId: id, method: req.method, path: req.path, status: res.statusCode, ms: Number(process.hrtime.bigint() - started) / 1e6, server: res.locals.server, operator: res.locals.operator, reason: res.locals.noted_reason ?? res.locals.reason },
         'request',
       );

@@ -6,6 +6,7 @@ import type { createCompletion } from '../authorize/completion';
 import { allowedTools } from '../authorize/allowed-tools';
 import { BrokerError } from '../errors';
 import type { BrokerMetrics } from '../observability/metrics';
+import { requestLineLogger } from '../observability/logger';
 import { withRequestId } from '../observability/request-context';
 import type { Policy } from '../policy/schema';
 import type { CallContextSigner } from '../tokens/call-context';
@@ -75,6 +76,8 @@ export function createServerEndpoints(deps: ServerEndpointDeps): ServerEndpoints
     manifest: (server, body, requestId) => manifest(deps, server, body, requestId),
   };
 
+  const requestLines = requestLineLogger(deps.logger);
+
   return (req, res) => {
     const url = req.url ?? '';
     const query = url.indexOf('?');
@@ -90,7 +93,7 @@ export function createServerEndpoints(deps: ServerEndpointDeps): ServerEndpoints
       send(res, requestId, reply);
       // Allow-list only, as for every route (http/app.ts): method, path without query, status, duration, ids,
       // and the reason code of a deny. No headers, no bodies.
-      deps.logger.info({ requestId, method: 'POST', path, status: reply.status, ms: Number(process.hrtime.bigint() - started) / 1e6, server, reason: locals.noted_reason ?? reply.reason }, 'request');
+      requestLines.info({ requestId, method: 'POST', path, status: reply.status, ms: Number(process.hrtime.bigint() - started) / 1e6, server, reason: locals.noted_reason ?? reply.reason }, 'request');
     };
     const fail = (err: unknown, body?: Record<string, unknown>) => {
       const context = { requestId, path, logger: deps.logger };

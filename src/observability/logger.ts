@@ -37,6 +37,14 @@ export interface LoggerOptions {
   destination?: NodeJS.WritableStream;
 }
 
+/**
+ * Buffered log writes: a line is appended to a buffer that is written once it holds 4 kB, and at least
+ * every 100 ms, so a burst of requests costs one write, not one per line. Each write is a trip to the
+ * thread pool; one per line cost about 50 µs of broker CPU per request line under load on 2 cores
+ * (docs/benchmarks.md, session 8). A line is on stdout within 100 ms; at exit pino flushes the rest.
+ */
+const BUFFERED_STDOUT = { dest: 1, sync: false, minLength: 4096, periodicFlush: 100 } as const;
+
 export function createLogger(options: LoggerOptions = {}): Logger {
   return pino(
     {
@@ -48,8 +56,20 @@ export function createLogger(options: LoggerOptions = {}): Logger {
         error: serializeError,
       },
     },
-    options.destination ?? pino.destination({ dest: 1, sync: false }),
+    options.destination ?? pino.destination(BUFFERED_STDOUT),
   );
+}
+
+/** The paths of REDACT_PATHS that name a top-level field. */
+const TOP_LEVEL_REDACT_PATHS = REDACT_PATHS.filter((path) => !path.includes('.'));
+
+/**
+ * The logger for per-request lines: the same destination, with redaction of top-level fields only. A
+ * request line is a flat allow-list of primitives (method, path, status, ids, a reason code), so the
+ * nested paths could never match, and checking them cost ~11 µs per line, two lines per tool call.
+ */
+export function requestLineLogger(logger: Logger): Logger {
+  return logger.child({}, { redact: { paths: TOP_LEVEL_REDACT_PATHS, censor: '[redacted]' } });
 }
 
 /** Errors keep their type, code and stack-free message; upstream response bodies are dropped. */

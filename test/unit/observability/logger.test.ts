@@ -1,0 +1,71 @@
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { PassThrough } from 'node:stream';
+import { createLogger, REDACT_PATHS, requestLineLogger } from '../../../src/observability/logger';
+import { ensureBuilt, ROOT } from '../../support/built-cli';
+
+/**
+ * The broker's logs: sensitive names are redacted wherever they sit (the request-line logger, which only
+ * logs flat allow-listed fields, still redacts every top-level one), and the buffered stdout destination
+ * loses nothing: a line is written while the process runs (not only once 4 kB piled up), and everything
+ * logged before an exit is on stdout after it.
+ */
+function capture(): { stream: PassThrough; lines: () => Array<Record<string, unknown>> } {
+  const stream = new PassThrough();
+  let text = '';
+  stream.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+  return { stream, lines: () => text.trim().split('\n').filter(Boolean).map((l) => JSON.parse(l) as Record<string, unknown>) };
+}
+
+const SECRET = 'sk-live-do-not-log';
+const TOP_LEVEL = REDACT_PATHS.filter((path) => !path.includes('.'));
+
+test.each(TOP_LEVEL)('a request line never carries a top-level "%s"', async (field) => {
+  const out = capture();
+  requestLineLogger(createLogger({ destination: out.stream })).info({ requestId: 'r1', method: 'POST', path: '/v1/authorize', status: 200, [field]: SECRET }, 'request');
+  await new Promise(setImmediate);
+  const [line] = out.lines();
+  expect(line!.path).toBe('/v1/authorize');
+  expect(line![field]).toBe('[redacted]');
+  expect(JSON.stringify(out.lines())).not.toContain(SECRET);
+});
+
+test('the broker logger redacts nested sensitive fields too, and the request-line logger leaves it so', async () => {
+  const out = capture();
+  const logger = createLogger({ destination: out.stream });
+  requestLineLogger(logger).info({ status: 200 }, 'request');
+  logger.info({ credential: { value: SECRET }, upstream: { password: SECRET, token: SECRET }, req: { headers: { authorization: SECRET } }, body: SECRET }, 'event');
+  await new Promise(setImmediate);
+  expect(out.lines()).toHaveLength(2);
+  expect(JSON.stringify(out.lines())).not.toContain(SECRET);
+});
+
+/** Runs the built logger on its default destination (stdout) in a child process. */
+function child(script: string): { lines: () => string[]; exited: Promise<number | null>; send: (text: string) => void } {
+  ensureBuilt();
+  const proc = spawn(process.execPath, ['-e', `const { createLogger, requestLineLogger } = require(${JSON.stringify(join(ROOT, 'dist/src/observability/logger.js'))});\n${script}`], { stdio: ['pipe', 'pipe', 'pipe'] });
+  proc.stderr.resume(); // the uncaught exception's report
+  let text = '';
+  proc.stdout.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+  const exited = new Promise<number | null>((resolve) => proc.on('close', resolve));
+  return { lines: () => text.split('\n').filter(Boolean), exited, send: (t) => proc.stdin.write(t) };
+}
+
+test('a single line reaches stdout while the process keeps running (a quiet broker still logs)', async () => {
+  const run = child(`requestLineLogger(createLogger()).info({ status: 200 }, 'only line'); process.stdin.on('data', () => process.exit(0));`);
+  while (run.lines().length === 0) await new Promise((r) => setTimeout(r, 20));
+  expect(JSON.parse(run.lines()[0]!).msg).toBe('only line');
+  run.send('stop\n');
+  expect(await run.exited).toBe(0);
+});
+
+test.each([
+  ['process.exit()', 'process.exit(0)'],
+  ['the end of the event loop', ''],
+  ['an uncaught exception', `setImmediate(() => { throw new Error('boom'); })`],
+])('every line logged before %s is on stdout', async (_how, ending) => {
+  const run = child(`const log = createLogger(); for (let i = 0; i < 5000; i++) log.info({ i }, 'line'); ${ending}`);
+  await run.exited;
+  const seen = run.lines().map((l) => (JSON.parse(l) as { i: number }).i);
+  expect(seen).toEqual(Array.from({ length: 5000 }, (_, i) => i));
+});
