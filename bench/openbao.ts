@@ -90,6 +90,8 @@ export async function run(): Promise<ScenarioResult> {
   } finally {
     await local.stop();
     await vault.stop();
+    // Stopped too, or its IPC channel keeps this process alive after the results are written.
+    await baseline?.stop();
     await rm(dir, { recursive: true, force: true });
   }
 }
