@@ -40,8 +40,9 @@ export interface LoggerOptions {
 /**
  * Buffered log writes: a line is appended to a buffer that is written once it holds 4 kB, and at least
  * every 100 ms, so a burst of requests costs one write, not one per line. Each write is a trip to the
- * thread pool; one per line cost about 50 µs of broker CPU per request line under load on 2 cores
- * (docs/benchmarks.md, session 8). A line is on stdout within 100 ms; at exit pino flushes the rest.
+ * thread pool; one per line cost ~9 % of the broker's CPU per tool call under load on 2 cores (two
+ * lines a call; docs/benchmarks.md, session 8). A line is on stdout within 100 ms; at exit (also after
+ * an uncaught exception) pino flushes the rest.
  */
 const BUFFERED_STDOUT = { dest: 1, sync: false, minLength: 4096, periodicFlush: 100 } as const;
 
