@@ -43,8 +43,26 @@ export interface LoggerOptions {
  * thread pool; one per line cost ~9 % of the broker's CPU per tool call under load on 2 cores (two
  * lines a call; docs/benchmarks.md, session 8). A line is on stdout within 100 ms; at exit (also after
  * an uncaught exception) pino flushes the rest.
+ *
+ * The buffer is bounded: when whoever reads stdout stops reading, lines past MAX_BUFFERED_LOG_BYTES are
+ * dropped and counted rather than held until the process runs out of memory (logs are not the audit
+ * record, which is durable before every answer). Once stdout takes writes again, one warning line says
+ * how many were dropped.
  */
-const BUFFERED_STDOUT = { dest: 1, sync: false, minLength: 4096, periodicFlush: 100 } as const;
+export const MAX_BUFFERED_LOG_BYTES = 16 * 1024 * 1024;
+
+function bufferedStdout(): pino.DestinationStream {
+  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 100, maxLength: MAX_BUFFERED_LOG_BYTES });
+  let dropped = 0;
+  destination.on('drop', () => dropped++);
+  destination.on('write', () => {
+    if (dropped === 0) return;
+    const line = { level: 40, time: Date.now(), service: 'bulkhead', dropped, msg: 'log lines dropped: stdout was not being read' };
+    dropped = 0;
+    destination.write(`${JSON.stringify(line)}\n`);
+  });
+  return destination;
+}
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   return pino(
@@ -57,7 +75,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
         error: serializeError,
       },
     },
-    options.destination ?? pino.destination(BUFFERED_STDOUT),
+    options.destination ?? bufferedStdout(),
   );
 }
 

@@ -8,7 +8,8 @@ import { ensureBuilt, ROOT } from '../../support/built-cli';
  * The broker's logs: sensitive names are redacted wherever they sit (the request-line logger, which only
  * logs flat allow-listed fields, still redacts every top-level one), and the buffered stdout destination
  * loses nothing: a line is written while the process runs (not only once 4 kB piled up), and everything
- * logged before an exit is on stdout after it.
+ * logged before an exit is on stdout after it. When stdout is not read, its buffer stays bounded and
+ * every line is accounted for: on stdout, or counted in a warning once stdout drains.
  */
 function capture(): { stream: PassThrough; lines: () => Array<Record<string, unknown>> } {
   const stream = new PassThrough();
@@ -68,4 +69,39 @@ test.each([
   await run.exited;
   const seen = run.lines().map((l) => (JSON.parse(l) as { i: number }).i);
   expect(seen).toEqual(Array.from({ length: 5000 }, (_, i) => i));
+});
+
+test('while stdout is not being read, lines past the buffer limit are dropped and counted, and the count is logged once it drains', async () => {
+  ensureBuilt();
+  const LINES = 30_000; // ~1 kB each: about twice MAX_BUFFERED_LOG_BYTES
+  const script = `const { createLogger } = require(${JSON.stringify(join(ROOT, 'dist/src/observability/logger.js'))});
+    const log = createLogger(); const pad = 'x'.repeat(1000);
+    for (let i = 0; i < ${LINES}; i++) log.info({ i, pad }, 'line');
+    process.stderr.write('logged\\n');
+    process.stdin.once('data', () => { log.info('after'); process.exit(0); });`;
+  const proc = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'pipe'] });
+  const exited = new Promise<number | null>((resolve) => proc.on('close', resolve));
+  // Nobody reads stdout until the child has logged everything: the pipe fills and the buffer hits its bound.
+  proc.stdout.pause();
+  await new Promise<void>((resolve) => proc.stderr.on('data', (chunk: Buffer) => chunk.toString().includes('logged') && resolve()));
+  let text = '';
+  proc.stdout.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+  proc.stdout.resume();
+  // Reading again lets the blocked write finish; the next write says how many lines were dropped.
+  while (!text.includes('log lines dropped')) await new Promise((r) => setTimeout(r, 20));
+  proc.stdin.write('go\n');
+  expect(await exited).toBe(0);
+
+  const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { i?: number; msg: string; dropped?: number; level: number });
+  const kept = lines.filter((l) => l.msg === 'line').map((l) => l.i!);
+  const notices = lines.filter((l) => l.msg === 'log lines dropped: stdout was not being read');
+  const dropped = notices.reduce((n, l) => n + l.dropped!, 0);
+  expect(notices.length).toBeGreaterThan(0);
+  expect(notices.every((l) => l.level === 40)).toBe(true);
+  // The count is exact: every line is either on stdout, once and in order, or counted as dropped.
+  expect(new Set(kept).size).toBe(kept.length);
+  expect(kept).toEqual([...kept].sort((a, b) => a - b));
+  expect(kept.length + dropped).toBe(LINES);
+  expect(dropped).toBeGreaterThan(0);
+  expect(lines.at(-1)!.msg).toBe('after');
 });
