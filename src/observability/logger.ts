@@ -51,10 +51,17 @@ export interface LoggerOptions {
  */
 export const MAX_BUFFERED_LOG_BYTES = 16 * 1024 * 1024;
 
+/** Lines dropped so far by this process (every stdout logger), for `bulkhead_log_lines_dropped_total`. */
+let droppedSinceStart = 0;
+export const droppedLogLines = (): number => droppedSinceStart;
+
 function bufferedStdout(): pino.DestinationStream {
   const destination = pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 100, maxLength: MAX_BUFFERED_LOG_BYTES });
   let dropped = 0;
-  destination.on('drop', () => dropped++);
+  destination.on('drop', () => {
+    dropped++;
+    droppedSinceStart++;
+  });
   destination.on('write', () => {
     if (dropped === 0) return;
     const line = { level: 40, time: Date.now(), service: 'bulkhead', dropped, msg: 'log lines dropped: stdout was not being read' };

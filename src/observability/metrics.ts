@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, collectDefaultMetrics } from 'prom-client';
+import { droppedLogLines } from './logger';
 
 /**
  * Prometheus metrics. No label ever carries a tenant, principal, session or tool: labels are
@@ -23,12 +24,15 @@ export interface BrokerMetrics {
   policyReloads: Counter<'result'>;
   /** Calls denied budget_exceeded, over all tenants (no tenant label). */
   budgetDenials: Counter;
+  /** Log lines dropped while stdout was not being read (logger.ts bounds its buffer); read at each scrape. */
+  logLinesDropped: Counter;
 }
 
 export function createMetrics(): BrokerMetrics {
   const registry = new Registry();
   collectDefaultMetrics({ register: registry, prefix: 'bulkhead_process_' });
   const registers = [registry];
+  let counted = 0;
   return {
     registry,
     decisions: new Counter({ name: 'bulkhead_authorize_decisions_total', help: 'Authorize decisions by outcome and reason code.', labelNames: ['decision', 'reason'], registers }),
@@ -55,6 +59,16 @@ export function createMetrics(): BrokerMetrics {
     certificateAgeSeconds: new Gauge({ name: 'bulkhead_certificate_age_seconds', help: 'Age of the current certificate.', labelNames: ['kind'], registers }),
     policyVersion: new Gauge({ name: 'bulkhead_policy_info', help: 'The policy version this replica serves (value 1).', labelNames: ['version'], registers }),
     budgetDenials: new Counter({ name: 'bulkhead_budget_denials_total', help: 'Calls denied because a tenant or principal budget was spent (all tenants).', registers }),
+    logLinesDropped: new Counter({
+      name: 'bulkhead_log_lines_dropped_total',
+      help: 'Log lines dropped because stdout was not being read (the log buffer is bounded).',
+      registers,
+      collect() {
+        const total = droppedLogLines();
+        if (total > counted) this.inc(total - counted);
+        counted = total;
+      },
+    }),
     policyReloads: new Counter({ name: 'bulkhead_policy_reloads_total', help: 'Policy reloads by result (applied, unchanged, refused).', labelNames: ['result'], registers }),
   };
 }

@@ -71,16 +71,24 @@ test.each([
   expect(seen).toEqual(Array.from({ length: 5000 }, (_, i) => i));
 });
 
-test('while stdout is not being read, lines past the buffer limit are dropped and counted, and the count is logged once it drains', async () => {
+test('while stdout is not being read, lines past the buffer limit are dropped and counted, and the count is logged once it drains and scraped as a metric', async () => {
   ensureBuilt();
   const LINES = 30_000; // ~1 kB each: about twice MAX_BUFFERED_LOG_BYTES
   const script = `const { createLogger } = require(${JSON.stringify(join(ROOT, 'dist/src/observability/logger.js'))});
     const log = createLogger(); const pad = 'x'.repeat(1000);
     for (let i = 0; i < ${LINES}; i++) log.info({ i, pad }, 'line');
     process.stderr.write('logged\\n');
-    process.stdin.once('data', () => { log.info('after'); process.exit(0); });`;
+    const { createMetrics } = require(${JSON.stringify(join(ROOT, 'dist/src/observability/metrics.js'))});
+    process.stdin.once('data', async () => {
+      log.info('after');
+      const metrics = (await createMetrics().registry.metrics()).split('\\n').find((l) => l.startsWith('bulkhead_log_lines_dropped_total '));
+      process.stderr.write('metric ' + metrics + '\\n');
+      process.exit(0);
+    });`;
   const proc = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'pipe'] });
   const exited = new Promise<number | null>((resolve) => proc.on('close', resolve));
+  let stderr = '';
+  proc.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
   // Nobody reads stdout until the child has logged everything: the pipe fills and the buffer hits its bound.
   proc.stdout.pause();
   await new Promise<void>((resolve) => proc.stderr.on('data', (chunk: Buffer) => chunk.toString().includes('logged') && resolve()));
@@ -104,4 +112,6 @@ test('while stdout is not being read, lines past the buffer limit are dropped an
   expect(kept.length + dropped).toBe(LINES);
   expect(dropped).toBeGreaterThan(0);
   expect(lines.at(-1)!.msg).toBe('after');
+  // The same count is what a scrape of /metrics reads.
+  expect(/metric bulkhead_log_lines_dropped_total (\d+)/.exec(stderr)?.[1]).toBe(String(dropped));
 });
