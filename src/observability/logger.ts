@@ -51,6 +51,9 @@ export interface LoggerOptions {
  */
 export const MAX_BUFFERED_LOG_BYTES = 16 * 1024 * 1024;
 
+/** The fields every line carries. */
+const BASE = { service: 'bulkhead' } as const;
+
 /** Lines dropped so far by this process (every stdout logger), for `bulkhead_log_lines_dropped_total`. */
 let droppedSinceStart = 0;
 export const droppedLogLines = (): number => droppedSinceStart;
@@ -64,7 +67,8 @@ function bufferedStdout(): pino.DestinationStream {
   });
   destination.on('write', () => {
     if (dropped === 0) return;
-    const line = { level: 40, time: Date.now(), service: 'bulkhead', dropped, msg: 'log lines dropped: stdout was not being read' };
+    // Written as a pino warn line would be (same base fields), also at levels that would hide a warning.
+    const line = { level: 40, time: Date.now(), ...BASE, dropped, msg: 'log lines dropped: stdout was not being read' };
     dropped = 0;
     destination.write(`${JSON.stringify(line)}\n`);
   });
@@ -75,7 +79,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
   return pino(
     {
       level: options.level ?? process.env.BULKHEAD_LOG_LEVEL ?? 'info',
-      base: { service: 'bulkhead' },
+      base: BASE,
       redact: { paths: REDACT_PATHS, censor: '[redacted]' },
       serializers: {
         err: serializeError,

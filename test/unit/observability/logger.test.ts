@@ -41,15 +41,18 @@ test('the broker logger redacts nested sensitive fields too, and the request-lin
   expect(JSON.stringify(out.lines())).not.toContain(SECRET);
 });
 
-/** Runs the built logger on its default destination (stdout) in a child process. */
-function child(script: string): { lines: () => string[]; exited: Promise<number | null>; send: (text: string) => void } {
+const dist = (module: string) => JSON.stringify(join(ROOT, 'dist/src/observability', module));
+
+/** Runs the built logger on its default destination, stdout, in a child process; `dist(file)` names a built module. */
+function child(script: string) {
   ensureBuilt();
-  const proc = spawn(process.execPath, ['-e', `const { createLogger, requestLineLogger } = require(${JSON.stringify(join(ROOT, 'dist/src/observability/logger.js'))});\n${script}`], { stdio: ['pipe', 'pipe', 'pipe'] });
-  proc.stderr.resume(); // the uncaught exception's report
+  const proc = spawn(process.execPath, ['-e', `const { createLogger, requestLineLogger } = require(${dist('logger.js')});\n${script}`], { stdio: ['pipe', 'pipe', 'pipe'] });
   let text = '';
+  let stderr = '';
   proc.stdout.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
+  proc.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8'))); // also the uncaught exception's report
   const exited = new Promise<number | null>((resolve) => proc.on('close', resolve));
-  return { lines: () => text.split('\n').filter(Boolean), exited, send: (t) => proc.stdin.write(t) };
+  return { stdout: proc.stdout, text: () => text, stderr: () => stderr, lines: () => text.split('\n').filter(Boolean), exited, send: (t: string) => proc.stdin.write(t) };
 }
 
 test('a single line reaches stdout while the process keeps running (a quiet broker still logs)', async () => {
@@ -72,35 +75,27 @@ test.each([
 });
 
 test('while stdout is not being read, lines past the buffer limit are dropped and counted, and the count is logged once it drains and scraped as a metric', async () => {
-  ensureBuilt();
   const LINES = 30_000; // ~1 kB each: about twice MAX_BUFFERED_LOG_BYTES
-  const script = `const { createLogger } = require(${JSON.stringify(join(ROOT, 'dist/src/observability/logger.js'))});
-    const log = createLogger(); const pad = 'x'.repeat(1000);
+  const run = child(`const log = createLogger(); const pad = 'x'.repeat(1000);
     for (let i = 0; i < ${LINES}; i++) log.info({ i, pad }, 'line');
     process.stderr.write('logged\\n');
-    const { createMetrics } = require(${JSON.stringify(join(ROOT, 'dist/src/observability/metrics.js'))});
+    const { createMetrics } = require(${dist('metrics.js')});
     process.stdin.once('data', async () => {
       log.info('after');
       const metrics = (await createMetrics().registry.metrics()).split('\\n').find((l) => l.startsWith('bulkhead_log_lines_dropped_total '));
       process.stderr.write('metric ' + metrics + '\\n');
       process.exit(0);
-    });`;
-  const proc = spawn(process.execPath, ['-e', script], { stdio: ['pipe', 'pipe', 'pipe'] });
-  const exited = new Promise<number | null>((resolve) => proc.on('close', resolve));
-  let stderr = '';
-  proc.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString('utf8')));
+    });`);
   // Nobody reads stdout until the child has logged everything: the pipe fills and the buffer hits its bound.
-  proc.stdout.pause();
-  await new Promise<void>((resolve) => proc.stderr.on('data', (chunk: Buffer) => chunk.toString().includes('logged') && resolve()));
-  let text = '';
-  proc.stdout.on('data', (chunk: Buffer) => (text += chunk.toString('utf8')));
-  proc.stdout.resume();
+  run.stdout.pause();
+  while (!run.stderr().includes('logged')) await new Promise((r) => setTimeout(r, 20));
+  run.stdout.resume();
   // Reading again lets the blocked write finish; the next write says how many lines were dropped.
-  while (!text.includes('log lines dropped')) await new Promise((r) => setTimeout(r, 20));
-  proc.stdin.write('go\n');
-  expect(await exited).toBe(0);
+  while (!run.text().includes('log lines dropped')) await new Promise((r) => setTimeout(r, 20));
+  run.send('go\n');
+  expect(await run.exited).toBe(0);
 
-  const lines = text.split('\n').filter(Boolean).map((l) => JSON.parse(l) as { i?: number; msg: string; dropped?: number; level: number });
+  const lines = run.lines().map((l) => JSON.parse(l) as { i?: number; msg: string; dropped?: number; level: number });
   const kept = lines.filter((l) => l.msg === 'line').map((l) => l.i!);
   const notices = lines.filter((l) => l.msg === 'log lines dropped: stdout was not being read');
   const dropped = notices.reduce((n, l) => n + l.dropped!, 0);
@@ -113,5 +108,5 @@ test('while stdout is not being read, lines past the buffer limit are dropped an
   expect(dropped).toBeGreaterThan(0);
   expect(lines.at(-1)!.msg).toBe('after');
   // The same count is what a scrape of /metrics reads.
-  expect(/metric bulkhead_log_lines_dropped_total (\d+)/.exec(stderr)?.[1]).toBe(String(dropped));
+  expect(/metric bulkhead_log_lines_dropped_total (\d+)/.exec(run.stderr())?.[1]).toBe(String(dropped));
 });
