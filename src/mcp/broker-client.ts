@@ -10,8 +10,9 @@ import { createKeepAliveTransport } from '../net/keep-alive-http';
  * and every failure to get an answer (refused connection, timeout, a body that is not the contract's)
  * becomes a deny with `broker_unavailable`: the wrapper fails closed and never guesses.
  *
- * Requests go over one keep-alive node:http agent (a tool call costs two broker round trips; a fresh
- * connection and fetch's client CPU per round trip were most of the wrapper's added latency).
+ * Requests go over one keep-alive connection pool (net/keep-alive-http.ts, undici's: a tool call costs
+ * two broker round trips; a fresh connection and fetch's client CPU per round trip were most of the
+ * wrapper's added latency).
  *
  * Nothing here logs, and no error built here quotes the token, the server key or a credential.
  */

@@ -76,7 +76,7 @@ export function createBulkheadTokenVerifier(options: BulkheadTokenVerifierOption
   const { base, socketPath } = brokerAddress(options.brokerUrl);
   const timeoutMs = options.timeoutMs ?? 5000;
   const clock = options.clock ?? systemClock;
-  // node:http, not fetch, for the metadata: the same request goes over TCP or the broker's unix socket.
+  // The keep-alive pool, not fetch, for the metadata: the same request goes over TCP or the broker's unix socket.
   const transport = createKeepAliveTransport({ maxBodyBytes: MAX_METADATA_BYTES, socketPath });
   const keys = createRemoteJWKSet(new URL('/.well-known/jwks.json', base), {
     timeoutDuration: timeoutMs,
