@@ -1,11 +1,13 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { budgetUs, CORES, medianCoresBusy, perRound } from './cpu-budget';
 import type { FixtureOptions } from './fixtures';
 import { interleave, type Summary } from './interleave';
 import { describeMachine } from './machine';
 import type { Row, ScenarioResult } from './results';
 import { log, pairedRatio, runIfMain, settingsFromEnv } from './scenario';
+import { round } from './stats';
 import { authorizeStep, floorStep, mb, probeAuthorize, startBroker, startFloor, tenantStatus, type BrokerTarget } from './steps';
 
 /**
@@ -68,6 +70,8 @@ export async function run(): Promise<ScenarioResult> {
       const brokerRps = (r: Summary['runs'][number]) => (r.ok > 0 ? (r.rps * (r.ok + (r.followUps?.ok ?? 0))) / r.ok : 0);
       const rpsVsExpress = pairedRatio(authorize, floorExpress, brokerRps, 2, (r) => r.rps);
       const callsVsExpress = pairedRatio(authorize, floorExpress, (r) => r.rps);
+      // Per broker request (a call is two); the floor's CPU is per request already. cpu-budget.ts says why this is a budget.
+      const brokerBudget = perRound(floorExpress, authorize, (f, a) => budgetUs(f.rps, 0.8, (a.loadCpuUs ?? Number.NaN) / 2));
       const denies = authorize.non2xx + authorize.errors + authorize.failedFollowUps;
       const held = status.quota?.in_flight ?? Number.NaN;
       const cutOff = settings.connections * (authorize.runs.length + 1);
@@ -89,6 +93,9 @@ export async function run(): Promise<ScenarioResult> {
           { metric: 'authorize p50 / express floor p50', value: pairedRatio(authorize, floorExpress, (r) => r.p50Ms) },
           { metric: 'server CPU: per express floor request / per node:http floor request / per call (authorize + complete)', value: `${floorExpress.serverCpuUs} / ${floorHttp.serverCpuUs} / ${authorize.serverCpuUs}`, unit: 'µs' },
           { metric: '2 × express floor CPU per request / CPU per call', value: pairedRatio(floorExpress, authorize, (r) => 2 * (r.serverCpuUs ?? Number.NaN), 2, (r) => r.serverCpuUs ?? Number.NaN) },
+          { metric: 'load generator CPU: per express floor request / per node:http floor request / per call', value: `${floorExpress.loadCpuUs} / ${floorHttp.loadCpuUs} / ${authorize.loadCpuUs}`, unit: 'µs' },
+          { metric: `cores kept busy (server + load generator, of ${CORES}): express floor / node:http floor / authorize`, value: `${medianCoresBusy(floorExpress)} / ${medianCoresBusy(floorHttp)} / ${medianCoresBusy(authorize)}` },
+          { metric: 'broker CPU per request: what ≥ 0.8× the express floor leaves on these cores / measured', value: `${brokerBudget} / ${round(authorize.serverCpuUs / 2, 1)}`, unit: 'µs' },
           { metric: 'authorize denies, errors and failed completes (must be 0)', value: denies, target: '0', met: denies === 0 },
           // A run stops mid-call: at most one call per connection per run is answered but never completed.
           { metric: 'concurrency slots still held after the runs (calls cut off when a run stopped)', value: Number.isNaN(held) ? 'n/a' : held, target: `≤ ${cutOff}`, met: held <= cutOff },

@@ -17,6 +17,8 @@ export interface Summary {
   p99Ms: number;
   /** Server CPU µs per 2xx answer, when measured. */
   serverCpuUs: number;
+  /** Load generator CPU µs per 2xx answer, when measured. */
+  loadCpuUs: number;
   /** Summed over every measured round: a valid run has none. */
   non2xx: number;
   errors: number;
@@ -42,7 +44,7 @@ export async function interleave(steps: Step[], options: InterleaveOptions): Pro
       runs.get(step.label)!.push(result);
       const bad = result.non2xx + result.errors > 0 ? `  non-2xx=${result.non2xx} errors=${result.errors} ${JSON.stringify(result.statusCodes)}` : '';
       const followUp = result.followUps ? `  +${result.followUps.ok} completes${result.followUps.failed ? ` (${result.followUps.failed} failed)` : ''}` : '';
-      const cpu = result.serverCpuUs === undefined ? '' : `  server CPU ${result.serverCpuUs} µs/req`;
+      const cpu = (result.serverCpuUs === undefined ? '' : `  server CPU ${result.serverCpuUs} µs/req`) + (result.loadCpuUs === undefined ? '' : `, load ${result.loadCpuUs}`);
       log(`  round ${round}/${options.rounds} ${step.label.padEnd(28)} ${String(result.rps).padStart(7)} req/s  p50 ${result.p50Ms.toFixed(3)} ms  p99 ${result.p99Ms.toFixed(3)} ms${cpu}${followUp}${bad}`);
     }
   }
@@ -55,6 +57,7 @@ export function summarise(list: LoadResult[]): Summary {
     p50Ms: round(median(list.map((r) => r.p50Ms)), 3),
     p99Ms: round(median(list.map((r) => r.p99Ms)), 3),
     serverCpuUs: round(median(list.map((r) => r.serverCpuUs ?? Number.NaN).filter(Number.isFinite)), 1),
+    loadCpuUs: round(median(list.map((r) => r.loadCpuUs ?? Number.NaN).filter(Number.isFinite)), 1),
     non2xx: list.reduce((n, r) => n + r.non2xx, 0),
     errors: list.reduce((n, r) => n + r.errors, 0),
     failedFollowUps: list.reduce((n, r) => n + (r.followUps?.failed ?? 0), 0),

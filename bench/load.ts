@@ -62,6 +62,8 @@ export interface LoadResult {
   durationSec: number;
   /** CPU time the server process spent per 2xx answer (µs), when the step could measure it. */
   serverCpuUs?: number;
+  /** CPU time the load generator (the clients, in the bench's own process) spent per 2xx answer (µs), when measured. */
+  loadCpuUs?: number;
   /** With `followUp`: its 2xx and other answers (errors included). */
   followUps?: { ok: number; failed: number };
 }

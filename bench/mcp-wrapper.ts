@@ -11,6 +11,7 @@ import { interleave, type Step, type Summary } from './interleave';
 import type { LoadResult } from './load';
 import { describeMachine } from './machine';
 import type { ScenarioResult } from './results';
+import { budgetUs, CORES, medianCoresBusy, perRound } from './cpu-budget';
 import { brokerExecArgv, log, pairedRatio, runIfMain, settingsFromEnv } from './scenario';
 import { percentile, round } from './stats';
 import { startBroker, type BrokerTarget } from './steps';
@@ -87,6 +88,7 @@ function loadStep(side: Side, callers: Caller[], serving: Array<Target<unknown>>
     label: LABELS[side],
     async run(durationSec) {
       const cpuBefore = await Promise.all(serving.map((t) => t.usage()));
+      const clientsBefore = process.cpuUsage();
       const samples: number[] = [];
       let errors = 0;
       const until = Date.now() + durationSec * 1000;
@@ -101,6 +103,7 @@ function loadStep(side: Side, callers: Caller[], serving: Array<Target<unknown>>
           }
         }),
       );
+      const clients = process.cpuUsage(clientsBefore);
       const cpuAfter = await Promise.all(serving.map((t) => t.usage()));
       const perCall = cpuAfter.map((u, i) => round((u.cpuMicros - cpuBefore[i]!.cpuMicros) / Math.max(samples.length, 1), 1));
       const cpu = perCall.reduce((sum, us) => sum + us, 0);
@@ -116,6 +119,7 @@ function loadStep(side: Side, callers: Caller[], serving: Array<Target<unknown>>
         connections: callers.length,
         durationSec,
         serverCpuUs: round(cpu, 1),
+        loadCpuUs: round((clients.user + clients.system) / Math.max(samples.length, 1), 1),
       };
       return result;
     },
@@ -175,6 +179,10 @@ export async function run(): Promise<ScenarioResult> {
     const rpsV1 = pairedRatio(by('wrapped'), by('plain'), (r) => r.rps);
     const rpsV2 = pairedRatio(by('wrappedV2'), by('plainV2'), (r) => r.rps);
     const errors = SIDES.reduce((sum, side) => sum + by(side).errors, 0);
+    // What bulkhead/mcp and the broker may spend per call for the wrapped side to keep 0.6× the plain
+    // side's calls/s when clients, MCP server and broker share these cores (cpu-budget.ts), against what they spend.
+    const budget = (plain: Side, wrapped: Side) => perRound(by(plain), by(wrapped), (p, w) => budgetUs(p.rps, 0.6, (w.loadCpuUs ?? Number.NaN) + (p.serverCpuUs ?? Number.NaN)), 0);
+    const spent = (plain: Side, wrapped: Side) => perRound(by(plain), by(wrapped), (p, w) => (w.serverCpuUs ?? Number.NaN) - (p.serverCpuUs ?? Number.NaN), 0);
 
     return {
       scenario: 'mcp-wrapper',
@@ -198,6 +206,9 @@ export async function run(): Promise<ScenarioResult> {
           value: `${by('plain').serverCpuUs} / ${by('wrapped').serverCpuUs}, ${by('plainV2').serverCpuUs} / ${by('wrappedV2').serverCpuUs}`,
           unit: 'µs',
         },
+        { metric: `CPU per call, the SDK clients (${n} callers): v1 plain / wrapped, v2 plain / wrapped`, value: `${by('plain').loadCpuUs} / ${by('wrapped').loadCpuUs}, ${by('plainV2').loadCpuUs} / ${by('wrappedV2').loadCpuUs}`, unit: 'µs' },
+        { metric: `cores kept busy (clients + servers, of ${CORES}): v1 plain / wrapped, v2 plain / wrapped`, value: SIDES.map((side) => medianCoresBusy(by(side))).join(' / ') },
+        { metric: 'bulkhead/mcp + broker CPU per call: what ≥ 0.6× leaves on these cores / measured, v1; v2', value: `${budget('plain', 'wrapped')} / ${spent('plain', 'wrapped')}; ${budget('plainV2', 'wrappedV2')} / ${spent('plainV2', 'wrappedV2')}`, unit: 'µs' },
         { metric: 'failed calls (must be 0)', value: errors, target: '0', met: errors === 0 },
       ],
       runs: { single: Object.fromEntries([...samples].map(([name, list]) => [name, { p50: p50(name), p99: p99(name), n: list.length }])), loaded },

@@ -11,6 +11,8 @@ import type { Summary } from './interleave';
  *   BENCH_CONNECTIONS  autocannon connections, the same for every server compared (default 10)
  *   BENCH_WARMUP       seconds of warm-up per server before the rounds (default 2)
  *   BENCH_CPU_PROF_DIR when set, the broker under test runs with --cpu-prof into this directory
+ *   BENCH_NODE_FLAGS   more node flags for the broker (and bench:mcp-wrapper's MCP servers), space-separated,
+ *                      e.g. "--perf-basic-prof" for `perf record`, "--trace-deopt"
  *   BENCH_NOTE         a note stored with the result (e.g. "before the local-store change")
  */
 export interface Settings {
@@ -19,6 +21,7 @@ export interface Settings {
   connections: number;
   warmupSec: number;
   cpuProfDir?: string;
+  nodeFlags?: string[];
 }
 
 export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings {
@@ -33,12 +36,13 @@ export function settingsFromEnv(env: NodeJS.ProcessEnv = process.env): Settings 
     connections: Math.floor(num('BENCH_CONNECTIONS', 10)),
     warmupSec: env.BENCH_WARMUP === '0' ? 0 : num('BENCH_WARMUP', 2),
     ...(env.BENCH_CPU_PROF_DIR ? { cpuProfDir: env.BENCH_CPU_PROF_DIR } : {}),
+    ...(env.BENCH_NODE_FLAGS?.trim() ? { nodeFlags: env.BENCH_NODE_FLAGS.trim().split(/\s+/) } : {}),
   };
 }
 
-/** Node flags for the broker child: a CPU profile when asked for. */
+/** Node flags for the broker child: a CPU profile, and any others, when asked for. */
 export function brokerExecArgv(settings: Settings): string[] {
-  return settings.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${settings.cpuProfDir}`] : [];
+  return [...(settings.cpuProfDir ? ['--cpu-prof', `--cpu-prof-dir=${settings.cpuProfDir}`] : []), ...(settings.nodeFlags ?? [])];
 }
 
 /**

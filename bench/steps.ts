@@ -67,12 +67,17 @@ export async function probeAuthorize(broker: BrokerTarget): Promise<{ responseBy
 /**
  * A load run that also reads the server's CPU time before and after: CPU per answer is steadier than
  * requests per second on a busy machine, because time the server spends waiting for a core is not in it.
+ * The load generator's own CPU (this process) is read too: both share the machine's cores, which is what
+ * cpu-budget.ts needs to tell a CPU-bound run from one that waits.
  */
 export async function measured(server: Target<unknown>, options: LoadOptions): Promise<LoadResult> {
   const before = await server.usage();
+  const loadBefore = process.cpuUsage();
   const result = await runLoad(options);
+  const load = process.cpuUsage(loadBefore);
   const after = await server.usage();
-  return { ...result, serverCpuUs: result.ok > 0 ? Math.round(((after.cpuMicros - before.cpuMicros) / result.ok) * 10) / 10 : Number.NaN };
+  const perAnswer = (micros: number) => (result.ok > 0 ? Math.round((micros / result.ok) * 10) / 10 : Number.NaN);
+  return { ...result, serverCpuUs: perAnswer(after.cpuMicros - before.cpuMicros), loadCpuUs: perAnswer(load.user + load.system) };
 }
 
 /**
