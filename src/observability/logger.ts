@@ -1,4 +1,5 @@
 import pino, { type Logger } from 'pino';
+import { createStdoutWriter, type StdoutWriter } from './stdout-writer';
 
 /**
  * Structured JSON logs. Request logging uses an allow-list serializer (method, path, status, id): no
@@ -30,19 +31,19 @@ export const REDACT_PATHS = [
 export interface LoggerOptions {
   level?: string;
   /**
-   * Where to write; defaults to stdout, written asynchronously (a log call only appends to a buffer that
-   * is written while the broker goes on; what is still buffered at exit is flushed synchronously by
-   * pino). Tests pass a stream to search the output for secrets.
+   * Where to write; defaults to stdout, written by a thread of its own (a log call only appends to a
+   * buffer; what is still buffered at exit is written before the process ends: stdout-writer.ts).
+   * Tests pass a stream to search the output for secrets.
    */
   destination?: NodeJS.WritableStream;
 }
 
 /**
- * Buffered log writes: a line is appended to a buffer that is written once it holds 4 kB, and at least
- * every 100 ms, so a burst of requests costs one write, not one per line. Each write is a trip to the
- * thread pool; one per line cost ~9 % of the broker's CPU per tool call under load on 2 cores (two
- * lines a call; docs/benchmarks.md, session 8). A line is on stdout within 100 ms; at exit (also after
- * an uncaught exception) pino flushes the rest.
+ * Buffered log writes: lines are gathered into 4 kB chunks (sent at least every 100 ms) that a thread of
+ * their own writes to stdout (stdout-writer.ts), so a burst of requests costs one write and none of it
+ * runs on the event loop. A write per line, each a trip to the thread pool, cost ~9 % of the broker's CPU
+ * per tool call under load on 2 cores (two lines a call; docs/benchmarks.md, session 8). A line is on
+ * stdout within 100 ms; at exit (also after an uncaught exception) every line is written, in order.
  *
  * The buffer is bounded: when whoever reads stdout stops reading, lines past MAX_BUFFERED_LOG_BYTES are
  * dropped and counted rather than held until the process runs out of memory (logs are not the audit
@@ -54,26 +55,17 @@ export const MAX_BUFFERED_LOG_BYTES = 16 * 1024 * 1024;
 /** The fields every line carries. */
 const BASE = { service: 'bulkhead' } as const;
 
-/** Lines dropped so far by this process (every stdout logger), for `bulkhead_log_lines_dropped_total`. */
-let droppedSinceStart = 0;
-export const droppedLogLines = (): number => droppedSinceStart;
-
-function bufferedStdout(): pino.DestinationStream {
-  const destination = pino.destination({ dest: 1, sync: false, minLength: 4096, periodicFlush: 100, maxLength: MAX_BUFFERED_LOG_BYTES });
-  let dropped = 0;
-  destination.on('drop', () => {
-    dropped++;
-    droppedSinceStart++;
-  });
-  destination.on('write', () => {
-    if (dropped === 0) return;
+/** One writer per process for stdout, whatever the number of loggers (the CLI and tests make several). */
+let stdout: StdoutWriter | undefined;
+const stdoutWriter = (): StdoutWriter =>
+  (stdout ??= createStdoutWriter({
+    maxBufferedBytes: MAX_BUFFERED_LOG_BYTES,
     // Written as a pino warn line would be (same base fields), also at levels that would hide a warning.
-    const line = { level: 40, time: Date.now(), ...BASE, dropped, msg: 'log lines dropped: stdout was not being read' };
-    dropped = 0;
-    destination.write(`${JSON.stringify(line)}\n`);
-  });
-  return destination;
-}
+    droppedLine: (dropped) => `${JSON.stringify({ level: 40, time: Date.now(), ...BASE, dropped, msg: 'log lines dropped: stdout was not being read' })}\n`,
+  }));
+
+/** Lines dropped so far by this process, for `bulkhead_log_lines_dropped_total`. */
+export const droppedLogLines = (): number => stdout?.dropped() ?? 0;
 
 export function createLogger(options: LoggerOptions = {}): Logger {
   return pino(
@@ -86,7 +78,7 @@ export function createLogger(options: LoggerOptions = {}): Logger {
         error: serializeError,
       },
     },
-    options.destination ?? bufferedStdout(),
+    options.destination ?? stdoutWriter(),
   );
 }
 
