@@ -111,8 +111,10 @@ export function summariseProfile(profile: Profile, n = 25): ProfileSummary {
 
 export function newestProfile(pathOrDir: string): string {
   if (!statSync(pathOrDir).isDirectory()) return pathOrDir;
+  // Main threads only: `--cpu-prof` also writes one per worker thread (CPU.<date>.<time>.<pid>.<thread>.<n>),
+  // and the logger's writer thread is one.
   const files = readdirSync(pathOrDir)
-    .filter((f) => f.endsWith('.cpuprofile'))
+    .filter((f) => f.endsWith('.cpuprofile') && !/\.\d+\.[1-9]\d*\.\d+\.cpuprofile$/.test(f))
     .map((f) => join(pathOrDir, f))
     .sort((a, b) => statSync(b).mtimeMs - statSync(a).mtimeMs);
   if (files.length === 0) throw new Error(`no .cpuprofile in ${pathOrDir}`);
