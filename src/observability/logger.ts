@@ -31,17 +31,17 @@ export const REDACT_PATHS = [
 export interface LoggerOptions {
   level?: string;
   /**
-   * Where to write; defaults to stdout, written by a thread of its own (a log call only appends to a
-   * buffer; what is still buffered at exit is written before the process ends: stdout-writer.ts).
+   * Where to write; defaults to stdout in 4 kB chunks (a log call only appends to a buffer; what is
+   * still buffered at exit is written before the process ends: stdout-writer.ts).
    * Tests pass a stream to search the output for secrets.
    */
   destination?: NodeJS.WritableStream;
 }
 
 /**
- * Buffered log writes: lines are gathered into 4 kB chunks (sent at least every 100 ms) that a thread of
- * their own writes to stdout (stdout-writer.ts), so a burst of requests costs one write and none of it
- * runs on the event loop. A write per line, each a trip to the thread pool, cost ~9 % of the broker's CPU
+ * Buffered log writes: lines are gathered into 4 kB chunks (written at least every 100 ms; to a file
+ * right away, to a pipe or socket by a thread of their own: stdout-writer.ts), so a burst of requests
+ * costs one write. A write per line, each a trip to the thread pool, cost ~9 % of the broker's CPU
  * per tool call under load on 2 cores (two lines a call; docs/benchmarks.md, session 8). A line is on
  * stdout within 100 ms; at exit (also after an uncaught exception) every line is written, in order.
  *

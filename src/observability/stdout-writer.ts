@@ -1,20 +1,25 @@
+import { fstatSync, writeSync } from 'node:fs';
 import { Worker } from 'node:worker_threads';
 
 /**
- * Log lines to stdout without a write on the event loop, in order, and all of them at exit.
+ * Log lines to stdout in chunks, in order, all of them at exit, and never stalled by a slow reader.
  *
  * Lines are gathered into chunks (a chunk goes once it holds `chunkBytes`, and at least every
- * `flushEveryMs`), and a thread of its own writes the chunks to stdout, one after the other, with
- * blocking writes. Why a thread and not asynchronous `fs.write` (sonic-boom's async mode, used before):
- * at exit a synchronous flush must come after the write already in flight, and an `fs.write` handed to
- * libuv's pool cannot be waited for, so the last lines came out before the chunk in flight, or that
- * chunk was lost when the process exited first (sonic-boom #101; seen in CI after an uncaught
- * exception). Here the exit flush hands the rest to the thread and waits, on a shared counter, until
- * every chunk is written (at most `exitWaitMs`, so an exit never hangs on a stdout nobody reads).
+ * `flushEveryMs`). When stdout is a file, a terminal or /dev/null, a chunk is written right there,
+ * synchronously: such a write never waits for a reader. When it is a pipe or a socket, a thread of its
+ * own writes the chunks, one after the other, with blocking writes, so a stalled reader stalls that
+ * thread only. Why not asynchronous `fs.write` (sonic-boom's async mode, used before): at exit a
+ * synchronous flush must come after the write already in flight, and an `fs.write` handed to libuv's
+ * pool cannot be waited for, so the last lines came out before the chunk in flight, or that chunk was
+ * lost when the process exited first (sonic-boom #101; seen in CI after an uncaught exception). Here
+ * the exit flush hands the rest to the thread and waits, on a shared counter, until every chunk is
+ * written (at most `exitWaitMs`, so an exit never hangs on a stdout nobody reads).
  *
  * Bounded: lines not yet written (gathered or in the thread's queue) may hold `maxBufferedBytes`; past
  * that, while stdout is not being read, lines are dropped and counted, and once it takes writes again one
- * warning line says how many (logs are not the audit record, which is durable before every answer).
+ * warning line says how many (logs are not the audit record, which is durable before every answer). A
+ * chunk written directly is never queued; lines a failing write (a full disk) did not take are counted
+ * the same way.
  */
 export interface StdoutWriter {
   /** Takes one line (with its newline); false is never returned: a line over the bound is counted instead. */
@@ -72,8 +77,15 @@ export function createStdoutWriter(options: StdoutWriterOptions): StdoutWriter {
   let droppedSinceWarning = 0;
   let droppedTotal = 0;
 
+  const direct = writesFinishOnTheirOwn(fd);
+
   const post = () => {
     if (gathered === '') return;
+    if (direct) {
+      writeHere(gathered);
+      gathered = '';
+      return;
+    }
     // Started at the first chunk, not at the first line: a process that logs nothing has no thread.
     thread ??= startThread(fd, counters);
     thread.postMessage(gathered);
@@ -93,6 +105,18 @@ export function createStdoutWriter(options: StdoutWriterOptions): StdoutWriter {
     if (droppedSinceWarning > 0 && queuedLength + gathered.length <= maxBufferedBytes / 2) {
       gathered += options.droppedLine(droppedSinceWarning);
       droppedSinceWarning = 0;
+    }
+  };
+
+  /** Writes a chunk on this thread; lines a failing stdout (a full disk) did not take are counted as dropped. */
+  const writeHere = (chunk: string) => {
+    let bytes = Buffer.from(chunk, 'utf8');
+    try {
+      while (bytes.length > 0) bytes = bytes.subarray(writeSync(fd, bytes));
+    } catch {
+      const lost = bytes.toString('utf8').split('\n').length - 1;
+      droppedSinceWarning += lost;
+      droppedTotal += lost;
     }
   };
 
@@ -135,6 +159,20 @@ export function createStdoutWriter(options: StdoutWriterOptions): StdoutWriter {
   // Also after an uncaught exception: Node emits 'exit' then too, and the thread runs until every handler returned.
   process.once('exit', () => writer.flushSync());
   return writer;
+}
+
+/**
+ * A regular file, a terminal or /dev/null: a write there ends without waiting for a reader, so chunks are
+ * written right away on the caller's thread, in order, and no thread is started (a Node thread costs
+ * ~15–20 MB of RSS). A pipe, a socket or a FIFO can block for as long as its reader stalls.
+ */
+function writesFinishOnTheirOwn(fd: number): boolean {
+  try {
+    const stat = fstatSync(fd);
+    return stat.isFile() || stat.isCharacterDevice();
+  } catch {
+    return false;
+  }
 }
 
 function startThread(fd: number, counters: Int32Array): Worker {

@@ -1,4 +1,6 @@
 import { spawn } from 'node:child_process';
+import { closeSync, mkdtempSync, openSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PassThrough } from 'node:stream';
 import { createLogger, REDACT_PATHS, requestLineLogger } from '../../../src/observability/logger';
@@ -75,6 +77,25 @@ test.each([
     await proc.exited;
     const seen = proc.lines().map((l) => (JSON.parse(l) as { i: number }).i);
     expect(seen).toEqual(Array.from({ length: 20000 }, (_, i) => i));
+  }
+});
+
+test.each([
+  ['process.exit()', 'process.exit(0)'],
+  ['an uncaught exception', `setImmediate(() => { throw new Error('boom'); })`],
+])('stdout redirected to a file (written on the event loop, no thread): every line logged before %s is in it, in order', async (_how, ending) => {
+  ensureBuilt();
+  const dir = mkdtempSync(join(tmpdir(), 'bulkhead-log-file-'));
+  try {
+    const file = join(dir, 'stdout.log');
+    const fd = openSync(file, 'w');
+    const proc = spawn(process.execPath, ['-e', `const { createLogger } = require(${dist('logger.js')}); const log = createLogger(); for (let i = 0; i < 20000; i++) log.info({ i }, 'line'); ${ending}`], { stdio: ['ignore', fd, 'ignore'] });
+    closeSync(fd);
+    await new Promise((resolve) => proc.on('close', resolve));
+    const seen = readFileSync(file, 'utf8').split('\n').filter(Boolean).map((l) => (JSON.parse(l) as { i: number }).i);
+    expect(seen).toEqual(Array.from({ length: 20000 }, (_, i) => i));
+  } finally {
+    rmSync(dir, { recursive: true, force: true });
   }
 });
 
