@@ -24,7 +24,7 @@ import { Worker } from 'node:worker_threads';
 export interface StdoutWriter {
   /** Takes one line (with its newline); false is never returned: a line over the bound is counted instead. */
   write(line: string): boolean;
-  /** Hands what is gathered to the thread and waits until everything is written (or `exitWaitMs` passed). */
+  /** Writes (or hands the thread) what is gathered, and waits until everything is written (or `exitWaitMs` passed). */
   flushSync(): void;
   /** Lines dropped since the start. */
   dropped(): number;
