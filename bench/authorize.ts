@@ -70,7 +70,7 @@ export async function run(): Promise<ScenarioResult> {
       const brokerRps = (r: Summary['runs'][number]) => (r.ok > 0 ? (r.rps * (r.ok + (r.followUps?.ok ?? 0))) / r.ok : 0);
       const rpsVsExpress = pairedRatio(authorize, floorExpress, brokerRps, 2, (r) => r.rps);
       const callsVsExpress = pairedRatio(authorize, floorExpress, (r) => r.rps);
-      // Per broker request (a call is two); the floor's CPU is per request already. cpu-budget.ts says why this is a budget.
+      // Per broker request: a call is two, so half the load generator's CPU per call is the side's share. cpu-budget.ts says why this is a budget.
       const brokerBudget = perRound(floorExpress, authorize, (f, a) => budgetUs(f.rps, 0.8, (a.loadCpuUs ?? Number.NaN) / 2));
       const denies = authorize.non2xx + authorize.errors + authorize.failedFollowUps;
       const held = status.quota?.in_flight ?? Number.NaN;

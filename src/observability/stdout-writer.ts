@@ -69,7 +69,7 @@ export function createStdoutWriter(options: StdoutWriterOptions): StdoutWriter {
   const counters = new Int32Array(new SharedArrayBuffer(4));
   let thread: Worker | undefined;
   let gathered = '';
-  let posted = 0;
+  /** Chunks the thread has written, as far as `reap` has seen. */
   let reaped = 0;
   /** Lengths of the chunks posted and not yet written, oldest first. */
   const queued: number[] = [];
@@ -91,7 +91,6 @@ export function createStdoutWriter(options: StdoutWriterOptions): StdoutWriter {
     thread.postMessage(gathered);
     queued.push(gathered.length);
     queuedLength += gathered.length;
-    posted++;
     gathered = '';
   };
 
@@ -147,6 +146,7 @@ export function createStdoutWriter(options: StdoutWriterOptions): StdoutWriter {
     flushSync() {
       reap();
       post();
+      const posted = reaped + queued.length;
       const deadline = Date.now() + exitWaitMs;
       for (let written = Atomics.load(counters, 0); written < posted; written = Atomics.load(counters, 0)) {
         const left = deadline - Date.now();
